@@ -1,0 +1,35 @@
+# coapy_micro: every target sets up what it needs (a .venv with the pinned
+# test dependencies, the MicroPython VM from npm) on first use.
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+MPVM := tools/mpvm
+
+.PHONY: all setup test bench demo clean
+
+all: test
+
+setup: $(VENV)/.installed $(MPVM)/node_modules/.installed
+
+$(VENV)/.installed: requirements-test.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -r requirements-test.txt
+	touch $@
+
+# npm ci installs exactly what package-lock.json pins.
+$(MPVM)/node_modules/.installed: $(MPVM)/package.json $(MPVM)/package-lock.json
+	cd $(MPVM) && npm ci --no-audit --no-fund
+	touch $@
+
+# Every test, on CPython and (through tests/test_micropython_vm.py) on the
+# real MicroPython VM.
+test: setup
+	$(VPY) -m pytest -q
+
+bench: setup
+	$(VPY) tools/bench_codec.py
+
+clean:
+	rm -rf $(VENV) $(MPVM)/node_modules .pytest_cache .hypothesis

@@ -1,0 +1,486 @@
+"""The CoAP message (RFC 7252 §3) behind the seed's Message API.
+
+Wire layout, for reference while reading the code below:
+
+    byte 0   Ver(2) | Type(2) | TKL(4)
+    byte 1   Code (class.detail, 3.5 bits)
+    byte 2-3 Message ID (the seed calls it the transaction id)
+    Token (TKL bytes), Options (delta-encoded, ordered by number),
+    then 0xFF and the payload, if there is one.
+
+A decoded message keeps the received bytes and a few offsets; token, payload
+and options are sliced or built only when asked for, so decoding the typical
+request costs one small object and the (tid, message) pair. A message that is
+encoded again without changes copies its options as received.
+"""
+try:
+    from micropython import const
+except ImportError:  # CPython
+    from ._compat import const
+from .options import KEYWORDS, Option, make
+
+_CON = const(0)
+_NON = const(1)
+_ACK = const(2)
+_RST = const(3)
+
+_PAYLOAD_MARKER = const(0xFF)
+_TOO_SMALL = "buffer too small for the encoded message"
+
+
+class DecodeError(ValueError):
+    """A datagram that is not a well-formed CoAP message (RFC 7252 §3, §4.2).
+
+    Carries what could be read of the header, so an endpoint can answer a bad
+    CON with RST (`transaction_type`, `transaction_id`, `code`; None when the
+    datagram was too short to hold them). `bad_version` is True when the
+    version is not 1: RFC 7252 says such a datagram is silently ignored.
+    """
+
+    transaction_type = None
+    transaction_id = None
+    code = None
+    bad_version = False
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _walk(raw, pos, end, want, nth, out):
+    """Walk the options in raw[pos:end], checking their format.
+
+    Returns ((value offset << 17) | value length) of the nth option numbered
+    `want`, if any (the pair packed in one int so finding an option allocates
+    nothing on a board: offsets there are small); otherwise -1 - (index where
+    the options end: the payload marker, or `end`). Appends every option to
+    `out` when it is a list. Raises DecodeError on any format error.
+    """
+    number = 0
+    while pos < end:
+        b = raw[pos]
+        pos += 1
+        n = b & 15
+        if b < 0xD0 and n < 13:
+            # The common case: delta and length both fit in their nibbles.
+            number += b >> 4
+        else:
+            if b == _PAYLOAD_MARKER:
+                if pos >= end:
+                    raise DecodeError("payload marker with no payload after it")
+                return -pos  # -1 - (index of the marker)
+            d = b >> 4
+            if d == 15 or n == 15:
+                raise DecodeError("option nibble 15 outside the payload marker")
+            if d > 12:
+                if pos + d - 12 > end:
+                    raise DecodeError("option delta bytes missing")
+                if d == 13:
+                    d = raw[pos] + 13
+                    pos += 1
+                else:
+                    d = ((raw[pos] << 8) | raw[pos + 1]) + 269
+                    pos += 2
+            if n > 12:
+                if pos + n - 12 > end:
+                    raise DecodeError("option length bytes missing")
+                if n == 13:
+                    n = raw[pos] + 13
+                    pos += 1
+                else:
+                    n = ((raw[pos] << 8) | raw[pos + 1]) + 269
+                    pos += 2
+            number += d
+            if number > 65535:
+                raise DecodeError("option number above 65535")
+        if pos + n > end:
+            raise DecodeError("option value past the end of the message")
+        if number == want:
+            if nth == 0:
+                return (pos << 17) | n
+            nth -= 1
+        if out is not None:
+            out.append(make(number, raw[pos:pos + n]))
+        pos += n
+    return -1 - end
+
+
+def _split(text, lead, sep):
+    # 'a/b' -> ['a', 'b']; one leading '/' (or '?') is dropped; '' and a lone
+    # '/' give no option at all (RFC 7252 §6.4 steps 8 and 9).
+    if text[:1] == lead:
+        text = text[1:]
+    if not text:
+        return ()
+    return text.split(sep)
+
+
+def _nibble(out, x):
+    # One option header field (delta or length): 0-12 fit in the nibble; 13 and
+    # 14 announce one or two extended bytes holding x - 13 or x - 269.
+    if x < 13:
+        return x
+    if x < 269:
+        out.append(x - 13)
+        return 13
+    x -= 269
+    out.append(x >> 8)
+    out.append(x & 0xFF)
+    return 14
+
+
+def encode_options(opts):
+    """The wire form of a list of options already ordered by number."""
+    out = bytearray()
+    prev = 0
+    for o in opts:
+        v = o.raw
+        h = len(out)
+        out.append(0)
+        d = _nibble(out, o.number - prev)
+        out[h] = (d << 4) | _nibble(out, len(v))
+        out += v
+        prev = o.number
+    return bytes(out)
+
+
+class Message:
+    """A CoAP message. The transaction id (Message ID) is not part of it: it is
+    given to encode() and returned by decode(), as in coapy.
+
+    Options are held in wire form (`_ob[_o0:_o1]`): for a decoded message that
+    is the received datagram itself, for a built one the bytes encode_options()
+    made when the options last changed. Encoding is then a copy, finding an
+    option is a walk over bytes, and Option objects exist only when asked for.
+    """
+
+    CON = _CON
+    NON = _NON
+    ACK = _ACK
+    RST = _RST
+    version = 1
+    OptionKeywords = KEYWORDS
+
+    # Class-level defaults. `_raw` is the datagram a message was decoded from;
+    # while it is set, a None token or payload means "still in _raw".
+    _raw = None
+    _token = None
+    _payload = None
+    _ob = b""
+    _o0 = 0
+    _o1 = 0
+
+    def __init__(self, transaction_type=_CON, code=0, payload=b"", token=b"", **kw):
+        if transaction_type not in (_CON, _NON, _ACK, _RST):
+            raise ValueError("transaction type must be CON, NON, ACK or RST")
+        self._type = transaction_type
+        self.code = code
+        self.payload = payload
+        self.token = token
+        if kw:
+            opts = []
+            for key in kw:
+                _keyword_options(opts, key, kw[key])
+            self._set_list(opts)
+
+    # -- header fields ---------------------------------------------------
+
+    @property
+    def transaction_type(self):
+        return self._type
+
+    @property
+    def token(self):
+        t = self._token
+        if t is None:
+            raw = self._raw
+            t = raw[4:4 + (raw[0] & 15)]
+            self._token = t
+        return t
+
+    @token.setter
+    def token(self, value):
+        if value is None:
+            value = b""
+        elif not isinstance(value, bytes):
+            if not isinstance(value, (bytearray, memoryview)):
+                raise TypeError("token must be bytes")
+            value = bytes(value)
+        if len(value) > 8:
+            raise ValueError("token is 0 to 8 bytes")
+        self._token = value
+
+    @property
+    def payload(self):
+        p = self._payload
+        if p is None:
+            p = self._raw[self._o1 + 1:]
+            self._payload = p
+        return p
+
+    @payload.setter
+    def payload(self, value):
+        if value is None:
+            value = b""
+        elif isinstance(value, str):
+            value = value.encode("utf-8")
+        elif not isinstance(value, bytes):
+            value = bytes(value)
+        self._payload = value
+
+    # -- options ---------------------------------------------------------
+
+    def _list(self):
+        # The options as a new list of Option objects.
+        opts = []
+        _walk(self._ob, self._o0, self._o1, -1, 0, opts)
+        return opts
+
+    def _set_list(self, opts):
+        if self._raw is not None:
+            # Take token and payload out of the datagram before letting it go.
+            self.token
+            self.payload
+            self._raw = None
+        ob = encode_options(opts)
+        self._ob = ob
+        self._o0 = 0
+        self._o1 = len(ob)
+
+    @property
+    def options(self):
+        """All options, ordered by number; repeated ones in the order added."""
+        return tuple(self._list())
+
+    def addOption(self, opt):
+        """Add an option; a non-repeatable one replaces any present."""
+        if not opt.repeatable:
+            return self.replaceOption(opt)
+        opts = self._list()
+        num = opt.number
+        # Insert after every option with a number <= num: a stable insertion,
+        # never a sort (MicroPython's sort is not stable: Uri-Path would shuffle).
+        i = len(opts)
+        while i > 0 and opts[i - 1].number > num:
+            i -= 1
+        opts.insert(i, opt)
+        self._set_list(opts)
+        return opt
+
+    def replaceOption(self, opt):
+        """Put `opt` in place of every option with its number."""
+        opts = self._list()
+        num = opt.number
+        i = 0
+        while i < len(opts) and opts[i].number < num:
+            i += 1
+        while i < len(opts) and opts[i].number == num:
+            del opts[i]
+        opts.insert(i, opt)
+        self._set_list(opts)
+        return opt
+
+    def deleteOption(self, opt):
+        """Remove options: an instance removes the first option equal to it;
+        a class or a number removes every option with that number."""
+        opts = self._list()
+        n = len(opts)
+        if isinstance(opt, Option):
+            for i in range(n):
+                if opts[i] == opt:
+                    del opts[i]
+                    break
+        else:
+            num = getattr(opt, "number", opt)
+            opts = [o for o in opts if o.number != num]
+        if len(opts) != n:
+            self._set_list(opts)
+
+    def findOption(self, opt):
+        """The first option with the number of `opt` (instance, class or
+        number), or None."""
+        num = getattr(opt, "number", opt)
+        r = _walk(self._ob, self._o0, self._o1, num, 0, None)
+        if r < 0:
+            return None
+        pos = r >> 17
+        return make(num, self._ob[pos:pos + (r & 0x1FFFF)])
+
+    def findOptions(self, opt):
+        """Every option with the number of `opt`, in order, as a tuple."""
+        num = getattr(opt, "number", opt)
+        return tuple(o for o in self._list() if o.number == num)
+
+    def get_uint(self, number, default=None):
+        """The value of the first option `number` read as a uint, or default.
+
+        Allocates nothing (the server reads Content-Format, Accept, Observe
+        and Block options through this on every request).
+        """
+        ob = self._ob
+        r = _walk(ob, self._o0, self._o1, number, 0, None)
+        if r < 0:
+            return default
+        pos = r >> 17
+        end = pos + (r & 0x1FFFF)
+        v = 0
+        while pos < end:
+            v = (v << 8) | ob[pos]
+            pos += 1
+        return v
+
+    # -- wire format -----------------------------------------------------
+
+    def _payload_len(self):
+        p = self._payload
+        if p is not None:
+            return len(p)
+        n = len(self._raw) - self._o1 - 1
+        return n if n > 0 else 0
+
+    def wire_size(self):
+        """The number of bytes encode() produces."""
+        t = self._token
+        n = self._payload_len()
+        return (
+            4 + (len(t) if t is not None else self._raw[0] & 15)
+            + self._o1 - self._o0 + (1 + n if n else 0)
+        )
+
+    def encode(self, transaction_id):
+        """The message as bytes, with the given transaction id."""
+        buf = bytearray(self.wire_size())
+        self.encode_into(buf, transaction_id)
+        return bytes(buf)
+
+    def encode_into(self, buf, transaction_id, offset=0):
+        """Write the message into `buf` at `offset`; return the length.
+
+        Allocates nothing. Raises ValueError, writing nothing, if `buf` is too
+        small or the message cannot be encoded.
+        """
+        code = self.code
+        if not 0 <= transaction_id <= 0xFFFF:
+            raise ValueError("transaction id is 0 to 65535")
+        if not 0 <= code <= 255:
+            raise ValueError("code is 0 to 255")
+        raw = self._raw
+        tok = self._token
+        tkl = len(tok) if tok is not None else raw[0] & 15
+        ob = self._ob
+        a = self._o0
+        on = self._o1 - a
+        pn = self._payload_len()
+        if code == 0 and (tkl or on or pn):
+            raise ValueError("an Empty message (0.00) has no token, options or payload")
+        pos = offset + 4 + tkl
+        if pos + on + (1 + pn if pn else 0) > len(buf):
+            raise ValueError("buffer too small for the encoded message")
+        buf[offset] = 0x40 | (self._type << 4) | tkl
+        buf[offset + 1] = code
+        buf[offset + 2] = transaction_id >> 8
+        buf[offset + 3] = transaction_id & 0xFF
+        if tok is None:
+            for i in range(tkl):
+                buf[offset + 4 + i] = raw[4 + i]
+        elif tkl:
+            buf[offset + 4:pos] = tok
+        if on:
+            if a == 0:
+                buf[pos:pos + on] = ob
+            else:
+                # Options still inside a received datagram: a byte loop, as a
+                # slice of it would allocate.
+                for i in range(on):
+                    buf[pos + i] = ob[a + i]
+            pos += on
+        if pn:
+            buf[pos] = _PAYLOAD_MARKER
+            pos += 1
+            p = self._payload
+            if p is None:
+                a = self._o1 + 1
+                for i in range(pn):
+                    buf[pos + i] = raw[a + i]
+            else:
+                buf[pos:pos + pn] = p
+            pos += pn
+        return pos - offset
+
+    @classmethod
+    def decode(cls, packed):
+        """Parse one datagram: returns (transaction_id, message).
+
+        Raises DecodeError, and nothing else, for every malformed datagram.
+        """
+        raw = packed if type(packed) is bytes else bytes(packed)
+        n = len(raw)
+        if n < 4:
+            raise DecodeError("message shorter than 4 bytes")
+        b0 = raw[0]
+        mtype = (b0 >> 4) & 3
+        code = raw[1]
+        tid = (raw[2] << 8) | raw[3]
+        tkl = b0 & 15
+        try:
+            if b0 >> 6 != 1:
+                e = DecodeError("CoAP version %d is not supported" % (b0 >> 6))
+                e.bad_version = True
+                raise e
+            if tkl > 8:
+                raise DecodeError("token length 9-15 is reserved")
+            if 4 + tkl > n:
+                raise DecodeError("token longer than the message")
+            if code == 0 and n > 4:
+                raise DecodeError("Empty message with token, options or payload")
+            pe = -1 - _walk(raw, 4 + tkl, n, -1, 0, None)
+        except DecodeError as e:
+            e.transaction_type = mtype
+            e.transaction_id = tid
+            e.code = code
+            raise
+        msg = object.__new__(cls)
+        msg._type = mtype
+        msg.code = code
+        msg._raw = raw
+        msg._ob = raw
+        msg._o0 = 4 + tkl
+        msg._o1 = pe
+        return tid, msg
+
+    def __repr__(self):
+        c = self.code
+        return "<Message %s %d.%02d token=%s options=%r payload=%d bytes>" % (
+            ("CON", "NON", "ACK", "RST")[self._type], c >> 5, c & 31,
+            self.token, self._list(), len(self.payload),
+        )
+
+
+# The transaction types, also importable from the module.
+CON = _CON
+NON = _NON
+ACK = _ACK
+RST = _RST
+
+
+def _keyword_options(opts, key, value):
+    # Message(**kw): append the options one keyword stands for to `opts`,
+    # keeping `opts` ordered by number (keywords come in any order).
+    cls = KEYWORDS.get(key)
+    if cls is None:
+        raise TypeError("unknown option keyword %r" % key)
+    if value is None:
+        return
+    if isinstance(value, str) and cls.number in (8, 11):  # *-Path
+        value = _split(value, "/", "/")
+    elif isinstance(value, str) and cls.number in (15, 20):  # *-Query
+        value = _split(value, "?", "&")
+    if cls.repeatable and isinstance(value, (tuple, list)):
+        new = [cls(v) for v in value]
+    else:
+        new = [cls(value)]
+    i = len(opts)
+    while i > 0 and opts[i - 1].number > cls.number:
+        i -= 1
+    opts[i:i] = new
+

@@ -1,0 +1,312 @@
+"""CoAP options: a class per registered option number, and a generic Option.
+
+Registered here: RFC 7252 (core), 7641 (Observe), 7959 (Block1/2, Size2),
+7967 (No-Response), 8613 (OSCORE), 8768 (Hop-Limit), 9175 (Echo, Request-Tag).
+
+Every option keeps its value as the bytes that go on the wire (`raw`), so
+encoding is a copy and an unknown option survives decode/encode untouched.
+`value` converts on access: int for uint options, str for string options,
+bytes for opaque and empty ones, (num, more, szx) for Block1/Block2.
+
+A value whose length is outside the option's range is kept, not rejected:
+`malformed` is then True, and the server treats the option as unrecognized
+(RFC 7252 §5.4.3). The codec does not decide what to do about it.
+
+The registered classes (UriPath, ContentFormat, ...) are made from the table
+below the first time they are named, not at import: a class costs about 170
+bytes of heap on a board and a node uses a handful of the 24.
+"""
+try:
+    from micropython import const
+except ImportError:  # CPython
+    from ._compat import const
+
+# Value formats (RFC 7252 §3.2)
+EMPTY = const(0)
+OPAQUE = const(1)
+UINT = const(2)
+STRING = const(3)
+
+# The largest value length the option header can express: 65535 + 269.
+MAX_LENGTH = const(65804)
+
+# One record of 6 bytes per registered option, ordered by number:
+# number (2 bytes), format | 4 if repeatable | 8 if Block, min length,
+# max length (2 bytes).
+_SPEC = (
+    b"\x00\x01\x05\x00\x00\x08"  # 1 If-Match
+    b"\x00\x03\x03\x01\x00\xff"  # 3 Uri-Host
+    b"\x00\x04\x05\x01\x00\x08"  # 4 ETag
+    b"\x00\x05\x00\x00\x00\x00"  # 5 If-None-Match
+    b"\x00\x06\x02\x00\x00\x03"  # 6 Observe
+    b"\x00\x07\x02\x00\x00\x02"  # 7 Uri-Port
+    b"\x00\x08\x07\x00\x00\xff"  # 8 Location-Path
+    b"\x00\x09\x01\x00\x00\xff"  # 9 OSCORE
+    b"\x00\x0b\x07\x00\x00\xff"  # 11 Uri-Path
+    b"\x00\x0c\x02\x00\x00\x02"  # 12 Content-Format
+    b"\x00\x0e\x02\x00\x00\x04"  # 14 Max-Age
+    b"\x00\x0f\x07\x00\x00\xff"  # 15 Uri-Query
+    b"\x00\x10\x02\x01\x00\x01"  # 16 Hop-Limit
+    b"\x00\x11\x02\x00\x00\x02"  # 17 Accept
+    b"\x00\x14\x07\x00\x00\xff"  # 20 Location-Query
+    b"\x00\x17\x0a\x00\x00\x03"  # 23 Block2
+    b"\x00\x1b\x0a\x00\x00\x03"  # 27 Block1
+    b"\x00\x1c\x02\x00\x00\x04"  # 28 Size2
+    b"\x00\x23\x03\x01\x04\x0a"  # 35 Proxy-Uri (1..1034)
+    b"\x00\x27\x03\x01\x00\xff"  # 39 Proxy-Scheme
+    b"\x00\x3c\x02\x00\x00\x04"  # 60 Size1
+    b"\x00\xfc\x01\x01\x00\x28"  # 252 Echo (1..40)
+    b"\x01\x02\x02\x00\x00\x01"  # 258 No-Response
+    b"\x01\x24\x05\x00\x00\x08"  # 292 Request-Tag
+)
+# Class name and Message keyword of each record, in the same order.
+_NAMES = (
+    "IfMatch", "if_match", "UriHost", "uri_host", "ETag", "etag",
+    "IfNoneMatch", "if_none_match", "Observe", "observe", "UriPort", "uri_port",
+    "LocationPath", "location_path", "OSCORE", "oscore", "UriPath", "uri_path",
+    "ContentFormat", "content_format", "MaxAge", "max_age",
+    "UriQuery", "uri_query", "HopLimit", "hop_limit", "Accept", "accept",
+    "LocationQuery", "location_query", "Block2", "block2", "Block1", "block1",
+    "Size2", "size2", "ProxyUri", "proxy_uri", "ProxyScheme", "proxy_scheme",
+    "Size1", "size1", "Echo", "echo", "NoResponse", "no_response",
+    "RequestTag", "request_tag",
+)
+
+_classes = {}  # record index -> class, filled as classes are first named
+
+
+def uint_bytes(value):
+    """Minimal big-endian bytes of a non-negative int (0 is b'')."""
+    if value < 0:
+        raise ValueError("uint option value must be >= 0")
+    n = 0
+    v = value
+    while v:
+        n += 1
+        v >>= 8
+    return value.to_bytes(n, "big")
+
+
+def uint_of(raw):
+    v = 0
+    for b in raw:
+        v = (v << 8) | b
+    return v
+
+
+def _index(number):
+    # The record index of a registered option number, or -1. No allocation.
+    for i in range(0, len(_SPEC), 6):
+        if (_SPEC[i] << 8) | _SPEC[i + 1] == number:
+            return i // 6
+    return -1
+
+
+class Option:
+    """An option of any number: `Option(number, value)`.
+
+    For a registered number the value is converted as that option's format
+    says (so `Option(11, 'a')` equals `UriPath('a')`); for an unknown number
+    the value is opaque bytes (a str is UTF-8 encoded, an int is a uint).
+    """
+
+    # Defaults describe an unknown option; registered classes override them.
+    name = None
+    format = OPAQUE
+    min_len = 0
+    max_len = MAX_LENGTH
+    repeatable = True
+
+    def __init__(self, number, value=b""):
+        if not 0 <= number <= 65535:
+            raise ValueError("option number out of range: %r" % number)
+        self.number = number
+        i = _index(number)
+        if i >= 0:
+            # Take the registered option's description for this instance.
+            cls = _class(i)
+            self.name = cls.name
+            self.format = cls.format
+            self.min_len = cls.min_len
+            self.max_len = cls.max_len
+            self.repeatable = cls.repeatable
+        self.raw = _to_raw(self.format, value)
+
+    @property
+    def value(self):
+        raw = self.raw
+        f = self.format
+        if f == UINT:
+            return uint_of(raw)
+        if f == STRING:
+            try:
+                return raw.decode("utf-8")
+            except ValueError:  # UnicodeError: not UTF-8, so `malformed`
+                return raw
+        return raw
+
+    @property
+    def critical(self):
+        return self.number & 1 == 1
+
+    @property
+    def unsafe(self):
+        return self.number & 2 == 2
+
+    @property
+    def no_cache_key(self):
+        return self.number & 0x1E == 0x1C
+
+    @property
+    def malformed(self):
+        """True when the value breaks the option's length range (or, for a
+        string option, is not UTF-8): RFC 7252 §5.4.3 treats it as unrecognized."""
+        n = len(self.raw)
+        if n < self.min_len or n > self.max_len:
+            return True
+        return self.format == STRING and self.value is self.raw
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, Option)
+            and self.number == other.number
+            and self.raw == other.raw
+        )
+
+    def __repr__(self):
+        return "<%s %d %r>" % (self.name or "Option", self.number, self.value)
+
+
+def _to_raw(fmt, value):
+    """Turn a Python value into the bytes of an option value of format `fmt`."""
+    if value is None:
+        return b""
+    if isinstance(value, str):
+        if fmt == UINT:
+            raise TypeError("uint option needs an int, got %r" % value)
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    # bool is not an int on MicroPython, so name both.
+    if isinstance(value, int) or isinstance(value, bool):  # upy-ok: bool checked too
+        if fmt == STRING:
+            raise TypeError("string option needs a str, got %r" % value)
+        return uint_bytes(int(value))
+    raise TypeError("cannot make an option value from %r" % (value,))
+
+
+class _Registered(Option):
+    # A registered option class knows its number: construct with the value only.
+    def __init__(self, value=b""):
+        self.raw = _to_raw(self.format, value)
+
+
+class _Block(_Registered):
+    """Block1/Block2 (RFC 7959 §2.2): value is (num, more, szx).
+
+    The block size is 2 ** (szx + 4); szx 7 is reserved (the server answers
+    4.00), so it is representable here and left for the layer above to refuse.
+    """
+
+    def __init__(self, value=(0, False, 6)):
+        if isinstance(value, tuple):
+            num, more, szx = value
+            if not 0 <= szx <= 7 or not 0 <= num < (1 << 20):
+                raise ValueError("bad block value %r" % (value,))
+            value = (num << 4) | (8 if more else 0) | szx
+        self.raw = _to_raw(UINT, value)
+
+    @property
+    def value(self):
+        v = uint_of(self.raw)
+        return (v >> 4, v & 8 == 8, v & 7)
+
+
+def _class(i):
+    # The class of record i, made on first use and kept.
+    cls = _classes.get(i)
+    if cls is None:
+        s = i * 6
+        f = _SPEC[s + 2]
+        cls = type(_NAMES[2 * i], (_Block if f & 8 else _Registered,), {
+            "number": (_SPEC[s] << 8) | _SPEC[s + 1],
+            "name": _NAMES[2 * i + 1],
+            "format": f & 3,
+            "min_len": _SPEC[s + 3],
+            "max_len": (_SPEC[s + 4] << 8) | _SPEC[s + 5],
+            "repeatable": f & 4 == 4,
+        })
+        _classes[i] = cls
+    return cls
+
+
+def option_class(number):
+    """The registered class for an option number, or None."""
+    i = _index(number)
+    return _class(i) if i >= 0 else None
+
+
+def make(number, raw):
+    """An option object for `number` holding `raw` wire bytes (used by decode)."""
+    i = _index(number)
+    if i < 0:
+        opt = Option(number)
+    else:
+        opt = object.__new__(_class(i))
+    opt.raw = raw
+    return opt
+
+
+def _find_name(name, step):
+    # The record index whose class name (step 0) or keyword (step 1) is
+    # `name`, or -1.
+    for i in range(len(_NAMES) // 2):
+        if _NAMES[2 * i + step] == name:
+            return i
+    return -1
+
+
+def _named(name, step):
+    i = _find_name(name, step)
+    return _class(i) if i >= 0 else None
+
+
+def __getattr__(name):
+    # `options.UriPath` and `from coapy_micro.options import UriPath` land
+    # here the first time (PEP 562; MicroPython's module __getattr__ too).
+    if name == "ContentType":  # coapy's (draft-era) name for Content-Format
+        name = "ContentFormat"
+    cls = _named(name, 0)
+    if cls is None:
+        raise AttributeError(name)
+    return cls
+
+
+class _Keywords:
+    """Message keyword -> option class (the seed's Message.OptionKeywords),
+    a read-only mapping that makes each class only when it is looked up."""
+
+    def get(self, key, default=None):
+        cls = _named(key, 1)
+        return default if cls is None else cls
+
+    def __getitem__(self, key):
+        cls = _named(key, 1)
+        if cls is None:
+            raise KeyError(key)
+        return cls
+
+    def __contains__(self, key):
+        return _find_name(key, 1) >= 0
+
+    def keys(self):
+        return tuple(_NAMES[2 * i + 1] for i in range(len(_NAMES) // 2))
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self):
+        return len(_NAMES) // 2
+
+
+KEYWORDS = _Keywords()
