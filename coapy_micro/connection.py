@@ -1,0 +1,620 @@
+"""The CoAP message layer (RFC 7252 §4) behind the seed's polling connection API.
+
+An EndPoint owns one UDP socket (plus any registered multicast sockets), the
+transmissions in flight and a cache of recently received messages. Nothing
+happens outside `process(timeout_ms)`: it sends what is due, retransmits,
+expires, and receives at most one message for the application.
+
+Answered here without bothering the application (RFC 7252 §4.2, §4.3, §4.5):
+a CON ping gets RST; a duplicate CON gets the reply already sent; a duplicate
+NON is dropped; a response whose token matches no request gets RST (CON) or
+is dropped (NON); an ACK or RST matching nothing is ignored; a malformed CON
+gets RST; anything else malformed, or of another CoAP version, is dropped.
+
+Clock, random source, socket factory and poller are arguments so tests can run
+deterministically, on CPython and in the MicroPython VM alike.
+"""
+import socket
+
+from ._compat import const, ticks_add, ticks_diff, ticks_ms
+from .message import DecodeError, Message
+
+# The seed's module exports these; re-exported here on purpose.
+__all__ = ("Message", "EndPoint", "TransmissionRecord", "ReceptionRecord",
+           "is_multicast", "DecodeError", "CapacityError")
+
+_CON = const(0)
+_NON = const(1)
+_ACK = const(2)
+_RST = const(3)
+_POLLIN = const(1)
+
+# TransmissionRecord states
+_QUEUED = const(0)  # waiting for its first transmission (maybe for NSTART)
+_WAIT_ACK = const(1)  # CON sent, retransmitting until ACK/RST
+_WAIT_RESPONSE = const(2)  # request delivered, waiting for the response
+_DONE = const(3)  # finished, no longer in the in-flight table
+
+COAP_PORT = const(5683)
+ALL_COAP_NODES_V4 = "224.0.1.187"
+ALL_COAP_NODES_V6 = ("ff02::fd", "ff05::fd")
+
+
+class CapacityError(Exception):
+    """A bounded table (transmissions in flight) is full: send() refused."""
+
+
+class TransmissionRecord:
+    """What the EndPoint knows about one message it sends (seed API).
+
+    Times are ticks_ms() values (compare them only with ticks_diff()).
+    """
+
+    def __init__(self, end_point, message, remote):
+        self.end_point = end_point
+        self.message = message
+        self.remote = remote
+        self.transaction_id = None
+        self.created_time = None  # first transmission
+        self.last_event_time = None
+        self.next_event_time = None
+        self.remaining_attempts = 0
+        self.response = None
+        self.responses = []  # bounded: the last few (see _MAX_RESPONSES)
+        self.response_type = None
+        self.error = None  # errno of the last failed sendto, if any
+        self._state = _QUEUED
+        self._timeout_ms = 0
+        self._gave_up = False
+        self._multicast = False
+
+    @property
+    def packed(self):
+        """The octet sequence sent (encoded anew: the record keeps no copy)."""
+        return self.message.encode(self.transaction_id)
+
+    @property
+    def is_unacknowledged(self):
+        """True iff this was a CON whose last wait elapsed with no ACK or RST."""
+        return self._gave_up
+
+    @property
+    def done(self):
+        return self._state == _DONE
+
+    def cancel(self):
+        """Stop retransmitting and stop matching responses to this record."""
+        self.end_point._finish(self)
+
+
+_MAX_RESPONSES = const(4)
+
+
+class ReceptionRecord:
+    """A received message (seed API). `ack()` and `reset()` answer it; the
+    answer is remembered so a duplicate of this message gets it again."""
+
+    def __init__(self, end_point, packed, remote):
+        self.end_point = end_point
+        self.remote = remote
+        self.transaction_id, self.message = Message.decode(packed)
+        self.pertains_to = None
+        self._reply = None  # the Message sent in answer, or _ACK/_RST if empty
+        self._expires = 0
+
+    def ack(self, message=None):
+        """Acknowledge this CON: an empty ACK, or `message` piggybacked.
+
+        The message's type is set to ACK and its token to the request's when
+        it has none.
+        """
+        if self.message.transaction_type != _CON:
+            raise ValueError("only a CON message is acknowledged")
+        if message is None:
+            self._reply = _ACK
+        else:
+            message._type = _ACK
+            if not message.token:
+                message.token = self.message.token
+            self._reply = message
+        self.end_point._reply(self)
+
+    def reset(self):
+        """Answer this message with RST (it could not be processed)."""
+        self._reply = _RST
+        self.end_point._reply(self)
+
+
+def _random_bits(nbits):
+    import random
+
+    return random.getrandbits(nbits)
+
+
+class EndPoint:
+    """A CoAP endpoint over UDP (seed API), polled with process(timeout_ms).
+
+    Transmission parameters (RFC 7252 §4.8) are per endpoint: slow links want
+    a longer ack_timeout_ms. Bounds: `max_in_flight` transmissions tracked at
+    once (send() raises CapacityError beyond it) and `dedup_size` received
+    messages remembered for duplicate detection; the small defaults suit a
+    board, a gateway raises them.
+    """
+
+    def __init__(
+        self,
+        address_family=socket.AF_INET,
+        socket_type=socket.SOCK_DGRAM,
+        socket_proto=socket.IPPROTO_UDP,
+        ack_timeout_ms=2000,
+        ack_random_factor=1.5,
+        max_retransmit=4,
+        nstart=1,
+        max_in_flight=8,
+        dedup_size=16,
+        max_message_size=1152,
+        token_length=4,
+        clock=None,
+        rand=None,
+        socket_factory=None,
+        poll_factory=None,
+    ):
+        if not 0 <= token_length <= 8:
+            raise ValueError("token_length is 0 to 8")
+        self.ack_timeout_ms = ack_timeout_ms
+        self.ack_random_factor = ack_random_factor
+        self.max_retransmit = max_retransmit
+        self.nstart = nstart
+        self.max_in_flight = max_in_flight
+        self.dedup_size = dedup_size
+        self.max_message_size = max_message_size
+        self.token_length = token_length
+        self._clock = clock or ticks_ms
+        self._rand = rand or _random_bits
+        make_socket = socket_factory or socket.socket
+        sock = make_socket(address_family, socket_type, socket_proto)
+        sock.setblocking(False)
+        self._socket = sock
+        if poll_factory is None:
+            import select
+
+            poll_factory = select.poll
+        self._poller = poll_factory()
+        self._socks = {}  # fileno -> socket, for CPython's poll results
+        self._register(sock)
+        self._tx = bytearray(max_message_size)
+        self._txv = memoryview(self._tx)
+        self._records = []  # TransmissionRecords in flight, oldest first
+        self._dedup = []  # ReceptionRecords remembered, a ring of dedup_size
+        self._dedup_next = 0
+        self._tid = self._rand(16)
+        self.on_unacknowledged = None  # callable(record) when a CON gives up
+        # Counters, for monitoring (and the abuse test).
+        self.dropped = 0  # datagrams ignored: malformed, unmatched, oversized
+        self.duplicates = 0  # duplicates answered or dropped
+
+    # -- derived transmission parameters (RFC 7252 §4.8.2) ------------------
+
+    @property
+    def max_transmit_span_ms(self):
+        return int(self.ack_timeout_ms * ((1 << self.max_retransmit) - 1)
+                   * self.ack_random_factor)
+
+    @property
+    def exchange_lifetime_ms(self):
+        # MAX_TRANSMIT_SPAN + 2 * MAX_LATENCY (100 s) + PROCESSING_DELAY
+        return self.max_transmit_span_ms + 200000 + self.ack_timeout_ms
+
+    @property
+    def non_lifetime_ms(self):
+        return self.max_transmit_span_ms + 100000
+
+    # -- sockets ------------------------------------------------------------
+
+    @property
+    def socket(self):
+        """The primary socket; every answer leaves from it."""
+        return self._socket
+
+    def bind(self, address):
+        """Bind the primary socket: ('host', port) or an address as returned
+        by getaddrinfo (raw bytes on the MicroPython unix port)."""
+        self._socket.bind(resolve(address))
+
+    def register(self, sock):
+        """Also receive on `sock` (e.g. a multicast socket)."""
+        sock.setblocking(False)
+        self._register(sock)
+
+    def _register(self, sock):
+        self._poller.register(sock, _POLLIN)
+        fileno = getattr(sock, "fileno", None)
+        if fileno is not None:
+            self._socks[fileno()] = sock
+
+    def close(self):
+        for s in self._socks.values():
+            s.close()
+        self._socks = {}
+        self._socket.close()
+
+    # -- identifiers --------------------------------------------------------
+
+    def next_transaction_id(self):
+        """Message IDs are sequential from a random start (RFC 7252 §4.4)."""
+        self._tid = (self._tid + 1) & 0xFFFF
+        return self._tid
+
+    def new_token(self):
+        """A random token of token_length bytes, unused by any request in flight."""
+        while True:
+            t = bytearray(self.token_length)
+            for i in range(len(t)):
+                t[i] = self._rand(8)
+            t = bytes(t)
+            if not t or self._by_token(t, None) is None:
+                return t
+
+    # -- sending ------------------------------------------------------------
+
+    def send(self, message, remote):
+        """Queue `message` (CON or NON) for `remote`; process() transmits it."""
+        if message.transaction_type > _NON:
+            raise ValueError("send CON or NON; answer with ReceptionRecord.ack/reset")
+        if len(self._records) >= self.max_in_flight:
+            raise CapacityError("%d transmissions already in flight" % len(self._records))
+        rec = TransmissionRecord(self, message, remote)
+        rec._multicast = is_multicast(remote)
+        rec.transaction_id = self.next_transaction_id()
+        rec.next_event_time = self._clock()
+        self._records.append(rec)
+        return rec
+
+    def _transmit(self, message, tid, remote):
+        # Encode into the endpoint's buffer and send; returns an errno or None.
+        n = message.encode_into(self._tx, tid)
+        try:
+            self._socket.sendto(self._txv[:n], remote)
+        except OSError as e:
+            return e.args[0]
+        return None
+
+    def _send_empty(self, mtype, tid, remote):
+        # An empty ACK or RST, written straight into the buffer (no Message).
+        tx = self._tx
+        tx[0] = 0x40 | (mtype << 4)
+        tx[1] = 0
+        tx[2] = tid >> 8
+        tx[3] = tid & 0xFF
+        try:
+            self._socket.sendto(self._txv[:4], remote)
+        except OSError:
+            pass
+
+    def _reply(self, rx):
+        reply = rx._reply
+        if isinstance(reply, Message):
+            self._transmit(reply, rx.transaction_id, rx.remote)
+        else:
+            self._send_empty(reply, rx.transaction_id, rx.remote)
+
+    def _outstanding(self, remote):
+        # CON messages to `remote` still waiting for their ACK (for NSTART).
+        n = 0
+        for rec in self._records:
+            if rec._state == _WAIT_ACK and rec.remote == remote:
+                n += 1
+        return n
+
+    def _start(self, rec, now):
+        # First transmission of a queued record.
+        m = rec.message
+        rec.created_time = now
+        rec.last_event_time = now
+        rec.error = self._transmit(m, rec.transaction_id, rec.remote)
+        if m.transaction_type == _CON and not rec._multicast:
+            span = int(self.ack_timeout_ms * (self.ack_random_factor - 1))
+            rec._timeout_ms = self.ack_timeout_ms + ((span * self._rand(16)) >> 16)
+            rec.remaining_attempts = self.max_retransmit
+            rec._state = _WAIT_ACK
+            rec.next_event_time = ticks_add(now, rec._timeout_ms)
+        elif 1 <= m.code <= 31:
+            # A NON request (or a CON to a multicast group, sent once):
+            # responses are matched by token until NON_LIFETIME has passed.
+            rec.response_type = _NON
+            rec._state = _WAIT_RESPONSE
+            rec.next_event_time = ticks_add(now, self.non_lifetime_ms)
+        else:
+            rec.response_type = _NON
+            self._finish(rec)
+
+    def _finish(self, rec):
+        if rec._state != _DONE:
+            rec._state = _DONE
+            rec.next_event_time = None
+            self._records.remove(rec)
+
+    def _service(self, now):
+        """Transmit what is due; return ms until the next timed event (or -1)."""
+        wait = -1
+        recs = self._records
+        i = 0
+        while i < len(recs):
+            rec = recs[i]
+            if rec._state == _QUEUED:
+                if (rec.message.transaction_type == _CON
+                        and self._outstanding(rec.remote) >= self.nstart):
+                    i += 1  # NSTART: wait for an ACK to free a slot
+                    continue
+                self._start(rec, now)
+            elif rec.next_event_time is not None and ticks_diff(rec.next_event_time, now) <= 0:
+                if rec._state == _WAIT_ACK and rec.remaining_attempts > 0:
+                    rec.remaining_attempts -= 1
+                    rec._timeout_ms *= 2
+                    rec.last_event_time = now
+                    rec.next_event_time = ticks_add(now, rec._timeout_ms)
+                    rec.error = self._transmit(rec.message, rec.transaction_id, rec.remote)
+                else:
+                    rec._gave_up = rec._state == _WAIT_ACK
+                    self._finish(rec)
+                    if rec._gave_up and self.on_unacknowledged is not None:
+                        self.on_unacknowledged(rec)
+            if rec._state == _DONE:
+                continue  # removed from the list: index i is the next record
+            if rec.next_event_time is not None:
+                d = ticks_diff(rec.next_event_time, now)
+                if d < 0:
+                    d = 0
+                if wait < 0 or d < wait:
+                    wait = d
+            i += 1
+        return wait
+
+    # -- receiving ----------------------------------------------------------
+
+    def process(self, timeout_ms=None):
+        """Transmit and retransmit what is due, then wait at most timeout_ms
+        (None: no limit) for one message for the application.
+
+        Returns its ReceptionRecord, or None when the time is up. Messages the
+        message layer answers itself (pings, duplicates, ...) do not end the wait.
+        """
+        clock = self._clock
+        start = clock()
+        while True:
+            now = clock()
+            wait = self._service(now)
+            if timeout_ms is not None:
+                left = int(timeout_ms) - ticks_diff(now, start)
+                if left < 0:
+                    left = 0
+                if wait < 0 or left < wait:
+                    wait = left
+            sock = self._wait(wait)
+            if sock is not None:
+                rx = self._receive(sock)
+                if rx is not None:
+                    return rx
+            elif timeout_ms is not None and ticks_diff(clock(), start) >= timeout_ms:
+                return None
+
+    def _wait(self, wait_ms):
+        # One readable socket, or None when wait_ms (-1: forever) passes.
+        poller = self._poller
+        ipoll = getattr(poller, "ipoll", None)
+        if ipoll is not None:  # MicroPython: yields one reused tuple, no list
+            for ev in ipoll(wait_ms):
+                return ev[0]
+            return None
+        for ev in poller.poll(wait_ms):
+            s = ev[0]
+            return self._socks[s] if isinstance(s, int) else s  # upy-ok: fd or socket
+        return None
+
+    def _receive(self, sock):
+        try:
+            data, remote = sock.recvfrom(self.max_message_size + 1)
+        except OSError:  # EAGAIN, or an ICMP error reported on the socket
+            return None
+        if len(data) > self.max_message_size:
+            self.dropped += 1  # truncated: cannot be trusted
+            return None
+        try:
+            rx = ReceptionRecord(self, data, remote)
+        except DecodeError as e:
+            self.dropped += 1
+            if e.transaction_type == _CON and not e.bad_version:
+                self._send_empty(_RST, e.transaction_id, remote)
+            return None
+        return self._dispatch(rx)
+
+    def _dispatch(self, rx):
+        m = rx.message
+        mtype = m.transaction_type
+        code = m.code
+        now = self._clock()
+        if mtype >= _ACK:
+            return self._on_ack_or_reset(rx, mtype, code, now)
+        if code == 0:
+            if mtype == _CON:  # a ping (RFC 7252 §4.3)
+                self._send_empty(_RST, rx.transaction_id, rx.remote)
+            else:
+                self.dropped += 1
+            return None
+        old = self._find_duplicate(rx, now)
+        if old is not None:
+            self.duplicates += 1
+            if mtype == _CON and old._reply is not None:
+                self._reply(old)
+            return None
+        self._remember(rx, now)
+        if code >= 64:
+            rec = self._by_token(m.token, rx.remote)
+            if rec is None:
+                # Nobody asked: reject a CON, ignore a NON (RFC 7252 §5.3.2).
+                self.dropped += 1
+                if mtype == _CON:
+                    rx.reset()
+                return None
+            self._response(rec, rx, now)
+        return rx
+
+    def _on_ack_or_reset(self, rx, mtype, code, now):
+        tid = rx.transaction_id
+        rec = None
+        for r in self._records:
+            if r.transaction_id == tid and r.remote == rx.remote and r._state != _QUEUED:
+                rec = r
+                break
+        if rec is None or (mtype == _RST and code != 0) or (1 <= code <= 31):
+            self.dropped += 1  # matches nothing, or not a valid ACK/RST
+            return None
+        rx.pertains_to = rec
+        rec.last_event_time = now
+        if mtype == _RST:
+            rec.response_type = _RST
+            rec.response = rec.response or rx
+            self._finish(rec)
+            return rx
+        if rec._state != _WAIT_ACK:
+            return None  # a second ACK for a CON already acknowledged
+        rec.response_type = _ACK
+        rec.remaining_attempts = 0
+        if code != 0 and rx.message.token == rec.message.token:
+            self._response(rec, rx, now)  # piggybacked response
+        elif 1 <= rec.message.code <= 31:
+            # Empty ACK to a request: the response comes separately.
+            rec._state = _WAIT_RESPONSE
+            rec.next_event_time = ticks_add(now, self.exchange_lifetime_ms)
+        else:
+            self._finish(rec)
+        return rx
+
+    def _response(self, rec, rx, now):
+        rx.pertains_to = rec
+        rec.last_event_time = now
+        if rec.response is None:
+            rec.response = rx
+        responses = rec.responses
+        if len(responses) >= _MAX_RESPONSES:
+            del responses[0]
+        responses.append(rx)
+        if rec._state == _WAIT_ACK:
+            # A separate response can overtake the lost ACK: it acknowledges.
+            rec.response_type = _ACK
+            rec.remaining_attempts = 0
+        if rx.message.get_uint(6) is not None and rec.message.get_uint(6) == 0:
+            # An Observe registration: notifications keep coming on this token.
+            rec._state = _WAIT_RESPONSE
+            rec.next_event_time = None
+        else:
+            self._finish(rec)
+
+    def _by_token(self, token, remote):
+        # The request in flight with this token (and remote, unless the
+        # request went to a multicast group: answers come from unicast).
+        for rec in self._records:
+            if (rec.message.token == token and rec._state != _QUEUED
+                    and 1 <= rec.message.code <= 31
+                    and (remote is None or rec.remote == remote or rec._multicast)):
+                return rec
+        return None
+
+    # -- duplicate detection (RFC 7252 §4.5) -------------------------------
+
+    def _find_duplicate(self, rx, now):
+        tid = rx.transaction_id
+        for old in self._dedup:
+            if (old.transaction_id == tid and old.remote == rx.remote
+                    and ticks_diff(old._expires, now) > 0):
+                return old
+        return None
+
+    def _remember(self, rx, now):
+        # A ring: the slot reused is the oldest one. Entries live for
+        # EXCHANGE_LIFETIME (CON) or NON_LIFETIME (NON), or until dedup_size
+        # newer messages have pushed them out.
+        life = self.exchange_lifetime_ms if rx.message.transaction_type == _CON else self.non_lifetime_ms
+        rx._expires = ticks_add(now, life)
+        if self.dedup_size <= 0:
+            return
+        d = self._dedup
+        if len(d) < self.dedup_size:
+            d.append(rx)
+        else:
+            d[self._dedup_next] = rx
+            self._dedup_next = (self._dedup_next + 1) % self.dedup_size
+
+
+# -- addresses -------------------------------------------------------------
+
+
+def resolve(address):
+    """('host', port) -> the address form this platform's sockets take.
+
+    A tuple with an IP literal or host name goes through getaddrinfo (the
+    MicroPython unix port wants raw sockaddr bytes); anything else is passed
+    through unchanged.
+    """
+    if isinstance(address, tuple):
+        return socket.getaddrinfo(address[0], address[1])[0][-1]
+    return address
+
+
+def is_multicast(address):
+    """True iff `address` is an IPv4 or IPv6 multicast address.
+
+    Takes ('host', port) tuples (IPv4 or IPv6) and the raw sockaddr bytes of
+    the MicroPython unix port (16 bytes for IPv4, 28 for IPv6).
+    """
+    if isinstance(address, (bytes, bytearray)):
+        if len(address) == 16:  # sockaddr_in: family, port, 4-byte address
+            return 224 <= address[4] <= 239
+        if len(address) >= 24:  # sockaddr_in6: family, port, flowinfo, address
+            return address[8] == 0xFF
+        return False
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, bytes):
+        host = host.decode("utf-8")
+    if ":" in host:
+        return host[:2].lower() == "ff"
+    first = host.split(".")[0]
+    return first.isdigit() and 224 <= int(first) <= 239
+
+
+def join_group(sock, group, interface="0.0.0.0"):
+    """Join the IPv4 multicast `group` on `sock` (e.g. ALL_COAP_NODES_V4)."""
+    mreq = _ipv4_bytes(group) + _ipv4_bytes(interface)
+    level = getattr(socket, "IPPROTO_IP", 0)
+    option = getattr(socket, "IP_ADD_MEMBERSHIP", 35)  # 35 on Linux and lwIP ports
+    sock.setsockopt(level, option, mreq)
+
+
+def join_group_v6(sock, group, interface_index=0):
+    """Join the IPv6 multicast `group` (e.g. 'ff02::fd') on `sock`."""
+    mreq = _ipv6_bytes(group) + interface_index.to_bytes(4, "little")
+    level = getattr(socket, "IPPROTO_IPV6", 41)
+    option = getattr(socket, "IPV6_JOIN_GROUP", 20)  # IPV6_ADD_MEMBERSHIP on Linux
+    sock.setsockopt(level, option, mreq)
+
+
+def _ipv4_bytes(text):
+    parts = text.split(".")
+    if len(parts) != 4:
+        raise ValueError("not an IPv4 address: %r" % text)
+    return bytes(int(p) for p in parts)
+
+
+def _ipv6_bytes(text):
+    gap = text.find("::")
+    head, tail = (text, "") if gap < 0 else (text[:gap], text[gap + 2:])
+    h = [int(x, 16) for x in head.split(":") if x]
+    t = [int(x, 16) for x in tail.split(":") if x]
+    words = h if gap < 0 else h + [0] * (8 - len(h) - len(t)) + t
+    if len(words) != 8:
+        raise ValueError("not an IPv6 address: %r" % text)
+    out = bytearray(16)
+    for i in range(8):
+        out[2 * i] = words[i] >> 8
+        out[2 * i + 1] = words[i] & 0xFF
+    return bytes(out)
