@@ -31,5 +31,10 @@ test: setup
 bench: setup
 	$(VPY) tools/bench_codec.py
 
+# The main job: a sensor node and a gateway talking CoAP over loopback.
+# Standard library only, so it needs no set-up.
+demo:
+	$(PYTHON) tools/demo.py
+
 clean:
 	rm -rf $(VENV) $(MPVM)/node_modules .pytest_cache .hypothesis

@@ -42,10 +42,6 @@ class DecodeError(ValueError):
     code = None
     bad_version = False
 
-    def __init__(self, reason):
-        super().__init__(reason)
-        self.reason = reason
-
 
 def _walk(raw, pos, end, want, nth, out):
     """Walk the options in raw[pos:end], checking their format.
@@ -91,8 +87,8 @@ def _walk(raw, pos, end, want, nth, out):
                     n = ((raw[pos] << 8) | raw[pos + 1]) + 269
                     pos += 2
             number += d
-            if number > 65535:
-                raise DecodeError("option number above 65535")
+        if number > 65535:
+            raise DecodeError("option number above 65535")
         if pos + n > end:
             raise DecodeError("option value past the end of the message")
         if number == want:
@@ -103,16 +99,6 @@ def _walk(raw, pos, end, want, nth, out):
             out.append(make(number, raw[pos:pos + n]))
         pos += n
     return -1 - end
-
-
-def _split(text, lead, sep):
-    # 'a/b' -> ['a', 'b']; one leading '/' (or '?') is dropped; '' and a lone
-    # '/' give no option at all (RFC 7252 §6.4 steps 8 and 9).
-    if text[:1] == lead:
-        text = text[1:]
-    if not text:
-        return ()
-    return text.split(sep)
 
 
 def _nibble(out, x):
@@ -285,14 +271,16 @@ class Message:
         a class or a number removes every option with that number."""
         opts = self._list()
         n = len(opts)
-        if isinstance(opt, Option):
-            for i in range(n):
-                if opts[i] == opt:
-                    del opts[i]
+        one = isinstance(opt, Option)
+        num = getattr(opt, "number", opt)
+        i = 0
+        while i < len(opts):
+            if opts[i] == opt if one else opts[i].number == num:
+                del opts[i]
+                if one:
                     break
-        else:
-            num = getattr(opt, "number", opt)
-            opts = [o for o in opts if o.number != num]
+            else:
+                i += 1
         if len(opts) != n:
             self._set_list(opts)
 
@@ -309,7 +297,11 @@ class Message:
     def findOptions(self, opt):
         """Every option with the number of `opt`, in order, as a tuple."""
         num = getattr(opt, "number", opt)
-        return tuple(o for o in self._list() if o.number == num)
+        found = []
+        for o in self._list():
+            if o.number == num:
+                found.append(o)
+        return tuple(found)
 
     def get_uint(self, number, default=None):
         """The value of the first option `number` read as a uint, or default.
@@ -331,81 +323,67 @@ class Message:
 
     # -- wire format -----------------------------------------------------
 
-    def _payload_len(self):
-        p = self._payload
-        if p is not None:
-            return len(p)
-        n = len(self._raw) - self._o1 - 1
-        return n if n > 0 else 0
-
     def wire_size(self):
         """The number of bytes encode() produces."""
-        t = self._token
-        n = self._payload_len()
-        return (
-            4 + (len(t) if t is not None else self._raw[0] & 15)
-            + self._o1 - self._o0 + (1 + n if n else 0)
-        )
+        n = len(self.payload)
+        return 4 + len(self.token) + self._o1 - self._o0 + (1 + n if n else 0)
+
+    def _check(self, transaction_id, tok, on, pl):
+        if not 0 <= transaction_id <= 0xFFFF:
+            raise ValueError("transaction id is 0 to 65535")
+        code = self.code
+        if not 0 <= code <= 255:
+            raise ValueError("code is 0 to 255")
+        if code == 0 and (tok or on or pl):
+            raise ValueError("an Empty message (0.00) has no token, options or payload")
 
     def encode(self, transaction_id):
         """The message as bytes, with the given transaction id."""
-        buf = bytearray(self.wire_size())
-        self.encode_into(buf, transaction_id)
-        return bytes(buf)
+        tok = self.token
+        pl = self.payload
+        ob = self._ob
+        if self._o0:
+            ob = ob[self._o0:self._o1]  # options still inside a received datagram
+        self._check(transaction_id, tok, ob, pl)
+        head = bytes((0x40 | (self._type << 4) | len(tok), self.code,
+                      transaction_id >> 8, transaction_id & 0xFF))
+        if pl:
+            return b"".join((head, tok, ob, b"\xff", pl))
+        return b"".join((head, tok, ob))
 
     def encode_into(self, buf, transaction_id, offset=0):
         """Write the message into `buf` at `offset`; return the length.
 
-        Allocates nothing. Raises ValueError, writing nothing, if `buf` is too
-        small or the message cannot be encoded.
+        Allocates nothing for a message built by the application (one
+        re-encoded straight after decode slices its parts out first). Raises
+        ValueError, writing nothing, if `buf` is too small or the message
+        cannot be encoded.
         """
-        code = self.code
-        if not 0 <= transaction_id <= 0xFFFF:
-            raise ValueError("transaction id is 0 to 65535")
-        if not 0 <= code <= 255:
-            raise ValueError("code is 0 to 255")
-        raw = self._raw
-        tok = self._token
-        tkl = len(tok) if tok is not None else raw[0] & 15
-        ob = self._ob
+        tok = self.token
+        pl = self.payload
         a = self._o0
         on = self._o1 - a
-        pn = self._payload_len()
-        if code == 0 and (tkl or on or pn):
-            raise ValueError("an Empty message (0.00) has no token, options or payload")
+        self._check(transaction_id, tok, on, pl)
+        tkl = len(tok)
+        pn = len(pl)
         pos = offset + 4 + tkl
-        if pos + on + (1 + pn if pn else 0) > len(buf):
+        end = pos + on + (1 + pn if pn else 0)
+        if end > len(buf):
             raise ValueError("buffer too small for the encoded message")
         buf[offset] = 0x40 | (self._type << 4) | tkl
-        buf[offset + 1] = code
+        buf[offset + 1] = self.code
         buf[offset + 2] = transaction_id >> 8
         buf[offset + 3] = transaction_id & 0xFF
-        if tok is None:
-            for i in range(tkl):
-                buf[offset + 4 + i] = raw[4 + i]
-        elif tkl:
+        if tkl:
             buf[offset + 4:pos] = tok
         if on:
-            if a == 0:
-                buf[pos:pos + on] = ob
-            else:
-                # Options still inside a received datagram: a byte loop, as a
-                # slice of it would allocate.
-                for i in range(on):
-                    buf[pos + i] = ob[a + i]
+            ob = self._ob
+            buf[pos:pos + on] = ob if a == 0 else ob[a:self._o1]
             pos += on
         if pn:
             buf[pos] = _PAYLOAD_MARKER
-            pos += 1
-            p = self._payload
-            if p is None:
-                a = self._o1 + 1
-                for i in range(pn):
-                    buf[pos + i] = raw[a + i]
-            else:
-                buf[pos:pos + pn] = p
-            pos += pn
-        return pos - offset
+            buf[pos + 1:end] = pl
+        return end - offset
 
     @classmethod
     def decode(cls, packed):
@@ -469,18 +447,21 @@ def _keyword_options(opts, key, value):
     cls = KEYWORDS.get(key)
     if cls is None:
         raise TypeError("unknown option keyword %r" % key)
-    if value is None:
+    if value is None or value is False:
         return
-    if isinstance(value, str) and cls.number in (8, 11):  # *-Path
-        value = _split(value, "/", "/")
-    elif isinstance(value, str) and cls.number in (15, 20):  # *-Query
-        value = _split(value, "?", "&")
-    if cls.repeatable and isinstance(value, (tuple, list)):
-        new = [cls(v) for v in value]
-    else:
-        new = [cls(value)]
+    num = cls.number
+    if isinstance(value, str) and num in (8, 11, 15, 20):
+        # 'a/b' -> 'a', 'b' and 'x=1&y=2' -> 'x=1', 'y=2'; one leading '/' or
+        # '?' is dropped; '' and a lone '/' make no option (RFC 7252 §6.4).
+        if value[:1] == ("/" if num < 12 else "?"):
+            value = value[1:]
+        value = value.split("/" if num < 12 else "&") if value else ()
+    if not (cls.repeatable and isinstance(value, (tuple, list))):
+        value = (value,)
     i = len(opts)
-    while i > 0 and opts[i - 1].number > cls.number:
+    while i > 0 and opts[i - 1].number > num:
         i -= 1
-    opts[i:i] = new
+    for v in value:
+        opts.insert(i, cls(v))
+        i += 1
 

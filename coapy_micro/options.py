@@ -76,14 +76,12 @@ _classes = {}  # record index -> class, filled as classes are first named
 
 
 def uint_bytes(value):
-    """Minimal big-endian bytes of a non-negative int (0 is b'')."""
+    """Minimal big-endian bytes of an int >= 0: 0 is no bytes (RFC 7252 §3.2)."""
     if value < 0:
         raise ValueError("uint option value must be >= 0")
     n = 0
-    v = value
-    while v:
+    while value >> (8 * n):
         n += 1
-        v >>= 8
     return value.to_bytes(n, "big")
 
 
@@ -179,8 +177,8 @@ class Option:
 
 def _to_raw(fmt, value):
     """Turn a Python value into the bytes of an option value of format `fmt`."""
-    if value is None:
-        return b""
+    if value is None or (fmt == EMPTY and value is True):
+        return b""  # If-None-Match=True: present, with its empty value
     if isinstance(value, str):
         if fmt == UINT:
             raise TypeError("uint option needs an int, got %r" % value)
@@ -266,20 +264,15 @@ def _find_name(name, step):
     return -1
 
 
-def _named(name, step):
-    i = _find_name(name, step)
-    return _class(i) if i >= 0 else None
-
-
 def __getattr__(name):
     # `options.UriPath` and `from coapy_micro.options import UriPath` land
     # here the first time (PEP 562; MicroPython's module __getattr__ too).
     if name == "ContentType":  # coapy's (draft-era) name for Content-Format
         name = "ContentFormat"
-    cls = _named(name, 0)
-    if cls is None:
+    i = _find_name(name, 0)
+    if i < 0:
         raise AttributeError(name)
-    return cls
+    return _class(i)
 
 
 class _Keywords:
@@ -287,20 +280,23 @@ class _Keywords:
     a read-only mapping that makes each class only when it is looked up."""
 
     def get(self, key, default=None):
-        cls = _named(key, 1)
-        return default if cls is None else cls
+        i = _find_name(key, 1)
+        return default if i < 0 else _class(i)
 
     def __getitem__(self, key):
-        cls = _named(key, 1)
-        if cls is None:
+        i = _find_name(key, 1)
+        if i < 0:
             raise KeyError(key)
-        return cls
+        return _class(i)
 
     def __contains__(self, key):
         return _find_name(key, 1) >= 0
 
     def keys(self):
-        return tuple(_NAMES[2 * i + 1] for i in range(len(_NAMES) // 2))
+        out = []
+        for i in range(1, len(_NAMES), 2):
+            out.append(_NAMES[i])
+        return out
 
     def __iter__(self):
         return iter(self.keys())
