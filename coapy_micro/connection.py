@@ -14,7 +14,10 @@ gets RST; anything else malformed, or of another CoAP version, is dropped.
 Clock, random source, socket factory and poller are arguments so tests can run
 deterministically, on CPython and in the MicroPython VM alike.
 """
-import socket
+try:
+    import socket
+except ImportError:  # the WebAssembly port: pass socket_factory/poll_factory
+    socket = None
 
 from ._compat import const, ticks_add, ticks_diff, ticks_ms
 from .message import DecodeError, Message
@@ -28,6 +31,8 @@ _NON = const(1)
 _ACK = const(2)
 _RST = const(3)
 _POLLIN = const(1)
+_EMSGSIZE = const(90)
+_BURST = const(64)  # datagrams one timed process() call may swallow  # Linux's errno for "message too long"
 
 # TransmissionRecord states
 _QUEUED = const(0)  # waiting for its first transmission (maybe for NSTART)
@@ -116,6 +121,7 @@ class ReceptionRecord:
             message._type = _ACK
             if not message.token:
                 message.token = self.message.token
+            self.end_point._check_size(message)  # before it is remembered
             self._reply = message
         self.end_point._reply(self)
 
@@ -143,9 +149,9 @@ class EndPoint:
 
     def __init__(
         self,
-        address_family=socket.AF_INET,
-        socket_type=socket.SOCK_DGRAM,
-        socket_proto=socket.IPPROTO_UDP,
+        address_family=2,  # AF_INET, SOCK_DGRAM, IPPROTO_UDP as in the seed:
+        socket_type=2,  # numbers, so this module imports where there is no
+        socket_proto=17,  # socket module (tests in the WebAssembly VM)
         ack_timeout_ms=2000,
         ack_random_factor=1.5,
         max_retransmit=4,
@@ -171,7 +177,7 @@ class EndPoint:
         self.token_length = token_length
         self._clock = clock or ticks_ms
         self._rand = rand or _random_bits
-        make_socket = socket_factory or socket.socket
+        make_socket = socket_factory or socket.socket  # upy-ok: positional args
         sock = make_socket(address_family, socket_type, socket_proto)
         sock.setblocking(False)
         self._socket = sock
@@ -246,13 +252,19 @@ class EndPoint:
         return self._tid
 
     def new_token(self):
-        """A random token of token_length bytes, unused by any request in flight."""
+        """A random token of token_length bytes, unused by any request in
+        flight or queued."""
         while True:
             t = bytearray(self.token_length)
             for i in range(len(t)):
                 t[i] = self._rand(8)
             t = bytes(t)
-            if not t or self._by_token(t, None) is None:
+            if not t:
+                return t
+            for rec in self._records:
+                if rec.message.token == t:
+                    break
+            else:
                 return t
 
     # -- sending ------------------------------------------------------------
@@ -261,6 +273,7 @@ class EndPoint:
         """Queue `message` (CON or NON) for `remote`; process() transmits it."""
         if message.transaction_type > _NON:
             raise ValueError("send CON or NON; answer with ReceptionRecord.ack/reset")
+        self._check_size(message)
         if len(self._records) >= self.max_in_flight:
             raise CapacityError("%d transmissions already in flight" % len(self._records))
         rec = TransmissionRecord(self, message, remote)
@@ -270,9 +283,18 @@ class EndPoint:
         self._records.append(rec)
         return rec
 
+    def _check_size(self, message):
+        if message.wire_size() > self.max_message_size:
+            raise ValueError("message of %d bytes exceeds max_message_size %d"
+                             % (message.wire_size(), self.max_message_size))
+
     def _transmit(self, message, tid, remote):
         # Encode into the endpoint's buffer and send; returns an errno or None.
-        n = message.encode_into(self._tx, tid)
+        try:
+            n = message.encode_into(self._tx, tid)
+        except ValueError:
+            # Grown past the buffer since send() checked it: never sent.
+            return _EMSGSIZE
         try:
             self._socket.sendto(self._txv[:n], remote)
         except OSError as e:
@@ -312,6 +334,9 @@ class EndPoint:
         rec.created_time = now
         rec.last_event_time = now
         rec.error = self._transmit(m, rec.transaction_id, rec.remote)
+        if rec.error == _EMSGSIZE:
+            self._finish(rec)  # cannot go out at all; `error` says why
+            return
         if m.transaction_type == _CON and not rec._multicast:
             span = int(self.ack_timeout_ms * (self.ack_random_factor - 1))
             rec._timeout_ms = self.ack_timeout_ms + ((span * self._rand(16)) >> 16)
@@ -381,6 +406,7 @@ class EndPoint:
         """
         clock = self._clock
         start = clock()
+        swallowed = 0
         while True:
             now = clock()
             wait = self._service(now)
@@ -391,11 +417,19 @@ class EndPoint:
                 if wait < 0 or left < wait:
                     wait = left
             sock = self._wait(wait)
-            if sock is not None:
-                rx = self._receive(sock)
-                if rx is not None:
-                    return rx
-            elif timeout_ms is not None and ticks_diff(clock(), start) >= timeout_ms:
+            if sock is None:
+                if timeout_ms is not None and ticks_diff(clock(), start) >= timeout_ms:
+                    return None
+                continue
+            rx = self._receive(sock)
+            if rx is not None:
+                return rx
+            # Swallowed by the message layer (a ping, a duplicate, junk): keep
+            # going while data is ready, but a flood must not hold the
+            # application's loop past its timeout, nor process(0) for long.
+            swallowed += 1
+            if timeout_ms is not None and (
+                    ticks_diff(clock(), start) > timeout_ms or swallowed >= _BURST):
                 return None
 
     def _wait(self, wait_ms):
@@ -441,6 +475,12 @@ class EndPoint:
             else:
                 self.dropped += 1
             return None
+        if 32 <= code <= 63 or code >= 192:
+            # Classes 1, 6 and 7 are reserved (RFC 7252 §12.1): reject.
+            self.dropped += 1
+            if mtype == _CON:
+                self._send_empty(_RST, rx.transaction_id, rx.remote)
+            return None
         old = self._find_duplicate(rx, now)
         if old is not None:
             self.duplicates += 1
@@ -466,7 +506,7 @@ class EndPoint:
             if r.transaction_id == tid and r.remote == rx.remote and r._state != _QUEUED:
                 rec = r
                 break
-        if rec is None or (mtype == _RST and code != 0) or (1 <= code <= 31):
+        if rec is None or (mtype == _RST and code != 0) or code < 64 and code != 0 or code >= 192:
             self.dropped += 1  # matches nothing, or not a valid ACK/RST
             return None
         rx.pertains_to = rec
@@ -503,7 +543,11 @@ class EndPoint:
             # A separate response can overtake the lost ACK: it acknowledges.
             rec.response_type = _ACK
             rec.remaining_attempts = 0
-        if rx.message.get_uint(6) is not None and rec.message.get_uint(6) == 0:
+        if rec._multicast:
+            # Every group member may answer (RFC 7252 §8.2): keep collecting
+            # until the NON_LIFETIME set when the request went out.
+            rec._state = _WAIT_RESPONSE
+        elif rx.message.get_uint(6) is not None and rec.message.get_uint(6) == 0:
             # An Observe registration: notifications keep coming on this token.
             rec._state = _WAIT_RESPONSE
             rec.next_event_time = None

@@ -10,10 +10,11 @@
 //       (outcome passed|failed|skipped); anything else on stdout is noise.
 //       An import failure is one failed result with test "<import>".
 //
-// Both modes install coapy_micro/**.py as /lib/coapy_micro and
-// tests/portable/support.py as /lib/support.py. --pkg DIR installs DIR's .py
-// and .mpy files as /lib/coapy_micro instead (the benchmarks pass a folder of
-// mpy-cross output, which is what a board loads).
+// Both modes install coapy_micro/**.py as /lib/coapy_micro and the test
+// helpers (every tests/portable/*.py but test_*.py: support.py, fakenet.py...)
+// in /lib. --pkg DIR installs DIR's .py and .mpy files as /lib/coapy_micro
+// instead (the benchmarks pass a folder of mpy-cross output, which is what a
+// board loads).
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 import fs from "node:fs";
 import path from "node:path";
@@ -78,7 +79,10 @@ async function boot() {
   const mp = await loadMicroPython({ heapsize: heap, linebuffer: false, stdout: vmOut.write, stderr: vmErr.write });
   mp.FS.mkdir("/lib");
   if (fs.existsSync(pkgDir)) copyPy(mp, pkgDir, "/lib/coapy_micro");
-  mp.FS.writeFile("/lib/support.py", fs.readFileSync(path.join(ROOT, "tests/portable/support.py")));
+  const helpers = path.join(ROOT, "tests/portable");
+  for (const name of fs.readdirSync(helpers)) {
+    if (/\.py$/.test(name) && !name.startsWith("test_")) mp.FS.writeFile(`/lib/${name}`, fs.readFileSync(path.join(helpers, name)));
+  }
   return mp;
 }
 

@@ -1,0 +1,409 @@
+# What an EndPoint does with what it receives (RFC 7252 §4.2-§4.5, §5.3.2):
+# duplicates, pings, unsolicited responses, stray ACK/RST, malformed input,
+# the bounded dedup cache. Portable: CPython (pytest) and the MicroPython VM.
+# Rules: module-level `def test_*()` only, asserts show their values, no pytest.
+import support
+from fakenet import CLIENT, ROGUE, SERVER, Net, fixed, mtype, pair, tid
+from coapy_micro.connection import Message
+
+CON, NON, ACK, RST = Message.CON, Message.NON, Message.ACK, Message.RST
+GET, POST, CHANGED, CONTENT = 1, 2, 68, 69
+
+
+def rst(t):
+    return bytes([0x70, 0, t >> 8, t & 255])
+
+
+def server_with_rogue(**kw):
+    # A server EndPoint and a raw socket to write arbitrary datagrams at it.
+    net = Net()
+    s = net.endpoint(SERVER, **kw)
+    return net, s, net.socket(ROGUE)
+
+
+def drain(ep):
+    # Everything process(0) hands to the application right now.
+    out = []
+    while True:
+        rx = ep.process(0)
+        if rx is None:
+            return out
+        out.append(rx)
+
+
+# -- duplicates (RFC 7252 §4.5) ----------------------------------------------
+
+def test_duplicate_con_replays_the_reply_and_is_not_redelivered():
+    net, c, s = pair(client={"rand": fixed(0)})
+    net.link(SERVER, CLIENT, drop=[1])  # the piggybacked ACK is lost once
+    runs = []
+
+    def on_rx(ep, rx):
+        if ep is s:
+            runs.append(rx.transaction_id)  # a non-idempotent handler
+            rx.ack(Message(ACK, CHANGED, payload=b"done %d" % len(runs)))
+
+    rec = c.send(Message(CON, POST, token=b"dup", payload=b"+1"), SERVER)
+    net.run(100000, on_rx)
+    assert runs == [rec.transaction_id], runs  # the handler ran once
+    sent = net.sent(SERVER, CLIENT)
+    assert [t for t, _ in sent] == [0, 2000], sent  # the reply, then its replay
+    assert sent[0][1] == sent[1][1], sent  # the very same bytes
+    assert s.duplicates == 1, s.duplicates
+    assert rec.done and rec.response.message.payload == b"done 1", (rec.done, rec.response)
+
+
+def test_duplicate_con_before_the_answer_is_absorbed():
+    net, s, rogue = server_with_rogue()
+    req = Message(CON, GET, token=b"slow").encode(0x0101)
+    rogue.sendto(req, SERVER)
+    (rx,) = drain(s)
+    rogue.sendto(req, SERVER)  # the peer retransmits while the app is busy
+    assert drain(s) == [] and net.sent(SERVER) == [], net.log
+    rx.ack(Message(ACK, CONTENT, payload=b"ok"))
+    rogue.sendto(req, SERVER)  # now the duplicate gets the same reply again
+    assert drain(s) == [], s
+    sent = net.sent(SERVER, ROGUE)
+    assert len(sent) == 2 and sent[0][1] == sent[1][1], sent
+    assert s.duplicates == 2, s.duplicates
+
+
+def test_duplicate_non_is_dropped():
+    net, c, s = pair()
+    net.link(CLIENT, SERVER, dup=1.0)  # every datagram arrives twice
+    c.send(Message(NON, POST, token=b"n", payload=b"reading"), SERVER)
+    c.process(0)
+    got = drain(s)
+    assert len(got) == 1, got
+    assert s.duplicates == 1 and net.sent(SERVER) == [], (s.duplicates, net.log)
+
+
+def test_dedup_entry_expires_after_exchange_lifetime():
+    # 247 s for the defaults: MAX_TRANSMIT_SPAN 45 s + 2 x MAX_LATENCY + PROCESSING_DELAY.
+    net, s, rogue = server_with_rogue()
+    assert s.exchange_lifetime_ms == 247000 and s.non_lifetime_ms == 145000, (
+        s.exchange_lifetime_ms, s.non_lifetime_ms)
+    req = Message(CON, GET, token=b"x").encode(7)
+    rogue.sendto(req, SERVER)
+    drain(s)[0].ack()
+    s.process(246999)
+    rogue.sendto(req, SERVER)
+    assert drain(s) == [] and s.duplicates == 1, s.duplicates  # still a duplicate
+    s.process(1)
+    rogue.sendto(req, SERVER)
+    assert len(drain(s)) == 1, net.now  # 247000 ms later: a new message
+
+
+def test_non_dedup_entry_expires_after_non_lifetime():
+    net, s, rogue = server_with_rogue()
+    req = Message(NON, GET, token=b"x").encode(8)
+    rogue.sendto(req, SERVER)
+    assert len(drain(s)) == 1
+    s.process(144999)
+    rogue.sendto(req, SERVER)
+    assert drain(s) == [], net.now
+    s.process(1)
+    rogue.sendto(req, SERVER)
+    assert len(drain(s)) == 1, net.now
+
+
+def test_dedup_is_per_remote():
+    # The same message id from two peers is two messages.
+    net, s, rogue = server_with_rogue()
+    other = net.socket(("10.0.0.67", 40000))
+    req = Message(CON, GET, token=b"x").encode(9)
+    rogue.sendto(req, SERVER)
+    other.sendto(req, SERVER)
+    got = drain(s)
+    assert [rx.remote for rx in got] == [ROGUE, ("10.0.0.67", 40000)], got
+
+
+def test_full_dedup_cache_evicts_the_oldest():
+    net, s, rogue = server_with_rogue(dedup_size=4)
+    runs = []
+
+    def deliver(t):
+        rogue.sendto(Message(CON, POST, token=b"k").encode(t), SERVER)
+        for rx in drain(s):
+            runs.append(rx.transaction_id)
+            rx.ack(Message(ACK, CHANGED))
+        assert len(s._dedup) <= 4, len(s._dedup)
+
+    for t in (1, 2, 3, 4, 5):  # the 5th takes the slot of the 1st
+        deliver(t)
+    assert runs == [1, 2, 3, 4, 5], runs
+    for t in (2, 3, 4, 5):  # still remembered: replayed, not delivered
+        deliver(t)
+    assert runs == [1, 2, 3, 4, 5] and s.duplicates == 4, (runs, s.duplicates)
+    # Evicted: a late duplicate of message 1 is taken for a new message and the
+    # handler runs again (the price of a bounded cache; size it for the
+    # traffic of one EXCHANGE_LIFETIME). It evicts message 2 in turn.
+    deliver(1)
+    assert runs == [1, 2, 3, 4, 5, 1], runs
+    deliver(2)
+    assert runs == [1, 2, 3, 4, 5, 1, 2], runs
+    deliver(5)
+    assert runs == [1, 2, 3, 4, 5, 1, 2] and s.duplicates == 5, (runs, s.duplicates)
+    assert len(net.sent(SERVER, ROGUE)) == 12, net.sent(SERVER, ROGUE)  # 7 ACKs + 5 replays
+
+
+def test_dedup_size_zero_remembers_nothing():
+    net, s, rogue = server_with_rogue(dedup_size=0)
+    req = Message(NON, POST, token=b"k").encode(3)
+    rogue.sendto(req, SERVER)
+    rogue.sendto(req, SERVER)
+    assert len(drain(s)) == 2 and s._dedup == [], s._dedup
+
+
+# -- answered by the message layer (RFC 7252 §4.2, §4.3, §5.3.2) -------------
+
+def test_ping_from_a_raw_peer_gets_rst():
+    net, s, rogue = server_with_rogue()
+    rogue.sendto(b"\x40\x00\xbe\xef", SERVER)
+    assert drain(s) == [], s
+    assert net.sent(SERVER, ROGUE) == [(0, rst(0xBEEF))], net.log
+
+
+def test_empty_non_is_dropped():
+    net, s, rogue = server_with_rogue()
+    rogue.sendto(b"\x50\x00\xbe\xef", SERVER)
+    assert drain(s) == [] and net.sent(SERVER) == [], net.log
+
+
+def test_unsolicited_con_response_gets_rst():
+    net, s, rogue = server_with_rogue()
+    resp = Message(CON, CONTENT, token=b"zz", payload=b"?").encode(0x1234)
+    rogue.sendto(resp, SERVER)
+    assert drain(s) == [], s
+    assert net.sent(SERVER, ROGUE) == [(0, rst(0x1234))], net.log
+    rogue.sendto(resp, SERVER)  # its retransmission gets the same RST
+    assert drain(s) == [], s
+    assert net.sent(SERVER, ROGUE) == [(0, rst(0x1234))] * 2, net.log
+
+
+def test_unsolicited_non_response_is_dropped():
+    net, s, rogue = server_with_rogue()
+    rogue.sendto(Message(NON, CONTENT, token=b"zz").encode(0x1235), SERVER)
+    assert drain(s) == [] and net.sent(SERVER) == [], net.log
+    assert s.dropped == 1, s.dropped
+
+
+def test_response_from_another_remote_does_not_match():
+    net, c, s = pair(client={"rand": fixed(0)})
+    rogue = net.socket(ROGUE)
+    rec = c.send(Message(CON, GET, token=b"mine"), SERVER)
+    c.process(0)
+    rogue.sendto(Message(NON, CONTENT, token=b"mine").encode(1), CLIENT)
+    rogue.sendto(Message(CON, CONTENT, token=b"mine").encode(2), CLIENT)
+    rogue.sendto(bytes([0x60, 0, rec.transaction_id >> 8, rec.transaction_id & 255]), CLIENT)
+    assert drain(c) == [], c
+    assert net.sent(CLIENT, ROGUE) == [(0, rst(2))], net.log
+    assert rec.response is None and rec.response_type is None and not rec.done, (rec.response,
+                                                                                  rec.done)
+    c.process(2000)
+    c.process(0)
+    assert net.times(CLIENT, SERVER) == [0, 2000], net.times(CLIENT, SERVER)  # still retransmitting
+
+
+def test_ack_and_rst_matching_nothing_are_ignored():
+    net, s, rogue = server_with_rogue()
+    for d in (b"\x60\x00\x00\x01", b"\x70\x00\x00\x02",
+              Message(ACK, CONTENT, token=b"t", payload=b"p").encode(3)):
+        rogue.sendto(d, SERVER)
+    assert drain(s) == [] and net.sent(SERVER) == [], net.log
+    assert s.dropped == 3, s.dropped
+
+
+def test_second_ack_is_ignored():
+    net, c, s = pair()
+    net.link(SERVER, CLIENT, dup=1.0)
+    rec = c.send(Message(CON, GET, token=b"2a"), SERVER)
+    c.process(0)
+    drain(s)[0].ack(Message(ACK, CONTENT))
+    got = drain(c)
+    assert len(got) == 1 and got[0].pertains_to is rec, got
+
+
+# -- malformed datagrams (RFC 7252 §4.2, §4.3, §3) -----------------------------
+
+def test_malformed_con_gets_rst_with_its_message_id():
+    cases = (
+        b"\x49\x01\xab\xcd" + b"123456789",  # token length 9 (reserved)
+        b"\x44\x01\xab\xce\x01\x02",  # token longer than the datagram
+        b"\x40\x01\xab\xcf\xf0",  # option delta nibble 15
+        b"\x40\x01\xab\xd0\xff",  # payload marker with no payload
+        b"\x40\x01\xab\xd1\x0d",  # option length byte missing
+        b"\x40\x00\xab\xd2\x01",  # an Empty message with a byte after the header
+    )
+    net, s, rogue = server_with_rogue()
+    for d in cases:
+        rogue.sendto(d, SERVER)
+        assert drain(s) == [], d
+        assert net.sent(SERVER, ROGUE)[-1] == (0, rst(tid(d))), (d, net.sent(SERVER, ROGUE))
+    assert len(net.sent(SERVER, ROGUE)) == len(cases), net.log
+    assert s.dropped == len(cases), s.dropped
+
+
+def test_malformed_non_ack_rst_and_short_datagrams_are_dropped():
+    net, s, rogue = server_with_rogue()
+    for d in (b"\x59\x01\x00\x01" + b"123456789", b"\x50\x01\x00\x02\xf0",  # NON
+              b"\x60\x45\x00\x03\xff", b"\x70\x00\x00\x04\x01",  # ACK, RST
+              b"", b"\x40", b"\x40\x01\x00"):  # shorter than a header
+        rogue.sendto(d, SERVER)
+        assert drain(s) == [], d
+    assert net.sent(SERVER) == [], net.log
+
+
+def test_other_versions_are_dropped():
+    net, s, rogue = server_with_rogue()
+    for d in (b"\x80\x01\x00\x05", b"\x00\x01\x00\x06", b"\xc0\x00\x00\x07",
+              b"\x89\x01\x00\x08"):  # versions 2, 0, 3; a malformed version 2
+        rogue.sendto(d, SERVER)
+        assert drain(s) == [], d
+    assert net.sent(SERVER) == [], net.log
+
+
+def test_oversized_datagram_is_dropped():
+    net, s, rogue = server_with_rogue(max_message_size=64)
+    big = Message(CON, POST, token=b"b", payload=b"x" * 80).encode(9)
+    rogue.sendto(big, SERVER)
+    assert drain(s) == [] and net.sent(SERVER) == [], net.log
+    fits = Message(CON, POST, token=b"b", payload=b"x" * 58).encode(10)
+    assert len(fits) == 64, len(fits)
+    rogue.sendto(fits, SERVER)
+    assert len(drain(s)) == 1, fits
+
+
+def test_reception_record_ack_only_on_con():
+    net, s, rogue = server_with_rogue()
+    rogue.sendto(Message(NON, GET, token=b"n").encode(1), SERVER)
+    (rx,) = drain(s)
+    support.raises(ValueError, rx.ack)
+    support.raises(ValueError, rx.ack, Message(ACK, CONTENT))
+    assert net.sent(SERVER) == [], net.log
+
+
+def test_reset_answers_a_con_and_is_replayed():
+    net, s, rogue = server_with_rogue()
+    req = Message(CON, GET, token=b"r").encode(0x4242)
+    rogue.sendto(req, SERVER)
+    drain(s)[0].reset()
+    rogue.sendto(req, SERVER)
+    assert drain(s) == [], s
+    assert net.sent(SERVER, ROGUE) == [(0, rst(0x4242))] * 2, net.log
+
+
+# -- a registered (multicast) socket (RFC 7252 §8) ------------------------------
+
+GROUP = ("224.0.1.187", 5683)
+
+
+def test_registered_socket_request_is_answered_from_the_primary_socket():
+    net, c, s = pair()
+    ms = net.socket(GROUP)  # joined the All-CoAP-Nodes group
+    s.register(ms)
+    rec = c.send(Message(NON, GET, token=b"mc", uri_path=".well-known/core"), GROUP)
+    c.process(0)
+    assert net.sent(CLIENT, GROUP) and rec.response_type == NON, net.log
+    rx = s.process(0)
+    assert rx is not None and rx.remote == CLIENT, rx
+    s.send(Message(NON, CONTENT, token=rx.message.token, payload=b"</x>"), rx.remote)
+    s.process(0)
+    assert [d[1] for d in net.log] == [CLIENT, SERVER], net.log  # not from the group
+    got = c.process(0)
+    assert got is not None and got.pertains_to is rec and rec.response is got, got
+
+
+# Regression: a multicast request was once finished by its first response, so
+# the other group members' answers were dropped (RFC 7252 §8.2).
+
+def test_multicast_request_collects_every_response():
+    net = Net()
+    c = net.endpoint(CLIENT)
+    servers = [net.endpoint(("10.0.0.%d" % (10 + i), 5683)) for i in range(2)]
+    for s in servers:
+        ms = net.socket(GROUP)
+        s.register(ms)
+    rec = c.send(Message(NON, GET, token=b"all"), GROUP)
+    c.process(0)
+    for s in servers:
+        rx = s.process(0)
+        assert rx is not None, rx
+        s.send(Message(NON, CONTENT, token=rx.message.token, payload=b"hi"), rx.remote)
+        s.process(0)
+    got = drain(c)
+    remotes = [rx.remote for rx in got]
+    assert remotes == [("10.0.0.10", 5683), ("10.0.0.11", 5683)], remotes
+    assert [rx.pertains_to is rec for rx in got] == [True, True], remotes
+    assert [rx.remote for rx in rec.responses] == remotes, rec.responses
+
+
+def test_reserved_code_classes_are_rejected():
+    # Classes 1, 6 and 7 are reserved (RFC 7252 §12.1; 7.xx is signaling,
+    # TCP only): neither a request nor a response.
+    net, s, rogue = server_with_rogue()
+    for i, code in enumerate((32, 63, 192, 224, 255)):
+        rogue.sendto(bytes([0x40, code, 0, i]), SERVER)  # CON: RST
+        rogue.sendto(bytes([0x50, code, 1, i]), SERVER)  # NON: dropped
+        assert drain(s) == [], code
+        assert net.sent(SERVER, ROGUE)[-1] == (0, rst(i)), (code, net.sent(SERVER, ROGUE))
+    assert len(net.sent(SERVER, ROGUE)) == 5, net.log
+
+
+def test_rst_answers_a_non_request():
+    net, c, s = pair()
+    rec = c.send(Message(NON, GET, token=b"nr"), SERVER)
+    c.process(0)
+    s.process(0).reset()
+    got = c.process(0)
+    assert got is not None and got.pertains_to is rec, got
+    assert rec.response_type == RST and rec.done, (rec.response_type, rec.done)
+
+
+def test_separate_response_overtaking_a_lost_empty_ack_acknowledges():
+    # RFC 7252 §5.2.2: the separate response may arrive before the empty ACK
+    # (here: lost); it ends the retransmission of the request.
+    net, c, s = pair(client={"rand": fixed(0)})
+    net.link(SERVER, CLIENT, drop=[1])  # the empty ACK
+    rec = c.send(Message(CON, GET, token=b"ov"), SERVER)
+    c.process(0)
+    rx = s.process(0)
+    rx.ack()
+    s.send(Message(CON, CONTENT, token=b"ov", payload=b"v"), CLIENT)
+    s.process(0)
+    got = c.process(0)
+    assert got is not None and got.pertains_to is rec and rec.response is got, got
+    assert rec.done and rec.response_type == ACK, (rec.done, rec.response_type)
+    got.ack()
+    assert c.process(100000) is None
+    assert net.times(CLIENT, SERVER) == [0, 0], net.times(CLIENT, SERVER)  # request, ACK
+
+
+def test_observe_notifications_pertain_to_the_registration():
+    # A registration (Observe: 0) stays matched after its first response
+    # (RFC 7641); `responses` keeps the latest few; after cancel(), a CON
+    # notification is rejected with RST (RFC 7641 §3.6).
+    net, c, s = pair()
+    rec = c.send(Message(CON, GET, token=b"obs", observe=0, uri_path="t"), SERVER)
+    c.process(0)
+    rx = s.process(0)
+    rx.ack(Message(ACK, CONTENT, observe=1, payload=b"n1"))
+    first = c.process(0)
+    assert first.pertains_to is rec and not rec.done, (first, rec.done)
+    for i in range(2, 7):
+        s.send(Message(CON, CONTENT, token=b"obs", observe=i, payload=b"n%d" % i), CLIENT)
+        s.process(0)
+        n = c.process(0)
+        assert n is not None and n.pertains_to is rec, (i, n)
+        n.ack()
+        s.process(0)  # the server sees the ACK
+    assert rec.response is first, rec.response
+    got = [r.message.payload for r in rec.responses]
+    assert got == [b"n3", b"n4", b"n5", b"n6"], got  # bounded: the last 4
+    rec.cancel()
+    assert rec.done, rec.done
+    s.send(Message(CON, CONTENT, token=b"obs", observe=7), CLIENT)
+    s.process(0)
+    assert c.process(0) is None
+    last = net.sent(CLIENT, SERVER)[-1][1]
+    assert mtype(last) == RST, last
