@@ -104,6 +104,7 @@ class ReceptionRecord:
         self.remote = remote
         self.transaction_id, self.message = Message.decode(packed)
         self.pertains_to = None
+        self.sock = None  # the socket it arrived on (a registered multicast one?)
         self._reply = None  # the Message sent in answer, or _ACK/_RST if empty
         self._expires = 0
 
@@ -460,6 +461,7 @@ class EndPoint:
             if e.transaction_type == _CON and not e.bad_version:
                 self._send_empty(_RST, e.transaction_id, remote)
             return None
+        rx.sock = sock
         return self._dispatch(rx)
 
     def _dispatch(self, rx):
