@@ -59,18 +59,18 @@ _SPEC = (
     b"\x01\x02\x02\x00\x00\x01"  # 258 No-Response
     b"\x01\x24\x05\x00\x00\x08"  # 292 Request-Tag
 )
-# Class name and Message keyword of each record, in the same order.
+# Class name and Message keyword of each record, in the same order: one
+# string, not a tuple of 48, because every separate name would cost a qstr.
 _NAMES = (
-    "IfMatch", "if_match", "UriHost", "uri_host", "ETag", "etag",
-    "IfNoneMatch", "if_none_match", "Observe", "observe", "UriPort", "uri_port",
-    "LocationPath", "location_path", "OSCORE", "oscore", "UriPath", "uri_path",
-    "ContentFormat", "content_format", "MaxAge", "max_age",
-    "UriQuery", "uri_query", "HopLimit", "hop_limit", "Accept", "accept",
-    "LocationQuery", "location_query", "Block2", "block2", "Block1", "block1",
-    "Size2", "size2", "ProxyUri", "proxy_uri", "ProxyScheme", "proxy_scheme",
-    "Size1", "size1", "Echo", "echo", "NoResponse", "no_response",
-    "RequestTag", "request_tag",
+    " IfMatch if_match UriHost uri_host ETag etag IfNoneMatch if_none_match"
+    " Observe observe UriPort uri_port LocationPath location_path OSCORE oscore"
+    " UriPath uri_path ContentFormat content_format MaxAge max_age"
+    " UriQuery uri_query HopLimit hop_limit Accept accept"
+    " LocationQuery location_query Block2 block2 Block1 block1 Size2 size2"
+    " ProxyUri proxy_uri ProxyScheme proxy_scheme Size1 size1 Echo echo"
+    " NoResponse no_response RequestTag request_tag "
 )
+_COUNT = const(24)
 
 _classes = {}  # record index -> class, filled as classes are first named
 
@@ -226,9 +226,9 @@ def _class(i):
     if cls is None:
         s = i * 6
         f = _SPEC[s + 2]
-        cls = type(_NAMES[2 * i], (_Block if f & 8 else _Registered,), {
+        cls = type(_word(2 * i), (_Block if f & 8 else _Registered,), {
             "number": (_SPEC[s] << 8) | _SPEC[s + 1],
-            "name": _NAMES[2 * i + 1],
+            "name": _word(2 * i + 1),
             "format": f & 3,
             "min_len": _SPEC[s + 3],
             "max_len": (_SPEC[s + 4] << 8) | _SPEC[s + 5],
@@ -255,13 +255,23 @@ def make(number, raw):
     return opt
 
 
+def _word(k):
+    # The k-th word of _NAMES.
+    start = 1
+    for _ in range(k):
+        start = _NAMES.find(" ", start) + 1
+    return _NAMES[start:_NAMES.find(" ", start)]
+
+
 def _find_name(name, step):
     # The record index whose class name (step 0) or keyword (step 1) is
-    # `name`, or -1.
-    for i in range(len(_NAMES) // 2):
-        if _NAMES[2 * i + step] == name:
-            return i
-    return -1
+    # `name`, or -1. Class names are CamelCase and keywords snake_case, so a
+    # word found at the other parity is no match.
+    at = _NAMES.find(" " + name + " ")
+    if at < 0:
+        return -1
+    k = _NAMES.count(" ", 0, at)
+    return k // 2 if k % 2 == step else -1
 
 
 def __getattr__(name):
@@ -294,15 +304,15 @@ class _Keywords:
 
     def keys(self):
         out = []
-        for i in range(1, len(_NAMES), 2):
-            out.append(_NAMES[i])
+        for i in range(_COUNT):
+            out.append(_word(2 * i + 1))
         return out
 
     def __iter__(self):
         return iter(self.keys())
 
     def __len__(self):
-        return len(_NAMES) // 2
+        return _COUNT
 
 
 KEYWORDS = _Keywords()
