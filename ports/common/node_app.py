@@ -28,12 +28,14 @@ def handle(request, read_c):
     """The response (code, payload, content format) to a request Message."""
     if request.code != codes.GET:
         return codes.METHOD_NOT_ALLOWED, b"", None
-    path = "/".join(o.value for o in request.findOptions(11))
-    if path == "sensors/temp":
+    # Compared as a list of segments: a segment that is not UTF-8 comes back
+    # as bytes and simply matches nothing.
+    path = [o.value for o in request.findOptions(11)]
+    if path == ["sensors", "temp"]:
         return codes.CONTENT, "%.2f" % read_c(), codes.TEXT_PLAIN
-    if path == "hello":
+    if path == ["hello"]:
         return codes.CONTENT, "hello from a coapy_micro node", codes.TEXT_PLAIN
-    if path == ".well-known/core":
+    if path == [".well-known", "core"]:
         return codes.CONTENT, _CORE, codes.LINK_FORMAT
     return codes.NOT_FOUND, b"", None
 
