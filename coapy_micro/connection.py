@@ -32,7 +32,8 @@ _ACK = const(2)
 _RST = const(3)
 _POLLIN = const(1)
 _EMSGSIZE = const(90)
-_BURST = const(64)  # datagrams one timed process() call may swallow  # Linux's errno for "message too long"
+_BURST = const(64)
+_LINEAR_DEDUP = const(32)  # dedup caches up to this size are scanned  # datagrams one timed process() call may swallow  # Linux's errno for "message too long"
 
 # TransmissionRecord states
 _QUEUED = const(0)  # waiting for its first transmission (maybe for NSTART)
@@ -188,12 +189,17 @@ class EndPoint:
             poll_factory = select.poll
         self._poller = poll_factory()
         self._socks = {}  # fileno -> socket, for CPython's poll results
+        self._nsocks = 0
         self._register(sock)
         self._tx = bytearray(max_message_size)
         self._txv = memoryview(self._tx)
         self._records = []  # TransmissionRecords in flight, oldest first
         self._dedup = []  # ReceptionRecords remembered, a ring of dedup_size
         self._dedup_next = 0
+        # A gateway's large cache gets a (tid, remote) index; a board's small
+        # one is scanned, which allocates nothing (a key tuple would).
+        self._dedup_index = {} if dedup_size > _LINEAR_DEDUP else None
+        self._busy = False  # the last process() call received something
         self._tid = self._rand(16)
         self.on_unacknowledged = None  # callable(record) when a CON gives up
         # Counters, for monitoring (and the abuse test).
@@ -234,6 +240,7 @@ class EndPoint:
         self._register(sock)
 
     def _register(self, sock):
+        self._nsocks += 1
         self._poller.register(sock, _POLLIN)
         fileno = getattr(sock, "fileno", None)
         if fileno is not None:
@@ -435,6 +442,12 @@ class EndPoint:
 
     def _wait(self, wait_ms):
         # One readable socket, or None when wait_ms (-1: forever) passes.
+        if self._busy:
+            # Under load, read the socket straight away: a datagram is likely
+            # waiting, and the poll system call would cost as much as the
+            # read. (Only with one socket, so none is starved.)
+            self._busy = False
+            return self._socket
         poller = self._poller
         ipoll = getattr(poller, "ipoll", None)
         if ipoll is not None:  # MicroPython: yields one reused tuple, no list
@@ -451,6 +464,7 @@ class EndPoint:
             data, remote = sock.recvfrom(self.max_message_size + 1)
         except OSError:  # EAGAIN, or an ICMP error reported on the socket
             return None
+        self._busy = self._nsocks == 1
         if len(data) > self.max_message_size:
             self.dropped += 1  # truncated: cannot be trusted
             return None
@@ -570,10 +584,17 @@ class EndPoint:
 
     def _find_duplicate(self, rx, now):
         tid = rx.transaction_id
-        for old in self._dedup:
-            if (old.transaction_id == tid and old.remote == rx.remote
-                    and ticks_diff(old._expires, now) > 0):
-                return old
+        index = self._dedup_index
+        if index is not None:
+            old = index.get((tid, rx.remote))
+        else:
+            old = None
+            for e in self._dedup:
+                if e.transaction_id == tid and e.remote == rx.remote:
+                    old = e
+                    break
+        if old is not None and ticks_diff(old._expires, now) > 0:
+            return old
         return None
 
     def _remember(self, rx, now):
@@ -585,11 +606,19 @@ class EndPoint:
         if self.dedup_size <= 0:
             return
         d = self._dedup
+        index = self._dedup_index
         if len(d) < self.dedup_size:
             d.append(rx)
         else:
+            victim = d[self._dedup_next]
+            if index is not None:
+                key = (victim.transaction_id, victim.remote)
+                if index.get(key) is victim:
+                    del index[key]
             d[self._dedup_next] = rx
             self._dedup_next = (self._dedup_next + 1) % self.dedup_size
+        if index is not None:
+            index[(rx.transaction_id, rx.remote)] = rx
 
 
 # -- addresses -------------------------------------------------------------
