@@ -30,6 +30,7 @@ test: setup
 
 bench: setup
 	$(VPY) tools/bench_codec.py
+	$(VPY) tools/bench_server.py
 
 # The main job: a sensor node and a gateway talking CoAP over loopback.
 # Standard library only, so it needs no set-up.

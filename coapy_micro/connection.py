@@ -31,9 +31,9 @@ _NON = const(1)
 _ACK = const(2)
 _RST = const(3)
 _POLLIN = const(1)
-_EMSGSIZE = const(90)
-_BURST = const(64)
-_LINEAR_DEDUP = const(32)  # dedup caches up to this size are scanned  # datagrams one timed process() call may swallow  # Linux's errno for "message too long"
+_EMSGSIZE = const(90)  # Linux's errno for "message too long"
+_BURST = const(64)  # datagrams one timed process() call may swallow
+_LINEAR_DEDUP = const(32)  # dedup caches up to this size are scanned
 
 # TransmissionRecord states
 _QUEUED = const(0)  # waiting for its first transmission (maybe for NSTART)

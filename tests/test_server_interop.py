@@ -1,0 +1,287 @@
+"""The Server over real loopback sockets, driven by clients no one here wrote:
+libcoap's coap-client-notls and aiocoap's client.
+
+GET, PUT, POST, DELETE, NON, /.well-known/core with filters, 4.04, 4.02 (an
+unknown critical option), 4.05, 4.06, 4.15 and a separate response (/slow).
+
+The Server runs in a background thread (its own loop around Server.process,
+which also answers /slow's deferred requests; one test uses serve() and
+stop()). CPython only. Peers missing: skip on a laptop, fail under CI=true
+(peers.need).
+"""
+import asyncio
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from coapy_micro.connection import EndPoint
+from coapy_micro.server import Resource, Response, Server
+from peers import need
+
+LOOPBACK = "127.0.0.1"
+CONTENT, CREATED, DELETED, CHANGED = 69, 65, 66, 68
+
+
+class Node:
+    """A Server with a few resources, in a thread of its own."""
+
+    def __init__(self):
+        self.ep = EndPoint()
+        self.ep.bind((LOOPBACK, 0))
+        self.port = self.ep.socket.getsockname()[1]
+        self.errors = []
+        self.srv = Server(self.ep, on_error=lambda r, e: self.errors.append((r, e)))
+        self.stored = b"initial"
+        self.seen = []  # (type, code, path) of every request a handler saw
+        self.slow = []  # [when to answer, Deferred]
+        add = self.srv.add
+        add("hello", Resource(get=self.hello, ct=0, title="Greeting"))
+        add("sensors/temp", Resource(get=self.temp, rt="temperature-c", if_="sensor", ct=0, obs=True))
+        add("sensors/light", Resource(get=self.temp, rt="light-lux", if_="sensor", ct=(0, 50)))
+        add("upload", Resource(get=self.get_upload, put=self.put_upload, post=self.post_upload,
+                               delete=self.delete_upload, accepts=(0, 42)))
+        add("ro", Resource(get=self.hello))
+        add("slow", Resource(get=self.defer))
+        add("broken", Resource(get=self.broken))
+        self._stop = threading.Event()
+        self._error = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    # -- handlers --
+    def _saw(self, request):
+        self.seen.append((request.message.transaction_type, request.code, request.path))
+
+    def hello(self, request):
+        self._saw(request)
+        return (CONTENT, "hello")
+
+    def temp(self, request):
+        self._saw(request)
+        if request.accept == 50:
+            return (CONTENT, b'{"v": 21.5}')
+        return (CONTENT, b"21.5")
+
+    def get_upload(self, request):
+        self._saw(request)
+        return Response(CONTENT, self.stored, 42)
+
+    def put_upload(self, request):
+        self._saw(request)
+        self.stored = request.payload
+        return (CHANGED, b"")
+
+    def post_upload(self, request):
+        self._saw(request)
+        self.stored += request.payload
+        return (CREATED, b"")
+
+    def delete_upload(self, request):
+        self._saw(request)
+        self.stored = b""
+        return (DELETED, b"")
+
+    def defer(self, request):
+        self._saw(request)
+        self.slow.append([time.monotonic() + 0.3, request.defer()])
+
+    def broken(self, request):
+        raise RuntimeError("handler bug")
+
+    # -- the loop --
+    def _run(self):
+        try:
+            while not self._stop.is_set():
+                self.srv.process(50)
+                now = time.monotonic()
+                for entry in list(self.slow):
+                    if now >= entry[0]:
+                        self.slow.remove(entry)
+                        entry[1].respond(CONTENT, b"slow done", 0)
+        except BaseException as e:  # reported by stop()
+            self._error = e
+
+    def uri(self, path):
+        return "coap://%s:%d/%s" % (LOOPBACK, self.port, path)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+        self.ep.close()
+        assert not self._thread.is_alive(), "the server loop did not stop"
+        if self._error is not None:
+            raise self._error
+
+
+@pytest.fixture
+def node():
+    n = Node()
+    yield n
+    n.stop()
+
+
+# -- libcoap's coap-client ---------------------------------------------------
+
+
+def coap_client(*args):
+    """(stdout + stderr, stripped) of one coap-client-notls run."""
+    need(shutil.which("coap-client-notls"),
+         "coap-client-notls not found (Debian/Ubuntu: apt-get install libcoap3-bin)")
+    proc = subprocess.run(["coap-client-notls", "-B", "5", *args],
+                          capture_output=True, text=True, timeout=20)
+    return (proc.stdout + proc.stderr).strip()
+
+
+def test_libcoap_get(node):
+    assert coap_client(node.uri("hello")) == "hello"
+    assert coap_client(node.uri("sensors/temp")) == "21.5"
+    assert node.seen == [(0, 1, ("hello",)), (0, 1, ("sensors", "temp"))]
+
+
+def test_libcoap_put_post_delete(node):
+    assert coap_client("-m", "put", "-t", "0", "-e", "first", node.uri("upload")) == ""
+    assert coap_client(node.uri("upload")) == "first"
+    assert coap_client("-m", "post", "-t", "0", "-e", "+more", node.uri("upload")) == ""
+    assert coap_client(node.uri("upload")) == "first+more"
+    assert coap_client("-m", "delete", node.uri("upload")) == ""
+    assert coap_client(node.uri("upload")) == ""
+    assert [s[1] for s in node.seen] == [3, 1, 2, 1, 4, 1]
+
+
+def test_libcoap_non(node):
+    assert coap_client("-N", node.uri("hello")) == "hello"
+    assert coap_client("-N", "-m", "put", "-t", "0", "-e", "n", node.uri("upload")) == ""
+    assert node.seen[0][0] == 1 and node.seen[1][:2] == (1, 3)
+    assert node.stored == b"n"
+
+
+def test_libcoap_discovery_with_filters(node):
+    everything = coap_client(node.uri(".well-known/core"))
+    assert everything == ('</hello>;ct=0;title="Greeting",'
+                          '</sensors/temp>;rt="temperature-c";if="sensor";ct=0;obs,'
+                          '</sensors/light>;rt="light-lux";if="sensor";ct="0 50",'
+                          '</upload>,</ro>,</slow>,</broken>')
+    assert coap_client(node.uri(".well-known/core?rt=temperature-c")) == (
+        '</sensors/temp>;rt="temperature-c";if="sensor";ct=0;obs')
+    assert coap_client(node.uri(".well-known/core?rt=light*")) == (
+        '</sensors/light>;rt="light-lux";if="sensor";ct="0 50"')
+    assert coap_client(node.uri(".well-known/core?href=/sensors/*")).count("</sensors/") == 2
+    assert coap_client(node.uri(".well-known/core?ct=50")).startswith("</sensors/light>")
+    assert coap_client(node.uri(".well-known/core?title=Greet*")) == '</hello>;ct=0;title="Greeting"'
+    assert coap_client(node.uri(".well-known/core?rt=nothing")) == ""  # 2.05, empty
+
+
+def test_libcoap_errors(node):
+    assert coap_client(node.uri("no/such/thing")) == "4.04"
+    assert coap_client("-m", "post", node.uri("ro")) == "4.05"
+    assert coap_client("-O", "65001,x", node.uri("hello")) == "4.02 option 65001"
+    assert coap_client("-A", "60", node.uri("sensors/temp")) == "4.06"
+    assert coap_client("-m", "put", "-t", "50", "-e", "{}", node.uri("upload")) == "4.15"
+    assert coap_client(node.uri("broken")) == "5.00"
+    assert coap_client(node.uri("hello")) == "hello"  # still serving
+    assert len(node.errors) == 1 and str(node.errors[0][1]) == "handler bug"
+    assert node.seen == [(0, 1, ("hello",))]  # no handler saw the refused requests
+
+
+def test_libcoap_separate_response(node):
+    t0 = time.monotonic()
+    assert coap_client(node.uri("slow")) == "slow done"
+    assert time.monotonic() - t0 >= 0.3
+    assert coap_client("-N", node.uri("slow")) == "slow done"
+
+
+# -- aiocoap's client ----------------------------------------------------------
+
+
+def aiocoap_request(uri, code="GET", payload=b"", non=False, options=()):
+    try:
+        import aiocoap
+    except ImportError:
+        need(False, "aiocoap not installed (make setup installs requirements-test.txt)")
+
+    async def run():
+        ctx = await aiocoap.Context.create_client_context()
+        try:
+            kw = {"transport_tuning": aiocoap.Unreliable()} if non else {}
+            req = aiocoap.Message(code=getattr(aiocoap, code), uri=uri, payload=payload, **kw)
+            for opt in options:
+                req.opt.add_option(opt)
+            return await asyncio.wait_for(ctx.request(req).response, 10)
+        finally:
+            await ctx.shutdown()
+
+    return asyncio.run(run())
+
+
+def test_aiocoap_get_put_post_delete(node):
+    resp = aiocoap_request(node.uri("hello"))
+    assert (str(resp.code), resp.payload, resp.opt.content_format) == ("2.05 Content", b"hello", 0)
+    assert str(resp.mtype) == "ACK"  # piggybacked
+    from aiocoap.optiontypes import UintOption
+    from aiocoap.numbers.optionnumbers import OptionNumber
+
+    cf0 = UintOption(OptionNumber.CONTENT_FORMAT, 0)
+    assert str(aiocoap_request(node.uri("upload"), "PUT", b"A", options=[cf0]).code) == "2.04 Changed"
+    assert str(aiocoap_request(node.uri("upload"), "POST", b"B", options=[cf0]).code) == "2.01 Created"
+    resp = aiocoap_request(node.uri("upload"))
+    assert (resp.payload, resp.opt.content_format) == (b"AB", 42)
+    assert str(aiocoap_request(node.uri("upload"), "DELETE").code) == "2.02 Deleted"
+    assert aiocoap_request(node.uri("upload")).payload == b""
+
+
+def test_aiocoap_non(node):
+    resp = aiocoap_request(node.uri("sensors/temp"), non=True)
+    assert (resp.payload, str(resp.mtype)) == (b"21.5", "NON")
+    assert node.seen == [(1, 1, ("sensors", "temp"))]
+
+
+def test_aiocoap_discovery_with_filter(node):
+    resp = aiocoap_request(node.uri(".well-known/core?if=sensor"))
+    assert resp.opt.content_format == 40
+    from aiocoap.util.linkformat import parse
+
+    links = parse(resp.payload.decode())
+    assert [link.get_target(node.uri("")) for link in links.links] == [
+        node.uri("sensors/temp"), node.uri("sensors/light")]
+
+
+def test_aiocoap_errors(node):
+    from aiocoap.optiontypes import OpaqueOption, UintOption
+    from aiocoap.numbers.optionnumbers import OptionNumber
+
+    assert str(aiocoap_request(node.uri("missing")).code) == "4.04 Not Found"
+    assert str(aiocoap_request(node.uri("ro"), "DELETE").code) == "4.05 Method Not Allowed"
+    resp = aiocoap_request(node.uri("hello"), options=[OpaqueOption(OptionNumber(65001), b"x")])
+    assert (str(resp.code), resp.payload) == ("4.02 Bad Option", b"option 65001")
+    resp = aiocoap_request(node.uri("sensors/light"), options=[UintOption(OptionNumber.ACCEPT, 50)])
+    assert (str(resp.code), resp.payload, resp.opt.content_format) == ("2.05 Content", b'{"v": 21.5}', 50)
+    resp = aiocoap_request(node.uri("sensors/light"), options=[UintOption(OptionNumber.ACCEPT, 60)])
+    assert str(resp.code) == "4.06 Not Acceptable"
+
+
+def test_aiocoap_separate_response(node):
+    resp = aiocoap_request(node.uri("slow"))
+    assert (str(resp.code), resp.payload, str(resp.mtype)) == ("2.05 Content", b"slow done", "CON")
+
+
+# -- serve() and stop() --------------------------------------------------------
+
+
+def test_serve_in_a_thread_and_stop():
+    ep = EndPoint()
+    ep.bind((LOOPBACK, 0))
+    port = ep.socket.getsockname()[1]
+    srv = Server(ep)
+    srv.add("x", Resource(get=lambda r: (CONTENT, b"served")))
+    t = threading.Thread(target=srv.serve, daemon=True)
+    t.start()
+    try:
+        assert coap_client("coap://%s:%d/x" % (LOOPBACK, port)) == "served"
+    finally:
+        srv.stop()
+        t.join(5)
+        ep.close()
+    assert not t.is_alive(), "serve() did not return after stop()"

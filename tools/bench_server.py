@@ -1,0 +1,176 @@
+"""Requests/s served on loopback: coapy_micro's Server, aiocoap, a bare UDP loop.
+
+One load generator (this process) drives each server in turn, in the same run:
+CON GET /bench with WINDOW requests in flight, for SECONDS, counting
+completed exchanges and their latency. Each server runs in its own process
+(CPython), so the generator and the server get a core each.
+
+    make bench      (or: .venv/bin/python tools/bench_server.py)
+
+The bare loop is the ceiling: it answers every datagram with a fixed ACK and
+parses nothing, so no CoAP server in Python can beat it. "EndPoint loop" is
+the seed-API loop (README) without the Server layer: the gap between it and
+coapy_micro is what resource dispatch costs.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
+WINDOW = int(os.environ.get("BENCH_WINDOW", "16"))
+
+SERVERS = {
+    "EndPoint loop": r'''
+import sys
+sys.path.insert(0, sys.argv[2])
+from coapy_micro.connection import EndPoint, Message
+ep = EndPoint(dedup_size=256)
+ep.bind(("127.0.0.1", int(sys.argv[1])))
+print("ready", flush=True)
+while True:
+    rx = ep.process(1000)
+    if rx is not None:
+        rx.ack(Message(code=69, payload=b"ok"))
+''',
+    "coapy_micro": r'''
+import sys
+sys.path.insert(0, sys.argv[2])
+from coapy_micro.connection import EndPoint
+from coapy_micro.server import Resource, Server
+ep = EndPoint(dedup_size=256)
+ep.bind(("127.0.0.1", int(sys.argv[1])))
+srv = Server(ep)
+srv.add("bench", Resource(get=lambda request: (69, b"ok")))
+print("ready", flush=True)
+srv.serve()
+''',
+    "aiocoap": r'''
+import asyncio, sys, warnings
+warnings.simplefilter("ignore")
+import aiocoap, aiocoap.resource as resource
+
+class Bench(resource.Resource):
+    async def render_get(self, request):
+        return aiocoap.Message(code=aiocoap.CONTENT, payload=b"ok")
+
+async def main():
+    root = resource.Site()
+    root.add_resource(["bench"], Bench())
+    await aiocoap.Context.create_server_context(root, bind=("127.0.0.1", int(sys.argv[1])))
+    print("ready", flush=True)
+    await asyncio.get_running_loop().create_future()
+
+asyncio.run(main())
+''',
+    "bare UDP loop": r'''
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+print("ready", flush=True)
+out = bytearray(b"\x60\x45\x00\x00")
+while True:
+    data, addr = s.recvfrom(1500)
+    tkl = data[0] & 15
+    # ACK 2.05 with the request's id and token, payload "ok": no parsing.
+    s.sendto(bytes((0x60 | tkl, 0x45, data[2], data[3])) + data[4:4 + tkl] + b"\xffok", addr)
+''',
+}
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def request(mid, token):
+    # CON GET /bench: header, 4-byte token, Uri-Path "bench" (option 11).
+    return bytes((0x44, 0x01, mid >> 8, mid & 0xFF)) + token + b"\xb5bench"
+
+
+def load(port, seconds, window):
+    """Completed exchanges/s and latencies (ms) against 127.0.0.1:port."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.connect(("127.0.0.1", port))
+    s.settimeout(1.0)
+    sent_at = {}
+    mid = 0
+    lat = []
+
+    def send_one():
+        nonlocal mid
+        mid = (mid + 1) & 0xFFFF
+        token = mid.to_bytes(4, "big")
+        sent_at[mid] = time.perf_counter()
+        s.send(request(mid, token))
+
+    for _ in range(window):
+        send_one()
+    start = time.perf_counter()
+    warm_until = start + 0.5  # not counted: lets the server's caches fill
+    end = warm_until + seconds
+    done = 0
+    while True:
+        try:
+            data = s.recv(1500)
+        except socket.timeout:
+            # Lost datagrams (a full socket buffer): refill the window.
+            for _ in range(window - len(sent_at)):
+                send_one()
+            continue
+        now = time.perf_counter()
+        got = (data[2] << 8) | data[3]
+        t0 = sent_at.pop(got, None)
+        if t0 is None or data[1] != 0x45:
+            continue
+        if now >= warm_until:
+            done += 1
+            lat.append((now - t0) * 1000)
+        if now >= end:
+            break
+        send_one()
+    s.close()
+    return done / seconds, sorted(lat)
+
+
+def run(name, code):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", code, str(port), ROOT],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        if proc.stdout.readline().strip() != "ready":
+            raise SystemExit("%s server did not start" % name)
+        rate, lat = load(port, SECONDS, WINDOW)
+    finally:
+        proc.kill()
+        proc.wait()
+    p50 = lat[len(lat) // 2] if lat else float("nan")
+    p99 = lat[int(len(lat) * 0.99)] if lat else float("nan")
+    return rate, p50, p99
+
+
+def main():
+    print("Requests/s served on loopback, CON GET /bench, %d in flight, %.0f s each, "
+          "CPython %s" % (WINDOW, SECONDS, sys.version.split()[0]))
+    results = {}
+    for name, code in SERVERS.items():
+        results[name] = run(name, code)
+    print("  %-16s %10s %9s %9s" % ("server", "req/s", "p50 ms", "p99 ms"))
+    for name, (rate, p50, p99) in results.items():
+        print("  %-16s %10.0f %9.2f %9.2f" % (name, rate, p50, p99))
+    ours = results["coapy_micro"][0]
+    vs_aiocoap = ours / results["aiocoap"][0]
+    vs_bare = ours / results["bare UDP loop"][0]
+    print("  coapy_micro / aiocoap: %.1fx (target >= 10x): %s"
+          % (vs_aiocoap, "met" if vs_aiocoap >= 10 else "NOT MET"))
+    print("  coapy_micro / bare loop: %.2f (target >= 0.5): %s"
+          % (vs_bare, "met" if vs_bare >= 0.5 else "NOT MET"))
+
+
+if __name__ == "__main__":
+    main()
