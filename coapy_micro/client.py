@@ -1,0 +1,523 @@
+"""CoAP requests on top of the EndPoint (RFC 7252 §5.2, §5.3, §8.1).
+
+    c = Client()                                   # EndPoints made on demand
+    resp = c.request("get", "coap://node.local/sensors/temp")
+    print(codes.dotted(resp.code), resp.payload)
+
+    h = c.start("put", "coap://192.168.1.7/led", b"1", callback=done)
+    while not h.done:                              # a node's own loop
+        c.process(50)                              # or c.handle(rx) per rx
+        do_other_work()
+
+The EndPoint does the message layer (retransmission, ACK/RST matching,
+duplicates); this module adds what a request needs on top: a token per
+request, the destination from the URI, the separate response (an empty ACK
+first, the response later in a CON that is acknowledged here, RFC 7252
+§5.2.2), and a deadline. A request ends with a Response (whatever its code:
+4.04 is an answer, not an error) or one of the typed errors below.
+
+Timeouts: `timeout_ms` bounds the whole request (transmissions, the wait for
+a separate response). The default, DEFAULT_TIMEOUT_MS = 30 s, covers the
+first four transmissions of a CON (at 0, 2-3, 6-9 and 14-21 s with the
+RFC's defaults) plus time for a slow separate response, without a caller
+waiting MAX_TRANSMIT_WAIT (93 s) for a node that is simply off.
+`timeout_ms=None` waits as long as the RFC allows: the EndPoint's own
+give-up (MAX_TRANSMIT_SPAN, then Unreachable), EXCHANGE_LIFETIME for a
+separate response, NON_LIFETIME for the answer to a NON request.
+
+Runs on boards too: ticks only, positional arguments to built-ins, nothing
+done at import time.
+"""
+try:
+    import socket
+except ImportError:  # the WebAssembly port: pass getaddrinfo and end_point
+    socket = None
+
+from ._compat import const, ticks_add, ticks_diff, ticks_ms
+from .connection import EndPoint, Message, is_multicast
+from .options import Option
+
+__all__ = ("Client", "Pending", "Response", "CoapError", "RequestTimeout",
+           "Reset", "Unreachable", "DEFAULT_TIMEOUT_MS")
+
+DEFAULT_TIMEOUT_MS = 30000
+
+_CON = const(0)
+_NON = const(1)
+_ACK = const(2)
+_RST = const(3)
+_CONTENT_FORMAT = const(12)
+_ACCEPT = const(17)
+# With several EndPoints (IPv4 and IPv6) process() polls them in turns of
+# this many ms: they do not share a poller.
+_SLICE_MS = const(10)
+# The longest wait while a request is held back before its first
+# transmission (NSTART: behind another request to the same peer).
+_UNSENT_MS = const(1000)
+
+# sendto errors that mean the peer cannot be reached at all, as opposed to a
+# passing shortage (ENOMEM, ENOBUFS) that the next retransmission may get
+# past. Names, not numbers: errno values differ between ports.
+_HARD_ERRORS = ("ECONNREFUSED", "ENETUNREACH", "EHOSTUNREACH", "ENETDOWN",
+                "EHOSTDOWN", "EADDRNOTAVAIL", "EAFNOSUPPORT")
+
+
+class CoapError(Exception):
+    """A request ended without a response. `pending` is its handle."""
+
+    pending = None
+
+
+class RequestTimeout(CoapError):
+    """No response arrived within the request's timeout."""
+
+
+class Reset(CoapError):
+    """The peer answered the request with RST: it could not process it."""
+
+
+class Unreachable(CoapError):
+    """The request could not reach the peer: the CON was never acknowledged
+    (the EndPoint gave up), sending failed with an error such as
+    EHOSTUNREACH, or the host name did not resolve. `errno` is the socket
+    error, or None."""
+
+    errno = None
+
+
+def _is_hard_error(err):
+    import errno
+
+    for name in _HARD_ERRORS:
+        if err == getattr(errno, name, None):
+            return True
+    return False
+
+
+class Response:
+    """A response as the application sees it: `code` (69 is 2.05; see
+    codes.dotted), `payload` (bytes), `content_format` (int or None),
+    `options`, `remote` (the address it came from) and `message` (the
+    Message itself). `rx` is the EndPoint's ReceptionRecord."""
+
+    def __init__(self, rx):
+        self.rx = rx
+        self.message = rx.message
+        self.remote = rx.remote
+        self.code = rx.message.code
+
+    @property
+    def payload(self):
+        return self.message.payload
+
+    @property
+    def content_format(self):
+        return self.message.get_uint(_CONTENT_FORMAT)
+
+    @property
+    def options(self):
+        return self.message.options
+
+    def __repr__(self):
+        c = self.code
+        return "<Response %d.%02d, %d bytes>" % (c >> 5, c & 31, len(self.payload))
+
+
+class Pending:
+    """A request in progress (Client.start). `done` turns True when it ends,
+    with `response` (a Response) or `error` (a CoapError) set; `callback`,
+    if any, is then called with this handle. `record` is the EndPoint's
+    TransmissionRecord, `request` the Message sent, `acknowledged` True once
+    an empty ACK said a separate response will follow."""
+
+    def __init__(self, client, record, deadline, callback):
+        self.client = client
+        self.record = record
+        self.request = record.message
+        self.remote = record.remote
+        self.deadline = deadline  # ticks, or None: the EndPoint's limits only
+        self.callback = callback
+        self.done = False
+        self.response = None
+        self.error = None
+        self.acknowledged = False
+        self._tried = False  # process() has had a chance to send it
+
+    def result(self):
+        """The Response, or raise the error the request ended with."""
+        if not self.done:
+            raise ValueError("the request has not finished")
+        if self.error is not None:
+            raise self.error
+        return self.response
+
+    def cancel(self):
+        """Give up on the request (no callback): the EndPoint stops
+        retransmitting it and answers a late response with RST."""
+        if not self.done:
+            self.client._finish(self, None, CoapError("request cancelled"), False)
+
+    def __repr__(self):
+        state = "waiting" if not self.done else (self.error or self.response)
+        return "<Pending %s>" % (state,)
+
+
+def _earlier(wait, d):
+    # min(wait, d) where wait None means "no limit" and d < 0 counts as 0.
+    if d < 0:
+        d = 0
+    return d if wait is None or d < wait else wait
+
+
+def _insert(opts, opt):
+    # Put `opt` after every option numbered <= its number: the list stays
+    # ordered, repeated options keep their order (no sort: see MICROPYTHON.md).
+    i = len(opts)
+    while i > 0 and opts[i - 1].number > opt.number:
+        i -= 1
+    opts.insert(i, opt)
+
+
+def _method_code(method):
+    # 'get', 'GET' or codes.GET -> 1; anything but a request method is refused.
+    if isinstance(method, str):
+        from . import codes
+
+        code = codes.parse(method)
+    else:
+        code = method
+    if type(code) is not int or not 1 <= code <= 31:  # a bool is no method
+        raise ValueError("not a request method: %r" % (method,))
+    return code
+
+
+def _format_number(value):
+    # Content-Format / Accept: a number, or a name codes.content_format knows.
+    if isinstance(value, str):
+        from . import codes
+
+        return codes.content_format(value)
+    return value
+
+
+class Client:
+    """Sends requests and matches their responses, on one EndPoint per
+    address family.
+
+    end_point: use this EndPoint for every request (it may also serve: pass
+      the messages the client does not take to your server, see process()
+      and on_unhandled). None: the client makes an EndPoint per address
+      family the first time a URI needs one (end_point_factory(family) ->
+      bound EndPoint; default: bound to an ephemeral port on any address)
+      and closes them in close().
+    timeout_ms: the default for each request (see the module notes).
+    getaddrinfo: resolver with socket.getaddrinfo's (host, port) signature.
+    clock: ticks source; default the EndPoint's (so a test's fake clock
+      governs timeouts too), else ticks_ms.
+    """
+
+    def __init__(self, end_point=None, timeout_ms=DEFAULT_TIMEOUT_MS,
+                 end_point_factory=None, getaddrinfo=None, clock=None):
+        self.timeout_ms = timeout_ms
+        self.on_unhandled = None  # callable(rx) for what request() does not take
+        self._given = end_point
+        self._factory = end_point_factory
+        self._getaddrinfo = getaddrinfo
+        self._clock = clock
+        self._made = []  # [family, EndPoint] pairs this client made
+        self._pending = []
+        self._last = None  # (uri, _destination(uri)) for an IP-literal host
+        if end_point is not None:
+            self._adopt_clock(end_point)
+
+    # -- end points ---------------------------------------------------------
+
+    @property
+    def end_points(self):
+        """The EndPoints in use (the one given, or those made so far)."""
+        if self._given is not None:
+            return [self._given]
+        return [pair[1] for pair in self._made]
+
+    def _adopt_clock(self, ep):
+        if self._clock is None:
+            # The client must measure time with the EndPoint's (injectable) clock.
+            self._clock = getattr(ep, "clock", None)
+
+    def _now(self):
+        return (self._clock or ticks_ms)()
+
+    def _end_point(self, family):
+        if self._given is not None:
+            return self._given
+        for pair in self._made:
+            if pair[0] == family:
+                return pair[1]
+        if self._factory is not None:
+            ep = self._factory(family)
+        else:
+            ep = EndPoint(family)
+            v4 = getattr(socket, "AF_INET", 2)
+            try:
+                ep.bind(("0.0.0.0" if family == v4 else "::", 0))
+            except OSError:
+                ep.close()
+                raise
+        self._made.append([family, ep])
+        self._adopt_clock(ep)
+        return ep
+
+    def _resolve(self, host, port):
+        # (family, address) of `host`, always through getaddrinfo: the
+        # MicroPython unix port wants its raw sockaddr bytes even for an IP.
+        gai = self._getaddrinfo or socket.getaddrinfo  # upy-ok: positional args
+        try:
+            infos = gai(host, port)
+        except OSError as e:  # CPython's lookup error is an OSError subclass
+            err = Unreachable("cannot resolve %r: %s" % (host, e))
+            err.errno = e.args[0] if e.args else None
+            raise err
+        if not infos:
+            raise Unreachable("cannot resolve %r: no address" % host)
+        if self._given is not None:
+            # Only the given EndPoint's family will do (when its socket says
+            # which: CPython's does): an address of the other family makes
+            # sendto raise TypeError there, not OSError.
+            family = getattr(self._given.socket, "family", None)
+            if family is not None:
+                for ai in infos:
+                    if ai[0] == family:
+                        return ai[0], ai[-1]
+                raise Unreachable("%r has no address of the EndPoint's family" % host)
+        return infos[0][0], infos[0][-1]
+
+    def _destination(self, uri):
+        # (family, address, [Option], is it a multicast group?) for `uri`.
+        # The last one is remembered when its host is an IP literal (nothing
+        # to look up again): polling one URI then costs no parsing and no
+        # getaddrinfo per request.
+        last = self._last
+        if last is not None and last[0] == uri:
+            return last[1]
+        from . import uri as uri_mod
+
+        i = uri.find(":") if isinstance(uri, str) else -1
+        if i > 0 and uri[:i].lower() == "coaps":
+            raise uri_mod.UriError("coaps:// needs DTLS, which this client does not speak: %r" % uri)
+        host, port, opts = uri_mod.to_options(uri)
+        family, remote = self._resolve(host, port)
+        dest = (family, remote, opts, is_multicast(remote))
+        if uri_mod.is_ip_literal(host):
+            self._last = (uri, dest)
+        return dest
+
+    # -- starting requests --------------------------------------------------
+
+    def start(self, method, uri, payload=b"", content_format=None, accept=None,
+              options=(), confirmable=True, timeout_ms=-1, callback=None):
+        """Send a request without waiting: returns its Pending handle.
+
+        method: a code (codes.GET) or a name ('get'). uri: coap://...
+        (uri.UriError if malformed). payload: bytes or str.
+        content_format, accept: numbers or names ('json'). options: more
+        Option instances for the request. confirmable=False sends NON (a
+        request to a multicast address is always NON, RFC 7252 §8.1).
+        timeout_ms: -1 the client's default, None no limit of its own.
+        The response arrives through process() or handle().
+        """
+        code = _method_code(method)
+        family, remote, opts, group = self._destination(uri)
+        ep = self._end_point(family)
+        if group:
+            confirmable = False
+        if content_format is not None or accept is not None:
+            opts = list(opts)  # the cached list stays as the URI made it
+            if content_format is not None:
+                _insert(opts, Option(_CONTENT_FORMAT, _format_number(content_format)))
+            if accept is not None:
+                _insert(opts, Option(_ACCEPT, _format_number(accept)))
+        msg = Message(_CON if confirmable else _NON, code, payload, ep.new_token())
+        # One encoding of the whole list, not one per option as addOption
+        # would (a client polling a sensor does this for every request).
+        if opts:
+            msg._set_list(opts)
+        for o in options:
+            msg.addOption(o)  # the caller's: may replace one of the above
+        rec = ep.send(msg, remote)  # ValueError: too big; CapacityError: table full
+        if timeout_ms == -1:
+            timeout_ms = self.timeout_ms
+        deadline = None if timeout_ms is None else ticks_add(self._now(), int(timeout_ms))
+        h = Pending(self, rec, deadline, callback)
+        self._pending.append(h)
+        return h
+
+    def request(self, method, uri, payload=b"", content_format=None, accept=None,
+                options=(), confirmable=True, timeout_ms=-1):
+        """Send a request and wait for its Response (any code).
+
+        Raises RequestTimeout, Reset or Unreachable (all CoapError) when it
+        ends without one, uri.UriError for a bad URI. Other requests of this
+        client progress meanwhile; messages that are not for the client go
+        to on_unhandled (if set), else are dropped.
+        """
+        h = self.start(method, uri, payload, content_format, accept, options,
+                       confirmable, timeout_ms)
+        while not h.done:
+            rx = self.process(None)  # returns by h's deadline or EndPoint event
+            if rx is not None and self.on_unhandled is not None:
+                self.on_unhandled(rx)
+        return h.result()
+
+    # -- driving ------------------------------------------------------------
+
+    def process(self, timeout_ms=None):
+        """Run the EndPoints for at most timeout_ms (None: until something
+        happens), finishing requests whose response, error or deadline came.
+
+        Returns a ReceptionRecord the client did not take (a request for a
+        server sharing the EndPoint, say), else None. Like
+        EndPoint.process, returns early when a message arrives.
+        """
+        eps = self.end_points
+        wait = self._wait_ms(timeout_ms)
+        if not eps:
+            if wait:
+                import time
+
+                time.sleep(wait / 1000)  # nothing can arrive: just let time pass
+            return None
+        if len(eps) == 1:
+            rx = eps[0].process(wait)
+        else:
+            rx = self._process_many(eps, wait)
+        if rx is not None and self.handle(rx):
+            rx = None
+        self._check()
+        return rx
+
+    def _wait_ms(self, timeout_ms):
+        # The longest process() may block: timeout_ms, but no later than the
+        # next deadline or EndPoint event of a pending request, so that
+        # timeouts and the EndPoint's giving up are noticed on time.
+        self._check()
+        now = self._now()
+        wait = timeout_ms
+        for h in self._pending:
+            rec = h.record
+            if h.deadline is not None:
+                wait = _earlier(wait, ticks_diff(h.deadline, now))
+            if rec.created_time is None:
+                # Not sent yet. The first call returns right after sending,
+                # so a sendto error shows at once; after that the record is
+                # held back (NSTART) and its stale event time is no guide.
+                wait = _earlier(wait, _UNSENT_MS if h._tried else 0)
+                h._tried = True
+            elif rec.next_event_time is not None:
+                wait = _earlier(wait, ticks_diff(rec.next_event_time, now))
+        return wait
+
+    def _process_many(self, eps, wait):
+        start = self._now()
+        turn = 0
+        while True:
+            left = _SLICE_MS
+            if wait is not None:
+                left = wait - ticks_diff(self._now(), start)
+                if left <= 0:
+                    left = 0
+                elif left > _SLICE_MS:
+                    left = _SLICE_MS
+            for j in range(len(eps)):
+                # One EndPoint waits its slice; the others only get a look.
+                ep = eps[(turn + j) % len(eps)]
+                rx = ep.process(left if j == 0 else 0)
+                if rx is not None:
+                    return rx
+            turn += 1
+            if wait is not None and ticks_diff(self._now(), start) >= wait:
+                return None
+
+    def handle(self, rx):
+        """Take `rx` (from an EndPoint's process()) if it answers one of this
+        client's requests: True if taken. A CON response is acknowledged here.
+        For applications that call process() on the EndPoint themselves."""
+        rec = rx.pertains_to
+        if rec is None:
+            return False
+        for h in self._pending:
+            if h.record is rec:
+                break
+        else:
+            return False
+        m = rx.message
+        if m.transaction_type == _RST:
+            self._finish(h, None, Reset("%s answered with RST" % (rec.remote,)))
+        elif rx is rec.response or rx in rec.responses:
+            if m.transaction_type == _CON:
+                rx.ack()  # the separate response (RFC 7252 §5.2.2)
+            self._finish(h, Response(rx), None)
+        else:
+            h.acknowledged = True  # an empty ACK: the response comes separately
+        return True
+
+    def _check(self):
+        # Finish requests whose record or deadline says they are over.
+        now = self._now()
+        i = 0
+        while i < len(self._pending):
+            h = self._pending[i]
+            rec = h.record
+            err = None
+            resp = None
+            if rec.response is not None:
+                # Taken from the EndPoint by someone who did not pass it to
+                # handle(): the record still has it.
+                rx = rec.response
+                if rx.message.transaction_type == _RST:
+                    err = Reset("%s answered with RST" % (rec.remote,))
+                else:
+                    resp = Response(rx)
+            elif rec.is_unacknowledged:
+                err = Unreachable("no acknowledgement from %s after %d transmissions"
+                                  % (rec.remote, 1 + rec.end_point.max_retransmit))
+            elif rec.error is not None and _is_hard_error(rec.error):
+                err = Unreachable("cannot send to %s: errno %d" % (rec.remote, rec.error))
+                err.errno = rec.error
+            elif rec.done:
+                if rec.error is not None:
+                    err = CoapError("the request could not be sent: errno %d" % rec.error)
+                else:
+                    err = RequestTimeout("no response from %s" % (rec.remote,))
+            elif h.deadline is not None and ticks_diff(now, h.deadline) >= 0:
+                err = RequestTimeout("no response from %s in time" % (rec.remote,))
+            if err is None and resp is None:
+                i += 1
+            else:
+                self._finish(h, resp, err)  # removes h: index i is the next one
+
+    def _finish(self, h, response, error, call=True):
+        h.done = True
+        h.response = response
+        h.error = error
+        if error is not None:
+            error.pending = h
+        # Frees the EndPoint's slot and makes it refuse late answers (RST).
+        h.record.cancel()
+        if h in self._pending:
+            self._pending.remove(h)
+        if call and h.callback is not None:
+            h.callback(h)
+
+    @property
+    def pending(self):
+        """The requests still in progress."""
+        return list(self._pending)
+
+    def close(self):
+        """Cancel what is pending (no callbacks) and close the EndPoints this
+        client made (not one it was given)."""
+        while self._pending:
+            self._pending[0].cancel()
+        for pair in self._made:
+            pair[1].close()
+        self._made = []

@@ -1,0 +1,341 @@
+"""The `coapy` command, run as `python -m coapy_micro` in a subprocess.
+
+Against `coapy serve` (also a subprocess), libcoap's coap-server-notls and a
+scripted UDP peer for the answers neither gives on demand (5.xx, RST): exit
+statuses, the -v format, --payload TEXT / @FILE / @-, --content-format and
+--accept by name, --non, --timeout, the discover table.
+
+CPython only. libcoap missing: skip on a laptop, fail under CI=true.
+"""
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from coapy_micro.connection import Message
+from test_client_interop import LOOPBACK, start_libcoap, stop
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def coapy(*args, stdin=None, timeout=60):
+    """Run `python -m coapy_micro ARGS`; the CompletedProcess (bytes out)."""
+    return subprocess.run([sys.executable, "-m", "coapy_micro", *args], cwd=ROOT,
+                          input=stdin, capture_output=True, timeout=timeout)
+
+
+def err(proc):
+    return proc.stderr.decode("utf-8", "replace")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """'coap://127.0.0.1:PORT' of `coapy serve` on a free port."""
+    log = tmp_path_factory.mktemp("serve") / "stderr.txt"
+    with open(log, "wb") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "coapy_micro", "serve",
+                                 "--bind", LOOPBACK, "--port", "0"],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=f)
+    deadline = time.monotonic() + 10
+    port = None
+    while port is None and time.monotonic() < deadline and proc.poll() is None:
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", log.read_text())
+        if m:
+            port = int(m.group(1))
+        else:
+            time.sleep(0.05)
+    if port is None:
+        stop(proc)
+        pytest.fail("coapy serve did not start:\n" + log.read_text())
+    yield "coap://%s:%d" % (LOOPBACK, port)
+    stop(proc)
+    # Nothing went wrong inside the server meanwhile (handler tracebacks).
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+@pytest.fixture(scope="module")
+def libcoap():
+    proc, port = start_libcoap(LOOPBACK)
+    yield "coap://%s:%d" % (LOOPBACK, port)
+    stop(proc)
+
+
+class ScriptedPeer:
+    """A UDP socket on loopback answering each CoAP request with
+    reply(tid, request) -> bytes (or None), in a thread."""
+
+    def __init__(self, reply):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.settimeout(0.1)
+        self.uri = "coap://%s:%d" % (LOOPBACK, self.sock.getsockname()[1])
+        self.reply = reply
+        self.done = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.done:
+            try:
+                data, addr = self.sock.recvfrom(2048)
+            except socket.timeout:
+                continue
+            tid, msg = Message.decode(data)
+            out = self.reply(tid, msg)
+            if out is not None:
+                self.sock.sendto(out, addr)
+
+    def close(self):
+        self.done = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+# -- help and arguments -------------------------------------------------------
+
+
+def test_help_documents_the_exit_statuses():
+    p = coapy("--help")
+    assert p.returncode == 0
+    text = p.stdout.decode()
+    for cmd in ("get", "post", "put", "delete", "fetch", "patch", "ipatch", "discover", "serve"):
+        assert re.search(r"^\s+%s\s" % cmd, text, re.M), cmd
+    for status in ("0", "2", "3", "4", "5", "6", "7"):
+        assert re.search(r"^  %s  \S" % status, text, re.M), status
+    assert "timeout" in text and "4.xx" in text and "5.xx" in text and "RST" in text
+    p = coapy("get", "--help")
+    assert p.returncode == 0 and b"@FILE" in p.stdout and b"exit status" in p.stdout
+
+
+def test_console_script_entry_point():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["scripts"] == {"coapy": "coapy_micro.cli:main"}
+    from coapy_micro import cli
+
+    assert callable(cli.main)
+
+
+@pytest.mark.parametrize("args", [
+    ("get",),  # no URI
+    ("get", "http://127.0.0.1/x"),
+    ("get", "coap://127.0.0.1:99999/"),
+    ("get", "coaps://127.0.0.1/x"),  # no DTLS here
+    ("get", "coap://127.0.0.1/", "--content-format", "nonsense/type"),
+    ("get", "coap://127.0.0.1/", "--accept", "-3"),
+    ("get", "coap://127.0.0.1/", "--timeout", "0"),
+    ("brew", "coap://127.0.0.1/"),
+    ("discover", "coap:/x"),
+])
+def test_usage_errors_exit_2(args):
+    p = coapy(*args)
+    assert p.returncode == 2, (p.returncode, err(p))
+    assert p.stdout == b""
+    assert err(p).strip()
+
+
+# -- against `coapy serve` ----------------------------------------------------
+
+
+def test_get_writes_the_payload_to_stdout(served):
+    p = coapy("get", served + "/hello")
+    assert (p.returncode, p.stdout, p.stderr) == (0, b"Hello from coapy_micro!", b"")
+
+
+def test_not_found_exits_4(served):
+    p = coapy("get", served + "/no/such")
+    assert p.returncode == 4
+    assert p.stdout == b""
+    assert "4.04 Not Found" in err(p)
+
+
+def test_accept_by_name(served):
+    # /hello produces text/plain only: Accept json is 4.06 (exit 4).
+    p = coapy("get", served + "/hello", "--accept", "json")
+    assert p.returncode == 4 and "4.06 Not Acceptable" in err(p), err(p)
+    p = coapy("get", served + "/hello", "-A", "text/plain")
+    assert p.returncode == 0 and p.stdout == b"Hello from coapy_micro!"
+
+
+VERBOSE = [
+    r"-> CON 0\.01 GET  mid=(\d+) token=([0-9a-f]{8})  to 127\.0\.0\.1:(\d+)",
+    r"->   Uri-Port: \3",
+    r"->   Uri-Path: hello",
+    r"<- ACK 2\.05 Content  mid=\1 token=\2  from 127\.0\.0\.1:\3",
+    r"<-   Content-Format: 0 \(text/plain;charset=utf-8\)",
+    r"<-   payload \(23 bytes\): Hello from coapy_micro!",
+]
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_prints_each_message(served, where):
+    args = ("-v", "get", served + "/hello") if where == "before" else ("get", served + "/hello", "-v")
+    p = coapy(*args)
+    assert p.returncode == 0 and p.stdout == b"Hello from coapy_micro!"
+    assert re.fullmatch("\n".join(VERBOSE) + "\n", err(p)), err(p)
+    assert int(re.search(r"to 127\.0\.0\.1:(\d+)", err(p)).group(1)) == int(served.rsplit(":", 1)[1])
+
+
+def test_payload_from_file_is_sent_raw(served, tmp_path):
+    data = bytes(range(256)) * 3 + b"\r\n\x00end"
+    f = tmp_path / "blob.bin"
+    f.write_bytes(data)
+    p = coapy("put", served + "/upload", "--payload", "@%s" % f, "--content-format", "octet-stream")
+    assert p.returncode == 0, err(p)
+    p = coapy("-v", "get", served + "/upload")
+    assert p.returncode == 0 and p.stdout == data
+    assert "<-   Content-Format: 42 (application/octet-stream)" in err(p)
+    assert "<-   payload (%d bytes): 0x000102" % len(data) in err(p)
+
+
+def test_payload_text_post_and_delete(served):
+    p = coapy("post", served + "/upload", "--payload", "h\u00e9llo", "-t", "text/plain")
+    assert p.returncode == 0, err(p)
+    assert coapy("get", served + "/upload").stdout == "h\u00e9llo".encode()
+    p = coapy("-v", "delete", served + "/upload")
+    assert p.returncode == 0 and "<- ACK 2.02 Deleted" in err(p), err(p)
+    assert coapy("get", served + "/upload").stdout == b""
+
+
+def test_payload_from_stdin(served):
+    p = coapy("put", served + "/upload", "--payload", "@-", stdin=b"piped\n")
+    assert p.returncode == 0, err(p)
+    assert coapy("get", served + "/upload").stdout == b"piped\n"
+
+
+def test_unreadable_payload_file_exits_1(served, tmp_path):
+    p = coapy("put", served + "/upload", "--payload", "@%s" % (tmp_path / "missing"))
+    assert p.returncode == 1 and "cannot read the payload" in err(p), err(p)
+
+
+def test_non_request(served):
+    p = coapy("get", served + "/hello", "--non", "-v")
+    assert p.returncode == 0 and p.stdout == b"Hello from coapy_micro!"
+    lines = err(p).splitlines()
+    assert lines[0].startswith("-> NON 0.01 GET  mid="), lines
+    assert any(ln.startswith("<- NON 2.05 Content  mid=") for ln in lines), lines
+
+
+def test_demo_resources(served):
+    p = coapy("get", served + "/sensors/temp")
+    assert p.returncode == 0 and 0 < float(p.stdout) < 50, p.stdout
+    p = coapy("get", served + "/time")
+    assert re.fullmatch(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", p.stdout), p.stdout
+    p = coapy("get", served + "/large")
+    assert p.returncode == 0 and len(p.stdout) >= 2048, len(p.stdout)
+    assert p.stdout.count(b"\n") >= 20
+
+
+def test_discover_table(served):
+    p = coapy("discover", served)
+    assert p.returncode == 0, err(p)
+    lines = p.stdout.decode().splitlines()
+    assert lines[0].split() == ["PATH", "RT", "IF", "CT", "TITLE", "OBS"], lines
+    # Columns line up under the header.
+    starts = [lines[0].index(h) for h in ("RT", "IF", "CT", "TITLE", "OBS")]
+    rows = {ln.split()[0]: ln for ln in lines[1:]}
+    assert set(rows) == {"/hello", "/time", "/sensors/temp", "/large", "/upload"}, rows
+    temp = rows["/sensors/temp"]
+    assert [temp[s:].split("  ")[0] for s in starts] == [
+        "temperature-c", "sensor", "0 (text/plain)", "Temperature", "-"], temp
+    assert rows["/upload"][starts[2]:].startswith("-"), rows["/upload"]
+
+
+def test_discover_with_a_filter(served):
+    p = coapy("discover", served + "?rt=temp*", "-v")
+    assert p.returncode == 0, err(p)
+    lines = p.stdout.decode().splitlines()
+    assert [ln.split()[0] for ln in lines[1:]] == ["/sensors/temp"], lines
+    assert "->   Uri-Path: .well-known\n->   Uri-Path: core\n->   Uri-Query: rt=temp*" in err(p)
+
+
+# -- error statuses -----------------------------------------------------------
+
+
+def test_timeout_exits_3():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind((LOOPBACK, 0))
+        t0 = time.monotonic()
+        p = coapy("get", "coap://%s:%d/x" % (LOOPBACK, silent.getsockname()[1]), "--timeout", "0.5")
+        assert time.monotonic() - t0 < 10
+    assert p.returncode == 3, err(p)
+    assert "no response" in err(p) and p.stdout == b""
+
+
+@pytest.mark.parametrize("code, status", [(160, 5), (163, 5), (132, 4), (95, 0)])
+def test_response_class_sets_the_exit_status(code, status):
+    peer = ScriptedPeer(lambda tid, m: Message(Message.ACK, code, b"why", m.token).encode(tid))
+    try:
+        p = coapy("get", peer.uri + "/x")
+    finally:
+        peer.close()
+    assert p.returncode == status, err(p)
+    assert p.stdout == b"why"
+
+
+def test_reset_exits_6():
+    peer = ScriptedPeer(lambda tid, m: bytes([0x70, 0, tid >> 8, tid & 255]))
+    try:
+        p = coapy("get", peer.uri + "/x")
+    finally:
+        peer.close()
+    assert p.returncode == 6, err(p)
+    assert "RST" in err(p)
+
+
+def test_unresolvable_host_exits_7():
+    p = coapy("get", "coap://no-such-host.invalid/x")
+    assert p.returncode == 7, err(p)
+    assert "unreachable" in err(p)
+
+
+def test_serve_on_a_port_in_use_exits_1():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind((LOOPBACK, 0))
+        p = coapy("serve", "--bind", LOOPBACK, "--port", str(taken.getsockname()[1]))
+    assert p.returncode == 1 and "cannot listen" in err(p), err(p)
+
+
+# -- against libcoap ----------------------------------------------------------
+
+
+def test_libcoap_get_and_separate_response(libcoap):
+    p = coapy("get", libcoap + "/")
+    assert p.returncode == 0 and b"libcoap" in p.stdout
+    p = coapy("-v", "get", libcoap + "/async?1")
+    assert p.returncode == 0 and p.stdout == b"done"
+    kinds = [ln.split("  ")[0] for ln in err(p).splitlines() if not ln.startswith(("->   ", "<-   "))]
+    assert kinds == ["-> CON 0.01 GET", "<- ACK 0.00 Empty", "<- CON 2.05 Content",
+                     "-> ACK 0.00 Empty"], err(p)
+
+
+def test_libcoap_put_get_and_not_found(libcoap):
+    p = coapy("put", libcoap + "/example_data", "--payload", "cli was here")
+    assert p.returncode == 0, err(p)
+    assert coapy("get", libcoap + "/example_data").stdout == b"cli was here"
+    p = coapy("get", libcoap + "/missing")
+    assert p.returncode == 4 and "4.04 Not Found" in err(p)
+
+
+def test_libcoap_discover(libcoap):
+    p = coapy("discover", libcoap)
+    assert p.returncode == 0, err(p)
+    lines = p.stdout.decode().splitlines()
+    rows = {ln.split()[0]: ln.split() for ln in lines[1:]}
+    assert {"/", "/time", "/async", "/example_data"} <= set(rows), lines
+    assert rows["/time"][:2] == ["/time", "ticks"] and rows["/time"][-1] == "yes", rows["/time"]
+    assert rows["/async"][-1] == "-", rows["/async"]
+
+
+def test_exit_status_of_each_response_class():
+    from coapy_micro.cli import exit_status
+
+    # 2.01 2.05 2.31 4.00 4.04 5.00 5.05 3.04 (class 3 is reserved)
+    got = [exit_status(c) for c in (65, 69, 95, 128, 132, 160, 165, 100)]
+    assert got == [0, 0, 0, 4, 4, 5, 5, 1], got
