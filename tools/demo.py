@@ -1,9 +1,10 @@
 """The main job, on loopback with no board: a sensor node and a gateway.
 
-Starts ports/unix/node.py (the node code a board runs, simulated sensor) as
-its own process, then acts as the gateway: discovers the node's resources
-through /.well-known/core and reads its temperature a few times, over CoAP
-with coapy_micro's EndPoint. Finishes by itself.
+Starts ports/unix/node.py (the node code a board runs, with a simulated
+sensor) as its own process, then acts as the gateway with coapy_micro's
+Client: discovers the node's resources through /.well-known/core, reads
+every sensor it found a few times, and shows what an error looks like.
+Finishes by itself.
 
     make demo        (or: python3 tools/demo.py)
 """
@@ -16,8 +17,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from coapy_micro import codes  # noqa: E402
-from coapy_micro.connection import EndPoint, Message  # noqa: E402
+from coapy_micro import codes, link  # noqa: E402
+from coapy_micro.client import Client, CoapError  # noqa: E402
 
 
 def free_port():
@@ -28,63 +29,46 @@ def free_port():
     return port
 
 
-def get(ep, node, path, timeout_s=5.0):
-    """GET coap://node/path with a CON request; the response Message or None."""
-    req = Message(Message.CON, codes.GET, token=ep.new_token(), uri_path=path)
-    rec = ep.send(req, node)
-    deadline = time.monotonic() + timeout_s
-    while rec.response is None and not rec.is_unacknowledged:
-        left_ms = int((deadline - time.monotonic()) * 1000)
-        if left_ms <= 0:
-            rec.cancel()
-            return None
-        rx = ep.process(left_ms)
-        if rx is not None and rx.message.transaction_type == Message.CON:
-            rx.ack()  # a separate response: acknowledge it
-    return rec.response.message if rec.response is not None else None
-
-
-def links(text):
-    # '</a>;rt="x";ct=0,</b>' -> [('/a', 'rt="x";ct=0'), ('/b', '')]
-    out = []
-    for link in text.split(","):
-        target, _, attrs = link.partition(";")
-        out.append((target.strip("<> "), attrs))
-    return out
-
-
 def main():
     port = free_port()
     node = subprocess.Popen(
         [sys.executable, os.path.join(ROOT, "ports", "unix", "node.py"), str(port), "30"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+    client = Client(timeout_ms=5000)
     try:
         print(node.stdout.readline().strip())  # the node says where it listens
-        ep = EndPoint(ack_timeout_ms=500)
-        ep.bind(("127.0.0.1", 0))
-        where = ("127.0.0.1", port)
-        print("gateway: discovering coap://127.0.0.1:%d/.well-known/core" % port)
-        core = get(ep, where, ".well-known/core")
-        if core is None:
-            raise SystemExit("gateway: the node did not answer")
-        for target, attrs in links(core.payload.decode("utf-8")):
-            print("  %-16s %s" % (target, attrs))
-        hello = get(ep, where, "hello")
+        base = "coap://127.0.0.1:%d" % port
+        print("gateway: discovering %s/.well-known/core" % base)
+        core = client.request("get", base + "/.well-known/core")
+        found = link.parse(core.payload)
+        print("  %-16s %-16s %-8s %s" % ("resource", "rt", "ct", "title"))
+        for ln in found:
+            print("  %-16s %-16s %-8s %s" % (
+                ln.target, ln.get("rt") or "-", ln.get("ct") or "-", ln.get("title") or ""))
+
+        hello = client.request("get", base + "/hello")
         print("gateway: /hello says %r" % hello.payload.decode("utf-8"))
-        print("gateway: reading /sensors/temp five times")
-        for i in range(5):
-            t0 = time.monotonic()
-            r = get(ep, where, "sensors/temp")
-            ms = (time.monotonic() - t0) * 1000
-            print("  reading %d: %s °C   (%s, %.1f ms)" % (
-                i + 1, r.payload.decode("utf-8"), codes.dotted(r.code), ms))
-            time.sleep(0.3)
-        missing = get(ep, where, "no/such/thing")
+
+        sensors = [ln.target for ln in found if ln.get("if") == "sensor"]
+        print("gateway: %d sensor(s) found; reading each five times" % len(sensors))
+        for target in sensors:
+            for i in range(5):
+                t0 = time.monotonic()
+                r = client.request("get", base + target)
+                ms = (time.monotonic() - t0) * 1000
+                print("  %s = %s   (%s, %.1f ms)" % (
+                    target, r.payload.decode("utf-8"), codes.dotted(r.code), ms))
+                time.sleep(0.3)
+        up = client.request("get", base + "/sys/uptime")
+        print("gateway: the node has been up %s s" % up.payload.decode("utf-8"))
+        missing = client.request("get", base + "/no/such/thing")
         print("gateway: /no/such/thing -> %s %s" % (codes.dotted(missing.code), codes.name(missing.code)))
-        ep.close()
         print("demo finished")
+    except CoapError as e:
+        raise SystemExit("gateway: %s" % e)
     finally:
+        client.close()
         node.terminate()
         node.wait(5)
 

@@ -1,14 +1,18 @@
-"""A sensor node: serves its temperature over CoAP, on a board or on the host.
+"""A sensor node: serves its readings over CoAP, on a board or on the host.
 
 The same file runs on an ESP32 or Pico W (ports/esp32/main.py and
-ports/rp2/main.py call run() after Wi-Fi is up) and on the host
-(ports/unix/node.py), where the sensor is simulated. It is written only with
-the seed's polling API: one EndPoint, one loop, process(timeout_ms).
-"""
-from coapy_micro.connection import EndPoint, Message
-from coapy_micro import codes
+ports/rp2/main.py call run() once Wi-Fi is up) and on the host
+(ports/unix/node.py), where the sensor is simulated. Resources:
 
-_CORE = '</sensors/temp>;rt="temperature-c";if="sensor";ct=0,</hello>;ct=0'
+    /sensors/temp   the temperature in °C, text (rt="temperature-c")
+    /sys/uptime     seconds since the node started, text
+    /hello          a greeting
+    /.well-known/core   what is above, for discovery (RFC 6690)
+"""
+from coapy_micro import codes
+from coapy_micro._compat import ticks_diff, ticks_ms
+from coapy_micro.connection import EndPoint
+from coapy_micro.server import Resource, Server
 
 
 class SimulatedSensor:
@@ -24,39 +28,27 @@ class SimulatedSensor:
         return self.value
 
 
-def handle(request, read_c):
-    """The response (code, payload, content format) to a request Message."""
-    if request.code != codes.GET:
-        return codes.METHOD_NOT_ALLOWED, b"", None
-    # Compared as a list of segments: a segment that is not UTF-8 comes back
-    # as bytes and simply matches nothing.
-    path = [o.value for o in request.findOptions(11)]
-    if path == ["sensors", "temp"]:
-        return codes.CONTENT, "%.2f" % read_c(), codes.TEXT_PLAIN
-    if path == ["hello"]:
-        return codes.CONTENT, "hello from a coapy_micro node", codes.TEXT_PLAIN
-    if path == [".well-known", "core"]:
-        return codes.CONTENT, _CORE, codes.LINK_FORMAT
-    return codes.NOT_FOUND, b"", None
+def make_server(ep, read_c):
+    """The node's resources on EndPoint `ep`."""
+    started = ticks_ms()
+    srv = Server(ep)
+    srv.add("sensors/temp", Resource(
+        get=lambda request: (codes.CONTENT, "%.2f" % read_c()),
+        rt="temperature-c", if_="sensor", ct=codes.TEXT_PLAIN, title="Temperature"))
+    srv.add("sys/uptime", Resource(
+        get=lambda request: (codes.CONTENT, str(ticks_diff(ticks_ms(), started) // 1000)),
+        rt="uptime-s", ct=codes.TEXT_PLAIN))
+    srv.add("hello", Resource(
+        get=lambda request: (codes.CONTENT, "hello from a coapy_micro node"),
+        ct=codes.TEXT_PLAIN))
+    return srv
 
 
-def run(bind=("0.0.0.0", 5683), read_c=None, log=print, stop_after_ms=None):
-    """Serve until stop_after_ms passes (None: forever)."""
-    from coapy_micro._compat import ticks_diff, ticks_ms
-
-    read_c = read_c or SimulatedSensor().read_c
+def run(bind=("0.0.0.0", 5683), read_c=None, log=print, seconds=None):
+    """Serve for `seconds` (None: forever)."""
     ep = EndPoint()
     ep.bind(bind)
+    srv = make_server(ep, read_c or SimulatedSensor().read_c)
     log("node: serving CoAP on %s:%d" % (bind[0], bind[1]))
-    start = ticks_ms()
-    while stop_after_ms is None or ticks_diff(ticks_ms(), start) < stop_after_ms:
-        rx = ep.process(500)
-        if rx is None or not 1 <= rx.message.code <= 31:
-            continue
-        req = rx.message
-        code, payload, fmt = handle(req, read_c)
-        if req.transaction_type == Message.CON:
-            rx.ack(Message(code=code, payload=payload, content_format=fmt))
-        else:
-            ep.send(Message(Message.NON, code, payload, req.token, content_format=fmt), rx.remote)
+    srv.serve(seconds)
     ep.close()

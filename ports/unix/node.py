@@ -16,5 +16,4 @@ import node_app  # noqa: E402
 
 port = int(sys.argv[1]) if len(sys.argv) > 1 else 5683
 seconds = float(sys.argv[2]) if len(sys.argv) > 2 else None
-node_app.run(("127.0.0.1", port),
-             stop_after_ms=None if seconds is None else int(seconds * 1000))
+node_app.run(("127.0.0.1", port), seconds=seconds)
