@@ -19,7 +19,7 @@ try:
 except ImportError:  # the WebAssembly port: pass socket_factory/poll_factory
     socket = None
 
-from ._compat import const, ticks_add, ticks_diff, ticks_ms
+from ._compat import IS_MICROPYTHON, const, ticks_add, ticks_diff, ticks_ms
 from .message import DecodeError, Message
 
 # The seed's module exports these; re-exported here on purpose.
@@ -118,15 +118,18 @@ class ReceptionRecord:
         """
         if self.message.transaction_type != _CON:
             raise ValueError("only a CON message is acknowledged")
+        ep = self.end_point
         if message is None:
             self._reply = _ACK
-        else:
-            message._type = _ACK
-            if not message.token:
-                message.token = self.message.token
-            self.end_point._check_size(message)  # before it is remembered
-            self._reply = message
-        self.end_point._reply(self)
+            ep._send_empty(_ACK, self.transaction_id, self.remote)
+            return
+        message._type = _ACK
+        if not message.token:
+            message.token = self.message.token
+        if ep._transmit(message, self.transaction_id, self.remote) == _EMSGSIZE:
+            ep._check_size(message)  # too large: raises, saying how large
+            message.encode(self.transaction_id)  # else raises what is wrong
+        self._reply = message  # remembered only once it could be sent
 
     def reset(self):
         """Answer this message with RST (it could not be processed)."""
@@ -301,14 +304,20 @@ class EndPoint:
                              % (message.wire_size(), self.max_message_size))
 
     def _transmit(self, message, tid, remote):
-        # Encode into the endpoint's buffer and send; returns an errno or None.
+        # Encode and send; returns an errno or None. A board encodes into the
+        # endpoint's buffer (no allocation); CPython builds bytes, faster there.
         try:
-            n = message.encode_into(self._tx, tid)
+            if IS_MICROPYTHON:
+                data = self._txv[:message.encode_into(self._tx, tid)]
+            else:
+                data = message.encode(tid)
+                if len(data) > self.max_message_size:
+                    return _EMSGSIZE
         except ValueError:
-            # Grown past the buffer since send() checked it: never sent.
+            # Larger than the buffer (grown since send() checked?): never sent.
             return _EMSGSIZE
         try:
-            self._socket.sendto(self._txv[:n], remote)
+            self._socket.sendto(data, remote)
         except OSError as e:
             return e.args[0]
         except (TypeError, ValueError):
@@ -424,12 +433,11 @@ class EndPoint:
         (pings, duplicates, ...) do not end the wait.
         """
         clock = self._clock
-        start = clock()
+        start = now = clock()
         swallowed = 0
         while True:
-            now = clock()
             finished = self._timed_out
-            wait = self._service(now)
+            wait = self._service(now) if self._records else -1
             if timeout_ms is None and self._timed_out != finished:
                 # With no time limit, a CON giving up (or a wait expiring)
                 # ends the call: otherwise a quiet network would hide it forever.
@@ -441,11 +449,12 @@ class EndPoint:
                 if wait < 0 or left < wait:
                     wait = left
             sock = self._wait(wait)
+            now = clock()
             if sock is None:
-                if timeout_ms is not None and ticks_diff(clock(), start) >= timeout_ms:
+                if timeout_ms is not None and ticks_diff(now, start) >= timeout_ms:
                     return None
                 continue
-            rx = self._receive(sock)
+            rx = self._receive(sock, now)
             if rx is not None:
                 return rx
             # Swallowed by the message layer (a ping, a duplicate, junk): keep
@@ -453,7 +462,7 @@ class EndPoint:
             # application's loop past its timeout, nor process(0) for long.
             swallowed += 1
             if timeout_ms is not None and (
-                    ticks_diff(clock(), start) > timeout_ms or swallowed >= _BURST):
+                    ticks_diff(now, start) > timeout_ms or swallowed >= _BURST):
                 return None
 
     def _wait(self, wait_ms):
@@ -475,7 +484,7 @@ class EndPoint:
             return self._socks[s] if isinstance(s, int) else s  # upy-ok: fd or socket
         return None
 
-    def _receive(self, sock):
+    def _receive(self, sock, now):
         try:
             data, remote = sock.recvfrom(self.max_message_size + 1)
         except OSError:  # EAGAIN, or an ICMP error reported on the socket
@@ -492,13 +501,12 @@ class EndPoint:
                 self._send_empty(_RST, e.transaction_id, remote)
             return None
         rx.sock = sock
-        return self._dispatch(rx)
+        return self._dispatch(rx, now)
 
-    def _dispatch(self, rx):
+    def _dispatch(self, rx, now):
         m = rx.message
         mtype = m.transaction_type
         code = m.code
-        now = self._clock()
         if mtype >= _ACK:
             return self._on_ack_or_reset(rx, mtype, code, now)
         if code == 0:
