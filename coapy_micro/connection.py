@@ -207,6 +207,7 @@ class EndPoint:
         self._dedup_index = {} if dedup_size > _LINEAR_DEDUP else None
         self._busy = False  # the last process() call received something
         self._timed_out = 0  # records finished by their own timers
+        self._lifetimes = None  # the parameters, EXCHANGE_LIFETIME, NON_LIFETIME
         self._tid = self._rand(16)
         self.on_unacknowledged = None  # callable(record) when a CON gives up
         # Counters, for monitoring (and the abuse test).
@@ -625,8 +626,15 @@ class EndPoint:
         # A ring: the slot reused is the oldest one. Entries live for
         # EXCHANGE_LIFETIME (CON) or NON_LIFETIME (NON), or until dedup_size
         # newer messages have pushed them out.
-        life = self.exchange_lifetime_ms if rx.message.transaction_type == _CON else self.non_lifetime_ms
-        rx._expires = ticks_add(now, life)
+        life = self._lifetimes
+        if (life is None or life[0] != self.ack_timeout_ms
+                or life[1] != self.ack_random_factor or life[2] != self.max_retransmit):
+            # Derived once (float arithmetic, two properties), not per message;
+            # made again if the application retunes the parameters.
+            life = self._lifetimes = (self.ack_timeout_ms, self.ack_random_factor,
+                                      self.max_retransmit, self.exchange_lifetime_ms,
+                                      self.non_lifetime_ms)
+        rx._expires = ticks_add(now, life[3] if rx.message.transaction_type == _CON else life[4])
         if self.dedup_size <= 0:
             return
         d = self._dedup
