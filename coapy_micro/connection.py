@@ -101,14 +101,16 @@ class ReceptionRecord:
     """A received message (seed API). `ack()` and `reset()` answer it; the
     answer is remembered so a duplicate of this message gets it again."""
 
+    # Class-level defaults, so a record sets four attributes, not eight.
+    pertains_to = None
+    sock = None  # the socket it arrived on (a registered multicast one?)
+    _reply = None  # the Message sent in answer, or _ACK/_RST if empty
+    _expires = 0
+
     def __init__(self, end_point, packed, remote):
         self.end_point = end_point
         self.remote = remote
         self.transaction_id, self.message = Message.decode(packed)
-        self.pertains_to = None
-        self.sock = None  # the socket it arrived on (a registered multicast one?)
-        self._reply = None  # the Message sent in answer, or _ACK/_RST if empty
-        self._expires = 0
 
     def ack(self, message=None):
         """Acknowledge this CON: an empty ACK, or `message` piggybacked.
