@@ -560,8 +560,8 @@ def build_parser():
                                 "MAX_TRANSMIT_WAIT is 93)" % DEFAULT_TIMEOUT_S)
 
     for m in METHODS:
-        p = sub.add_parser(m, help="send a %s request; the response payload goes to stdout"
-                           % m.upper(), epilog=EXIT_HELP,
+        p = sub.add_parser(m, help="send %s request; the response payload goes to stdout"
+                           % ("an iPATCH" if m == "ipatch" else "a " + m.upper()), epilog=EXIT_HELP,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("uri", metavar="URI", help="coap://host[:port]/path?query")
         p.add_argument("--payload", metavar="TEXT|@FILE",
