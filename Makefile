@@ -6,7 +6,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 MPVM := tools/mpvm
 
-.PHONY: all setup test bench demo clean
+.PHONY: all setup test bench demo board clean
 
 all: test
 
@@ -37,5 +37,10 @@ bench: setup
 demo:
 	$(PYTHON) tools/demo.py
 
+# What to copy to a board: coapy_micro compiled with mpy-cross (host-only
+# modules left out) and ports/common/*.py, in build/board/.
+board: setup
+	$(VPY) tools/build_board.py
+
 clean:
-	rm -rf $(VENV) $(MPVM)/node_modules .pytest_cache .hypothesis
+	rm -rf $(VENV) $(MPVM)/node_modules .pytest_cache .hypothesis build/board

@@ -20,3 +20,22 @@ def pytest_runtest_call(item):
         return (yield)
     except support.Skip as e:
         pytest.skip(str(e))
+
+
+# -- peers shared by the interop modules (tests/interop.py) --------------------
+
+
+@pytest.fixture(scope="module")
+def libcoap_server():
+    """(host, port) of a coap-server-notls on 127.0.0.1, one per test module
+    (module-wide: tests change /example_data, each to a value of its own)."""
+    import interop
+
+    with interop.libcoap_server(interop.LOOPBACK) as port:
+        yield (interop.LOOPBACK, port)
+
+
+@pytest.fixture(scope="module")
+def libcoap(libcoap_server):
+    """'coap://127.0.0.1:PORT' of the module's coap-server-notls."""
+    return "coap://%s:%d" % libcoap_server

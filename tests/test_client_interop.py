@@ -12,7 +12,6 @@ Plus a silent port for RequestTimeout.
 CPython only (subprocesses, sockets). Peers missing: skip on a laptop, fail
 under CI=true (peers.need).
 """
-import shutil
 import socket
 import subprocess
 import sys
@@ -23,188 +22,110 @@ import pytest
 from coapy_micro import codes
 from coapy_micro.client import Client, RequestTimeout, Unreachable
 from coapy_micro.connection import EndPoint, Message
-from peers import need
+from interop import LOOPBACK, coap_answers, free_udp_port, libcoap_server, need_aiocoap, stop
 
-LOOPBACK = "127.0.0.1"
 CON, NON, ACK = Message.CON, Message.NON, Message.ACK
 
 
-def free_udp_port(host=LOOPBACK, family=socket.AF_INET):
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def coap_answers(host, port, family=socket.AF_INET, seconds=5.0):
-    """True once something at (host, port) answers a CoAP ping; probes with
-    a plain socket, not with the code under test."""
-    deadline = time.monotonic() + seconds
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.1)
-        mid = 0x2200
-        while time.monotonic() < deadline:
-            mid += 1
-            s.sendto(bytes([0x40, 0, mid >> 8, mid & 0xFF]), (host, port))
-            try:
-                s.recvfrom(64)
-                return True
-            except (socket.timeout, ConnectionRefusedError):
-                pass
-    return False
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def start_libcoap(address):
-    need(shutil.which("coap-server-notls"),
-         "coap-server-notls not found (Debian/Ubuntu: apt-get install libcoap3-bin)")
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    probe = "::1" if family == socket.AF_INET6 else LOOPBACK
-    for _ in range(3):  # the free port may be taken between probe and bind
-        port = free_udp_port(probe, family)
-        proc = subprocess.Popen(["coap-server-notls", "-A", address, "-p", str(port), "-v", "0"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if coap_answers(probe, port, family) and proc.poll() is None:
-            return proc, port
-        stop(proc)
-    pytest.fail("coap-server-notls did not start answering on %s" % address)
-
-
-@pytest.fixture(scope="module")
-def libcoap():
-    """'coap://127.0.0.1:PORT' of a coap-server-notls (module-wide: the
-    tests below change /example_data, each to a value of its own)."""
-    proc, port = start_libcoap(LOOPBACK)
-    yield "coap://%s:%d" % (LOOPBACK, port)
-    stop(proc)
-
-
-def client_on_loopback(**kw):
+@pytest.fixture
+def loopback_client():
+    """(Client, its EndPoint on 127.0.0.1), both closed after the test."""
     ep = EndPoint(socket.AF_INET)
     ep.bind((LOOPBACK, 0))
-    return Client(ep, **kw), ep
+    c = Client(ep)
+    yield c, ep
+    c.close()
+    ep.close()
 
 
 # -- against libcoap ----------------------------------------------------------
 
 
-def test_libcoap_get_root_piggybacked(libcoap):
-    c, ep = client_on_loopback()
-    try:
-        resp = c.request("get", libcoap + "/")
-        assert resp.code == codes.CONTENT
-        assert b"libcoap" in resp.payload
-        assert resp.message.transaction_type == ACK
-        assert resp.content_format is None  # libcoap sends only Max-Age here
-        assert [(o.number, o.value) for o in resp.options] == [(14, 0x2FFFF)]
-        assert resp.remote == (LOOPBACK, int(libcoap.rsplit(":", 1)[1]))
-        assert ep._records == [] and c.pending == []
-    finally:
-        c.close()
-        ep.close()
+def test_libcoap_get_root_piggybacked(libcoap, loopback_client):
+    c, ep = loopback_client
+    resp = c.request("get", libcoap + "/")
+    assert resp.code == codes.CONTENT
+    assert b"libcoap" in resp.payload
+    assert resp.message.transaction_type == ACK
+    assert resp.content_format is None  # libcoap sends only Max-Age here
+    assert [(o.number, o.value) for o in resp.options] == [(14, 0x2FFFF)]
+    assert resp.remote == (LOOPBACK, int(libcoap.rsplit(":", 1)[1]))
+    assert ep._records == [] and c.pending == []
 
 
-def test_libcoap_async_separate_response_is_acknowledged(libcoap):
+def test_libcoap_async_separate_response_is_acknowledged(libcoap, loopback_client):
     # /async?1: an empty ACK at once, the response a second later in a CON
     # of libcoap's own, which the client must acknowledge.
-    c, ep = client_on_loopback()
-    try:
-        h = c.start("get", libcoap + "/async?1")
-        t0 = time.monotonic()
-        while not h.done:
-            c.process(100)
-        elapsed = time.monotonic() - t0
-        resp = h.result()
-        assert h.acknowledged  # the empty ACK came first
-        assert (resp.code, resp.payload) == (codes.CONTENT, b"done")
-        assert resp.message.transaction_type == CON
-        assert resp.message.token == h.request.token
-        assert 0.5 < elapsed < 5
-        # Acknowledged: libcoap must not retransmit it (its ACK_TIMEOUT is
-        # 2 s x up to 1.5). A retransmission would count as a duplicate.
-        end = time.monotonic() + 3.5
-        while time.monotonic() < end:
-            assert c.process(100) is None
-        assert ep.duplicates == 0
-    finally:
-        c.close()
-        ep.close()
+    c, ep = loopback_client
+    h = c.start("get", libcoap + "/async?1")
+    t0 = time.monotonic()
+    while not h.done:
+        c.process(100)
+    elapsed = time.monotonic() - t0
+    resp = h.result()
+    assert h.acknowledged  # the empty ACK came first
+    assert (resp.code, resp.payload) == (codes.CONTENT, b"done")
+    assert resp.message.transaction_type == CON
+    assert resp.message.token == h.request.token
+    assert 0.5 < elapsed < 5
+    # Acknowledged: libcoap must not retransmit it (its ACK_TIMEOUT is
+    # 2 s x up to 1.5). A retransmission would count as a duplicate.
+    end = time.monotonic() + 3.5
+    while time.monotonic() < end:
+        assert c.process(100) is None
+    assert ep.duplicates == 0
 
 
-def test_libcoap_put_then_get_example_data(libcoap):
-    c, ep = client_on_loopback()
-    try:
-        resp = c.request("put", libcoap + "/example_data", b"from coapy_micro",
-                         content_format="text/plain")
-        assert resp.code in (codes.CREATED, codes.CHANGED), codes.dotted(resp.code)
-        resp = c.request("get", libcoap + "/example_data")
-        assert (resp.code, resp.payload) == (codes.CONTENT, b"from coapy_micro")
-    finally:
-        c.close()
-        ep.close()
+def test_libcoap_put_then_get_example_data(libcoap, loopback_client):
+    c, ep = loopback_client
+    resp = c.request("put", libcoap + "/example_data", b"from coapy_micro",
+                     content_format="text/plain")
+    assert resp.code in (codes.CREATED, codes.CHANGED), codes.dotted(resp.code)
+    resp = c.request("get", libcoap + "/example_data")
+    assert (resp.code, resp.payload) == (codes.CONTENT, b"from coapy_micro")
 
 
-def test_libcoap_non_request_gets_non_response(libcoap):
-    c, ep = client_on_loopback()
-    try:
-        resp = c.request(codes.GET, libcoap + "/", confirmable=False)
-        assert resp.message.transaction_type == NON
-        assert b"libcoap" in resp.payload
-    finally:
-        c.close()
-        ep.close()
+def test_libcoap_non_request_gets_non_response(libcoap, loopback_client):
+    c, ep = loopback_client
+    resp = c.request(codes.GET, libcoap + "/", confirmable=False)
+    assert resp.message.transaction_type == NON
+    assert b"libcoap" in resp.payload
 
 
-def test_libcoap_missing_resource_is_a_response(libcoap):
-    c, ep = client_on_loopback()
-    try:
-        resp = c.request("get", libcoap + "/no/such/thing")
-        assert resp.code == codes.NOT_FOUND
-    finally:
-        c.close()
-        ep.close()
+def test_libcoap_missing_resource_is_a_response(libcoap, loopback_client):
+    c, ep = loopback_client
+    resp = c.request("get", libcoap + "/no/such/thing")
+    assert resp.code == codes.NOT_FOUND
 
 
-def test_libcoap_several_requests_in_flight_with_callbacks(libcoap):
-    c, ep = client_on_loopback()
+def test_libcoap_several_requests_in_flight_with_callbacks(libcoap, loopback_client):
+    c, ep = loopback_client
     finished = []
-    try:
-        hs = [c.start("get", libcoap + path, callback=finished.append)
-              for path in ("/async?1", "/time", "/", "/example_data")]
-        deadline = time.monotonic() + 10
-        while c.pending and time.monotonic() < deadline:
-            c.process(50)
-        assert len(finished) == 4 and all(h.done for h in hs)
-        assert all(h.error is None and h.response.code == codes.CONTENT for h in hs)
-        assert finished[-1] is hs[0]  # the separate response came last
-        assert len({h.request.token for h in hs}) == 4
-    finally:
-        c.close()
-        ep.close()
+    hs = [c.start("get", libcoap + path, callback=finished.append)
+          for path in ("/async?1", "/time", "/", "/example_data")]
+    deadline = time.monotonic() + 10
+    while c.pending and time.monotonic() < deadline:
+        c.process(50)
+    assert len(finished) == 4 and all(h.done for h in hs)
+    assert all(h.error is None and h.response.code == codes.CONTENT for h in hs)
+    assert finished[-1] is hs[0]  # the separate response came last
+    assert len({h.request.token for h in hs}) == 4
 
 
 def test_libcoap_host_name_and_own_end_point():
     # No EndPoint given: the client resolves "localhost" with getaddrinfo and
     # makes an EndPoint of that family; libcoap on "::" takes both families.
-    proc, port = start_libcoap("::")
-    c = Client()
-    try:
-        h = c.start("get", "coap://localhost:%d/" % port)
-        while not h.done:
-            c.process(100)
-        assert b"libcoap" in h.result().payload
-        assert h.request.findOption(3).value == "localhost"  # Uri-Host for a name
-        assert len(c.end_points) == 1
-    finally:
-        c.close()
-        stop(proc)
+    with libcoap_server("::") as port:
+        c = Client()
+        try:
+            h = c.start("get", "coap://localhost:%d/" % port)
+            while not h.done:
+                c.process(100)
+            assert b"libcoap" in h.result().payload
+            assert h.request.findOption(3).value == "localhost"  # Uri-Host for a name
+            assert len(c.end_points) == 1
+        finally:
+            c.close()
     assert c.end_points == []
 
 
@@ -215,46 +136,37 @@ def test_libcoap_ipv6_literal():
         free_udp_port("::1", socket.AF_INET6)
     except OSError as e:
         pytest.skip("no IPv6 loopback: %s" % e)
-    proc, port = start_libcoap("::1")
-    c = Client()
-    try:
-        resp = c.request("get", "coap://[::1]:%d/" % port)
-        assert b"libcoap" in resp.payload
-        assert resp.remote[0] == "::1"
-    finally:
-        c.close()
-        stop(proc)
+    with libcoap_server("::1") as port:
+        c = Client()
+        try:
+            resp = c.request("get", "coap://[::1]:%d/" % port)
+            assert b"libcoap" in resp.payload
+            assert resp.remote[0] == "::1"
+        finally:
+            c.close()
 
 
-def test_address_of_the_wrong_family_for_the_given_end_point():
+def test_address_of_the_wrong_family_for_the_given_end_point(loopback_client):
     # An IPv4 EndPoint cannot send to [::1]: refused before anything is queued
     # (CPython's sendto would raise TypeError inside the EndPoint).
-    c, ep = client_on_loopback()
-    try:
-        with pytest.raises(Unreachable):
-            c.request("get", "coap://[::1]:5683/")
-        assert ep._records == []
-    finally:
-        c.close()
-        ep.close()
+    c, ep = loopback_client
+    with pytest.raises(Unreachable):
+        c.request("get", "coap://[::1]:5683/")
+    assert ep._records == []
 
 
-def test_timeout_against_a_silent_port():
+def test_timeout_against_a_silent_port(loopback_client):
+    c, ep = loopback_client
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind((LOOPBACK, 0))
         port = silent.getsockname()[1]
-        c, ep = client_on_loopback()
-        try:
-            t0 = time.monotonic()
-            with pytest.raises(RequestTimeout):
-                c.request("get", "coap://%s:%d/x" % (LOOPBACK, port), timeout_ms=700)
-            assert 0.6 < time.monotonic() - t0 < 2
-            assert ep._records == []
-            silent.settimeout(0)
-            assert silent.recvfrom(100)  # the request did go out
-        finally:
-            c.close()
-            ep.close()
+        t0 = time.monotonic()
+        with pytest.raises(RequestTimeout):
+            c.request("get", "coap://%s:%d/x" % (LOOPBACK, port), timeout_ms=700)
+        assert 0.6 < time.monotonic() - t0 < 2
+        assert ep._records == []
+        silent.settimeout(0)
+        assert silent.recvfrom(100)  # the request did go out
 
 
 # -- against aiocoap ----------------------------------------------------------
@@ -298,10 +210,7 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 
 def start_aiocoap():
     """(process, 'coap://127.0.0.1:PORT') of the aiocoap server above."""
-    try:
-        import aiocoap  # noqa: F401
-    except ImportError:
-        need(False, "aiocoap not installed (make setup installs requirements-test.txt)")
+    need_aiocoap()
     for _ in range(3):
         port = free_udp_port()
         proc = subprocess.Popen([sys.executable, "-c", AIOCOAP_SERVER, LOOPBACK, str(port)],
@@ -319,67 +228,47 @@ def aiocoap_server():
     stop(proc)
 
 
-def test_aiocoap_get_piggybacked(aiocoap_server):
-    c, ep = client_on_loopback()
-    try:
-        resp = c.request("get", aiocoap_server + "/hello")
-        assert (resp.code, resp.payload, resp.content_format) == (
-            codes.CONTENT, b"hello from aiocoap", 0)
-        assert resp.message.transaction_type == ACK
-    finally:
-        c.close()
-        ep.close()
+def test_aiocoap_get_piggybacked(aiocoap_server, loopback_client):
+    c, ep = loopback_client
+    resp = c.request("get", aiocoap_server + "/hello")
+    assert (resp.code, resp.payload, resp.content_format) == (
+        codes.CONTENT, b"hello from aiocoap", 0)
+    assert resp.message.transaction_type == ACK
 
 
-def test_aiocoap_separate_response(aiocoap_server):
-    c, ep = client_on_loopback()
-    try:
-        h = c.start("get", aiocoap_server + "/slow")
-        while not h.done:
-            c.process(100)
-        resp = h.result()
-        assert h.acknowledged
-        assert (resp.code, resp.payload) == (codes.CONTENT, b"slow")
-        assert resp.message.transaction_type in (CON, NON)
-        # A CON response was acknowledged: aiocoap does not send it again.
-        end = time.monotonic() + 3.5
-        while time.monotonic() < end:
-            assert c.process(100) is None
-        assert ep.duplicates == 0
-    finally:
-        c.close()
-        ep.close()
+def test_aiocoap_separate_response(aiocoap_server, loopback_client):
+    c, ep = loopback_client
+    h = c.start("get", aiocoap_server + "/slow")
+    while not h.done:
+        c.process(100)
+    resp = h.result()
+    assert h.acknowledged
+    assert (resp.code, resp.payload) == (codes.CONTENT, b"slow")
+    assert resp.message.transaction_type in (CON, NON)
+    # A CON response was acknowledged: aiocoap does not send it again.
+    end = time.monotonic() + 3.5
+    while time.monotonic() < end:
+        assert c.process(100) is None
+    assert ep.duplicates == 0
 
 
-def test_aiocoap_post_and_put_echo_content_format(aiocoap_server):
-    c, ep = client_on_loopback()
-    try:
-        resp = c.request("post", aiocoap_server + "/echo", b'{"a": 1}', content_format="json")
-        assert (resp.code, resp.payload, resp.content_format) == (
-            codes.CHANGED, b'{"a": 1}', codes.JSON)
-        resp = c.request(codes.PUT, aiocoap_server + "/echo", b"\x01\x02", content_format=42)
-        assert (resp.payload, resp.content_format) == (b"\x01\x02", 42)
-    finally:
-        c.close()
-        ep.close()
+def test_aiocoap_post_and_put_echo_content_format(aiocoap_server, loopback_client):
+    c, ep = loopback_client
+    resp = c.request("post", aiocoap_server + "/echo", b'{"a": 1}', content_format="json")
+    assert (resp.code, resp.payload, resp.content_format) == (
+        codes.CHANGED, b'{"a": 1}', codes.JSON)
+    resp = c.request(codes.PUT, aiocoap_server + "/echo", b"\x01\x02", content_format=42)
+    assert (resp.payload, resp.content_format) == (b"\x01\x02", 42)
 
 
-def test_aiocoap_non_request(aiocoap_server):
-    c, ep = client_on_loopback()
-    try:
-        resp = c.request("get", aiocoap_server + "/hello", confirmable=False)
-        assert resp.message.transaction_type == NON
-        assert resp.payload == b"hello from aiocoap"
-    finally:
-        c.close()
-        ep.close()
+def test_aiocoap_non_request(aiocoap_server, loopback_client):
+    c, ep = loopback_client
+    resp = c.request("get", aiocoap_server + "/hello", confirmable=False)
+    assert resp.message.transaction_type == NON
+    assert resp.payload == b"hello from aiocoap"
 
 
-def test_aiocoap_not_found_and_method_not_allowed(aiocoap_server):
-    c, ep = client_on_loopback()
-    try:
-        assert c.request("get", aiocoap_server + "/nothing").code == codes.NOT_FOUND
-        assert c.request("delete", aiocoap_server + "/hello").code == codes.METHOD_NOT_ALLOWED
-    finally:
-        c.close()
-        ep.close()
+def test_aiocoap_not_found_and_method_not_allowed(aiocoap_server, loopback_client):
+    c, ep = loopback_client
+    assert c.request("get", aiocoap_server + "/nothing").code == codes.NOT_FOUND
+    assert c.request("delete", aiocoap_server + "/hello").code == codes.METHOD_NOT_ALLOWED

@@ -25,7 +25,7 @@ What the generated messages are restricted to, and why:
 import warnings
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -35,68 +35,25 @@ with warnings.catch_warnings():
     from aiocoap.numbers.optionnumbers import OptionNumber
     from aiocoap.numbers.types import Type
 
-from coapy_micro import options
 from coapy_micro.message import Message
-from coapy_micro.options import EMPTY, STRING, UINT, Option
+from coapy_micro.options import Option
+from strategies import BY_NUMBER, REGISTERED, SETTINGS, option_value, unknown_number, unknown_value
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-REGISTERED = [options.option_class(n) for n in
-              (1, 3, 4, 5, 6, 7, 8, 9, 11, 12, 14, 15, 16, 17, 20, 23, 27, 28,
-               35, 39, 60, 252, 258, 292)]
-BY_NUMBER = {c.number: c for c in REGISTERED}
-
-CHARS = st.characters(exclude_categories=("Cs",))
-
-
-def _utf8_text(lo, hi):
-    def fit(s):
-        out = ""
-        for ch in s:
-            if len((out + ch).encode()) > hi:
-                break
-            out += ch
-        return out
-
-    return (st.text(CHARS, min_size=lo, max_size=min(hi, 60)).map(fit)
-            .filter(lambda s: len(s.encode()) >= lo))
-
-
-def _value(cls):
-    lo, hi = cls.min_len, cls.max_len
-    if cls.number in (23, 27):
-        return st.tuples(st.integers(0, (1 << 20) - 1), st.booleans(), st.integers(0, 7))
-    if cls.format == EMPTY:
-        return st.just(b"")
-    if cls.format == UINT:
-        low = 0 if lo == 0 else 1 << (8 * (lo - 1))
-        return st.integers(low, (1 << (8 * hi)) - 1)
-    if cls.format == STRING:
-        return _utf8_text(lo, hi)
-    return st.binary(min_size=lo, max_size=hi)
-
-
-# (number, value, is_registered)
+# Options as (number, value, is_registered), for ours() and theirs().
 registered = st.sampled_from(REGISTERED).flatmap(
-    lambda cls: _value(cls).map(lambda v: (cls.number, v, True)))
+    lambda cls: option_value(cls, max_chars=60).map(lambda v: (cls.number, v, True)))
+
+
 def _opaque_in_aiocoap(number):
     # aiocoap types a few numbers we do not register (13 Uri-Path-Abbrev is a
     # uint there): its decoder would re-encode their values its own way.
     return OptionNumber(number).format is optiontypes.OpaqueOption
 
 
-# Numbers and lengths at the RFC 7252 §3.1 boundaries turn up often.
-BOUNDARY_NUMBERS = (13, 14, 268, 269, 270, 271, 282, 283, 537, 538, 539, 65534, 65535)
-BOUNDARY_LENGTHS = (12, 13, 14, 267, 268, 269, 270, 271)
-unknown = st.tuples(
-    st.one_of(st.integers(0, 65535), st.sampled_from(BOUNDARY_NUMBERS)).filter(
-        lambda n: n not in BY_NUMBER and _opaque_in_aiocoap(n)),
-    st.one_of(st.binary(max_size=16), st.binary(min_size=265, max_size=600),
-              st.sampled_from(BOUNDARY_LENGTHS).flatmap(
-                  lambda n: st.binary(min_size=n, max_size=n))),
-    st.just(False))
+unknown = st.tuples(unknown_number().filter(_opaque_in_aiocoap),
+                    unknown_value(short=16, long=(265, 600)), st.just(False))
 
 
 def _one_each_non_repeatable(items):

