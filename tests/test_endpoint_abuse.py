@@ -378,7 +378,7 @@ def test_100k_random_and_mutated_datagrams():
           "interleaved, all answered correctly"
           % (storm_received, len(storm), len(storm) - storm_received, valid))
     print("  server: dropped %d, duplicates %d, requests handled %d, other %d "
-          "(pings answered with RST, reserved-class messages handed over)"
+          "(pings, answered with RST)"
           % (ep.dropped, ep.duplicates, handled_storm,
              received - ep.dropped - ep.duplicates - len(server.handled)))
     print("  bounds: dedup %d/%d, in flight %d/%d (peaks over the run)"
