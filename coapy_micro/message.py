@@ -13,14 +13,13 @@ and options are sliced or built only when asked for, so decoding the typical
 request costs one small object and the (tid, message) pair. A message that is
 encoded again without changes copies its options as received.
 """
-import sys
-
 try:
     from micropython import const
+    IS_MICROPYTHON = True
 except ImportError:  # CPython
     from ._compat import const
+    IS_MICROPYTHON = False
 
-IS_MICROPYTHON = sys.implementation.name == "micropython"
 from .options import KEYWORDS, Option, make
 
 _CON = const(0)
@@ -29,7 +28,7 @@ _ACK = const(2)
 _RST = const(3)
 
 _PAYLOAD_MARKER = const(0xFF)
-_TOO_SMALL = "buffer too small for the encoded message"
+_STRING = const(3)  # options.STRING, the string option format
 
 
 class DecodeError(ValueError):
@@ -66,15 +65,16 @@ def _walk(raw, pos, end, want, nth, out):
             number += b >> 4
         else:
             if b == _PAYLOAD_MARKER:
-                if pos >= end:
-                    raise DecodeError("payload marker with no payload after it")
+                if pos >= end:  # a marker with no payload after it
+                    raise DecodeError("bad payload marker")
                 return -pos  # -1 - (index of the marker)
             d = b >> 4
             if d == 15 or n == 15:
-                raise DecodeError("option nibble 15 outside the payload marker")
+                # 15 is reserved for the payload marker byte (0xFF) alone
+                raise DecodeError("bad payload marker")
             if d > 12:
                 if pos + d - 12 > end:
-                    raise DecodeError("option delta bytes missing")
+                    raise DecodeError("option past the end")
                 if d == 13:
                     d = raw[pos] + 13
                     pos += 1
@@ -83,7 +83,7 @@ def _walk(raw, pos, end, want, nth, out):
                     pos += 2
             if n > 12:
                 if pos + n - 12 > end:
-                    raise DecodeError("option length bytes missing")
+                    raise DecodeError("option past the end")
                 if n == 13:
                     n = raw[pos] + 13
                     pos += 1
@@ -94,7 +94,7 @@ def _walk(raw, pos, end, want, nth, out):
         if number > 65535:
             raise DecodeError("option number above 65535")
         if pos + n > end:
-            raise DecodeError("option value past the end of the message")
+            raise DecodeError("option past the end")
         if number == want:
             if nth == 0:
                 return (pos << 17) | n
@@ -118,20 +118,6 @@ def _copy(buf, pos, src, a, n):
         buf[pos:pos + n] = memoryview(src)[a:a + n]
 
 
-def _nibble(out, x):
-    # One option header field (delta or length): 0-12 fit in the nibble; 13 and
-    # 14 announce one or two extended bytes holding x - 13 or x - 269.
-    if x < 13:
-        return x
-    if x < 269:
-        out.append(x - 13)
-        return 13
-    x -= 269
-    out.append(x >> 8)
-    out.append(x & 0xFF)
-    return 14
-
-
 def encode_options(opts):
     """The wire form of a list of options already ordered by number."""
     out = bytearray()
@@ -140,8 +126,27 @@ def encode_options(opts):
         v = o.raw
         h = len(out)
         out.append(0)
-        d = _nibble(out, o.number - prev)
-        out[h] = (d << 4) | _nibble(out, len(v))
+        # Delta, then length: 0-12 fit in their nibble; 13 and 14 announce
+        # one or two extended bytes holding x - 13 or x - 269.
+        d = o.number - prev
+        if d > 12:
+            if d < 269:
+                out.append(d - 13)
+                d = 13
+            else:
+                out.append((d - 269) >> 8)
+                out.append((d - 269) & 0xFF)
+                d = 14
+        n = len(v)
+        if n > 12:
+            if n < 269:
+                out.append(n - 13)
+                n = 13
+            else:
+                out.append((n - 269) >> 8)
+                out.append((n - 269) & 0xFF)
+                n = 14
+        out[h] = (d << 4) | n
         out += v
         prev = o.number
     return bytes(out)
@@ -165,26 +170,53 @@ class Message:
     OptionKeywords = KEYWORDS
 
     # Class-level defaults. `_raw` is the datagram a message was decoded from;
-    # while it is set, a None token or payload means "still in _raw".
+    # while it is set, a None token or payload means "still in _raw". (The
+    # option bytes _ob, _o0, _o1 are set by __init__ and decode: three fewer
+    # entries keep this class's dict a size smaller on a board.)
     _raw = None
     _token = None
     _payload = None
-    _ob = b""
-    _o0 = 0
-    _o1 = 0
 
     def __init__(self, transaction_type=_CON, code=0, payload=b"", token=b"", **kw):
         if transaction_type not in (_CON, _NON, _ACK, _RST):
-            raise ValueError("transaction type must be CON, NON, ACK or RST")
+            raise ValueError("bad transaction type")
         self._type = transaction_type
         self.code = code
         self.payload = payload
         self.token = token
         if kw:
+            # The options the keywords stand for, kept ordered by number
+            # (keywords come in any order).
             opts = []
             for key in kw:
-                _keyword_options(opts, key, kw[key])
+                cls = KEYWORDS.get(key)
+                if cls is None:
+                    raise TypeError("unknown option keyword %r" % key)
+                value = kw[key]
+                if value is None or value is False:
+                    continue
+                num = cls.number
+                if isinstance(value, str) and cls.repeatable and cls.format == _STRING:
+                    # Location-Path, Uri-Path, Uri-Query, Location-Query:
+                    # 'a/b' -> 'a', 'b' and 'x=1&y=2' -> 'x=1', 'y=2'; one
+                    # leading '/' or '?' is dropped; '' and a lone '/' make no
+                    # option (RFC 7252 §6.4).
+                    if value[:1] == ("/" if num < 12 else "?"):
+                        value = value[1:]
+                    value = value.split("/" if num < 12 else "&") if value else ()
+                if not (cls.repeatable and isinstance(value, (tuple, list))):
+                    value = (value,)
+                i = len(opts)
+                while i > 0 and opts[i - 1].number > num:
+                    i -= 1
+                for v in value:
+                    opts.insert(i, cls(v))
+                    i += 1
             self._set_list(opts)
+        else:
+            self._ob = b""  # no options
+            self._o0 = 0
+            self._o1 = 0
 
     # -- header fields ---------------------------------------------------
 
@@ -207,10 +239,10 @@ class Message:
             value = b""
         elif not isinstance(value, bytes):
             if not isinstance(value, (bytearray, memoryview)):
-                raise TypeError("token must be bytes")
+                raise TypeError("token must be 0 to 8 bytes")
             value = bytes(value)
         if len(value) > 8:
-            raise ValueError("token is 0 to 8 bytes")
+            raise ValueError("token must be 0 to 8 bytes")
         self._token = value
 
     @property
@@ -233,12 +265,6 @@ class Message:
 
     # -- options ---------------------------------------------------------
 
-    def _list(self):
-        # The options as a new list of Option objects.
-        opts = []
-        _walk(self._ob, self._o0, self._o1, -1, 0, opts)
-        return opts
-
     def _set_list(self, opts):
         if self._raw is not None:
             # Take token and payload out of the datagram before letting it go.
@@ -253,40 +279,36 @@ class Message:
     @property
     def options(self):
         """All options, ordered by number; repeated ones in the order added."""
-        return tuple(self._list())
+        opts = []
+        _walk(self._ob, self._o0, self._o1, -1, 0, opts)
+        return tuple(opts)
 
     def addOption(self, opt):
         """Add an option; a non-repeatable one replaces any present."""
-        if not opt.repeatable:
-            return self.replaceOption(opt)
-        opts = self._list()
+        opts = list(self.options)
         num = opt.number
-        # Insert after every option with a number <= num: a stable insertion,
-        # never a sort (MicroPython's sort is not stable: Uri-Path would shuffle).
-        i = len(opts)
-        while i > 0 and opts[i - 1].number > num:
-            i -= 1
+        # Insert after every option with a number <= num (dropping those equal
+        # to it if `opt` is not repeatable): a stable insertion, never a sort
+        # (MicroPython's sort is not stable: Uri-Path would shuffle).
+        i = 0
+        while i < len(opts) and opts[i].number <= num:
+            if opts[i].number == num and not opt.repeatable:
+                del opts[i]
+            else:
+                i += 1
         opts.insert(i, opt)
         self._set_list(opts)
         return opt
 
     def replaceOption(self, opt):
         """Put `opt` in place of every option with its number."""
-        opts = self._list()
-        num = opt.number
-        i = 0
-        while i < len(opts) and opts[i].number < num:
-            i += 1
-        while i < len(opts) and opts[i].number == num:
-            del opts[i]
-        opts.insert(i, opt)
-        self._set_list(opts)
-        return opt
+        self.deleteOption(opt.number)
+        return self.addOption(opt)
 
     def deleteOption(self, opt):
         """Remove options: an instance removes the first option equal to it;
         a class or a number removes every option with that number."""
-        opts = self._list()
+        opts = list(self.options)
         n = len(opts)
         one = isinstance(opt, Option)
         num = getattr(opt, "number", opt)
@@ -315,7 +337,7 @@ class Message:
         """Every option with the number of `opt`, in order, as a tuple."""
         num = getattr(opt, "number", opt)
         found = []
-        for o in self._list():
+        for o in self.options:
             if o.number == num:
                 found.append(o)
         return tuple(found)
@@ -346,13 +368,12 @@ class Message:
         return 4 + len(self.token) + self._o1 - self._o0 + (1 + n if n else 0)
 
     def _check(self, transaction_id, tok, on, pl):
-        if not 0 <= transaction_id <= 0xFFFF:
-            raise ValueError("transaction id is 0 to 65535")
         code = self.code
-        if not 0 <= code <= 255:
-            raise ValueError("code is 0 to 255")
+        if not (0 <= transaction_id <= 0xFFFF and 0 <= code <= 255):
+            # the Message ID is 16 bits, the code 8
+            raise ValueError("bad transaction id or code")
         if code == 0 and (tok or on or pl):
-            raise ValueError("an Empty message (0.00) has no token, options or payload")
+            raise ValueError("Empty message with token, options or payload")
 
     def encode(self, transaction_id):
         """The message as bytes, with the given transaction id."""
@@ -391,7 +412,7 @@ class Message:
         pos = offset + 4 + tkl
         end = pos + on + (1 + pn if pn else 0)
         if end > len(buf):
-            raise ValueError("buffer too small for the encoded message")
+            raise ValueError("buffer too small")
         buf[offset] = 0x40 | (self._type << 4) | tkl
         buf[offset + 1] = self.code
         buf[offset + 2] = transaction_id >> 8
@@ -415,7 +436,7 @@ class Message:
         raw = packed if type(packed) is bytes else bytes(packed)
         n = len(raw)
         if n < 4:
-            raise DecodeError("message shorter than 4 bytes")
+            raise DecodeError("too short")  # than the 4-byte header
         b0 = raw[0]
         mtype = (b0 >> 4) & 3
         code = raw[1]
@@ -423,13 +444,12 @@ class Message:
         tkl = b0 & 15
         try:
             if b0 >> 6 != 1:
-                e = DecodeError("CoAP version %d is not supported" % (b0 >> 6))
+                e = DecodeError("CoAP version %d" % (b0 >> 6))
                 e.bad_version = True
                 raise e
-            if tkl > 8:
-                raise DecodeError("token length 9-15 is reserved")
-            if 4 + tkl > n:
-                raise DecodeError("token longer than the message")
+            if tkl > 8 or 4 + tkl > n:
+                # 9-15 are reserved; or the token runs past the end
+                raise DecodeError("bad token length")
             if code == 0 and n > 4:
                 raise DecodeError("Empty message with token, options or payload")
             pe = -1 - _walk(raw, 4 + tkl, n, -1, 0, None)
@@ -451,7 +471,7 @@ class Message:
         c = self.code
         return "<Message %s %d.%02d token=%s options=%r payload=%d bytes>" % (
             ("CON", "NON", "ACK", "RST")[self._type], c >> 5, c & 31,
-            self.token, self._list(), len(self.payload),
+            self.token, self.options, len(self.payload),
         )
 
 
@@ -460,29 +480,4 @@ CON = _CON
 NON = _NON
 ACK = _ACK
 RST = _RST
-
-
-def _keyword_options(opts, key, value):
-    # Message(**kw): append the options one keyword stands for to `opts`,
-    # keeping `opts` ordered by number (keywords come in any order).
-    cls = KEYWORDS.get(key)
-    if cls is None:
-        raise TypeError("unknown option keyword %r" % key)
-    if value is None or value is False:
-        return
-    num = cls.number
-    if isinstance(value, str) and num in (8, 11, 15, 20):
-        # 'a/b' -> 'a', 'b' and 'x=1&y=2' -> 'x=1', 'y=2'; one leading '/' or
-        # '?' is dropped; '' and a lone '/' make no option (RFC 7252 §6.4).
-        if value[:1] == ("/" if num < 12 else "?"):
-            value = value[1:]
-        value = value.split("/" if num < 12 else "&") if value else ()
-    if not (cls.repeatable and isinstance(value, (tuple, list))):
-        value = (value,)
-    i = len(opts)
-    while i > 0 and opts[i - 1].number > num:
-        i -= 1
-    for v in value:
-        opts.insert(i, cls(v))
-        i += 1
 

@@ -14,7 +14,9 @@ A value whose length is outside the option's range is kept, not rejected:
 
 The registered classes (UriPath, ContentFormat, ...) are made from the table
 below the first time they are named, not at import: a class costs about 170
-bytes of heap on a board and a node uses a handful of the 24.
+bytes of heap on a board and a node uses a handful of the 24. They are plain
+subclasses of Option: one __init__ serves both, told apart by whether the
+class has a number.
 """
 try:
     from micropython import const
@@ -72,13 +74,13 @@ _NAMES = (
 )
 _COUNT = const(24)
 
-_classes = {}  # record index -> class, filled as classes are first named
+_classes = {}  # option number -> class, filled as classes are first named
 
 
 def uint_bytes(value):
     """Minimal big-endian bytes of an int >= 0: 0 is no bytes (RFC 7252 §3.2)."""
     if value < 0:
-        raise ValueError("uint option value must be >= 0")
+        raise ValueError("negative uint")
     n = 0
     while value >> (8 * n):
         n += 1
@@ -92,50 +94,83 @@ def uint_of(raw):
     return v
 
 
-def _index(number):
-    # The record index of a registered option number, or -1. No allocation.
-    for i in range(0, len(_SPEC), 6):
-        if (_SPEC[i] << 8) | _SPEC[i + 1] == number:
-            return i // 6
-    return -1
-
-
 class Option:
     """An option of any number: `Option(number, value)`.
 
     For a registered number the value is converted as that option's format
     says (so `Option(11, 'a')` equals `UriPath('a')`); for an unknown number
     the value is opaque bytes (a str is UTF-8 encoded, an int is a uint).
+
+    The registered classes (made by option_class()) know their number and
+    take the value alone: `UriPath('a')`, `Block2((0, True, 6))`.
+
+    Read-only attributes: `value`; `critical`, `unsafe`, `no_cache_key`
+    (from the number, RFC 7252 §5.4.6); `malformed` (see the module doc).
     """
 
     # Defaults describe an unknown option; registered classes override them.
+    number = None
     name = None
     format = OPAQUE
     min_len = 0
     max_len = MAX_LENGTH
     repeatable = True
+    _block = False  # Block1/Block2 (RFC 7959 §2.2): value is (num, more, szx)
 
-    def __init__(self, number, value=b""):
-        if not 0 <= number <= 65535:
-            raise ValueError("option number out of range: %r" % number)
-        self.number = number
-        i = _index(number)
-        if i >= 0:
-            # Take the registered option's description for this instance.
-            cls = _class(i)
-            self.name = cls.name
-            self.format = cls.format
-            self.min_len = cls.min_len
-            self.max_len = cls.max_len
-            self.repeatable = cls.repeatable
-        self.raw = _to_raw(self.format, value)
+    def __init__(self, number=None, value=None):
+        if self.number is None:
+            # The generic class: Option(number, value).
+            if not 0 <= number <= 65535:
+                raise ValueError("option number out of range: %r" % number)
+            self.number = number
+            cls = option_class(number)
+            if cls is not None:
+                # Take the registered option's description for this instance.
+                self.name = cls.name
+                self.format = cls.format
+                self.min_len = cls.min_len
+                self.max_len = cls.max_len
+                self.repeatable = cls.repeatable
+        elif number is not None:
+            # A registered class takes the value first: UriPath("a") (or
+            # UriPath(value="a")).
+            value = number
+        if self._block:
+            # Block1/Block2 (only the registered classes have _block set).
+            # The block size is 2 ** (szx + 4); szx 7 is reserved (the server
+            # answers 4.00), so it is representable here and left for the
+            # layer above to refuse.
+            if value is None:
+                value = 6  # the default: (0, False, 6)
+            if isinstance(value, tuple):
+                num, more, szx = value
+                if not 0 <= szx <= 7 or not 0 <= num < (1 << 20):
+                    raise ValueError("bad block value %r" % (value,))
+                value = (num << 4) | (8 if more else 0) | szx
+        # The value as the bytes of an option of this format.
+        fmt = self.format
+        if isinstance(value, str) and fmt != UINT:
+            value = value.encode("utf-8")
+        elif value is None or (fmt == EMPTY and value is True):
+            value = b""  # If-None-Match=True: present, with its empty value
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            value = bytes(value)
+        # bool is not an int on MicroPython, so name both.
+        elif (isinstance(value, int) or isinstance(value, bool)) and fmt != STRING:  # upy-ok: bool checked too
+            value = uint_bytes(int(value))
+        else:
+            raise TypeError("bad value for option %d: %r" % (self.number, value))
+        self.raw = value
 
     @property
     def value(self):
         raw = self.raw
         f = self.format
         if f == UINT:
-            return uint_of(raw)
+            v = uint_of(raw)
+            if self._block:
+                return (v >> 4, v & 8 == 8, v & 7)
+            return v
         if f == STRING:
             try:
                 return raw.decode("utf-8")
@@ -143,26 +178,25 @@ class Option:
                 return raw
         return raw
 
-    @property
-    def critical(self):
-        return self.number & 1 == 1
-
-    @property
-    def unsafe(self):
-        return self.number & 2 == 2
-
-    @property
-    def no_cache_key(self):
-        return self.number & 0x1E == 0x1C
-
-    @property
-    def malformed(self):
-        """True when the value breaks the option's length range (or, for a
-        string option, is not UTF-8): RFC 7252 §5.4.3 treats it as unrecognized."""
-        n = len(self.raw)
-        if n < self.min_len or n > self.max_len:
-            return True
-        return self.format == STRING and self.value is self.raw
+    def __getattr__(self, name):
+        # Only called for attributes not found the usual way: the flags
+        # below, read rarely, are derived here in one method (a property
+        # each costs about 100 bytes of heap on a board).
+        n = self.number
+        if name == "critical":  # RFC 7252 §5.4.6
+            return n & 1 == 1
+        if name == "unsafe":
+            return n & 2 == 2
+        if name == "no_cache_key":
+            return n & 0x1E == 0x1C
+        if name == "malformed":
+            # The value breaks the option's length range (or, for a string
+            # option, is not UTF-8): RFC 7252 §5.4.3 treats it as unrecognized.
+            n = len(self.raw)
+            if n < self.min_len or n > self.max_len:
+                return True
+            return self.format == STRING and self.value is self.raw
+        raise AttributeError(name)
 
     def __eq__(self, other):
         return (
@@ -175,82 +209,39 @@ class Option:
         return "<%s %d %r>" % (self.name or "Option", self.number, self.value)
 
 
-def _to_raw(fmt, value):
-    """Turn a Python value into the bytes of an option value of format `fmt`."""
-    if value is None or (fmt == EMPTY and value is True):
-        return b""  # If-None-Match=True: present, with its empty value
-    if isinstance(value, str):
-        if fmt == UINT:
-            raise TypeError("uint option needs an int, got %r" % value)
-        return value.encode("utf-8")
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    # bool is not an int on MicroPython, so name both.
-    if isinstance(value, int) or isinstance(value, bool):  # upy-ok: bool checked too
-        if fmt == STRING:
-            raise TypeError("string option needs a str, got %r" % value)
-        return uint_bytes(int(value))
-    raise TypeError("cannot make an option value from %r" % (value,))
-
-
-class _Registered(Option):
-    # A registered option class knows its number: construct with the value only.
-    def __init__(self, value=b""):
-        self.raw = _to_raw(self.format, value)
-
-
-class _Block(_Registered):
-    """Block1/Block2 (RFC 7959 §2.2): value is (num, more, szx).
-
-    The block size is 2 ** (szx + 4); szx 7 is reserved (the server answers
-    4.00), so it is representable here and left for the layer above to refuse.
-    """
-
-    def __init__(self, value=(0, False, 6)):
-        if isinstance(value, tuple):
-            num, more, szx = value
-            if not 0 <= szx <= 7 or not 0 <= num < (1 << 20):
-                raise ValueError("bad block value %r" % (value,))
-            value = (num << 4) | (8 if more else 0) | szx
-        self.raw = _to_raw(UINT, value)
-
-    @property
-    def value(self):
-        v = uint_of(self.raw)
-        return (v >> 4, v & 8 == 8, v & 7)
-
-
-def _class(i):
-    # The class of record i, made on first use and kept.
-    cls = _classes.get(i)
-    if cls is None:
-        s = i * 6
-        f = _SPEC[s + 2]
-        cls = type(_word(2 * i), (_Block if f & 8 else _Registered,), {
-            "number": (_SPEC[s] << 8) | _SPEC[s + 1],
-            "name": _word(2 * i + 1),
-            "format": f & 3,
-            "min_len": _SPEC[s + 3],
-            "max_len": (_SPEC[s + 4] << 8) | _SPEC[s + 5],
-            "repeatable": f & 4 == 4,
-        })
-        _classes[i] = cls
-    return cls
-
-
 def option_class(number):
-    """The registered class for an option number, or None."""
-    i = _index(number)
-    return _class(i) if i >= 0 else None
+    """The registered class for an option number, or None.
+
+    Each class is made from its _SPEC record the first time it is asked for,
+    and kept.
+    """
+    cls = _classes.get(number)
+    if cls is None:
+        for s in range(0, len(_SPEC), 6):
+            if (_SPEC[s] << 8) | _SPEC[s + 1] == number:
+                f = _SPEC[s + 2]
+                attrs = {
+                    "number": number,
+                    "name": _word(s // 3 + 1),
+                    "format": f & 3,
+                    "min_len": _SPEC[s + 3],
+                    "max_len": (_SPEC[s + 4] << 8) | _SPEC[s + 5],
+                    "repeatable": f & 4 == 4,
+                }
+                if f & 8:
+                    attrs["_block"] = True
+                cls = type(_word(s // 3), (Option,), attrs)
+                _classes[number] = cls
+                break
+    return cls
 
 
 def make(number, raw):
     """An option object for `number` holding `raw` wire bytes (used by decode)."""
-    i = _index(number)
-    if i < 0:
-        opt = Option(number)
-    else:
-        opt = object.__new__(_class(i))
+    cls = option_class(number)
+    opt = object.__new__(cls or Option)
+    if cls is None:
+        opt.number = number  # an unknown option: the generic class
     opt.raw = raw
     return opt
 
@@ -263,44 +254,41 @@ def _word(k):
     return _NAMES[start:_NAMES.find(" ", start)]
 
 
-def _find_name(name, step):
-    # The record index whose class name (step 0) or keyword (step 1) is
-    # `name`, or -1. Class names are CamelCase and keywords snake_case, so a
-    # word found at the other parity is no match.
+def _named(name, step, error):
+    # The class whose class name (step 0) or keyword (step 1) is `name`; if
+    # there is none, raises `error(name)`, or returns None when error is None.
+    # Class names are CamelCase and keywords snake_case, so a word found at
+    # the other parity is no match.
     at = _NAMES.find(" " + name + " ")
-    if at < 0:
-        return -1
-    k = _NAMES.count(" ", 0, at)
-    return k // 2 if k % 2 == step else -1
+    if at >= 0:
+        k = _NAMES.count(" ", 0, at)
+        if k % 2 == step:
+            s = k // 2 * 6
+            return option_class((_SPEC[s] << 8) | _SPEC[s + 1])
+    if error is not None:
+        raise error(name)
+    return None
 
 
 def __getattr__(name):
     # `options.UriPath` and `from coapy_micro.options import UriPath` land
     # here the first time (PEP 562; MicroPython's module __getattr__ too).
-    if name == "ContentType":  # coapy's (draft-era) name for Content-Format
-        name = "ContentFormat"
-    i = _find_name(name, 0)
-    if i < 0:
-        raise AttributeError(name)
-    return _class(i)
+    # ContentType is coapy's (draft-era) name for Content-Format.
+    return _named("ContentFormat" if name == "ContentType" else name, 0, AttributeError)
 
 
 class _Keywords:
     """Message keyword -> option class (the seed's Message.OptionKeywords),
-    a read-only mapping that makes each class only when it is looked up."""
+    a read-only mapping that makes each class only when it is looked up.
+
+    `in` needs no __contains__: both Pythons fall back on __iter__.
+    """
 
     def get(self, key, default=None):
-        i = _find_name(key, 1)
-        return default if i < 0 else _class(i)
+        return _named(key, 1, None) or default
 
     def __getitem__(self, key):
-        i = _find_name(key, 1)
-        if i < 0:
-            raise KeyError(key)
-        return _class(i)
-
-    def __contains__(self, key):
-        return _find_name(key, 1) >= 0
+        return _named(key, 1, KeyError)
 
     def keys(self):
         out = []
