@@ -50,11 +50,16 @@ METHODS = ("get", "post", "put", "delete", "fetch", "patch", "ipatch")
 # MAX_TRANSMIT_WAIT (93 s) is --timeout 93.
 DEFAULT_TIMEOUT_S = 10.0
 
-# The command's EndPoints accept datagrams up to the UDP limit: `coapy serve`
-# answers /large (over 2 KB) in one piece until Block-wise lands, and a
-# gateway's memory is no concern. Boards keep the EndPoint's 1152.
+# The command's EndPoints accept datagrams up to the UDP limit: a peer may
+# answer in one piece what fits in a datagram (bodies beyond a block go in
+# blocks either way), and a gateway's memory is no concern. Boards keep the
+# EndPoint's 1152.
 CLIENT_MAX_MESSAGE = 65507
 SERVE_MAX_MESSAGE = 4096
+# The largest body moved in blocks (RFC 7959): read by the command, or
+# uploaded to `coapy serve`'s /upload.
+MAX_BODY = 16 * 1024 * 1024
+SERVE_MAX_BODY = 1024 * 1024
 
 
 def _err(text):
@@ -221,7 +226,9 @@ def _client(args):
         ep.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
         return ep
 
-    return Client(timeout_ms=int(args.timeout * 1000), end_point_factory=factory)
+    # --block: the Block1 size of uploads and the Block2 size asked for.
+    return Client(timeout_ms=int(args.timeout * 1000), end_point_factory=factory,
+                  block_size=getattr(args, "block", None) or 1024, max_body=MAX_BODY)
 
 
 # -- requests -----------------------------------------------------------------
@@ -274,11 +281,17 @@ def cmd_request(args):
         _err("cannot read the payload: %s" % e)
         return EXIT_ERROR
     client = _client(args)
+    options = ()
+    if args.block:
+        # Early negotiation (RFC 7959 §2.4): ask for blocks of this size.
+        from .block import block_option, szx_of
+
+        options = (block_option(23, 0, False, szx_of(args.block)),)
     try:
         resp, status = _run_request(
             client, args.method, args.uri, payload=payload,
             content_format=args.content_format, accept=args.accept,
-            confirmable=not args.non)
+            confirmable=not args.non, options=options)
     finally:
         client.close()
     if resp is None:
@@ -418,7 +431,7 @@ class DemoNode:
         if self._large is None:
             lines = []
             for i in range(1, 41):
-                lines.append("%02d: CoAP carries this line in one datagram until Block-wise lands.\n" % i)
+                lines.append("%02d: CoAP carries this text in blocks of up to 1024 bytes (RFC 7959).\n" % i)
             self._large = "".join(lines).encode("utf-8")
         return self._large
 
@@ -496,7 +509,7 @@ def cmd_serve(args):
         _err("error while answering %r:" % (request,))
         traceback.print_exception(type(exc), exc, exc.__traceback__)
 
-    srv = Server(ep, on_error=on_error)
+    srv = Server(ep, on_error=on_error, max_body=SERVE_MAX_BODY)
     DemoNode().install(srv)
     sys.stderr.write("coapy serve: listening on %s\n" % address_text(addr))
     sys.stderr.write("  resources: %s\n" % " ".join("/" + p for p, r in srv.resources()))
@@ -532,6 +545,18 @@ def _seconds_arg(text):
         v = -1.0
     if not v > 0:
         raise argparse.ArgumentTypeError("a number of seconds above 0, not %r" % text)
+    return v
+
+
+def _block_arg(text):
+    import argparse
+
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v not in (16, 32, 64, 128, 256, 512, 1024):
+        raise argparse.ArgumentTypeError("a block size of 16, 32, 64 ... 1024, not %r" % text)
     return v
 
 
@@ -571,6 +596,9 @@ def build_parser():
                        help="Content-Format of the payload: a number or a name (json, cbor...)")
         p.add_argument("-A", "--accept", type=_format_arg, metavar="FORMAT",
                        help="Accept: the Content-Format wanted, a number or a name")
+        p.add_argument("--block", type=_block_arg, metavar="SIZE", default=None,
+                       help="block size (16, 32 ... 1024) for a payload sent in blocks "
+                            "and for the blocks of the response (RFC 7959; default 1024)")
         common(p)
         p.set_defaults(func=cmd_request, method=m)
 

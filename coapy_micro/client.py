@@ -38,7 +38,7 @@ from .connection import EndPoint, Message, is_multicast
 from .options import Option
 
 __all__ = ("Client", "Pending", "Response", "CoapError", "RequestTimeout",
-           "Reset", "Unreachable", "DEFAULT_TIMEOUT_MS")
+           "Reset", "Unreachable", "BlockError", "BodyChanged", "DEFAULT_TIMEOUT_MS")
 
 DEFAULT_TIMEOUT_MS = 30000
 
@@ -48,6 +48,8 @@ _ACK = const(2)
 _RST = const(3)
 _CONTENT_FORMAT = const(12)
 _ACCEPT = const(17)
+_BLOCK2 = const(23)
+_REQUEST_TAG = const(292)
 # With several EndPoints (IPv4 and IPv6) process() polls them in turns of
 # this many ms: they do not share a poller.
 _SLICE_MS = const(10)
@@ -83,6 +85,15 @@ class Unreachable(CoapError):
     error, or None."""
 
     errno = None
+
+
+class BlockError(CoapError):
+    """A block-wise transfer (RFC 7959) went wrong: a block out of place,
+    or a body larger than the client's max_body."""
+
+
+class BodyChanged(BlockError):
+    """The resource kept changing (its ETag did) while read in blocks."""
 
 
 def _is_hard_error(err):
@@ -142,6 +153,8 @@ class Pending:
         self.error = None
         self.acknowledged = False
         self._tried = False  # process() has had a chance to send it
+        self._xfer = None  # block.Transfer, when the request moves in blocks
+        self._timeout = None  # ms per exchange, to renew the deadline per block
 
     def result(self):
         """The Response, or raise the error the request ended with."""
@@ -214,11 +227,22 @@ class Client:
     getaddrinfo: resolver with socket.getaddrinfo's (host, port) signature.
     clock: ticks source; default the EndPoint's (so a test's fake clock
       governs timeouts too), else ticks_ms.
+    block_size: the largest block (16 .. 1024 bytes) of a Block1 upload: a
+      longer payload goes up in blocks (RFC 7959; smaller if the server
+      asks). A response with Block2 is read block after block up to
+      max_body bytes (else BlockError), restarting when its ETag changes
+      (BodyChanged after two restarts). A transfer is one request to the
+      application (one Pending); timeout_ms then bounds each block's exchange.
+      A second upload to a resource while one is under way carries a
+      Request-Tag (RFC 9175), so the server keeps the two bodies apart.
     """
 
     def __init__(self, end_point=None, timeout_ms=DEFAULT_TIMEOUT_MS,
-                 end_point_factory=None, getaddrinfo=None, clock=None):
+                 end_point_factory=None, getaddrinfo=None, clock=None,
+                 block_size=1024, max_body=65536):
         self.timeout_ms = timeout_ms
+        self.block_size = block_size
+        self.max_body = max_body
         self.on_unhandled = None  # callable(rx) for what request() does not take
         self._given = end_point
         self._factory = end_point_factory
@@ -227,6 +251,7 @@ class Client:
         self._made = []  # [family, EndPoint] pairs this client made
         self._pending = []
         self._last = None  # (uri, _destination(uri)) for an IP-literal host
+        self._tags = 0  # the last Request-Tag given to a concurrent upload
         if end_point is not None:
             self._adopt_clock(end_point)
 
@@ -314,7 +339,7 @@ class Client:
     # -- starting requests --------------------------------------------------
 
     def start(self, method, uri, payload=b"", content_format=None, accept=None,
-              options=(), confirmable=True, timeout_ms=-1, callback=None):
+              options=(), confirmable=True, timeout_ms=-1, callback=None, block_size=None):
         """Send a request without waiting: returns its Pending handle.
 
         method: a code (codes.GET) or a name ('get'). uri: coap://...
@@ -323,6 +348,7 @@ class Client:
         Option instances for the request. confirmable=False sends NON (a
         request to a multicast address is always NON, RFC 7252 §8.1).
         timeout_ms: -1 the client's default, None no limit of its own.
+        block_size: for this request's Block1 upload (default the client's).
         The response arrives through process() or handle().
         """
         code = _method_code(method)
@@ -343,16 +369,61 @@ class Client:
             msg._set_list(opts)
         for o in options:
             msg.addOption(o)  # the caller's: may replace one of the above
+        whole = None
+        bs = self.block_size if block_size is None else block_size
+        if payload and not group and len(msg.payload) > bs:
+            from .block import szx_of, upload_first
+
+            whole = msg.payload  # as bytes
+            szx = szx_of(bs)
+            upload_first(msg, whole, szx)
+            if self._uploading(remote, opts):
+                # Another upload to the same resource is under way: a
+                # Request-Tag keeps the server's assemblies apart (RFC 9175 §3).
+                self._tags = (self._tags + 1) & 0xFFFF
+                msg.addOption(Option(_REQUEST_TAG, bytes((self._tags >> 8, self._tags & 255))))
         rec = ep.send(msg, remote)  # ValueError: too big; CapacityError: table full
         if timeout_ms == -1:
             timeout_ms = self.timeout_ms
         deadline = None if timeout_ms is None else ticks_add(self._now(), int(timeout_ms))
         h = Pending(self, rec, deadline, callback)
+        h._timeout = timeout_ms
+        if whole is not None:
+            from .block import Transfer
+
+            h._xfer = Transfer(self, h, whole, szx)
         self._pending.append(h)
         return h
 
+    def _uploading(self, remote, opts):
+        # Is a Block1 upload to `remote` with these URI options pending?
+        for h in self._pending:
+            x = h._xfer
+            if x is not None and x.up is not None and h.remote == remote:
+                mine = [o for o in x.base if o.number == 11 or o.number == 15]
+                theirs = [o for o in opts if o.number == 11 or o.number == 15]
+                if mine == theirs:
+                    return True
+        return False
+
+    def _renew(self, h):
+        # A transfer's next block: its exchange gets the whole timeout.
+        t = h._timeout
+        h.deadline = None if t is None else ticks_add(self._now(), int(t))
+
+    def _answered(self, h, rx):
+        # The response to h's current request: finish h, unless it is a
+        # block of a transfer that goes on (block.py, loaded only then).
+        m = rx.message
+        if h._xfer is not None or m.get_uint(_BLOCK2) is not None:
+            from .block import follow
+
+            if follow(self, h, rx):
+                return
+        self._finish(h, Response(rx), None)
+
     def request(self, method, uri, payload=b"", content_format=None, accept=None,
-                options=(), confirmable=True, timeout_ms=-1):
+                options=(), confirmable=True, timeout_ms=-1, block_size=None):
         """Send a request and wait for its Response (any code).
 
         Raises RequestTimeout, Reset or Unreachable (all CoapError) when it
@@ -361,7 +432,7 @@ class Client:
         to on_unhandled (if set), else are dropped.
         """
         h = self.start(method, uri, payload, content_format, accept, options,
-                       confirmable, timeout_ms)
+                       confirmable, timeout_ms, None, block_size)
         while not h.done:
             rx = self.process(None)  # returns by h's deadline or EndPoint event
             if rx is not None and self.on_unhandled is not None:
@@ -455,7 +526,7 @@ class Client:
         elif rx is rec.response or rx in rec.responses:
             if m.transaction_type == _CON:
                 rx.ack()  # the separate response (RFC 7252 §5.2.2)
-            self._finish(h, Response(rx), None)
+            self._answered(h, rx)
         else:
             h.acknowledged = True  # an empty ACK: the response comes separately
         return True
@@ -476,6 +547,9 @@ class Client:
                 if rx.message.transaction_type == _RST:
                     err = Reset("%s answered with RST" % (rec.remote,))
                 else:
+                    self._answered(h, rx)
+                    if h.record is not rec or h.done:
+                        continue  # the next block is out, or h is over
                     resp = Response(rx)
             elif rec.is_unacknowledged:
                 err = Unreachable("no acknowledgement from %s after %d transmissions"

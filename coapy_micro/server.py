@@ -16,7 +16,10 @@ resource has no handler for; 4.15 for a payload in a Content-Format the
 resource does not accept; 4.06 for an Accept it cannot produce; 5.05 for
 Proxy-Uri/Proxy-Scheme (this is no proxy); 5.00 when a handler raises.
 Unknown elective options are ignored. Not handled yet (later issues), so
-recognized and ignored: Observe, Block1, Block2. If-Match and If-None-Match
+recognized and ignored: Observe. Block1 and Block2 (RFC 7959) are handled
+in block.py, loaded only when a request carries one or a response body is
+larger than one block (see there for Response(total=) callable bodies and
+Resource(block1_stream=)). If-Match and If-None-Match
 are recognized and left to the handler (request.message has them).
 
 A NON request with an unrecognized critical option is rejected with RST
@@ -53,9 +56,12 @@ _ACCEPT = const(17)
 _PROXY_URI = const(35)
 _PROXY_SCHEME = const(39)
 _NO_RESPONSE = const(258)
+_BLOCK2 = const(23)
+_BLOCK1 = const(27)
 
 # Response codes (codes.py has them all; these are the ones sent from here).
 _CONTENT = const(69)
+_CONTINUE_CODE = const(95)
 _BAD_REQUEST = const(128)
 _BAD_OPTION = const(130)
 _NOT_FOUND = const(132)
@@ -74,13 +80,16 @@ class Response:
     """What a handler returns: `Response(69, b'21.5', content_format=0)`.
 
     `options`: further Option instances for the response (e.g. ETag, Max-Age).
+    `payload` may be a callable body(num, size) -> bytes giving block `num`
+    of `size` bytes (RFC 7959, see block.py); `total` is then its length.
     """
 
-    def __init__(self, code, payload=b"", content_format=None, options=()):
+    def __init__(self, code, payload=b"", content_format=None, options=(), total=None):
         self.code = code
         self.payload = payload
         self.content_format = content_format
         self.options = options
+        self.total = total
 
 
 def _formats(v):
@@ -101,11 +110,15 @@ class Resource:
     and a 2.xx payload with no format of its own gets the Accept asked for,
     or ct when it names one format. `accepts`: the Content-Formats accepted
     in a request payload (None: any); others, or none given, get 4.15.
+    `block1_stream`: fn(request, num, data, more) receives each Block1
+    block of an upload instead of the handler seeing the assembled body
+    (block.py says what it returns).
     """
 
     def __init__(self, get=None, put=None, post=None, delete=None, fetch=None,
                  patch=None, ipatch=None, subtree=False, rt=None, if_=None,
-                 ct=None, sz=None, obs=False, title=None, accepts=None):
+                 ct=None, sz=None, obs=False, title=None, accepts=None,
+                 block1_stream=None):
         # Indexed by method code - 1 (GET=1 POST=2 PUT=3 DELETE=4 FETCH=5
         # PATCH=6 iPATCH=7): dispatch is one subscript, no dict.
         self.handlers = (get, post, put, delete, fetch, patch, ipatch)
@@ -117,6 +130,7 @@ class Resource:
         self.obs = obs
         self.title = title
         self.accepts = accepts
+        self.block1_stream = block1_stream
         self._cts = _formats(ct)
         self._accepts = _formats(accepts)
 
@@ -158,6 +172,9 @@ class Request:
     _path = None
     _query = ()
     _done = False  # a response (or a decision not to send one) went out
+    _block1 = None  # the Block1 / Block2 option values (RFC 7959), if any
+    _block2 = None
+    _body = None  # the assembled Block1 body, when there is one
 
     def __init__(self, server, rx, multicast):
         self.server = server
@@ -183,7 +200,8 @@ class Request:
 
     @property
     def payload(self):
-        return self.message.payload
+        b = self._body
+        return self.message.payload if b is None else b
 
     @property
     def token(self):
@@ -216,12 +234,27 @@ class Deferred:
         self.done = False
         self.record = None  # the EndPoint's TransmissionRecord, once sent
 
-    def respond(self, code, payload=b"", content_format=None, options=()):
+    def respond(self, code, payload=b"", content_format=None, options=(), total=None):
         """Send the response: CON for a CON request (the EndPoint
         retransmits it until acknowledged), NON for a NON one. Returns the
         TransmissionRecord, or None when suppressed (No-Response, or an
         error to a multicast request). Raises ValueError if already sent,
-        CapacityError if the EndPoint has too many transmissions in flight."""
+        CapacityError if the EndPoint has too many transmissions in flight.
+        A body larger than a block goes out as the block asked for (RFC
+        7959); `total` as in Response, for a callable body."""
+        req = self.request
+        srv = req.server
+        if not self.done and (req._block2 is not None or req._block1 is not None
+                              or callable(payload) or len(payload) > srv.block_size):
+            # One block of a large body, as _result does (RFC 7959).
+            from .block import block2_response
+
+            code, payload, options = block2_response(srv, req, code, payload, options, total)
+        return self._send(code, payload, content_format, options)
+
+    def _send(self, code, payload, content_format, options):
+        # respond() once the body is cut to its block (_answer comes here
+        # with what _result has already cut).
         if self.done:
             raise ValueError("this request has been answered")
         req = self.request
@@ -293,10 +326,24 @@ class Server:
     (RFC 7252 §8.2); max_delayed: how many such responses may wait at once
     (more are dropped: answering a group is optional). rand(nbits): random
     bits for the leisure delay (default: the EndPoint's source).
+    block_size, max_body, max_assemblies, assembly_ms: Block-wise transfer
+    (RFC 7959, block.py): block size, upload limit (4.13 beyond), uploads
+    assembled at once, and how long an unfinished one is kept.
     """
 
-    def __init__(self, end_point, on_error=None, leisure_ms=5000, max_delayed=4, rand=None):
+    def __init__(self, end_point, on_error=None, leisure_ms=5000, max_delayed=4, rand=None,
+                 block_size=1024, max_body=8192, max_assemblies=2, assembly_ms=60000):
         self.end_point = end_point
+        # Block-wise (block.py): the largest block sent or asked for (16 ..
+        # 1024, rounded down to a power of two), the largest Block1 body
+        # accepted, how many uploads may be assembled at once (a bounded
+        # table: a board holds max_assemblies * max_body at worst) and how
+        # long one waits for its next block.
+        self.block_size = block_size
+        self.max_body = max_body
+        self.max_assemblies = max_assemblies
+        self.assembly_ms = assembly_ms
+        self._assemblies = None  # block.Assemblies, made on the first Block1
         self.on_error = on_error
         self.leisure_ms = leisure_ms
         self.max_delayed = max_delayed
@@ -432,6 +479,27 @@ class Server:
         if cts is not None and req.accept is not None and req.accept not in cts:
             self._answer(req, _NOT_ACCEPTABLE, b"", None, ())
             return True
+        b2 = req._block2
+        if b2 is not None and b2 & 7 == 7:
+            self._answer(req, _BAD_REQUEST, b"Block2 SZX 7", None, ())  # reserved (RFC 7959 §2.2)
+            return True
+        if (b2 is not None and b2 >> 4 and req._block1 is None and code != 1
+                and self._assemblies is not None):
+            # The rest of the response to an upload (RFC 7959 §2.7).
+            kept = self._assemblies.kept(req, res)
+            if kept is not None:
+                self._blocks(req, kept[0], kept[1], kept[2], kept[3], kept[4])
+                return True
+        if req._block1 is not None:
+            a = self._assemblies
+            if a is None:
+                from .block import Assemblies
+
+                a = self._assemblies = Assemblies(self)
+            if not a.take(req, res):
+                return True  # answered there: 2.31, 4.08, 4.13, or streamed
+            if res.block1_stream is not None:
+                handler = _Last(res.block1_stream)
         try:
             result = handler(req)
         except Exception as e:  # the node keeps serving; the app hears of it
@@ -450,11 +518,13 @@ class Server:
             self._answer(req, _INTERNAL_SERVER_ERROR, b"", None, ())
             return
         options = ()
+        total = None
         if isinstance(result, Response):
             code = result.code
             payload = result.payload
             cf = result.content_format
             options = result.options
+            total = result.total
         else:
             try:
                 code = result[0]
@@ -471,6 +541,24 @@ class Server:
                     cf = req.accept  # one of cts: checked before the handler ran
                 elif len(cts) == 1:
                     cf = cts[0]
+        if (req._block2 is not None or req._block1 is not None or callable(payload)
+                or len(payload) > self.block_size):
+            if (req._block1 is not None and code != _CONTINUE_CODE
+                    and (callable(payload) or len(payload) > self.block_size)):
+                self._assemblies.keep(req, res, (code, payload, cf, options, total))
+            self._blocks(req, code, payload, cf, options, total)
+            return
+        self._answer(req, code, payload, cf, options)
+
+    def _blocks(self, req, code, payload, cf, options, total):
+        # Answer with one block of a large body (RFC 7959, block.py).
+        from .block import block2_response
+
+        try:
+            code, payload, options = block2_response(self, req, code, payload, options, total)
+        except Exception as e:
+            self._failed(req, e)
+            code, payload, options = _INTERNAL_SERVER_ERROR, b"", ()
         self._answer(req, code, payload, cf, options)
 
     def _failed(self, req, exc):
@@ -565,6 +653,10 @@ class Server:
                         bad = bad or number + 1
                 elif number == _PROXY_URI or number == _PROXY_SCHEME:
                     proxy = True
+                elif number == _BLOCK2:
+                    req._block2 = _uint(ob, pos, n)
+                elif number == _BLOCK1:
+                    req._block1 = _uint(ob, pos, n)
             prev = number
             pos += n
         if bad:
@@ -611,7 +703,7 @@ class Server:
             # separately, unless it has already been sent.
             if not d.done:
                 try:
-                    d.respond(code, payload, cf, options)
+                    d._send(code, payload, cf, options)
                 except Exception as e:
                     self._failed(req, e)
             return
@@ -711,6 +803,15 @@ class Server:
             # request an empty result is 2.05 with an empty payload.
             return (_NOT_FOUND, b"")
         return (_CONTENT, serialize(links), _LINK_FORMAT)
+
+
+class _Last:
+    # The stream function called as a handler for an upload's last block.
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, req):
+        return self.fn(req, req._block1 >> 4, req.message.payload, False)
 
 
 def _uint(buf, pos, n):

@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from coapy_micro.cli import DemoNode
+
 from coapy_micro.connection import Message
 from interop import LOOPBACK, ROOT, coapy_serve
 
@@ -108,6 +110,8 @@ def test_console_script_entry_point():
     ("get", "coap://127.0.0.1/", "--timeout", "0"),
     ("brew", "coap://127.0.0.1/"),
     ("discover", "coap:/x"),
+    ("get", "coap://127.0.0.1/", "--block", "100"),  # not a power of two
+    ("put", "coap://127.0.0.1/", "--block", "2048"),
 ])
 def test_usage_errors_exit_2(args):
     p = coapy(*args)
@@ -168,6 +172,22 @@ def test_payload_from_file_is_sent_raw(served, tmp_path):
     assert p.returncode == 0 and p.stdout == data
     assert "<-   Content-Format: 42 (application/octet-stream)" in err(p)
     assert "<-   payload (%d bytes): 0x000102" % len(data) in err(p)
+
+
+def test_large_payload_from_file_goes_up_in_blocks(served, tmp_path):
+    # RFC 7959: 3 KB from @FILE in 64-byte Block1 blocks (48 requests),
+    # read back in 16-byte Block2 blocks.
+    data = bytes((i * 7 + i // 251) & 255 for i in range(3072))
+    f = tmp_path / "3k.bin"
+    f.write_bytes(data)
+    p = coapy("-v", "put", served + "/upload", "--payload", "@%s" % f, "--block", "64")
+    assert p.returncode == 0, err(p)
+    assert err(p).count("Block1: 47/0/64") == 2, err(p)  # the last block and its echo
+    assert err(p).count("PUT") == 48, err(p).count("PUT")
+    p = coapy("get", served + "/upload", "--block", "16")
+    assert p.returncode == 0 and p.stdout == data, len(p.stdout)
+    p = coapy("get", served + "/large")
+    assert p.returncode == 0 and p.stdout == DemoNode().large_text()
 
 
 def test_payload_text_post_and_delete(served):

@@ -2,11 +2,11 @@
 
 - libcoap's coap-server-notls: GET / (piggybacked), GET /async?1 (an empty
   ACK, then a separate CON response that the client acknowledges), PUT and
-  GET /example_data, a NON GET, 4.04, several requests in flight at once,
+  GET /example_data (also 1500 bytes in Block1/Block2 blocks), a NON GET, 4.04, several requests in flight at once,
   IPv6 and a host name;
 - an aiocoap server (a subprocess running the script below with this
   Python): piggybacked GET, a slow resource answered separately, POST/PUT
-  echo with Content-Format, NON.
+  echo with Content-Format (also 3000 bytes both ways in blocks), NON.
 Plus a silent port for RequestTimeout.
 
 CPython only (subprocesses, sockets). Peers missing: skip on a laptop, fail
@@ -22,6 +22,7 @@ import pytest
 from coapy_micro import codes
 from coapy_micro.client import Client, RequestTimeout, Unreachable
 from coapy_micro.connection import EndPoint, Message
+from coapy_micro.options import Option
 from interop import LOOPBACK, coap_answers, free_udp_port, libcoap_server, need_aiocoap, stop
 
 CON, NON, ACK = Message.CON, Message.NON, Message.ACK
@@ -83,6 +84,27 @@ def test_libcoap_put_then_get_example_data(libcoap, loopback_client):
     assert resp.code in (codes.CREATED, codes.CHANGED), codes.dotted(resp.code)
     resp = c.request("get", libcoap + "/example_data")
     assert (resp.code, resp.payload) == (codes.CONTENT, b"from coapy_micro")
+
+
+def test_libcoap_example_data_in_blocks(libcoap, loopback_client):
+    # RFC 7959 both ways: 1500 bytes go up in two Block1 blocks (1024 and
+    # the rest) and come back in Block2 blocks of 1024, 64 and 16 bytes
+    # (the size the client asks in its first request), reassembled.
+    c, ep = loopback_client
+    body = bytes((i * 7 + i // 251) & 255 for i in range(1500))
+    resp = c.request("put", libcoap + "/example_data", body, content_format=42)
+    assert resp.code in (codes.CREATED, codes.CHANGED), codes.dotted(resp.code)
+    for size in (1024, 64, 16):
+        c.block_size = size
+        opts = () if size == 1024 else (Option(23, (size.bit_length() - 5)),)
+        resp = c.request("get", libcoap + "/example_data", options=opts)
+        assert (resp.code, resp.payload) == (codes.CONTENT, body), (size, len(resp.payload))
+        assert resp.message.findOption(23) is not None, resp.options  # it did come in blocks
+    c.block_size = 1024
+    assert ep._records == [] and c.pending == []
+    resp = c.request("put", libcoap + "/example_data", b"from coapy_micro",
+                     content_format="text/plain")  # as the other tests expect it
+    assert resp.code == codes.CHANGED
 
 
 def test_libcoap_non_request_gets_non_response(libcoap, loopback_client):
@@ -259,6 +281,21 @@ def test_aiocoap_post_and_put_echo_content_format(aiocoap_server, loopback_clien
         codes.CHANGED, b'{"a": 1}', codes.JSON)
     resp = c.request(codes.PUT, aiocoap_server + "/echo", b"\x01\x02", content_format=42)
     assert (resp.payload, resp.content_format) == (b"\x01\x02", 42)
+
+
+def test_aiocoap_echo_in_blocks(aiocoap_server, loopback_client):
+    # RFC 7959 both ways: 3000 bytes go up in Block1 blocks (aiocoap
+    # assembles them for its resource), the echo comes back in Block2
+    # blocks that the client reassembles.
+    c, ep = loopback_client
+    body = bytes((i * 13 + i // 249) & 255 for i in range(3000))
+    for size in (1024, 256):
+        resp = c.request("post", aiocoap_server + "/echo", body, content_format=42,
+                         block_size=size)
+        assert (resp.code, resp.payload, resp.content_format) == (codes.CHANGED, body, 42), (
+            size, codes.dotted(resp.code), len(resp.payload))
+        assert resp.message.findOption(23) is not None, resp.options  # it did come in blocks
+    assert ep._records == [] and c.pending == []
 
 
 def test_aiocoap_non_request(aiocoap_server, loopback_client):

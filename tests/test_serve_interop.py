@@ -2,8 +2,9 @@
 for the module) driven by clients no one here wrote: libcoap's
 coap-client-notls and aiocoap's client.
 
-Both clients: GET /hello, /time, /sensors/temp and /large (libcoap cannot
-read /large yet: xfail until Block-wise); PUT then GET /upload
+Both clients: GET /hello, /time, /sensors/temp and /large (in blocks,
+RFC 7959; coap-client also with -b 16); PUT 3 KB to /upload in Block1
+blocks (coap-client -b 64; aiocoap 5 KB by itself) and read it back; PUT then GET /upload
 (the same bytes back), POST and DELETE /upload; DELETE, POST or PUT on a
 resource without that method (4.05); a NON GET (NON response);
 /.well-known/core with filters (rt, href, ct, if, title, '*' prefixes),
@@ -104,11 +105,20 @@ def test_libcoap_get_time_and_temperature(served):
     assert re.fullmatch(TEMP, temp) and 0 < float(temp) < 50, temp
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "/large goes out as one 2.7 KB datagram until Block-wise (RFC 7959) lands; "
-    "coap-client reads 1472 bytes, logs 'pdu too big' and answers RST"))
 def test_libcoap_get_large(served):
-    assert coap_client("-B", "1", served + "/large") == DemoNode().large_text().decode().strip()
+    # Block2 (RFC 7959): 1024-byte blocks, coap-client asks for the next ones.
+    assert coap_client("-B", "5", served + "/large") == DemoNode().large_text().decode().strip()
+    first = [m[2] for m in exchange("-B", "5", served + "/large") if m[0] == "ACK"][0]
+    assert "Block2:0/M/1024, Size2:%d" % len(DemoNode().large_text()) in first, first
+    assert "ETag:0x" in first, first
+
+
+def test_libcoap_get_large_in_16_byte_blocks(served):
+    # Early negotiation: coap-client -b 16 asks for SZX 0 in its first request.
+    text = DemoNode().large_text().decode().strip()
+    assert coap_client("-B", "10", "-b", "16", served + "/large") == text
+    first = [m[2] for m in exchange("-B", "10", "-b", "16", served + "/large") if m[0] == "ACK"][0]
+    assert "Block2:0/M/16" in first, first
 
 
 def test_libcoap_put_then_get_upload(served, tmp_path):
@@ -121,6 +131,24 @@ def test_libcoap_put_then_get_upload(served, tmp_path):
     sent, answer = exchange("-o", str(out), served + "/upload")
     assert answer == ("ACK", "2.05", "Content-Format:application/octet-stream")
     assert out.read_bytes() == BLOB
+
+
+def test_libcoap_put_3_kb_in_64_byte_blocks(served, tmp_path):
+    # Block1 (RFC 7959 §2.5): 47 blocks of 64 bytes, each non-final one
+    # answered 2.31; read back (in Block2 blocks) equal.
+    blob = tmp_path / "3k.bin"
+    data = bytes((i * 7 + i // 251) & 255 for i in range(3072))
+    blob.write_bytes(data)
+    msgs = exchange("-b", "64", "-m", "put", "-t", "42", "-f", str(blob), served + "/upload")
+    assert msgs[0][:2] == ("CON", "PUT") and "Block1:0/M/64" in msgs[0][2], msgs
+    assert msgs[-1][:2] in (("ACK", "2.01"), ("ACK", "2.04")), msgs
+    assert "Block1:47/_/64" in msgs[-1][2], msgs  # 3072 / 64 = 48 blocks
+    out = tmp_path / "out.bin"
+    coap_client("-o", str(out), served + "/upload")
+    assert out.read_bytes() == data
+    out.unlink()
+    coap_client("-b", "64", "-o", str(out), served + "/upload")
+    assert out.read_bytes() == data
 
 
 def test_libcoap_post_and_delete_upload(served):
@@ -215,6 +243,18 @@ def test_aiocoap_put_then_get_upload(served):
     assert str(resp.code) in ("2.01 Created", "2.04 Changed"), resp.code
     resp = aiocoap_request(served + "/upload")
     assert (str(resp.code), resp.payload, resp.opt.content_format) == ("2.05 Content", BLOB, 42)
+
+
+def test_aiocoap_put_5_kb_in_blocks(served):
+    # aiocoap sends a payload beyond its block size in Block1 blocks by
+    # itself; 5000 bytes would not fit the server's 4096-byte datagrams.
+    OpaqueOption, UintOption, OptionNumber = aiocoap_options()
+    data = bytes((i * 11 + i // 253) & 255 for i in range(5000))
+    cf = UintOption(OptionNumber.CONTENT_FORMAT, 42)
+    resp = aiocoap_request(served + "/upload", "PUT", data, options=[cf])
+    assert str(resp.code) in ("2.01 Created", "2.04 Changed"), resp.code
+    resp = aiocoap_request(served + "/upload")
+    assert (str(resp.code), resp.payload, resp.opt.content_format) == ("2.05 Content", data, 42)
 
 
 def test_aiocoap_post_and_delete_upload(served):
