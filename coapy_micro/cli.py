@@ -281,6 +281,11 @@ def cmd_request(args):
         _err("cannot read the payload: %s" % e)
         return EXIT_ERROR
     client = _client(args)
+    if getattr(args, "observe", None) is not None:
+        try:
+            return _observe(client, args)
+        finally:
+            client.close()
     options = ()
     if args.block:
         # Early negotiation (RFC 7959 §2.4): ask for blocks of this size.
@@ -301,6 +306,69 @@ def cmd_request(args):
     if status != EXIT_OK:
         _err(code_text(resp.code))
     return status
+
+
+def _observe_args(argv):
+    # `get --observe URI`: argparse would take the URI for SECONDS (an
+    # optional value), so a --observe not followed by a number gets 0.
+    for i in range(len(argv)):
+        if argv[i] == "--observe":
+            nxt = argv[i + 1] if i + 1 < len(argv) else "-"
+            try:
+                float(nxt)
+            except ValueError:
+                argv.insert(i + 1, "0")
+            break
+    return argv
+
+
+def _observe(client, args):
+    # get --observe [SECONDS]: each notification's payload on a line of its
+    # own as it arrives, until SECONDS pass (0: until interrupted).
+    from ._compat import ticks_add, ticks_diff
+    from .uri import UriError
+
+    def show(resp):
+        _write_payload(resp.payload)
+        if not resp.payload.endswith(b"\n"):
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+        if resp.code >> 5 != 2:
+            _err(code_text(resp.code))
+
+    try:
+        ob = client.observe(args.uri, show, confirmable=not args.non, accept=args.accept)
+    except UriError as e:
+        _err("bad URI: %s" % e)
+        return EXIT_USAGE
+    seconds = args.observe
+    now = client._now()
+    end = ticks_add(now, int(seconds * 1000)) if seconds else None
+    first = ticks_add(now, client.timeout_ms)
+    try:
+        while not ob.done:
+            now = client._now()
+            if end is not None and ticks_diff(end, now) <= 0:
+                break
+            if ob.last is None and ticks_diff(first, now) <= 0:
+                _err("no response from %s within %g s" % (args.uri, client.timeout_ms / 1000))
+                return EXIT_TIMEOUT
+            wait = 200 if end is None else min(200, max(0, ticks_diff(end, now)))
+            client.process(wait)
+    except KeyboardInterrupt:
+        pass
+    if ob.error == "reset":
+        _err("%s answered with RST (reset)" % args.uri)
+        return EXIT_RESET
+    if ob.error == "no answer":
+        _err("%s is unreachable" % args.uri)
+        return EXIT_UNREACHABLE
+    if not ob.done:
+        ob.cancel()
+        client.process(100)  # let the deregistration go out
+    if ob.last is None:
+        return EXIT_TIMEOUT
+    return exit_status(ob.last.code)
 
 
 # -- discover -----------------------------------------------------------------
@@ -423,9 +491,20 @@ class DemoNode:
         return codes.CONTENT, time.strftime("%Y-%m-%dT%H:%M:%S%z"), codes.TEXT_PLAIN
 
     def temperature(self, request):
+        return codes.CONTENT, "%.2f" % self.temp_c, codes.TEXT_PLAIN
+
+    def step(self):
         # A random walk around 21 degrees, two decimals like a real sensor.
         self.temp_c += self._random.uniform(-0.25, 0.25) + (21.0 - self.temp_c) * 0.05
-        return codes.CONTENT, "%.2f" % self.temp_c, codes.TEXT_PLAIN
+
+    def tick(self, srv):
+        """Once a second from serve(): /time changes every second, and
+        /sensors/temp is notified when its reading (two decimals) changes."""
+        before = "%.2f" % self.temp_c
+        self.step()
+        srv.notify("time")
+        if "%.2f" % self.temp_c != before:
+            srv.notify("sensors/temp")
 
     def large_text(self):
         if self._large is None:
@@ -461,9 +540,10 @@ class DemoNode:
         from .server import Resource
 
         srv.add("hello", Resource(get=self.hello, ct=0, title="Hello"))
-        srv.add("time", Resource(get=self.time, ct=0, rt="time", title="Current time"))
+        srv.add("time", Resource(get=self.time, ct=0, rt="time", title="Current time",
+                                 obs=True))
         srv.add("sensors/temp", Resource(get=self.temperature, ct=0, rt="temperature-c",
-                                         if_="sensor", title="Temperature"))
+                                         if_="sensor", title="Temperature", obs=True))
         srv.add("large", Resource(get=self.large, ct=0, sz=len(self.large_text()),
                                   title="Large text"))
         srv.add("upload", Resource(get=self.upload_get, put=self.upload_put,
@@ -509,13 +589,15 @@ def cmd_serve(args):
         _err("error while answering %r:" % (request,))
         traceback.print_exception(type(exc), exc, exc.__traceback__)
 
-    srv = Server(ep, on_error=on_error, max_body=SERVE_MAX_BODY)
-    DemoNode().install(srv)
+    srv = Server(ep, on_error=on_error, max_body=SERVE_MAX_BODY, max_observers=32,
+                 max_observers_per_resource=16)
+    node = DemoNode()
+    node.install(srv)
     sys.stderr.write("coapy serve: listening on %s\n" % address_text(addr))
     sys.stderr.write("  resources: %s\n" % " ".join("/" + p for p, r in srv.resources()))
     sys.stderr.flush()
     try:
-        srv.serve(args.seconds)
+        srv.serve(args.seconds, tick=lambda: node.tick(srv))
     except KeyboardInterrupt:
         pass
     finally:
@@ -599,6 +681,11 @@ def build_parser():
         p.add_argument("--block", type=_block_arg, metavar="SIZE", default=None,
                        help="block size (16, 32 ... 1024) for a payload sent in blocks "
                             "and for the blocks of the response (RFC 7959; default 1024)")
+        if m == "get":
+            p.add_argument("--observe", type=float, nargs="?", const=0, default=None,
+                           metavar="SECONDS",
+                           help="observe the resource (RFC 7641): print each notification's "
+                                "payload as it arrives, for SECONDS (default: until interrupted)")
         common(p)
         p.set_defaults(func=cmd_request, method=m)
 
@@ -622,7 +709,9 @@ def build_parser():
 
 def main(argv=None):
     """Run the command; returns the exit status (see EXIT_HELP)."""
-    args = build_parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = build_parser().parse_args(_observe_args(list(argv)))
     try:
         return args.func(args)
     except KeyboardInterrupt:

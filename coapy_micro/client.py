@@ -252,6 +252,7 @@ class Client:
         self._pending = []
         self._last = None  # (uri, _destination(uri)) for an IP-literal host
         self._tags = 0  # the last Request-Tag given to a concurrent upload
+        self._observations = None  # [observe.Observation], made by observe()
         if end_point is not None:
             self._adopt_clock(end_point)
 
@@ -395,6 +396,37 @@ class Client:
         self._pending.append(h)
         return h
 
+    def observe(self, uri, callback=None, confirmable=True, accept=None, options=(),
+                margin_ms=5000):
+        """Register as an observer of `uri` (RFC 7641): returns an
+        observe.Observation at once; callback(response) is called for the
+        first response and each fresh notification as process() or
+        handle() receives them. Reordered notifications are dropped (§3.4),
+        CON ones acknowledged, and the registration renewed when Max-Age +
+        margin_ms pass without one. observation.cancel() deregisters."""
+        from .observe import Observation
+
+        family, remote, opts, group = self._destination(uri)
+        ep = self._end_point(family)
+        msg = Message(_CON if confirmable and not group else _NON, 1, b"", ep.new_token())
+        if opts:
+            msg._set_list(opts)
+        msg.addOption(Option(6, 0))  # Observe: register
+        if accept is not None:
+            msg.addOption(Option(_ACCEPT, _format_number(accept)))
+        for o in options:
+            msg.addOption(o)
+        o = Observation(self, ep, remote, msg, callback, margin_ms, uri)
+        if self._observations is None:
+            self._observations = []
+        self._observations.append(o)
+        return o
+
+    def _unobserve(self, o):
+        obs = self._observations
+        if obs is not None and o in obs:
+            obs.remove(o)
+
     def _uploading(self, remote, opts):
         # Is a Block1 upload to `remote` with these URI options pending?
         for h in self._pending:
@@ -473,6 +505,11 @@ class Client:
         self._check()
         now = self._now()
         wait = timeout_ms
+        if self._observations:
+            for o in self._observations:
+                d = o.wait_ms(now)
+                if d is not None:
+                    wait = _earlier(wait, d)
         for h in self._pending:
             rec = h.record
             if h.deadline is not None:
@@ -515,6 +552,11 @@ class Client:
         rec = rx.pertains_to
         if rec is None:
             return False
+        if self._observations:
+            for o in self._observations:
+                if o.record is rec:
+                    o._rx(rx, self._now())
+                    return True
         for h in self._pending:
             if h.record is rec:
                 break
@@ -534,6 +576,9 @@ class Client:
     def _check(self):
         # Finish requests whose record or deadline says they are over.
         now = self._now()
+        if self._observations:
+            for o in list(self._observations):
+                o._check(now)
         i = 0
         while i < len(self._pending):
             h = self._pending[i]
@@ -592,6 +637,8 @@ class Client:
         client made (not one it was given)."""
         while self._pending:
             self._pending[0].cancel()
+        while self._observations:
+            self._observations[0]._end(None)  # forgotten: notifications get RST
         for pair in self._made:
             pair[1].close()
         self._made = []

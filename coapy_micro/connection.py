@@ -212,6 +212,11 @@ class EndPoint:
         self._lifetimes = None  # the parameters, EXCHANGE_LIFETIME, NON_LIFETIME
         self._tid = self._rand(16)
         self.on_unacknowledged = None  # callable(record) when a CON gives up
+        # callable(rx) for an empty RST that matches no record in flight: an
+        # RST to a NON we sent (its record is already finished). The Observe
+        # server (observe.py) uses it: an RST to a NON notification ends
+        # that observation (RFC 7641 §3.6, §4.5).
+        self.on_unmatched_reset = None
         # Counters, for monitoring (and the abuse test).
         self.dropped = 0  # datagrams ignored: malformed, unmatched, oversized
         self.duplicates = 0  # duplicates answered or dropped
@@ -551,6 +556,8 @@ class EndPoint:
                 break
         if rec is None or (mtype == _RST and code != 0) or code < 64 and code != 0 or code >= 192:
             self.dropped += 1  # matches nothing, or not a valid ACK/RST
+            if rec is None and mtype == _RST and code == 0 and self.on_unmatched_reset is not None:
+                self.on_unmatched_reset(rx)
             return None
         rx.pertains_to = rec
         rec.last_event_time = now

@@ -15,8 +15,9 @@ query that is not UTF-8; 4.04 for an unknown path; 4.05 for a method the
 resource has no handler for; 4.15 for a payload in a Content-Format the
 resource does not accept; 4.06 for an Accept it cannot produce; 5.05 for
 Proxy-Uri/Proxy-Scheme (this is no proxy); 5.00 when a handler raises.
-Unknown elective options are ignored. Not handled yet (later issues), so
-recognized and ignored: Observe. Block1 and Block2 (RFC 7959) are handled
+Unknown elective options are ignored. Observe (RFC 7641) registrations to a
+Resource(obs=True) and srv.notify(path) are handled in observe.py, loaded on
+the first GET with Observe to such a resource. Block1 and Block2 (RFC 7959) are handled
 in block.py, loaded only when a request carries one or a response body is
 larger than one block (see there for Response(total=) callable bodies and
 Resource(block1_stream=)). If-Match and If-None-Match
@@ -58,6 +59,8 @@ _PROXY_SCHEME = const(39)
 _NO_RESPONSE = const(258)
 _BLOCK2 = const(23)
 _BLOCK1 = const(27)
+_OBSERVE = const(6)
+_RST = const(3)
 
 # Response codes (codes.py has them all; these are the ones sent from here).
 _CONTENT = const(69)
@@ -175,6 +178,13 @@ class Request:
     _block1 = None  # the Block1 / Block2 option values (RFC 7959), if any
     _block2 = None
     _body = None  # the assembled Block1 body, when there is one
+    _observe = None  # the request's Observe value (RFC 7641), if any
+    _notifying = False  # built by observe.py for a notification
+
+    @property
+    def observe(self):
+        """The request's Observe value: 0 register, 1 deregister, or None."""
+        return self._observe
 
     def __init__(self, server, rx, multicast):
         self.server = server
@@ -329,11 +339,22 @@ class Server:
     block_size, max_body, max_assemblies, assembly_ms: Block-wise transfer
     (RFC 7959, block.py): block size, upload limit (4.13 beyond), uploads
     assembled at once, and how long an unfinished one is kept.
+    max_observers, max_observers_per_resource: bounds of the Observe table
+    (RFC 7641, observe.py); a registration beyond them gets a plain answer.
+    notify_con_every: at most this many notifications to an observer go
+    out before one is CON (and one at least every 24 hours).
     """
 
     def __init__(self, end_point, on_error=None, leisure_ms=5000, max_delayed=4, rand=None,
-                 block_size=1024, max_body=8192, max_assemblies=2, assembly_ms=60000):
+                 block_size=1024, max_body=8192, max_assemblies=2, assembly_ms=60000,
+                 max_observers=8, max_observers_per_resource=4, notify_con_every=20):
         self.end_point = end_point
+        # Observe (RFC 7641, observe.py): the observer table's bounds, and
+        # how many notifications may go NON before one goes CON (§4.5).
+        self.max_observers = max_observers
+        self.max_observers_per_resource = max_observers_per_resource
+        self.notify_con_every = notify_con_every
+        self._observers = None  # observe.Observers, made on the first registration
         # Block-wise (block.py): the largest block sent or asked for (16 ..
         # 1024, rounded down to a power of two), the largest Block1 body
         # accepted, how many uploads may be assembled at once (a bounded
@@ -389,6 +410,40 @@ class Server:
             self._listing.append([norm, resource])
         return resource
 
+    def notify(self, path_or_resource):
+        """Send every observer of the resource (a path or the Resource) a
+        notification built by calling its GET handler again. Returns how
+        many were sent."""
+        obs = self._observers
+        if obs is None:
+            return 0
+        res = path_or_resource
+        if not isinstance(res, Resource):
+            res = self.find(res)
+            if res is None:
+                return 0
+        return obs.notify(res)
+
+    def observers(self, path_or_resource=None):
+        """How many observers (of one resource, or in total)."""
+        obs = self._observers
+        if obs is None:
+            return 0
+        if path_or_resource is None:
+            return len(obs.entries)
+        res = path_or_resource
+        if not isinstance(res, Resource):
+            res = self.find(res)
+        return obs.count(res)
+
+    def find(self, path):
+        """The Resource registered at `path`, or None."""
+        norm = "/".join(_segments(path))
+        for entry in self._listing:
+            if entry[0] == norm:
+                return entry[1]
+        return None
+
     def resources(self):
         """[(path, Resource)] in registration order."""
         return [(e[0], e[1]) for e in self._listing]
@@ -427,13 +482,28 @@ class Server:
             if not cut:
                 return None
 
-    def serve(self, seconds=None):
-        """Loop process() for `seconds` (None: until stop())."""
+    def serve(self, seconds=None, tick=None, tick_ms=1000):
+        """Loop process() for `seconds` (None: until stop()). tick(), if
+        given, is called every tick_ms meanwhile: where an application
+        reads its sensors and calls notify() (Observe)."""
         self._running = True
         clock = self._clock
         start = clock()
+        due = ticks_add(start, tick_ms)
         while self._running:
             t = 1000
+            if tick is not None:
+                left = ticks_diff(due, clock())
+                if left <= 0:
+                    due = ticks_add(due, tick_ms)
+                    if ticks_diff(due, clock()) < 0:
+                        due = ticks_add(clock(), tick_ms)  # late: no burst of ticks
+                    tick()
+                    left = ticks_diff(due, clock())
+                if left < 0:
+                    left = 0
+                if left < t:
+                    t = left
             if seconds is not None:
                 t = int(seconds * 1000) - ticks_diff(clock(), start)
                 if t <= 0:
@@ -453,6 +523,8 @@ class Server:
         m = rx.message
         code = m.code
         if not 1 <= code <= 31:
+            if m.transaction_type == _RST and self._observers is not None:
+                self._observers.on_reset(rx)  # an observer rejected a notification
             return False
         sock = rx.sock
         req = Request(self, rx, sock is not None and sock is not self.end_point.socket)
@@ -517,6 +589,26 @@ class Server:
             self._failed(req, TypeError("handler returned None without defer()"))
             self._answer(req, _INTERNAL_SERVER_ERROR, b"", None, ())
             return
+        try:
+            code, payload, cf, options, total = self._unpack(req, res, result)
+        except (TypeError, IndexError) as e:
+            self._failed(req, e)
+            self._answer(req, _INTERNAL_SERVER_ERROR, b"", None, ())
+            return
+        if req._observe is not None and req.code == 1 and res.obs and not req.multicast:
+            options = self._observing(req, res, code, options)
+        if (req._block2 is not None or req._block1 is not None or callable(payload)
+                or len(payload) > self.block_size):
+            if (req._block1 is not None and code != _CONTINUE_CODE
+                    and (callable(payload) or len(payload) > self.block_size)):
+                self._assemblies.keep(req, res, (code, payload, cf, options, total))
+            self._blocks(req, code, payload, cf, options, total)
+            return
+        self._answer(req, code, payload, cf, options)
+
+    def _unpack(self, req, res, result):
+        # What a handler returned -> (code, payload, cf, options, total);
+        # TypeError or IndexError if it is not a Response or a tuple.
         options = ()
         total = None
         if isinstance(result, Response):
@@ -526,14 +618,9 @@ class Server:
             options = result.options
             total = result.total
         else:
-            try:
-                code = result[0]
-                payload = result[1]
-                cf = result[2] if len(result) > 2 else None
-            except (TypeError, IndexError) as e:
-                self._failed(req, e)
-                self._answer(req, _INTERNAL_SERVER_ERROR, b"", None, ())
-                return
+            code = result[0]
+            payload = result[1]
+            cf = result[2] if len(result) > 2 else None
         if cf is None and payload and code >> 5 == 2:
             cts = res._cts
             if cts is not None:
@@ -541,14 +628,29 @@ class Server:
                     cf = req.accept  # one of cts: checked before the handler ran
                 elif len(cts) == 1:
                     cf = cts[0]
-        if (req._block2 is not None or req._block1 is not None or callable(payload)
-                or len(payload) > self.block_size):
-            if (req._block1 is not None and code != _CONTINUE_CODE
-                    and (callable(payload) or len(payload) > self.block_size)):
-                self._assemblies.keep(req, res, (code, payload, cf, options, total))
-            self._blocks(req, code, payload, cf, options, total)
-            return
-        self._answer(req, code, payload, cf, options)
+        return code, payload, cf, options, total
+
+    def _observing(self, req, res, code, options):
+        # A GET with Observe to an observable resource (RFC 7641 §4.1):
+        # 0 registers (when 2.xx and the table has room: the response then
+        # carries Observe), 1 deregisters. Returns the response's options.
+        from .observe import Observers, with_observe
+
+        obs = self._observers
+        if req._observe == 1 or code >> 5 != 2:
+            if obs is not None:
+                obs.deregister(req.remote, req.token)
+            return options
+        if req._observe != 0:
+            return options
+        if obs is None:
+            obs = self._observers = Observers(self, self.max_observers,
+                                              self.max_observers_per_resource,
+                                              self.notify_con_every)
+        seq = obs.register(req, res)
+        if seq is None:
+            return options  # full: answered as a plain GET
+        return with_observe(options, seq)
 
     def _blocks(self, req, code, payload, cf, options, total):
         # Answer with one block of a large body (RFC 7959, block.py).
@@ -657,6 +759,8 @@ class Server:
                     req._block2 = _uint(ob, pos, n)
                 elif number == _BLOCK1:
                     req._block1 = _uint(ob, pos, n)
+                elif number == _OBSERVE:
+                    req._observe = _uint(ob, pos, n)
             prev = number
             pos += n
         if bad:

@@ -239,7 +239,7 @@ def test_discover_table(served):
     assert set(rows) == {"/hello", "/time", "/sensors/temp", "/large", "/upload"}, rows
     temp = rows["/sensors/temp"]
     assert [temp[s:].split("  ")[0] for s in starts] == [
-        "temperature-c", "sensor", "0 (text/plain)", "Temperature", "-"], temp
+        "temperature-c", "sensor", "0 (text/plain)", "Temperature", "yes"], temp
     assert rows["/upload"][starts[2]:].startswith("-"), rows["/upload"]
 
 
@@ -335,3 +335,24 @@ def test_exit_status_of_each_response_class():
     # 2.01 2.05 2.31 4.00 4.04 5.00 5.05 3.04 (class 3 is reserved)
     got = [exit_status(c) for c in (65, 69, 95, 128, 132, 160, 165, 100)]
     assert got == [0, 0, 0, 4, 4, 5, 5, 1], got
+
+
+def test_get_observe_prints_each_notification(served):
+    p = coapy("get", "--observe", "3.5", served + "/time")
+    assert p.returncode == 0, err(p)
+    lines = p.stdout.decode().splitlines()
+    assert len(lines) >= 3, lines  # the first response, then one a second
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", ln) for ln in lines), lines
+
+
+def test_get_observe_without_seconds_runs_until_interrupted(served):
+    import signal
+
+    p = subprocess.Popen([sys.executable, "-m", "coapy_micro", "get", "--observe", served + "/time"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(2.5)
+    p.send_signal(signal.SIGINT)
+    out, errs = p.communicate(timeout=10)
+    lines = out.decode().splitlines()
+    assert len(lines) >= 2, (lines, errs)
+    assert p.returncode == 0, (p.returncode, errs)

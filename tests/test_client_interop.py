@@ -215,8 +215,24 @@ class Echo(resource.Resource):
                                content_format=request.opt.content_format)
     render_put = render_post
 
+class Tick(resource.ObservableResource):
+    # Observable (RFC 7641): a new state every 0.3 s.
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+        asyncio.get_running_loop().call_later(0.3, self.tick)
+
+    def tick(self):
+        self.n += 1
+        self.updated_state()
+        asyncio.get_running_loop().call_later(0.3, self.tick)
+
+    async def render_get(self, request):
+        return aiocoap.Message(payload=b"%d" % self.n, content_format=0)
+
 async def main(host, port):
     site = resource.Site()
+    site.add_resource(["tick"], Tick())
     site.add_resource([".well-known", "core"],
                       resource.WKCResource(site.get_resources_as_linkheader))
     site.add_resource(["hello"], Hello())
@@ -309,3 +325,38 @@ def test_aiocoap_not_found_and_method_not_allowed(aiocoap_server, loopback_clien
     c, ep = loopback_client
     assert c.request("get", aiocoap_server + "/nothing").code == codes.NOT_FOUND
     assert c.request("delete", aiocoap_server + "/hello").code == codes.METHOD_NOT_ALLOWED
+
+
+def test_libcoap_time_observed(libcoap, loopback_client):
+    # coap-server-notls's /time is observable and notifies every second.
+    import time as _time
+
+    c, ep = loopback_client
+    got = []
+    ob = c.observe(libcoap + "/time", got.append)
+    end = _time.monotonic() + 4
+    while _time.monotonic() < end and len(got) < 3:
+        c.process(200)
+    assert len(got) >= 2, got
+    assert all(r.code == 69 and r.payload for r in got), got
+    assert got[0].message.get_uint(6) is not None, got[0].options
+    ob.cancel()
+    c.process(100)
+    assert ob.done
+
+
+def test_aiocoap_observed(aiocoap_server, loopback_client):
+    import time as _time
+
+    c, ep = loopback_client
+    got = []
+    ob = c.observe(aiocoap_server + "/tick", got.append)
+    end = _time.monotonic() + 4
+    while _time.monotonic() < end and len(got) < 4:
+        c.process(100)
+    values = [int(r.payload) for r in got]
+    assert len(values) >= 3 and values == sorted(values), values
+    assert got[-1].message.get_uint(6) is not None, got[-1].options
+    ob.cancel()
+    c.process(100)
+    assert ob.done

@@ -20,5 +20,10 @@ def test_demo_discovers_and_reads_the_node():
     readings = re.findall(r"/sensors/temp = (-?\d+\.\d\d)\s+\(2\.05", text)
     assert len(readings) == 5, text
     assert all(10 < float(r) < 35 for r in readings), readings
+    # Observe: the first response and a notification a second for ~3 s.
+    notes = re.findall(r"notified: (-?\d+\.\d\d)\s+\(2\.05", text)
+    assert len(notes) >= 3, text
+    assert all(10 < float(r) < 35 for r in notes), notes
+    assert "observation cancelled" in text, text
     assert "/no/such/thing -> 4.04 NOT_FOUND" in text
     assert text.rstrip().endswith("demo finished")

@@ -34,9 +34,9 @@ BLOB = bytes(range(256)) + b"\r\n\x00\xff end"  # PUT and read back, byte for by
 # them), from the resources DemoNode.install registers.
 LINKS = {
     "/hello": [("ct", "0"), ("title", "Hello")],
-    "/time": [("rt", "time"), ("ct", "0"), ("title", "Current time")],
+    "/time": [("rt", "time"), ("ct", "0"), ("title", "Current time"), ("obs", None)],
     "/sensors/temp": [("rt", "temperature-c"), ("if", "sensor"), ("ct", "0"),
-                      ("title", "Temperature")],
+                      ("title", "Temperature"), ("obs", None)],
     "/large": [("ct", "0"), ("sz", str(len(DemoNode().large_text()))), ("title", "Large text")],
     "/upload": [("title", "Upload")],
 }
@@ -301,3 +301,43 @@ def test_aiocoap_unknown_critical_option(served):
     # Elective (even) and unknown: ignored.
     resp = aiocoap_request(served + "/hello", options=[OpaqueOption(OptionNumber(65000), b"x")])
     assert (str(resp.code), resp.payload) == ("2.05 Content", HELLO)
+
+
+# -- Observe (RFC 7641): other clients observing our /time -----------------------
+
+
+def test_libcoap_observes_time(served):
+    # coap-client -s 3 registers and prints each notification (one a second).
+    out = coap_client("-s", "3", served + "/time", stderr=False)
+    # coap-client writes the payloads back to back, with no newline between.
+    assert len(re.findall(TIME, out)) >= 2 and re.fullmatch("(%s)+" % TIME, out), out
+
+
+def test_aiocoap_observes_time(served):
+    aiocoap = need_aiocoap()
+    import asyncio
+
+    async def run():
+        ctx = await aiocoap.Context.create_client_context()
+        got = []
+        try:
+            req = ctx.request(aiocoap.Message(code=aiocoap.GET, uri=served + "/time", observe=0))
+            first = await asyncio.wait_for(req.response, 10)
+            got.append(first)
+
+            async def more():
+                async for r in req.observation:
+                    got.append(r)
+                    if len(got) >= 3:
+                        break
+
+            await asyncio.wait_for(more(), 10)
+            req.observation.cancel()
+        finally:
+            await ctx.shutdown()
+        return got
+
+    got = asyncio.run(run())
+    assert len(got) >= 3, got
+    assert all(r.code == aiocoap.CONTENT and re.fullmatch(TIME, r.payload.decode()) for r in got), got
+    assert got[0].opt.observe is not None, got[0]

@@ -3,7 +3,8 @@
 Starts ports/unix/node.py (the node code a board runs, with a simulated
 sensor) as its own process, then acts as the gateway with coapy_micro's
 Client: discovers the node's resources through /.well-known/core, reads
-every sensor it found a few times, and shows what an error looks like.
+every sensor it found a few times, observes the temperature for a few
+seconds (RFC 7641), and shows what an error looks like.
 Finishes by itself.
 
     make demo        (or: python3 tools/demo.py)
@@ -60,6 +61,21 @@ def main():
                 print("  %s = %s   (%s, %.1f ms)" % (
                     target, r.payload.decode("utf-8"), codes.dotted(r.code), ms))
                 time.sleep(0.3)
+        # Observe (RFC 7641): the node sends a reading a second, unasked.
+        print("gateway: observing /sensors/temp for 3 seconds")
+        start = time.monotonic()
+
+        def notified(r):
+            print("  notified: %s   (%s, at %.1f s)" % (
+                r.payload.decode("utf-8"), codes.dotted(r.code), time.monotonic() - start))
+
+        ob = client.observe(base + "/sensors/temp", notified)
+        while time.monotonic() - start < 3.2 and not ob.done:
+            client.process(100)
+        n = ob.notifications
+        ob.cancel()
+        client.process(100)  # the deregistration goes out
+        print("gateway: %d notification(s) received, observation cancelled" % n)
         up = client.request("get", base + "/sys/uptime")
         print("gateway: the node has been up %s s" % up.payload.decode("utf-8"))
         missing = client.request("get", base + "/no/such/thing")

@@ -4,7 +4,8 @@ The same file runs on an ESP32 or Pico W (ports/esp32/main.py and
 ports/rp2/main.py call run() once Wi-Fi is up) and on the host
 (ports/unix/node.py), where the sensor is simulated. Resources:
 
-    /sensors/temp   the temperature in °C, text (rt="temperature-c")
+    /sensors/temp   the temperature in °C, text (rt="temperature-c"),
+                    observable (RFC 7641): observers get a reading a second
     /sys/uptime     seconds since the node started, text
     /hello          a greeting
     /.well-known/core   what is above, for discovery (RFC 6690)
@@ -34,7 +35,8 @@ def make_server(ep, read_c):
     srv = Server(ep)
     srv.add("sensors/temp", Resource(
         get=lambda request: (codes.CONTENT, "%.2f" % read_c()),
-        rt="temperature-c", if_="sensor", ct=codes.TEXT_PLAIN, title="Temperature"))
+        rt="temperature-c", if_="sensor", ct=codes.TEXT_PLAIN, title="Temperature",
+        obs=True))
     srv.add("sys/uptime", Resource(
         get=lambda request: (codes.CONTENT, str(ticks_diff(ticks_ms(), started) // 1000)),
         rt="uptime-s", ct=codes.TEXT_PLAIN))
@@ -50,5 +52,7 @@ def run(bind=("0.0.0.0", 5683), read_c=None, log=print, seconds=None):
     ep.bind(bind)
     srv = make_server(ep, read_c or SimulatedSensor().read_c)
     log("node: serving CoAP on %s:%d" % (bind[0], bind[1]))
-    srv.serve(seconds)
+    # Once a second the observers of /sensors/temp get a fresh reading (the
+    # handler is called per observer; with none, notify() costs nothing).
+    srv.serve(seconds, tick=lambda: srv.notify("sensors/temp"))
     ep.close()
