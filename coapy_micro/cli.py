@@ -569,11 +569,11 @@ def _bind_end_point(bind, port, verbose):
 
 
 def cmd_serve(args):
-    import traceback
+    import traceback  # upy-ok: cli.py is host-only
 
     from .server import Server
 
-    binds = [args.bind] if args.bind else ["::", "0.0.0.0"]
+    binds = [args.bind] if args.bind else ["::", "0.0.0.0"]  # upy-ok: a list literal, not a slice
     ep = None
     for bind in binds:
         try:
