@@ -196,6 +196,10 @@ class EndPoint:
 
             poll_factory = select.poll
         self._poller = poll_factory()
+        # MicroPython's ipoll yields one reused tuple instead of building a
+        # list; its bound method is taken once here, since making it on every
+        # wait would allocate on every process() call.
+        self._ipoll = getattr(self._poller, "ipoll", None)
         self._socks = {}  # fileno -> socket, for CPython's poll results
         self._nsocks = 0
         self._register(sock)
@@ -481,13 +485,12 @@ class EndPoint:
             # read. (Only with one socket, so none is starved.)
             self._busy = False
             return self._socket
-        poller = self._poller
-        ipoll = getattr(poller, "ipoll", None)
-        if ipoll is not None:  # MicroPython: yields one reused tuple, no list
+        ipoll = self._ipoll
+        if ipoll is not None:
             for ev in ipoll(wait_ms):
                 return ev[0]
             return None
-        for ev in poller.poll(wait_ms):
+        for ev in self._poller.poll(wait_ms):
             s = ev[0]
             return self._socks[s] if isinstance(s, int) else s  # upy-ok: fd or socket
         return None
