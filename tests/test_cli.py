@@ -350,7 +350,7 @@ def test_get_observe_without_seconds_runs_until_interrupted(served):
 
     p = subprocess.Popen([sys.executable, "-m", "coapy_micro", "get", "--observe", served + "/time"],
                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(2.5)
+    time.sleep(3.5)  # room for the interpreter to start on a loaded machine
     p.send_signal(signal.SIGINT)
     out, errs = p.communicate(timeout=10)
     lines = out.decode().splitlines()
