@@ -27,7 +27,7 @@ def unix_results():
     """{file name: results}, one interpreter per file, run in parallel."""
     exe = upy.need_micropython()
     argv = [exe, "-X", "heapsize=" + HEAP, str(upy.RUNNER)]
-    env = upy.env(portable_runs.PORTABLE)
+    env = upy.env(portable_runs.PORTABLE, portable_runs.ROOT / "ports" / "common")
     return portable_runs.run_all(lambda path: portable_runs.run_file(
         argv, path, RUNTIME, TIMEOUT_S, env=env))
 

@@ -54,3 +54,76 @@ def run(args, paths=(), heap="2m", timeout=60, **kw):
     return subprocess.run([need_micropython(), "-X", "heapsize=" + heap, *map(str, args)],
                           cwd=kw.pop("cwd", ROOT), env=env(*paths), capture_output=True,
                           text=True, timeout=timeout, **kw)
+
+
+class PtyBoard:
+    """The unix port behind a pseudo-terminal, driven with mpremote as a
+    board is: `socat PTY,link=DIR/tty,... EXEC:micropython,pty,...` with
+    DIR as the interpreter's working directory (its "filesystem").
+
+    mpremote needs `resume` (its soft reset would end the unix
+    interpreter), and Ctrl-C over the pty does not reach running code:
+    interrupt() sends SIGINT to this board's interpreter (the child of our
+    own socat), never to any other process.
+    """
+
+    def __init__(self, folder, heap="512k"):
+        import time
+
+        need(shutil.which("socat") is not None,
+             "socat not found (Debian/Ubuntu: apt-get install socat)")
+        exe = need_micropython()
+        self.dir = Path(folder)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.tty = self.dir / "tty"
+        e = dict(os.environ)
+        e.pop("MICROPYPATH", None)  # the default path: '' (the working directory) first
+        self.socat = subprocess.Popen(
+            ["socat", "PTY,link=%s,raw,echo=0" % self.tty,
+             "EXEC:%s -X heapsize=%s,pty,setsid,ctty,stderr,raw,echo=0" % (exe, heap)],
+            cwd=self.dir, env=e, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while not (self.tty.exists() and self.pid() is not None):
+            if self.socat.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise AssertionError("socat did not start the interpreter: %s"
+                                     % self.socat.stderr.read().decode())
+            time.sleep(0.05)
+
+    def pid(self):
+        """The interpreter's pid (socat's child), or None."""
+        try:
+            children = Path("/proc/%d/task/%d/children" % (self.socat.pid, self.socat.pid))
+            pids = children.read_text().split()
+        except OSError:
+            return None
+        return int(pids[0]) if pids else None
+
+    def mpremote(self, *args, timeout=120, check=True):
+        """`mpremote connect TTY resume ARGS...`: its CompletedProcess."""
+        proc = subprocess.run([sys.executable, "-m", "mpremote", "connect", str(self.tty),
+                               "resume", *args], capture_output=True, text=True,
+                              timeout=timeout)
+        if check:
+            assert proc.returncode == 0, "mpremote %s failed:\n%s%s" % (
+                " ".join(args), proc.stdout, proc.stderr)
+        return proc
+
+    def interrupt(self):
+        """Ctrl-C for the running code: SIGINT to this board's interpreter."""
+        import signal
+
+        pid = self.pid()
+        assert pid is not None, "the interpreter is gone"
+        os.kill(pid, signal.SIGINT)
+
+    def close(self):
+        if self.socat.poll() is None:
+            self.socat.terminate()
+            try:
+                self.socat.wait(5)
+            except subprocess.TimeoutExpired:
+                self.socat.kill()
+                self.socat.wait()
+        self.socat.stderr.close()
