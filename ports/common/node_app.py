@@ -22,16 +22,22 @@ from coapy_micro import codes
 from coapy_micro.connection import EndPoint
 from coapy_micro.server import Resource, Server
 
-try:
-    from time import ticks_add, ticks_diff
-except ImportError:  # CPython: the EndPoint's clock wraps at 2**30 ms, as a board's
-    _PERIOD = 1 << 30
+# The EndPoint's clock is a ticks_ms()-like millisecond counter that wraps:
+# MicroPython's own ticks arithmetic where it exists; on CPython the same
+# arithmetic for the 2**30 ms period coapy_micro's host clock uses.
+_PERIOD = 1 << 30
 
-    def ticks_add(t, delta):
-        return (t + delta) % _PERIOD
 
-    def ticks_diff(a, b):
-        return ((a - b + (_PERIOD >> 1)) % _PERIOD) - (_PERIOD >> 1)
+def _ticks_add(t, delta):
+    return (t + delta) % _PERIOD
+
+
+def _ticks_diff(a, b):
+    return ((a - b + (_PERIOD >> 1)) % _PERIOD) - (_PERIOD >> 1)
+
+
+ticks_add = getattr(time, "ticks_add", _ticks_add)
+ticks_diff = getattr(time, "ticks_diff", _ticks_diff)
 
 
 NOTIFY_MS = 1000  # observers of /sensors/temp get a reading this often

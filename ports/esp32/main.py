@@ -22,7 +22,9 @@ _raw_f = getattr(esp32, "raw_temperature", None)
 def read_c():
     if _mcu_c is not None:
         return _mcu_c()
-    return (_raw_f() - 32) / 1.8
+    if _raw_f is not None:
+        return (_raw_f() - 32) / 1.8
+    raise OSError("this ESP32 firmware has no temperature sensor call")
 
 
 def join():
