@@ -127,3 +127,67 @@ class PtyBoard:
                 self.socat.kill()
                 self.socat.wait()
         self.socat.stderr.close()
+
+
+PEERS = ROOT / "tests" / "upy_peers"
+
+
+class Peer:
+    """A script of tests/upy_peers/ running on the unix port as a CoAP
+    peer on 127.0.0.1:port (a free port chosen here, retried if taken
+    meanwhile): it prints "ready" once bound, then `@@ JSON` event lines,
+    which events() collects without waiting (they are written before the
+    peer answers, so once a client has its answer the line is there)."""
+
+    def __init__(self, script, *args, heap="2m", paths=()):
+        import json  # noqa: F401
+        import time
+
+        from interop import coap_answers, free_udp_port
+
+        for _ in range(3):
+            self.port = free_udp_port()
+            self.proc = popen([PEERS / script, self.port, *args], paths=(PEERS, *paths),
+                              heap=heap, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            first = self.proc.stdout.readline().decode().strip()
+            if first == "ready" and coap_answers("127.0.0.1", self.port):
+                break
+            self.stop()
+            self.proc = None
+            time.sleep(0.1)
+        if self.proc is None:
+            raise AssertionError("%s did not start on the unix port: %s" % (script, first))
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self._buf = b""
+        self._events = []
+
+    def events(self):
+        """Every `@@` event so far, as decoded JSON."""
+        import json
+
+        while True:
+            try:
+                chunk = self.proc.stdout.read()
+            except BlockingIOError:
+                chunk = None
+            if not chunk:
+                break
+            self._buf += chunk
+        *lines, self._buf = self._buf.split(b"\n")
+        for line in lines:
+            if line.startswith(b"@@ "):
+                self._events.append(json.loads(line[3:]))
+        return self._events
+
+    def stop(self):
+        """Ctrl-C for the peer; returns its stderr (tracebacks), reaped."""
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return (err or b"").decode()
