@@ -191,3 +191,43 @@ class Peer:
             self.proc.kill()
             _, err = self.proc.communicate()
         return (err or b"").decode()
+
+
+class SeedPeer:
+    """The seed loop (tests/upy_peers/seed_peer.py) on the unix port, with
+    the counters the loss and abuse tests read from a server of theirs:
+    stats() asks its control socket; handled() lists the requests it
+    answered (objects with .payload), from its events."""
+
+    def __init__(self, dedup_size=16, rcvbuf=0):
+        import socket
+        import types
+
+        from interop import free_udp_port
+
+        self._ns = types.SimpleNamespace
+        self.control_port = free_udp_port()
+        self.peer = Peer("seed_peer.py", self.control_port, dedup_size, rcvbuf,
+                         paths=(ROOT / "tests",))
+        self.address = ("127.0.0.1", self.peer.port)
+        self._control = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._control.settimeout(5)
+
+    def stats(self):
+        import json
+
+        self.peer.events()  # keep its output pipe from filling up
+        self._control.sendto(b"stats", ("127.0.0.1", self.control_port))
+        return json.loads(self._control.recv(4096))
+
+    def handled(self):
+        return [self._ns(payload=bytes(v)) for k, v in self.peer.events() if k == "handled"]
+
+    @property
+    def alive(self):
+        return self.peer.proc.poll() is None
+
+    def stop(self):
+        """Stops it; returns its stderr (a traceback if it failed)."""
+        self._control.close()
+        return self.peer.stop()
