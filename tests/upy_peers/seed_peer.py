@@ -56,8 +56,12 @@ class CountingSocket:
 
 
 class FdPoller:
-    """select.poll() over CountingSockets: this port's poll takes real
-    sockets or file descriptors, not Python objects."""
+    """select.poll() over CountingSockets (this port's poll takes real
+    sockets or file descriptors, not Python objects), which also answers
+    the control socket while the EndPoint waits, so a stats request is
+    answered at once, not after the EndPoint's wait."""
+
+    control = None  # (socket, fn returning the stats as bytes)
 
     def __init__(self):
         self.poller = select.poll()
@@ -67,43 +71,67 @@ class FdPoller:
         self.by_fd[sock.fileno()] = sock
         self.poller.register(sock.fileno(), events)
 
+    def watch(self, sock, stats):
+        self.control = (sock, stats)
+        self.poller.register(sock.fileno(), select.POLLIN)
+
     def poll(self, timeout_ms=-1):
-        return [(self.by_fd[ev[0]], ev[1]) for ev in self.poller.poll(timeout_ms)]
+        out = []
+        for fd, ev in self.poller.poll(timeout_ms):
+            if fd in self.by_fd:
+                out.append((self.by_fd[fd], ev))
+            else:
+                self.answer()
+        return out  # only a control request: nothing for the EndPoint this time
+
+    def answer(self):
+        sock, stats = self.control
+        try:
+            data, src = sock.recvfrom(64)
+        except OSError:
+            return
+        if data == b"stats":
+            sock.sendto(stats(), src)
 
 
 def main(port, control_port, dedup_size, rcvbuf):
-    ep = EndPoint(dedup_size=dedup_size, socket_factory=CountingSocket, poll_factory=FdPoller)
+    pollers = []
+
+    def poll_factory():
+        pollers.append(FdPoller())
+        return pollers[-1]
+
+    ep = EndPoint(dedup_size=dedup_size, socket_factory=CountingSocket, poll_factory=poll_factory)
     ep.bind(("127.0.0.1", port))
     if rcvbuf:
         ep.socket.setsockopt(socket.SOL_SOCKET, SO_RCVBUF, rcvbuf)
     control = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     control.bind(socket.getaddrinfo("127.0.0.1", control_port)[0][-1])
     control.setblocking(False)
-    handled = 0
+    counts = [0]  # requests handled
+
+    def stats():
+        s = ep.socket
+        return json.dumps({
+            "received": s.received, "sent": s.sent, "dropped": ep.dropped,
+            "duplicates": ep.duplicates, "handled": counts[0],
+            "dedup": len(ep._dedup), "dedup_size": ep.dedup_size,
+            "records": len(ep._records), "max_in_flight": ep.max_in_flight,
+        }).encode()
+
+    pollers[0].watch(control, stats)
     print("ready")
     try:
         while True:
-            rx = ep.process(20)
+            rx = ep.process(1000)
             if rx is not None and 1 <= rx.message.code <= 31:
-                handled += 1
+                counts[0] += 1
                 print("@@", json.dumps(["handled", list(rx.message.payload)]))
                 response = answer(rx.message)
                 if rx.message.transaction_type == Message.CON:
                     rx.ack(response)
                 else:
                     ep.send(response, rx.remote)
-            try:
-                data, src = control.recvfrom(64)
-            except OSError:
-                continue
-            if data == b"stats":
-                s = ep.socket
-                control.sendto(json.dumps({
-                    "received": s.received, "sent": s.sent, "dropped": ep.dropped,
-                    "duplicates": ep.duplicates, "handled": handled,
-                    "dedup": len(ep._dedup), "dedup_size": ep.dedup_size,
-                    "records": len(ep._records), "max_in_flight": ep.max_in_flight,
-                }).encode(), src)
     except KeyboardInterrupt:
         pass
     finally:
