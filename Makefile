@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 MPVM := tools/mpvm
+NODECOAP := tools/nodecoap
 # Pinned versions live in requirements-test.txt; the targets that need only
 # one or two of them install just those.
 PIN = $(shell grep -E '^$(1)==' requirements-test.txt)
@@ -21,7 +22,7 @@ STAGE ?= build/deploy/$(BOARD)
 
 all: test
 
-setup: $(VENV)/.installed $(MPVM)/node_modules/.installed
+setup: $(VENV)/.installed $(MPVM)/node_modules/.installed $(NODECOAP)/node_modules/.installed
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +35,11 @@ $(VENV)/.installed: requirements-test.txt pyproject.toml $(VENV)/bin/python
 # npm ci installs exactly what package-lock.json pins.
 $(MPVM)/node_modules/.installed: $(MPVM)/package.json $(MPVM)/package-lock.json
 	cd $(MPVM) && npm ci --no-audit --no-fund
+	touch $@
+
+# Node.js `coap`, the interop peer of tests/test_nodejs_interop.py.
+$(NODECOAP)/node_modules/.installed: $(NODECOAP)/package.json $(NODECOAP)/package-lock.json
+	cd $(NODECOAP) && npm ci --no-audit --no-fund
 	touch $@
 
 # Every test, on CPython, in the MicroPython VM (tests/test_micropython_vm.py)
@@ -83,4 +89,4 @@ typecheck: $(VENV)/.installed
 	$(VPY) tools/typecheck.py
 
 clean:
-	rm -rf $(VENV) $(MPVM)/node_modules .pytest_cache .hypothesis build
+	rm -rf $(VENV) $(MPVM)/node_modules $(NODECOAP)/node_modules .pytest_cache .hypothesis build
