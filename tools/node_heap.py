@@ -21,8 +21,9 @@ The measurement (tools/upy/node_heap_probe.py): with the node app and the
 package importable, heap in use after a collection, before and after
 importing node_app, making the Node (EndPoint bound, resources added) and
 serving one GET from a socket of its own, with a collection before each
-reading. The ROMFS image itself is read into the heap before the first
-reading, so it is not counted.
+reading; and the peak on the way (micropython.mem_peak()). The ROMFS image
+itself is read into the heap before the first reading, so it is not
+counted.
 
 The unix port is a 64-bit build: a board (32-bit) needs roughly half of
 each figure. Host tool (CPython; needs mpy-cross, mpremote and the unix
@@ -76,7 +77,7 @@ def lay_out(form, top):
 
 
 def measure(form, heap="512k", port=None):
-    """{"import": bytes, "running": bytes} for one form."""
+    """{"import": bytes, "running": bytes, "peak": bytes} for one form."""
     exe = micropython()
     if exe is None:
         raise RuntimeError("the MicroPython unix port is not installed (make setup)")
@@ -91,7 +92,7 @@ def measure(form, heap="512k", port=None):
         if line.startswith("heap "):
             _, name, value = line.split()
             figures[name] = int(value)
-    if proc.returncode != 0 or set(figures) != {"import", "running"}:
+    if proc.returncode != 0 or set(figures) != {"import", "running", "peak"}:
         raise RuntimeError("the probe failed for %s:\n%s%s" % (form, proc.stdout, proc.stderr))
     return figures
 
@@ -104,10 +105,10 @@ def main(argv=None):
     parser.add_argument("--heap", default="512k", help="the interpreter's fixed heap")
     args = parser.parse_args(argv)
     print("heap of the running node on the MicroPython unix port (64-bit), bytes:")
-    print("  %-8s %10s %10s" % ("form", "imported", "running"))
+    print("  %-8s %10s %10s %10s" % ("form", "imported", "running", "peak"))
     for form in FORMS:
         f = measure(form, args.heap)
-        print("  %-8s %10d %10d" % (form, f["import"], f["running"]))
+        print("  %-8s %10d %10d %10d" % (form, f["import"], f["running"], f["peak"]))
     return 0
 
 

@@ -2,8 +2,12 @@
 # tools/node_heap.py:  micropython node_heap_probe.py LIBDIR [ROMFS_IMAGE]
 # Prints `heap import N` (node_app and the package imported) and
 # `heap running N` (the Node made, bound, one GET served), each the growth
-# of gc.mem_alloc() after a collection over the reading taken at the start.
+# of gc.mem_alloc() after a collection over the reading taken at the start,
+# and `heap peak N`: the most that was ever allocated at once on the way,
+# over the same start (micropython.mem_peak(): compiling .py source needs
+# room that is given back afterwards, but must be there).
 import gc
+import micropython
 import socket
 import sys
 
@@ -17,6 +21,7 @@ if image:
 sys.path.insert(0, lib)
 gc.collect()
 base = gc.mem_alloc()
+base_current = micropython.mem_current()
 
 import node_app  # noqa: E402
 
@@ -42,4 +47,5 @@ assert answer[1] == 69 and answer.endswith(b"21.50"), answer
 peer.close()
 gc.collect()
 print("heap running", gc.mem_alloc() - base)
+print("heap peak", micropython.mem_peak() - base_current)
 node.close()
