@@ -96,7 +96,10 @@ def test_node_client_observes_time(served):
     got = node_client("GET", served + "/time", "--observe", "3")
     assert len(got) == 3, got
     assert all(r["code"] == "2.05" and r["payload"] for r in got), got
-    assert len({r["payload"] for r in got}) == 3, got  # a new time each second
+    # The time, notified once a second; its ticks need not line up with
+    # the clock's seconds, so two may show the same second, never fewer.
+    times = [r["payload"] for r in got]
+    assert times == sorted(times) and len(set(times)) >= 2, got
 
 
 def test_node_client_block2_download(served):
