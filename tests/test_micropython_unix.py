@@ -35,3 +35,28 @@ def unix_results():
 @pytest.mark.parametrize("file, test", list(portable_runs.cases()))
 def test_on_unix_port(unix_results, file, test):
     portable_runs.report(unix_results, RUNTIME, file, test)
+
+
+BOARD_HEAP = "192k"  # about what an ESP32 without PSRAM leaves a program
+
+
+def test_node_app_in_a_board_sized_heap(tmp_path):
+    """The node app's tests (serving, Observe, closing on Ctrl-C, a real
+    heap exhaustion survived) in a fixed 192 KB heap, loading the package
+    as a board does: .mpy files from tools/build_board.py (compiling the
+    sources at import would need more room than that on the way). The
+    WebAssembly VM cannot be held to a fixed heap: it grows its heap on
+    demand."""
+    import subprocess
+    import sys
+
+    exe = upy.need_micropython()
+    build = subprocess.run([sys.executable, str(portable_runs.ROOT / "tools" / "build_board.py"),
+                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert build.returncode == 0, build.stderr
+    path = portable_runs.PORTABLE / "test_node_app.py"
+    env = upy.env(tmp_path, portable_runs.PORTABLE)  # the .mpy package before the sources
+    results, note = portable_runs.run_file(
+        [exe, "-X", "heapsize=" + BOARD_HEAP, str(upy.RUNNER)], path, RUNTIME, TIMEOUT_S, env=env)
+    names = [c.values[1] for c in portable_runs.cases() if c.values[0] == path.name]
+    assert names and all(results.get(n, ("missing",))[0] == "passed" for n in names), (results, note)
