@@ -17,31 +17,42 @@ sys.path.insert(0, _root + "/ports/common")
 import node_app  # noqa: E402
 
 
+# `--NAME VALUE` options node.py accepts, NAME -> default. Features that
+# need settings of their own add theirs here (e.g. "rd": None for --rd URI).
+OPTIONS = {}
+USAGE = "usage: node.py [PORT] [SECONDS]" + "".join(
+    " [--%s %s]" % (name.replace("_", "-"), name.upper()) for name in OPTIONS)
+
+
 def parse(argv):
-    """{'port', 'seconds', and every '--NAME VALUE' option as 'NAME'} from
-    the arguments: positional PORT and SECONDS, options anywhere."""
+    """{'port', 'seconds', and each of OPTIONS} from the arguments:
+    positional PORT and SECONDS, options anywhere."""
     args = {"port": 5683, "seconds": None}
+    args.update(OPTIONS)
     positional = []
     i = 0
     while i < len(argv):
         a = argv[i]
         if a.startswith("--"):
+            name = a[2:].replace("-", "_")
+            if name not in OPTIONS:
+                raise SystemExit("node.py: unknown option %s\n%s" % (a, USAGE))
             if i + 1 >= len(argv):
                 raise SystemExit("node.py: %s needs a value" % a)
-            args[a[2:].replace("-", "_")] = argv[i + 1]
+            args[name] = argv[i + 1]
             i += 2
             continue
         positional.append(a)
         i += 1
     if len(positional) > 2:
-        raise SystemExit("usage: node.py [PORT] [SECONDS]")
+        raise SystemExit(USAGE)
     try:
         if positional:
             args["port"] = int(positional[0])
         if len(positional) > 1:
             args["seconds"] = float(positional[1])
     except ValueError:
-        raise SystemExit("usage: node.py [PORT] [SECONDS]")
+        raise SystemExit(USAGE)
     return args
 
 
