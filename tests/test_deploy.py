@@ -9,13 +9,12 @@ them, fail under CI=true).
 """
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import upy
-from interop import LOOPBACK, coap_client, free_udp_port
+from interop import LOOPBACK, coap_answers, coap_client, free_udp_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "tools" / "deploy.py"
@@ -33,17 +32,6 @@ def board(tmp_path):
     b = upy.PtyBoard(tmp_path / "board")
     yield b
     b.close()
-
-
-def wait_for_coap(uri, seconds=15):
-    """The payload of GET uri once the node answers (coap-client -B 1)."""
-    deadline = time.monotonic() + seconds
-    out = ""
-    while time.monotonic() < deadline:
-        out = coap_client("-B", "1", uri, stderr=False)
-        if out:
-            return out
-    return out
 
 
 def test_deploy_import_main_and_get_the_temperature(board, tmp_path):
@@ -75,8 +63,8 @@ def test_deploy_import_main_and_get_the_temperature(board, tmp_path):
 
     # What a board does at boot: import main. It serves until interrupted.
     board.mpremote("exec", "--no-follow", "import main")
-    uri = "coap://%s:%d/sensors/temp" % (LOOPBACK, port)
-    temp = wait_for_coap(uri)
+    assert coap_answers(LOOPBACK, port, seconds=15), "the deployed node does not answer"
+    temp = coap_client("coap://%s:%d/sensors/temp" % (LOOPBACK, port))
     assert 10 < float(temp) < 35, temp
     assert coap_client("coap://%s:%d/hello" % (LOOPBACK, port)) == "hello from a coapy_micro node"
 

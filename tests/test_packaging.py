@@ -20,13 +20,12 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 import upy
-from interop import LOOPBACK, coap_client, free_udp_port
+from interop import LOOPBACK, coap_answers, coap_client, free_udp_port
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -124,11 +123,8 @@ def test_mip_install_of_the_node_app_and_its_dependency_serves(tmp_path, web):
         board.mpremote("exec", "--no-follow",
                        "import sys\nsys.path.insert(0, 'lib')\nimport node_app\n"
                        "node_app.run(('127.0.0.1', %d))" % port)
-        uri = "coap://%s:%d/hello" % (LOOPBACK, port)
-        deadline, out = time.monotonic() + 15, ""
-        while not out and time.monotonic() < deadline:
-            out = coap_client("-B", "1", uri, stderr=False)
-        assert out == "hello from a coapy_micro node"
+        assert coap_answers(LOOPBACK, port, seconds=15), "the installed node does not answer"
+        assert coap_client("coap://%s:%d/hello" % (LOOPBACK, port)) == "hello from a coapy_micro node"
         board.interrupt()
         where = board.mpremote("exec", "import node_app, coapy_micro.server as s\n"
                                "print(node_app.__file__, s.__file__)")
