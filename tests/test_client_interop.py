@@ -2,8 +2,9 @@
 
 - libcoap's coap-server-notls: GET / (piggybacked), GET /async?1 (an empty
   ACK, then a separate CON response that the client acknowledges), PUT and
-  GET /example_data (also 1500 bytes in Block1/Block2 blocks), a NON GET, 4.04, several requests in flight at once,
-  IPv6 and a host name;
+  GET /example_data (also 1500 bytes in Block1/Block2 blocks), a NON GET,
+  4.04 and /time observed, each also with the Client on the MicroPython
+  unix port; several requests in flight at once, IPv6 and a host name;
 - an aiocoap server (a subprocess running the script below with this
   Python): piggybacked GET, a slow resource answered separately, POST/PUT
   echo with Content-Format (also 3000 bytes both ways in blocks), NON.
@@ -23,7 +24,10 @@ from coapy_micro import codes
 from coapy_micro.client import Client, RequestTimeout, Unreachable
 from coapy_micro.connection import EndPoint, Message
 from coapy_micro.options import Option
+import portable_runs
+import upy
 from interop import LOOPBACK, coap_answers, free_udp_port, libcoap_server, need_aiocoap, stop
+from upy_peers import libcoap_client
 
 CON, NON, ACK = Message.CON, Message.NON, Message.ACK
 
@@ -41,40 +45,36 @@ def loopback_client():
 
 # -- against libcoap ----------------------------------------------------------
 
-
-def test_libcoap_get_root_piggybacked(libcoap, loopback_client):
-    c, ep = loopback_client
-    resp = c.request("get", libcoap + "/")
-    assert resp.code == codes.CONTENT
-    assert b"libcoap" in resp.payload
-    assert resp.message.transaction_type == ACK
-    assert resp.content_format is None  # libcoap sends only Max-Age here
-    assert [(o.number, o.value) for o in resp.options] == [(14, 0x2FFFF)]
-    assert resp.remote == (LOOPBACK, int(libcoap.rsplit(":", 1)[1]))
-    assert ep._records == [] and c.pending == []
+# Piggybacked, separate, NON, 4.04, Block1/Block2 and Observe are written
+# once (tests/upy_peers/libcoap_client.py) and run on both runtimes: on
+# CPython here, on the MicroPython unix port in one interpreter against a
+# coap-server-notls of its own (the cases change /example_data).
+CASES = portable_runs.TEST_DEF.findall((upy.PEERS / "libcoap_client.py").read_text())
+UNIX_PORT = "the MicroPython unix port"
 
 
-def test_libcoap_async_separate_response_is_acknowledged(libcoap, loopback_client):
-    # /async?1: an empty ACK at once, the response a second later in a CON
-    # of libcoap's own, which the client must acknowledge.
-    c, ep = loopback_client
-    h = c.start("get", libcoap + "/async?1")
-    t0 = time.monotonic()
-    while not h.done:
-        c.process(100)
-    elapsed = time.monotonic() - t0
-    resp = h.result()
-    assert h.acknowledged  # the empty ACK came first
-    assert (resp.code, resp.payload) == (codes.CONTENT, b"done")
-    assert resp.message.transaction_type == CON
-    assert resp.message.token == h.request.token
-    assert 0.5 < elapsed < 5
-    # Acknowledged: libcoap must not retransmit it (its ACK_TIMEOUT is
-    # 2 s x up to 1.5). A retransmission would count as a duplicate.
-    end = time.monotonic() + 3.5
-    while time.monotonic() < end:
-        assert c.process(100) is None
-    assert ep.duplicates == 0
+@pytest.fixture(scope="module")
+def libcoap_cases_on_micropython():
+    """{case: (outcome, detail)} of libcoap_client.py run on the unix port."""
+    exe = upy.need_micropython()
+    with libcoap_server(LOOPBACK) as port:
+        env = upy.env(upy.PEERS, upy.ROOT / "tests" / "portable")
+        env["LIBCOAP"] = "coap://%s:%d" % (LOOPBACK, port)
+        results = portable_runs.run_file([exe, "-X", "heapsize=2m", str(upy.RUNNER)],
+                                         upy.PEERS / "libcoap_client.py", UNIX_PORT, 120, env=env)
+    return {"libcoap_client.py": results}
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_libcoap(runtime, case, request, monkeypatch):
+    if runtime == "cpython":
+        monkeypatch.setenv("LIBCOAP", request.getfixturevalue("libcoap"))
+        getattr(libcoap_client, case)()
+    else:
+        results = request.getfixturevalue("libcoap_cases_on_micropython")
+        portable_runs.report(results, UNIX_PORT, "libcoap_client.py", case)
+
 
 
 def test_libcoap_put_then_get_example_data(libcoap, loopback_client):
@@ -84,40 +84,6 @@ def test_libcoap_put_then_get_example_data(libcoap, loopback_client):
     assert resp.code in (codes.CREATED, codes.CHANGED), codes.dotted(resp.code)
     resp = c.request("get", libcoap + "/example_data")
     assert (resp.code, resp.payload) == (codes.CONTENT, b"from coapy_micro")
-
-
-def test_libcoap_example_data_in_blocks(libcoap, loopback_client):
-    # RFC 7959 both ways: 1500 bytes go up in two Block1 blocks (1024 and
-    # the rest) and come back in Block2 blocks of 1024, 64 and 16 bytes
-    # (the size the client asks in its first request), reassembled.
-    c, ep = loopback_client
-    body = bytes((i * 7 + i // 251) & 255 for i in range(1500))
-    resp = c.request("put", libcoap + "/example_data", body, content_format=42)
-    assert resp.code in (codes.CREATED, codes.CHANGED), codes.dotted(resp.code)
-    for size in (1024, 64, 16):
-        c.block_size = size
-        opts = () if size == 1024 else (Option(23, (size.bit_length() - 5)),)
-        resp = c.request("get", libcoap + "/example_data", options=opts)
-        assert (resp.code, resp.payload) == (codes.CONTENT, body), (size, len(resp.payload))
-        assert resp.message.findOption(23) is not None, resp.options  # it did come in blocks
-    c.block_size = 1024
-    assert ep._records == [] and c.pending == []
-    resp = c.request("put", libcoap + "/example_data", b"from coapy_micro",
-                     content_format="text/plain")  # as the other tests expect it
-    assert resp.code == codes.CHANGED
-
-
-def test_libcoap_non_request_gets_non_response(libcoap, loopback_client):
-    c, ep = loopback_client
-    resp = c.request(codes.GET, libcoap + "/", confirmable=False)
-    assert resp.message.transaction_type == NON
-    assert b"libcoap" in resp.payload
-
-
-def test_libcoap_missing_resource_is_a_response(libcoap, loopback_client):
-    c, ep = loopback_client
-    resp = c.request("get", libcoap + "/no/such/thing")
-    assert resp.code == codes.NOT_FOUND
 
 
 def test_libcoap_several_requests_in_flight_with_callbacks(libcoap, loopback_client):
@@ -325,24 +291,6 @@ def test_aiocoap_not_found_and_method_not_allowed(aiocoap_server, loopback_clien
     c, ep = loopback_client
     assert c.request("get", aiocoap_server + "/nothing").code == codes.NOT_FOUND
     assert c.request("delete", aiocoap_server + "/hello").code == codes.METHOD_NOT_ALLOWED
-
-
-def test_libcoap_time_observed(libcoap, loopback_client):
-    # coap-server-notls's /time is observable and notifies every second.
-    import time as _time
-
-    c, ep = loopback_client
-    got = []
-    ob = c.observe(libcoap + "/time", got.append)
-    end = _time.monotonic() + 4
-    while _time.monotonic() < end and len(got) < 3:
-        c.process(200)
-    assert len(got) >= 2, got
-    assert all(r.code == 69 and r.payload for r in got), got
-    assert got[0].message.get_uint(6) is not None, got[0].options
-    ob.cancel()
-    c.process(100)
-    assert ob.done
 
 
 def test_aiocoap_observed(aiocoap_server, loopback_client):

@@ -1,6 +1,8 @@
 """A server EndPoint (the seed loop of tests/seed_server.py) under 100,000
 random and mutated datagrams over a real loopback socket, interleaved with
-valid requests from a client EndPoint that must each get their answer.
+valid requests from a client EndPoint that must each get their answer; and
+the same loop on the MicroPython unix port (tests/upy_peers/seed_peer.py, a
+process of its own read through a control socket) under 10,000.
 
 Checked: no exception ever leaves process() (serve() runs in a thread and
 anything it raises fails the test), the bounded tables stay within their
@@ -23,6 +25,7 @@ import time
 
 import pytest
 
+import upy
 from coapy_micro import codes
 from coapy_micro.connection import EndPoint, Message
 from seed_server import serve
@@ -79,6 +82,75 @@ class ServerThread:
         self._stop.set()
         self._thread.join(10)
         self.ep.close()
+
+
+class _Stats:
+    """Attribute access to the counters a MicroPython server reports, read
+    afresh each time (frozen once it stopped)."""
+
+    def __init__(self, server):
+        self._server = server
+
+    def _get(self, name):
+        return self._server.stats()[name]
+
+
+class _SocketView(_Stats):
+    # Not counting the pings that checked it had started.
+    received = property(lambda self: self._get("received") - self._server.started_with)
+    sent = property(lambda self: self._get("sent"))
+
+    def getsockopt(self, level, option):
+        # What Linux grants for SO_RCVBUF: twice the request, capped at rmem_max.
+        with open("/proc/sys/net/core/rmem_max") as f:
+            return 2 * min(RCVBUF, int(f.read()))
+
+
+class _EndPointView(_Stats):
+    """What the test reads of a server EndPoint, for one on the unix port."""
+
+    dropped = property(lambda self: self._get("dropped"))
+    duplicates = property(lambda self: self._get("duplicates"))
+    dedup_size = property(lambda self: self._get("dedup_size"))
+    max_in_flight = property(lambda self: self._get("max_in_flight"))
+    max_message_size = 1152
+    _dedup = property(lambda self: range(self._get("dedup")))  # len() is what is read
+    _records = property(lambda self: range(self._get("records")))
+
+    @property
+    def socket(self):
+        return _SocketView(self._server)
+
+
+class MicroPythonServer:
+    """The seed loop on the MicroPython unix port (tests/upy_peers/
+    seed_peer.py), in a process of its own, read through its control
+    socket: what the tests read of ServerThread, with the same names."""
+
+    def __init__(self):
+        self.peer = upy.SeedPeer(rcvbuf=RCVBUF)  # the board defaults: dedup 16, in flight 8
+        self.address = self.peer.address
+        self.ep = _EndPointView(self)
+        self.error = None
+        self._last = None
+        self.started_with = self.peer.stats()["received"]
+
+    def stats(self):
+        return self.peer.stats() if self._last is None else self._last
+
+    @property
+    def handled(self):
+        return range(self.stats()["handled"])  # len() is what is read
+
+    @property
+    def alive(self):
+        return self.peer.alive
+
+    def stop(self):
+        self._last = self.peer.stats() if self.peer.alive else self._last
+        err = self.peer.stop()
+        if "Traceback" in err:
+            self.error = err
 
 
 def check_bounds(ep):
@@ -277,13 +349,15 @@ def drain(socks, counts):
                 counts[("CON", "NON", "ACK", "RST")[(d[0] >> 4) & 3] + " " + codes.dotted(d[1])] += 1
 
 
-def test_100k_random_and_mutated_datagrams():
+@pytest.mark.parametrize("runtime, count", [("cpython", DATAGRAMS), ("micropython", 10_000)])
+def test_random_and_mutated_datagrams(runtime, count):
     t0 = time.monotonic()
-    storm = make_storm()
+    storm = make_storm(count=count)
     t_gen = time.monotonic() - t0
     fired_kinds = collections.Counter(k for k, _ in storm)
 
-    server = ServerThread()  # the board defaults: dedup_size 16, max_in_flight 8
+    # The board defaults: dedup_size 16, max_in_flight 8.
+    server = ServerThread() if runtime == "cpython" else MicroPythonServer()
     # Datagrams not yet read by the server, at most: what its receive buffer
     # holds at ~4 KiB a datagram (the kernel may have capped SO_RCVBUF).
     rcvbuf = server.ep.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
@@ -368,9 +442,10 @@ def test_100k_random_and_mutated_datagrams():
     client_sent = client.socket.sent
     storm_received = received - client_sent - 2  # 2: the duplicate check
     handled_storm = len(server.handled) - (valid + 6) - 1
-    print("\nabuse test: %d datagrams (seed %d) in batches of %d from %d sockets; "
-          "generated in %.1f s, fired and served in %.1f s (%.0f datagrams/s)"
-          % (len(storm), SEED, BATCH, FUZZ_SOCKETS, t_gen, t_storm, len(storm) / t_storm))
+    print("\nabuse test (server on %s): %d datagrams (seed %d) in batches of %d from %d "
+          "sockets; generated in %.1f s, fired and served in %.1f s (%.0f datagrams/s)"
+          % (runtime, len(storm), SEED, BATCH, FUZZ_SOCKETS, t_gen, t_storm,
+             len(storm) / t_storm))
     print("  kinds fired: %s" % dict(sorted(fired_kinds.items())))
     print("  at most %d datagrams unread at a time (server SO_RCVBUF %d)"
           % (window, rcvbuf))
@@ -384,7 +459,7 @@ def test_100k_random_and_mutated_datagrams():
     print("  bounds: dedup %d/%d, in flight %d/%d (peaks over the run)"
           % (max_dedup, ep.dedup_size, max_records, ep.max_in_flight))
     print("  answers the fuzz sockets read: %s" % dict(replies.most_common()))
-    assert len(storm) == DATAGRAMS
+    assert len(storm) == count
     assert storm_received >= 0.99 * len(storm)
 
 

@@ -1,7 +1,9 @@
 """200 CON POSTs through a loopback relay that drops 30% of the datagrams in
 each direction: every exchange completes with its 2.04, and the server's
 handler runs exactly once per request (retransmissions that reach the server
-are answered from its dedup cache).
+are answered from its dedup cache). The server runs on CPython (a thread)
+and, in a second run, on the MicroPython unix port (a process of its own);
+the client is an EndPoint on CPython in both.
 
 The numbers, and why they are what they are
 -------------------------------------------
@@ -41,6 +43,9 @@ import socket
 import threading
 import time
 
+import pytest
+
+import upy
 from coapy_micro import codes
 from coapy_micro.connection import EndPoint, Message
 from seed_server import serve
@@ -109,22 +114,71 @@ class LossyRelay:
         self.sock.close()
 
 
-def test_200_con_posts_through_30_percent_loss_each_way():
-    server = EndPoint(dedup_size=DEDUP_SIZE)
-    server.bind((LOOPBACK, 0))
-    handled = []
-    errors = []
-    stop = threading.Event()
+class ThreadServer:
+    """The seed loop on CPython, in a thread."""
 
-    def run_server():
+    runtime = "CPython"
+
+    def __init__(self):
+        self.ep = EndPoint(dedup_size=DEDUP_SIZE)
+        self.ep.bind((LOOPBACK, 0))
+        self.address = self.ep.socket.getsockname()
+        self.handled = []
+        self.errors = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
         try:
-            serve(server, seconds=TIME_LIMIT_S + 10, handled=handled, stop=stop.is_set)
+            serve(self.ep, seconds=TIME_LIMIT_S + 10, handled=self.handled, stop=self._stop.is_set)
         except BaseException as e:
-            errors.append(e)
+            self.errors.append(e)
 
-    server_thread = threading.Thread(target=run_server, daemon=True)
-    server_thread.start()
-    relay = LossyRelay(server.socket.getsockname())
+    def counts(self):
+        """(requests handled, server.duplicates, dedup entries)."""
+        return len(self.handled), self.ep.duplicates, len(self.ep._dedup)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+        self.ep.close()
+
+
+class MicroPythonServer:
+    """The same seed loop on the MicroPython unix port, in a process of its
+    own (tests/upy_peers/seed_peer.py)."""
+
+    runtime = "the MicroPython unix port"
+
+    def __init__(self):
+        self.peer = upy.SeedPeer(dedup_size=DEDUP_SIZE)
+        self.address = self.peer.address
+        self.errors = []
+
+    @property
+    def handled(self):
+        return self.peer.handled()
+
+    def counts(self):
+        s = self.peer.stats()
+        return s["handled"], s["duplicates"], s["dedup"]
+
+    def stop(self):
+        self.final = self.counts()
+        err = self.peer.stop()
+        if "Traceback" in err:
+            self.errors.append(err)
+
+
+@pytest.fixture(params=["cpython", "micropython"])
+def server(request):
+    """The server end, on CPython or on the MicroPython unix port."""
+    return ThreadServer() if request.param == "cpython" else MicroPythonServer()
+
+
+def test_200_con_posts_through_30_percent_loss_each_way(server):
+    relay = LossyRelay(server.address)
 
     rng = random.Random(SEED)
     client = EndPoint(ack_timeout_ms=ACK_TIMEOUT_MS, max_retransmit=MAX_RETRANSMIT,
@@ -152,24 +206,27 @@ def test_200_con_posts_through_30_percent_loss_each_way():
         elapsed = time.monotonic() - start
         # Let the server take in the copies the relay forwarded last.
         settle = time.monotonic() + 3
-        while (server.duplicates + len(handled) < relay.forwarded["up"]
-               and time.monotonic() < settle):
+        while time.monotonic() < settle:
+            n_handled, duplicates, _ = server.counts()
+            if duplicates + n_handled >= relay.forwarded["up"]:
+                break
             time.sleep(0.01)
+        handled = server.handled
+        n_handled, duplicates, dedup = server.counts()
     finally:
-        stop.set()
-        server_thread.join(5)
+        server.stop()
         relay.stop()
         client.close()
-        server.close()
 
-    assert not errors, errors
+    assert not server.errors, server.errors
     runs = collections.Counter(bytes(m.payload) for m in handled)
     per_exchange = collections.Counter(relay.sent_per_tid[r.transaction_id] for r in recs)
     up_total = relay.forwarded["up"] + relay.dropped["up"]
     down_total = relay.forwarded["down"] + relay.dropped["down"]
-    print("\nloss test: %d CON POSTs, %.0f%% loss each way (seed %d), ACK_TIMEOUT %d ms, "
-          "MAX_RETRANSMIT %d, NSTART %d, server dedup_size %d"
-          % (REQUESTS, LOSS * 100, SEED, ACK_TIMEOUT_MS, MAX_RETRANSMIT, NSTART, DEDUP_SIZE))
+    print("\nloss test (server on %s): %d CON POSTs, %.0f%% loss each way (seed %d), "
+          "ACK_TIMEOUT %d ms, MAX_RETRANSMIT %d, NSTART %d, server dedup_size %d"
+          % (server.runtime, REQUESTS, LOSS * 100, SEED, ACK_TIMEOUT_MS, MAX_RETRANSMIT, NSTART,
+             DEDUP_SIZE))
     print("  client->server: %d datagrams, %d dropped (%.1f%%)"
           % (up_total, relay.dropped["up"], 100.0 * relay.dropped["up"] / max(up_total, 1)))
     print("  server->client: %d datagrams, %d dropped (%.1f%%)"
@@ -178,7 +235,7 @@ def test_200_con_posts_through_30_percent_loss_each_way():
           % (up_total - REQUESTS, dict(sorted(per_exchange.items()))))
     print("  duplicates seen by the server (server.duplicates): %d; handler runs: %d; "
           "completed: %d; gave up: %d; elapsed %.1f s"
-          % (server.duplicates, len(handled), sum(r.response is not None for r in recs),
+          % (duplicates, len(handled), sum(r.response is not None for r in recs),
              len(gave_up), elapsed))
 
     assert len(recs) == REQUESTS
@@ -195,5 +252,5 @@ def test_200_con_posts_through_30_percent_loss_each_way():
     assert max(runs.values()) == 1
     # Every copy of a request that reached the server after the first was
     # answered from the cache, never handed to the handler.
-    assert server.duplicates == relay.forwarded["up"] - REQUESTS
-    assert len(server._dedup) <= DEDUP_SIZE
+    assert duplicates == relay.forwarded["up"] - REQUESTS
+    assert dedup <= DEDUP_SIZE

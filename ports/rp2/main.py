@@ -1,14 +1,15 @@
-"""Raspberry Pi Pico W node: join Wi-Fi, then serve the sensor node app.
+"""Raspberry Pi Pico W node: join Wi-Fi, then serve the sensor node app on
+config.COAP_PORT; reset the board when Wi-Fi cannot be joined or the node
+stops.
 
-Copy coapy_micro/ (or its .mpy files: `make board` builds them into
-build/board/), ports/common/node_app.py, ports/common/wifi.py and this file
-to the board, with WIFI_SSID / WIFI_PASSWORD set in a secrets.py next to it.
-The temperature is the RP2040's internal sensor (ADC channel 4).
+`make deploy PORT=/dev/ttyACM0 BOARD=rp2` copies it to the board with the
+package, the node app and your config.py. The temperature is the RP2040's
+internal sensor (ADC channel 4).
 """
 import machine
 
-import node_app
-import secrets
+import config
+import node_main
 import wifi
 
 _sensor = machine.ADC(4)
@@ -19,4 +20,10 @@ def read_c():
     return 27 - (volts - 0.706) / 0.001721  # RP2040 datasheet, section 4.9.5
 
 
-node_app.run((wifi.connect(secrets.WIFI_SSID, secrets.WIFI_PASSWORD), 5683), read_c=read_c)
+def join():
+    return wifi.join(config.WIFI_SSID, config.WIFI_PASSWORD,
+                     getattr(config, "WIFI_ATTEMPTS", 5), backoff_ms=getattr(config, "WIFI_BACKOFF_MS", 2000))
+
+
+node_main.start(config, read_c, join=join, reset=machine.reset,
+                watchdog=lambda ms: machine.WDT(timeout=ms))

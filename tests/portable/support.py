@@ -9,6 +9,13 @@ IS_MICROPYTHON = sys.implementation.name == "micropython"
 if IS_MICROPYTHON:
     import micropython
 
+# Bytes in a machine word. Allocation figures scale with it: the WebAssembly
+# VM is 32-bit like ESP32 and RP2 boards (its figures are a board's); the
+# MicroPython unix port is 64-bit, where objects take about twice as much.
+WORD_BYTES = 8 if sys.maxsize > 0x7FFFFFFF else 4
+RUNTIME = ("cpython" if not IS_MICROPYTHON
+           else "webassembly" if sys.platform == "webassembly" else "unix port")
+
 
 class Skip(Exception):
     """Raise to skip a test: both pytest (via conftest.py) and run.mjs report it as skipped."""

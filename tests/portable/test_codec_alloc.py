@@ -7,7 +7,11 @@ from coapy_micro.message import Message
 
 TOKEN = b"\x01\x02\x03\x04"
 PAYLOAD_100 = b"0123456789" * 10
-DECODE_BUDGET = 300  # bytes per decode of the typical request (issue 2)
+# Bytes per decode of the typical request on a 32-bit board, which the
+# WebAssembly VM is; on the 64-bit unix port every object is about twice as
+# large, so there the same code is held to twice the figure.
+DECODE_BUDGET_32 = 300
+DECODE_BUDGET = DECODE_BUDGET_32 * support.WORD_BYTES // 4
 
 
 def typical_request():
@@ -119,7 +123,8 @@ def test_decode_typical_request_within_budget():
     tid, m = Message.decode(wire)
     assert tid == 0x1234
     _on_micropython("decode allocation")
-    print("decode of the typical request allocates %d bytes" % n)
+    print("decode of the typical request allocates %d bytes (%s, %d-bit)"
+          % (n, support.RUNTIME, support.WORD_BYTES * 8))
     assert n <= DECODE_BUDGET, n
 
 
@@ -127,5 +132,6 @@ def test_decode_typical_response_within_budget():
     wire = typical_response().encode(0x1234)
     n = support.alloc_bytes(Message.decode, wire)
     _on_micropython("decode allocation")
-    print("decode of the typical response allocates %d bytes" % n)
+    print("decode of the typical response allocates %d bytes (%s, %d-bit)"
+          % (n, support.RUNTIME, support.WORD_BYTES * 8))
     assert n <= DECODE_BUDGET, n

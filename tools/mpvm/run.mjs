@@ -10,9 +10,9 @@
 //       (outcome passed|failed|skipped); anything else on stdout is noise.
 //       An import failure is one failed result with test "<import>".
 //
-// Both modes install coapy_micro/**.py as /lib/coapy_micro and the test
+// Both modes install coapy_micro/**.py as /lib/coapy_micro, the test
 // helpers (every tests/portable/*.py but test_*.py: support.py, fakenet.py...)
-// in /lib. --pkg DIR installs DIR's .py and .mpy files as /lib/coapy_micro
+// and the node app (ports/common/*.py) in /lib. --pkg DIR installs DIR's .py and .mpy files as /lib/coapy_micro
 // instead (the benchmarks pass a folder of mpy-cross output, which is what a
 // board loads).
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
@@ -79,9 +79,12 @@ async function boot() {
   const mp = await loadMicroPython({ heapsize: heap, linebuffer: false, stdout: vmOut.write, stderr: vmErr.write });
   mp.FS.mkdir("/lib");
   if (fs.existsSync(pkgDir)) copyPy(mp, pkgDir, "/lib/coapy_micro");
-  const helpers = path.join(ROOT, "tests/portable");
-  for (const name of fs.readdirSync(helpers)) {
-    if (/\.py$/.test(name) && !name.startsWith("test_")) mp.FS.writeFile(`/lib/${name}`, fs.readFileSync(path.join(helpers, name)));
+  // The test helpers, and the node app a board keeps in /lib.
+  for (const dir of ["tests/portable", "ports/common"]) {
+    const from = path.join(ROOT, dir);
+    for (const name of fs.readdirSync(from)) {
+      if (/\.py$/.test(name) && !name.startsWith("test_")) mp.FS.writeFile(`/lib/${name}`, fs.readFileSync(path.join(from, name)));
+    }
   }
   return mp;
 }

@@ -1,0 +1,35 @@
+# Freezing coapy_micro into MicroPython firmware: its bytecode then runs
+# from flash, and a running node needs far less heap than one loading .mpy
+# files (README: "Three ways onto a board"). In a board's build, from the
+# MicroPython source tree:
+#
+#   make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/coapy_micro/manifest.py
+#
+# The board's own manifest is included first, so the firmware keeps what it
+# had. Written by tools/packaging.py from the sources: do not edit by hand.
+include("$(PORT_DIR)/boards/manifest.py")
+
+# The portable package, without the host-only modules (cli.py, __main__.py).
+package(
+    "coapy_micro",
+    files=(
+        "__init__.py",
+        "_compat.py",
+        "block.py",
+        "client.py",
+        "codes.py",
+        "connection.py",
+        "link.py",
+        "message.py",
+        "observe.py",
+        "options.py",
+        "server.py",
+        "uri.py",
+    ),
+    base_path=".",
+)
+
+# The node app (main.py and config.py stay on the filesystem, easy to change).
+module("node_app.py", base_path="ports/common")
+module("node_main.py", base_path="ports/common")
+module("wifi.py", base_path="ports/common")
