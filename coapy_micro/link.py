@@ -8,9 +8,12 @@ such as `obs`. `serialize` and `parse` convert between links and text, and
 `filter_links` applies a discovery query (RFC 6690 §4.1) such as `rt=temp*`.
 
 Parsing is for what a client receives, so any malformed input raises
-LinkFormatError and nothing else. Not a per-message path: a node serializes
-its resource list when asked for /.well-known/core.
+LinkFormatError and nothing else. A server's /.well-known/core comes from
+`resource_links` (Server.link_format), with each target percent-encoded as
+uri.py writes a path. Not a per-message path: a node serializes its
+resource list when asked for /.well-known/core.
 """
+from .uri import quote_segment
 
 # Attributes whose value is a space-separated list: a filter matches any one
 # item (RFC 6690 §2 and §4.1 for rt, if, rel and rev; RFC 7252 §7.2.1 for ct).
@@ -313,3 +316,41 @@ def filter_links(links, query):
         else:
             out.append(link)
     return out
+
+
+# What a path writes literally besides ALPHA / DIGIT: pchar (RFC 3986
+# §3.3) without '%', and '/' between segments.
+_PLAIN_PATH = "-._~!$&'()*+,;=:@/"
+
+
+def path_target(path):
+    """The link target of the resource at `path` (its segments joined by
+    '/', as Server.resources() lists them; '' is the root): '/' and the
+    segments percent-encoded as a CoAP URI writes them (uri.quote_segment),
+    so a client that resolves the target (uri.split) reaches the same
+    segments: '.' and '..' are written %2E and %2E%2E."""
+    plain = True
+    for i in range(len(path)):
+        c = path[i]
+        if not ("a" <= c <= "z" or "A" <= c <= "Z" or "0" <= c <= "9" or c in _PLAIN_PATH):
+            plain = False
+            break
+    if plain and "." not in path:
+        return "/" + path  # the common case, with nothing to encode
+    out = []
+    for seg in path.split("/") if path else ():
+        out.append(quote_segment(seg))
+    return "/" + "/".join(out)
+
+
+def resource_links(resources, query=None):
+    """Link-format text for a server's resources: `resources` are
+    (path, attributes) pairs in the order to list them, the path as
+    path_target takes it and the attributes as Link does; `query` as
+    filter_links takes it."""
+    links = []
+    for path, attrs in resources:
+        links.append(Link(path_target(path), attrs))
+    if query:
+        links = filter_links(links, query)
+    return serialize(links)

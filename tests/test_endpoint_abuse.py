@@ -1,4 +1,4 @@
-"""A server EndPoint (the seed loop of tests/seed_server.py) under 100,000
+"""A server EndPoint (the coapy-API loop of tests/seed_server.py) under 100,000
 random and mutated datagrams over a real loopback socket, interleaved with
 valid requests from a client EndPoint that must each get their answer.
 
@@ -82,8 +82,8 @@ class ServerThread:
 
 
 def check_bounds(ep):
-    assert len(ep._dedup) <= ep.dedup_size
-    assert len(ep._records) <= ep.max_in_flight
+    assert ep.dedup_count <= ep.dedup_size
+    assert ep.in_flight <= ep.max_in_flight
 
 
 # -- the storm ----------------------------------------------------------------
@@ -327,8 +327,8 @@ def test_100k_random_and_mutated_datagrams():
             assert server.alive, "serve() stopped: %r" % (server.error,)
             check_bounds(server.ep)
             check_bounds(client)
-            max_dedup = max(max_dedup, len(server.ep._dedup))
-            max_records = max(max_records, len(server.ep._records))
+            max_dedup = max(max_dedup, server.ep.dedup_count)
+            max_records = max(max_records, server.ep.in_flight)
         t_storm = time.monotonic() - t1
 
         # Afterwards: still answering correctly, CON and NON, GET and POST.
@@ -504,7 +504,7 @@ def test_reserved_class_is_not_taken_for_a_response(code):
 @pytest.mark.parametrize("mtype", [Message.CON, Message.NON], ids=["CON", "NON"])
 def test_seed_loop_survives_a_request_whose_echo_would_not_fit(mtype):
     # The largest request the EndPoint accepts (1152 bytes) asking for a path
-    # the seed loop would echo: "hello <path>" would not fit in a datagram.
+    # the coapy-API loop would echo: "hello <path>" would not fit in a datagram.
     # serve() answers 4.00 instead and goes on serving.
     server = ServerThread()
     raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

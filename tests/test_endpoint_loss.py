@@ -141,7 +141,7 @@ def test_200_con_posts_through_30_percent_loss_each_way():
         pending = list(payloads)
         while time.monotonic() - start < TIME_LIMIT_S:
             # Keep NSTART exchanges in flight, as an application would.
-            while pending and len(client._records) < NSTART:
+            while pending and client.in_flight < NSTART:
                 req = Message(Message.CON, codes.POST, pending.pop(0),
                               token=bytes(token_rng.getrandbits(8) for _ in range(4)),
                               uri_path="log")
@@ -196,4 +196,4 @@ def test_200_con_posts_through_30_percent_loss_each_way():
     # Every copy of a request that reached the server after the first was
     # answered from the cache, never handed to the handler.
     assert server.duplicates == relay.forwarded["up"] - REQUESTS
-    assert len(server._dedup) <= DEDUP_SIZE
+    assert server.dedup_count <= DEDUP_SIZE

@@ -1,5 +1,4 @@
-# Allocation of the codec, measured in the real MicroPython VM (issue 2,
-# "Minimal allocation"). On CPython support.assert_no_alloc is a no-op and
+# Allocation of the codec, measured in the real MicroPython VM. On CPython support.assert_no_alloc is a no-op and
 # support.alloc_bytes returns None: there each test checks the results of the
 # calls, then reports a skip, since the measurement itself needs MicroPython.
 import support
@@ -7,7 +6,7 @@ from coapy_micro.message import Message
 
 TOKEN = b"\x01\x02\x03\x04"
 PAYLOAD_100 = b"0123456789" * 10
-DECODE_BUDGET = 300  # bytes per decode of the typical request (issue 2)
+DECODE_BUDGET = 300  # bytes per decode of the typical request
 
 
 def typical_request():
@@ -58,7 +57,7 @@ def test_encode_into_typical_response_allocates_nothing():
 
 
 def test_encode_into_direct_call_allocates_nothing():
-    # The bound method itself, with its return value, as the issue words it.
+    # The bound method itself, called directly, with its return value.
     m = typical_request()
     support.assert_no_alloc(m.encode_into, BUF, 0x1234)
     support.assert_no_alloc(typical_response().encode_into, BUF, 0x1234)
