@@ -28,6 +28,13 @@ $(MPVM)/node_modules/.installed: $(MPVM)/package.json $(MPVM)/package-lock.json
 test: setup
 	$(VPY) -m pytest -q
 
+# MicroPython pitfalls in the code that runs on boards (`python3
+# tools/upy_lint.py --rules` lists what is checked, and why). Standard
+# library only: no set-up needed.
+.PHONY: lint
+lint:
+	$(PYTHON) tools/upy_lint.py coapy_micro ports
+
 bench: setup
 	$(VPY) tools/bench_codec.py
 	$(VPY) tools/bench_server.py
