@@ -191,13 +191,14 @@ def micropython_part():
                             str(src)], check=True)
         vm = run_vm(mpy, Path(ROOT, "tools", "bench_server_upy.py"))
         imports = {}
-        for extra in ("observe", "block"):
+        for extra in ("server_observe", "server_block"):
             script = Path(tmp, "import_%s.py" % extra)
             script.write_text(IMPORT_COST % extra)
             imports[extra] = run_vm(mpy, script)["import"]
         script = Path(tmp, "import_all.py")
-        script.write_text(IMPORT_COST.replace("import coapy_micro.%s\n",
-                                              "import coapy_micro.observe\nimport coapy_micro.block\n"))
+        script.write_text(IMPORT_COST.replace(
+            "import coapy_micro.%s\n",
+            "import coapy_micro.server_observe\nimport coapy_micro.server_block\n"))
         imports["all"] = run_vm(mpy, script)["import"]
     print("\nMicroPython 1.29 VM (WebAssembly, 32-bit), package compiled by mpy-cross;")
     print("bytes allocated per request served (beyond recvfrom's own result):")
@@ -208,9 +209,10 @@ def micropython_part():
                        ("CON GET /.well-known/core", "discovery"),
                        ("one notification to one observer", "notification")):
         print("  %-40s %7d" % (label, vm["alloc_" + key]))
-    print("  heap cost of importing server + observe + block from .mpy: %d bytes"
+    print("  heap cost of importing server + server_observe + server_block from .mpy: %d bytes"
           % imports["all"])
-    print("    (server + observe: %d, server + block: %d)" % (imports["observe"], imports["block"]))
+    print("    (server + server_observe: %d, server + server_block: %d)"
+          % (imports["server_observe"], imports["server_block"]))
 
 
 def main():
