@@ -1,6 +1,7 @@
-# Allocation of the codec, measured in the real MicroPython VM. On CPython support.assert_no_alloc is a no-op and
-# support.alloc_bytes returns None: there each test checks the results of the
-# calls, then reports a skip, since the measurement itself needs MicroPython.
+# Allocation of the codec, measured in the real MicroPython VM. On CPython
+# support.assert_no_alloc is a no-op and support.alloc_bytes returns None:
+# there each test checks the results of the calls, then reports a skip, since
+# the measurement itself needs MicroPython.
 import support
 from coapy_micro.message import Message
 
