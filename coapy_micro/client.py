@@ -70,14 +70,24 @@ _HARD_ERRORS = ("ECONNREFUSED", "ENETUNREACH", "EHOSTUNREACH", "ENETDOWN",
                 "EHOSTDOWN", "EADDRNOTAVAIL", "EAFNOSUPPORT")
 
 
+def _extension(name):
+    # The one place that names the client's extension modules, imported
+    # the first time they are needed: Client.hook() and the names below.
+    if name == "block":
+        from . import client_block as module
+    elif name == "observe":
+        from . import client_observe as module
+    else:
+        raise KeyError(name)
+    return module
+
+
 def __getattr__(name):
     # BlockError and BodyChanged live with the code that raises them
     # (client_block.py, loaded only when a transfer needs it), and are
     # importable from here as well.
     if name == "BlockError" or name == "BodyChanged":
-        from . import client_block
-
-        return getattr(client_block, name)
+        return getattr(_extension("block"), name)
     raise AttributeError(name)
 
 
@@ -249,18 +259,11 @@ class Client:
 
     def hook(self, name):
         """The extension registered as `name`, loading it the first time:
-        "block" (client_block.py), "observe" (client_observe.py). The one
-        place that names the client's extension modules: each one's
-        install(client) registers with set_hook()."""
+        "block" (client_block.py), "observe" (client_observe.py). The
+        module's install(client) registers it with set_hook()."""
         h = self._hooks.get(name)
         if h is None:
-            if name == "block":
-                from .client_block import install
-            elif name == "observe":
-                from .client_observe import install
-            else:
-                raise KeyError(name)
-            install(self)
+            _extension(name).install(self)
             h = self._hooks[name]
         return h
 

@@ -13,7 +13,7 @@ LinkFormatError and nothing else. A server's /.well-known/core comes from
 uri.py writes a path. Not a per-message path: a node serializes its
 resource list when asked for /.well-known/core.
 """
-from .uri import quote_segment
+from .uri import quote_path
 
 # Attributes whose value is a space-separated list: a filter matches any one
 # item (RFC 6690 §2 and §4.1 for rt, if, rel and rev; RFC 7252 §7.2.1 for ct).
@@ -318,29 +318,13 @@ def filter_links(links, query):
     return out
 
 
-# What a path writes literally besides ALPHA / DIGIT: pchar (RFC 3986
-# §3.3) without '%', and '/' between segments.
-_PLAIN_PATH = "-._~!$&'()*+,;=:@/"
-
-
 def path_target(path):
     """The link target of the resource at `path` (its segments joined by
     '/', as Server.resources() lists them; '' is the root): '/' and the
-    segments percent-encoded as a CoAP URI writes them (uri.quote_segment),
-    so a client that resolves the target (uri.split) reaches the same
-    segments: '.' and '..' are written %2E and %2E%2E."""
-    plain = True
-    for i in range(len(path)):
-        c = path[i]
-        if not ("a" <= c <= "z" or "A" <= c <= "Z" or "0" <= c <= "9" or c in _PLAIN_PATH):
-            plain = False
-            break
-    if plain and "." not in path:
-        return "/" + path  # the common case, with nothing to encode
-    out = []
-    for seg in path.split("/") if path else ():
-        out.append(quote_segment(seg))
-    return "/" + "/".join(out)
+    path percent-encoded as a CoAP URI writes it (uri.quote_path), so a
+    client that resolves the target (uri.split) reaches the same segments:
+    '.' and '..' are written %2E and %2E%2E."""
+    return "/" + quote_path(path)
 
 
 def resource_links(resources, query=None):

@@ -498,14 +498,14 @@ class Server:
         h = self._hooks.get(name)
         if h is None:
             if name == "observe":
-                from .server_observe import install
+                from . import server_observe as module
             elif name == "block":
-                from .server_block import install
+                from . import server_block as module
             elif name == "group":
-                from .multicast import install
+                from . import multicast as module
             else:
                 raise KeyError(name)
-            install(self)
+            module.install(self)
             h = self._hooks[name]
         return h
 

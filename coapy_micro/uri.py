@@ -35,6 +35,7 @@ _HEX = "0123456789abcdefABCDEF"
 # "%2F%2F"); step 8 would also allow it bare, and both decode alike.
 _HOST_SAFE = "-._~!$&'()*+,;="
 _PATH_SAFE = "-._~!$&'()*+,;=:@"
+_PATH_CHARS = "-._~!$&'()*+,;=:@/"  # a whole path: segments and the '/' between
 _QUERY_SAFE = "-._~!$'()*+,;=:@?"
 
 
@@ -184,17 +185,35 @@ def _unquote(s):
 def quote(v, safe):
     """Percent-encode every byte of v (str or bytes) that is not ALPHA,
     DIGIT or in `safe`, with upper-case hex (RFC 3986 §2.1). A str that
-    needs nothing is returned as it is."""
+    needs nothing is returned as it is, having allocated nothing."""
+    if isinstance(v, str):
+        for i in range(len(v)):
+            if not _plain(ord(v[i]), safe):
+                break
+        else:
+            return v
     b = v.encode("utf-8") if isinstance(v, str) else bytes(v)
     for x in b:
         if not _plain(x, safe):
             break
     else:
-        return v if isinstance(v, str) else str(b, "ascii")
+        return str(b, "ascii")
     parts = []
     for x in b:
         parts.append(chr(x) if _plain(x, safe) else "%%%02X" % x)
     return "".join(parts)
+
+
+def quote_path(path):
+    """A path given as its segments joined by '/' ('' for none) as a URI
+    writes it after the first '/': each segment as quote_segment() writes
+    it. Returned as it is when nothing needs encoding."""
+    if "." not in path and quote(path, _PATH_CHARS) is path:
+        return path
+    out = []
+    for seg in path.split("/"):
+        out.append(quote_segment(seg))
+    return "/".join(out)
 
 
 def quote_segment(seg):
