@@ -27,8 +27,9 @@ separate response, NON_LIFETIME for the answer to a NON request.
 
 Block-wise transfer (RFC 7959, client_block.py) and Observe (RFC 7641,
 client_observe.py) are loaded the first time a request needs them, by
-Client.hook(), the one place that names them; they work through the
-client's public calls (Pending.resend, Pending.finish, start).
+Client.hook() (through _extension(), the one place that names them); they
+work through the client's public calls (Pending.resend, Pending.finish,
+start).
 
 Runs on boards too: ticks only, positional arguments to built-ins, nothing
 done at import time.
@@ -386,7 +387,7 @@ class Client:
     def observe(self, uri, callback=None, confirmable=True, accept=None, options=(),
                 margin_ms=5000):
         """Register as an observer of `uri` (RFC 7641): returns an
-        observe.Observation at once; callback(response) is called for the
+        client_observe.Observation at once; callback(response) is called for the
         first response and each fresh notification as process() or
         handle() receives them. Reordered notifications are dropped (§3.4),
         CON ones acknowledged, and the registration renewed when Max-Age +
