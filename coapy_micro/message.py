@@ -211,7 +211,7 @@ _scratch = [0, 0, 0, 0, 0]
 _checked = None
 
 
-def _cursor(buf, start, end):
+def _cursor(start, end):
     cur = _scratch if IS_MICROPYTHON else [0, 0, 0, 0, 0]
     cur[2] = start
     cur[3] = end
@@ -356,7 +356,7 @@ class Message:
         if t is bytes or t is bytearray:  # (a tuple of types would be built per call on a board)
             ob = opts if t is bytes else bytes(opts)
             if ob is not _checked:
-                cur = _cursor(ob, 0, len(ob))
+                cur = _cursor(0, len(ob))
                 option_next(ob, cur, _PAST)
                 if cur[3] != len(ob):
                     raise DecodeError("a payload marker among the options")
@@ -386,7 +386,7 @@ class Message:
     def options(self):
         """All options, ordered by number; repeated ones in the order added."""
         ob = self._ob
-        cur = _cursor(ob, self._o0, self._o1)
+        cur = _cursor(self._o0, self._o1)
         opts = []
         n = option_next(ob, cur)
         while n >= 0:
@@ -427,7 +427,7 @@ class Message:
         number), or None."""
         num = getattr(opt, "number", opt)
         ob = self._ob
-        cur = _cursor(ob, self._o0, self._o1)
+        cur = _cursor(self._o0, self._o1)
         if option_next(ob, cur, num) < 0:
             return None
         return make(num, ob[cur[0]:cur[0] + cur[1]])
@@ -436,7 +436,7 @@ class Message:
         """Every option with the number of `opt`, in order, as a tuple."""
         num = getattr(opt, "number", opt)
         ob = self._ob
-        cur = _cursor(ob, self._o0, self._o1)
+        cur = _cursor(self._o0, self._o1)
         found = []
         while option_next(ob, cur, num) >= 0:
             found.append(make(num, ob[cur[0]:cur[0] + cur[1]]))
@@ -449,7 +449,7 @@ class Message:
         Block options on every response a client gets).
         """
         ob = self._ob
-        cur = _cursor(ob, self._o0, self._o1)
+        cur = _cursor(self._o0, self._o1)
         if option_next(ob, cur, number) < 0:
             return default
         return uint_at(ob, cur[0], cur[1])
