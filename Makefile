@@ -45,8 +45,23 @@ $(NODECOAP)/node_modules/.installed: $(NODECOAP)/package.json $(NODECOAP)/packag
 # Every test, on CPython, in the MicroPython VM (tests/test_micropython_vm.py)
 # and on the MicroPython unix port (tests/test_micropython_unix.py and the
 # real-socket, deploy and mip tests).
+#
+# It also runs the MicroPython lint (make lint) and the board type-check (make
+# typecheck) first; a failure there is reported but the tests still run, so
+# one run shows everything that is wrong.
 test: setup
-	$(VPY) -m pytest -q
+	@status=0; \
+	echo "== make lint"; $(MAKE) -s lint || status=1; \
+	echo "== make typecheck"; $(MAKE) -s typecheck || status=1; \
+	echo "== pytest"; $(VPY) -m pytest -q || status=1; \
+	exit $$status
+
+# MicroPython pitfalls in the code that runs on boards (`python3
+# tools/upy_lint.py --rules` lists what is checked, and why). Standard
+# library only: no set-up needed.
+.PHONY: lint
+lint:
+	$(PYTHON) tools/upy_lint.py coapy_micro ports
 
 bench: setup
 	$(VPY) tools/bench_codec.py

@@ -9,21 +9,27 @@
 # had. Written by tools/packaging.py from the sources: do not edit by hand.
 include("$(PORT_DIR)/boards/manifest.py")
 
-# The portable package, without the host-only modules (cli.py, __main__.py).
+# The portable package, without the host-only modules (cli.py, trace.py, demo_node.py, __main__.py).
 package(
     "coapy_micro",
     files=(
         "__init__.py",
         "_compat.py",
+        "_cpython.py",
         "block.py",
         "client.py",
+        "client_block.py",
+        "client_observe.py",
         "codes.py",
         "connection.py",
         "link.py",
         "message.py",
-        "observe.py",
+        "multicast.py",
         "options.py",
+        "outcome.py",
         "server.py",
+        "server_block.py",
+        "server_observe.py",
         "uri.py",
     ),
     base_path=".",

@@ -1,4 +1,8 @@
+# upy-ok-file: the coapy command runs on the host only (argparse, traceback)
 """The `coapy` command: CoAP requests, discovery and a demo server (host only).
+
+The command itself: argparse, exit statuses, printing. The tracer behind -v
+is trace.py, the demo server's resources demo_node.py.
 
     coapy get coap://127.0.0.1/hello
     coapy put coap://[::1]/upload --payload @photo.jpg --content-format octet-stream
@@ -20,6 +24,7 @@ import sys
 
 from . import codes
 from .client import Client, RequestTimeout, Reset, Unreachable
+from .trace import TracingSocket, address_text, code_text, payload_text, print_lines
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # anything else: a file that cannot be read, a bad answer...
@@ -78,133 +83,6 @@ def exit_status(code):
     return EXIT_ERROR
 
 
-def code_text(code):
-    """69 -> '2.05 Content', 1 -> '0.01 GET'."""
-    n = codes.name(code)
-    if n == codes.dotted(code):
-        return n
-    if codes.is_request(code):
-        return "%s %s" % (codes.dotted(code), n)
-    return "%s %s" % (codes.dotted(code), n.replace("_", " ").title())
-
-
-# -- -v: every message, readable ---------------------------------------------
-
-_OPTION_NAMES = {4: "ETag", 9: "OSCORE"}  # where Title-Case of the keyword is wrong
-
-
-def option_name(opt):
-    if opt.number in _OPTION_NAMES:
-        return _OPTION_NAMES[opt.number]
-    if opt.name is None:
-        return "Option %d" % opt.number
-    return "-".join(w[:1].upper() + w[1:] for w in opt.name.split("_"))
-
-
-def format_label(number):
-    """40 -> '40 (application/link-format)'."""
-    t = codes.media_type(number)
-    return "%d (%s)" % (number, t) if t else "%d" % number
-
-
-def option_text(opt):
-    from .options import OPAQUE, STRING, UINT
-
-    n = opt.number
-    v = opt.value
-    if opt.malformed:
-        return "0x%s (malformed)" % opt.raw.hex()
-    if n in (12, 17):  # Content-Format, Accept
-        return format_label(v)
-    if n in (23, 27):  # Block2, Block1: num/more/size as libcoap prints them
-        return "%d/%d/%d" % (v[0], 1 if v[1] else 0, 1 << (v[2] + 4))
-    if opt.format == UINT:
-        return "%d" % v
-    if opt.format == STRING:
-        return v
-    if opt.format == OPAQUE or opt.raw:
-        return "0x" + opt.raw.hex()
-    return "(empty)"
-
-
-def payload_text(payload, limit=400):
-    """A payload for people: text if it is UTF-8 text, else hex."""
-    try:
-        text = payload.decode("utf-8")
-        printable = True
-        for c in text:
-            if c < " " and c not in "\n\r\t":
-                printable = False
-                break
-    except ValueError:
-        printable = False
-    if printable:
-        text = text.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n")
-        if len(text) > limit:
-            return text[:limit] + "..."
-        return text
-    if len(payload) > limit // 2:
-        return "0x" + payload[:limit // 2].hex() + "..."
-    return "0x" + payload.hex()
-
-
-def address_text(addr):
-    if isinstance(addr, tuple):
-        host = addr[0]
-        if ":" in host:
-            host = "[%s]" % host
-        return "%s:%d" % (host, addr[1])
-    return repr(addr)
-
-
-def describe(data, outgoing, addr):
-    """The lines -v prints for one datagram."""
-    from .message import DecodeError, Message
-
-    arrow = "->" if outgoing else "<-"
-    where = ("to " if outgoing else "from ") + address_text(addr)
-    try:
-        tid, m = Message.decode(bytes(data))
-    except DecodeError as e:
-        return ["%s %d bytes, not CoAP (%s), %s" % (arrow, len(data), e, where)]
-    kind = ("CON", "NON", "ACK", "RST")[m.transaction_type]
-    token = m.token.hex() if m.token else "-"
-    lines = ["%s %s %s  mid=%d token=%s  %s" % (arrow, kind, code_text(m.code), tid, token, where)]
-    for o in m.options:
-        lines.append("%s   %s: %s" % (arrow, option_name(o), option_text(o)))
-    if m.payload:
-        lines.append("%s   payload (%d bytes): %s" % (arrow, len(m.payload), payload_text(m.payload)))
-    return lines
-
-
-class TracingSocket:
-    """A UDP socket that reports every datagram it sends or receives to
-    `out(lines)`; everything else goes to the socket it wraps (select.poll
-    takes it through fileno())."""
-
-    def __init__(self, sock, out):
-        self._sock = sock
-        self._out = out
-
-    def sendto(self, data, addr):
-        self._out(describe(data, True, addr))
-        return self._sock.sendto(data, addr)
-
-    def recvfrom(self, n):
-        data, addr = self._sock.recvfrom(n)
-        self._out(describe(data, False, addr))
-        return data, addr
-
-    def __getattr__(self, name):
-        return getattr(self._sock, name)
-
-
-def _print_lines(lines):
-    for line in lines:
-        sys.stderr.write(line + "\n")
-    sys.stderr.flush()
-
-
 def make_end_point(family, verbose=False, max_message_size=CLIENT_MAX_MESSAGE):
     """An unbound EndPoint for `family`, tracing its messages when verbose."""
     import socket
@@ -214,7 +92,7 @@ def make_end_point(family, verbose=False, max_message_size=CLIENT_MAX_MESSAGE):
     factory = None
     if verbose:
         def factory(f, t, p):
-            return TracingSocket(socket.socket(f, t, p), _print_lines)
+            return TracingSocket(socket.socket(f, t, p), print_lines)
     return EndPoint(family, max_message_size=max_message_size, socket_factory=factory)
 
 
@@ -342,12 +220,12 @@ def _observe(client, args):
         _err("bad URI: %s" % e)
         return EXIT_USAGE
     seconds = args.observe
-    now = client._now()
+    now = client.now()
     end = ticks_add(now, int(seconds * 1000)) if seconds else None
     first = ticks_add(now, client.timeout_ms)
     try:
         while not ob.done:
-            now = client._now()
+            now = client.now()
             if end is not None and ticks_diff(end, now) <= 0:
                 break
             if ob.last is None and ticks_diff(first, now) <= 0:
@@ -357,12 +235,15 @@ def _observe(client, args):
             client.process(wait)
     except KeyboardInterrupt:
         pass
-    if ob.error == "reset":
+    if isinstance(ob.error, Reset):
         _err("%s answered with RST (reset)" % args.uri)
         return EXIT_RESET
-    if ob.error == "no answer":
+    if isinstance(ob.error, Unreachable):
         _err("%s is unreachable" % args.uri)
         return EXIT_UNREACHABLE
+    if isinstance(ob.error, RequestTimeout):
+        _err("no response from %s" % args.uri)
+        return EXIT_TIMEOUT
     if not ob.done:
         ob.cancel()
         client.process(100)  # let the deregistration go out
@@ -470,87 +351,6 @@ def cmd_discover(args):
 
 # -- serve: the demo server ---------------------------------------------------
 
-class DemoNode:
-    """The resources of `coapy serve` (kept apart so tests can use them)."""
-
-    def __init__(self):
-        import random
-
-        self._random = random.Random()
-        self.temp_c = 21.0
-        self.stored = b""
-        self.stored_format = None
-        self._large = None
-
-    def hello(self, request):
-        return codes.CONTENT, b"Hello from coapy_micro!", codes.TEXT_PLAIN
-
-    def time(self, request):
-        import time
-
-        return codes.CONTENT, time.strftime("%Y-%m-%dT%H:%M:%S%z"), codes.TEXT_PLAIN
-
-    def temperature(self, request):
-        return codes.CONTENT, "%.2f" % self.temp_c, codes.TEXT_PLAIN
-
-    def step(self):
-        # A random walk around 21 degrees, two decimals like a real sensor.
-        self.temp_c += self._random.uniform(-0.25, 0.25) + (21.0 - self.temp_c) * 0.05
-
-    def tick(self, srv):
-        """Once a second from serve(): /time changes every second, and
-        /sensors/temp is notified when its reading (two decimals) changes."""
-        before = "%.2f" % self.temp_c
-        self.step()
-        srv.notify("time")
-        if "%.2f" % self.temp_c != before:
-            srv.notify("sensors/temp")
-
-    def large_text(self):
-        if self._large is None:
-            lines = []
-            for i in range(1, 41):
-                lines.append("%02d: CoAP carries this text in blocks of up to 1024 bytes (RFC 7959).\n" % i)
-            self._large = "".join(lines).encode("utf-8")
-        return self._large
-
-    def large(self, request):
-        return codes.CONTENT, self.large_text(), codes.TEXT_PLAIN
-
-    def upload_get(self, request):
-        return codes.CONTENT, self.stored, self.stored_format
-
-    def upload_put(self, request):
-        created = not self.stored and self.stored_format is None
-        self.stored = request.payload
-        self.stored_format = request.content_format
-        return (codes.CREATED if created else codes.CHANGED), b""
-
-    def upload_post(self, request):
-        self.stored = request.payload
-        self.stored_format = request.content_format
-        return codes.CHANGED, b""
-
-    def upload_delete(self, request):
-        self.stored = b""
-        self.stored_format = None
-        return codes.DELETED, b""
-
-    def install(self, srv):
-        from .server import Resource
-
-        srv.add("hello", Resource(get=self.hello, ct=0, title="Hello"))
-        srv.add("time", Resource(get=self.time, ct=0, rt="time", title="Current time",
-                                 obs=True))
-        srv.add("sensors/temp", Resource(get=self.temperature, ct=0, rt="temperature-c",
-                                         if_="sensor", title="Temperature", obs=True))
-        srv.add("large", Resource(get=self.large, ct=0, sz=len(self.large_text()),
-                                  title="Large text"))
-        srv.add("upload", Resource(get=self.upload_get, put=self.upload_put,
-                                   post=self.upload_post, delete=self.upload_delete,
-                                   title="Upload"))
-
-
 def _bind_end_point(bind, port, verbose):
     import socket
 
@@ -569,11 +369,12 @@ def _bind_end_point(bind, port, verbose):
 
 
 def cmd_serve(args):
-    import traceback  # upy-ok: cli.py is host-only
+    import traceback
 
+    from .demo_node import DemoNode
     from .server import Server
 
-    binds = [args.bind] if args.bind else ["::", "0.0.0.0"]  # upy-ok: a list literal, not a slice
+    binds = [args.bind] if args.bind else ["::", "0.0.0.0"]
     ep = None
     for bind in binds:
         try:

@@ -25,6 +25,12 @@ waiting MAX_TRANSMIT_WAIT (93 s) for a node that is simply off.
 give-up (MAX_TRANSMIT_SPAN, then Unreachable), EXCHANGE_LIFETIME for a
 separate response, NON_LIFETIME for the answer to a NON request.
 
+Block-wise transfer (RFC 7959, client_block.py) and Observe (RFC 7641,
+client_observe.py) are loaded the first time a request needs them, by
+Client.hook() (through _extension(), the one place that names them); they
+work through the client's public calls (Pending.resend, Pending.finish,
+start).
+
 Runs on boards too: ticks only, positional arguments to built-ins, nothing
 done at import time.
 """
@@ -35,7 +41,9 @@ except ImportError:  # the WebAssembly port: pass getaddrinfo and end_point
 
 from ._compat import const, ticks_add, ticks_diff, ticks_ms
 from .connection import EndPoint, Message, is_multicast
+from .message import insert_option
 from .options import Option
+from .outcome import CoapError, RequestTimeout, Reset, Response, Unreachable
 
 __all__ = ("Client", "Pending", "Response", "CoapError", "RequestTimeout",
            "Reset", "Unreachable", "BlockError", "BodyChanged", "DEFAULT_TIMEOUT_MS")
@@ -44,12 +52,11 @@ DEFAULT_TIMEOUT_MS = 30000
 
 _CON = const(0)
 _NON = const(1)
-_ACK = const(2)
 _RST = const(3)
+_OBSERVE = const(6)
 _CONTENT_FORMAT = const(12)
 _ACCEPT = const(17)
 _BLOCK2 = const(23)
-_REQUEST_TAG = const(292)
 # With several EndPoints (IPv4 and IPv6) process() polls them in turns of
 # this many ms: they do not share a poller.
 _SLICE_MS = const(10)
@@ -64,36 +71,25 @@ _HARD_ERRORS = ("ECONNREFUSED", "ENETUNREACH", "EHOSTUNREACH", "ENETDOWN",
                 "EHOSTDOWN", "EADDRNOTAVAIL", "EAFNOSUPPORT")
 
 
-class CoapError(Exception):
-    """A request ended without a response. `pending` is its handle."""
-
-    pending = None
-
-
-class RequestTimeout(CoapError):
-    """No response arrived within the request's timeout."""
-
-
-class Reset(CoapError):
-    """The peer answered the request with RST: it could not process it."""
+def _extension(name):
+    # The one place that names the client's extension modules, imported
+    # the first time they are needed: Client.hook() and the names below.
+    if name == "block":
+        from . import client_block as module
+    elif name == "observe":
+        from . import client_observe as module
+    else:
+        raise KeyError(name)
+    return module
 
 
-class Unreachable(CoapError):
-    """The request could not reach the peer: the CON was never acknowledged
-    (the EndPoint gave up), sending failed with an error such as
-    EHOSTUNREACH, or the host name did not resolve. `errno` is the socket
-    error, or None."""
-
-    errno = None
-
-
-class BlockError(CoapError):
-    """A block-wise transfer (RFC 7959) went wrong: a block out of place,
-    or a body larger than the client's max_body."""
-
-
-class BodyChanged(BlockError):
-    """The resource kept changing (its ETag did) while read in blocks."""
+def __getattr__(name):
+    # BlockError and BodyChanged live with the code that raises them
+    # (client_block.py, loaded only when a transfer needs it), and are
+    # importable from here as well.
+    if name == "BlockError" or name == "BodyChanged":
+        return getattr(_extension("block"), name)
+    raise AttributeError(name)
 
 
 def _is_hard_error(err):
@@ -105,41 +101,14 @@ def _is_hard_error(err):
     return False
 
 
-class Response:
-    """A response as the application sees it: `code` (69 is 2.05; see
-    codes.dotted), `payload` (bytes), `content_format` (int or None),
-    `options`, `remote` (the address it came from) and `message` (the
-    Message itself). `rx` is the EndPoint's ReceptionRecord."""
-
-    def __init__(self, rx):
-        self.rx = rx
-        self.message = rx.message
-        self.remote = rx.remote
-        self.code = rx.message.code
-
-    @property
-    def payload(self):
-        return self.message.payload
-
-    @property
-    def content_format(self):
-        return self.message.get_uint(_CONTENT_FORMAT)
-
-    @property
-    def options(self):
-        return self.message.options
-
-    def __repr__(self):
-        c = self.code
-        return "<Response %d.%02d, %d bytes>" % (c >> 5, c & 31, len(self.payload))
-
-
 class Pending:
     """A request in progress (Client.start). `done` turns True when it ends,
     with `response` (a Response) or `error` (a CoapError) set; `callback`,
     if any, is then called with this handle. `record` is the EndPoint's
     TransmissionRecord, `request` the Message sent, `acknowledged` True once
-    an empty ACK said a separate response will follow."""
+    an empty ACK said a separate response will follow. `transfer`: the
+    block-wise state (client_block.Transfer) of a request that moves in
+    blocks, else None."""
 
     def __init__(self, client, record, deadline, callback):
         self.client = client
@@ -152,8 +121,8 @@ class Pending:
         self.response = None
         self.error = None
         self.acknowledged = False
+        self.transfer = None
         self._tried = False  # process() has had a chance to send it
-        self._xfer = None  # block.Transfer, when the request moves in blocks
         self._timeout = None  # ms per exchange, to renew the deadline per block
 
     def result(self):
@@ -170,6 +139,27 @@ class Pending:
         if not self.done:
             self.client._finish(self, None, CoapError("request cancelled"), False)
 
+    def finish(self, response=None, error=None):
+        """End the request now with `response` (a Response) or `error` (a
+        CoapError), and call the callback: how an extension (block-wise
+        transfer) ends a request it has been carrying."""
+        if not self.done:
+            self.client._finish(self, response, error)
+
+    def resend(self, message):
+        """Send `message` in place of the request in flight, on the same
+        handle: the next request of a block-wise transfer (a new token and
+        message ID). The current record is cancelled; the new exchange gets
+        the request's whole timeout."""
+        rec = self.record
+        rec.cancel()
+        self.record = rec.end_point.send(message, self.remote)
+        self.request = message
+        self.acknowledged = False
+        self._tried = False
+        t = self._timeout
+        self.deadline = None if t is None else ticks_add(self.client.now(), int(t))
+
     def __repr__(self):
         state = "waiting" if not self.done else (self.error or self.response)
         return "<Pending %s>" % (state,)
@@ -180,15 +170,6 @@ def _earlier(wait, d):
     if d < 0:
         d = 0
     return d if wait is None or d < wait else wait
-
-
-def _insert(opts, opt):
-    # Put `opt` after every option numbered <= its number: the list stays
-    # ordered, repeated options keep their order (no sort: see MICROPYTHON.md).
-    i = len(opts)
-    while i > 0 and opts[i - 1].number > opt.number:
-        i -= 1
-    opts.insert(i, opt)
 
 
 def _method_code(method):
@@ -251,8 +232,8 @@ class Client:
         self._made = []  # [family, EndPoint] pairs this client made
         self._pending = []
         self._last = None  # (uri, _destination(uri)) for an IP-literal host
-        self._tags = 0  # the last Request-Tag given to a concurrent upload
-        self._observations = None  # [observe.Observation], made by observe()
+        self._hooks = {}  # extension name -> the object it registered (set_hook)
+        self._observations = None  # [client_observe.Observation], made by observe()
         if end_point is not None:
             self._adopt_clock(end_point)
 
@@ -270,8 +251,27 @@ class Client:
             # The client must measure time with the EndPoint's (injectable) clock.
             self._clock = getattr(ep, "clock", None)
 
-    def _now(self):
+    def now(self):
+        """The client's clock: the EndPoint's (so a test's fake clock
+        governs timeouts too), else ticks_ms()."""
         return (self._clock or ticks_ms)()
+
+    # -- the extension boundary ---------------------------------------------
+
+    def hook(self, name):
+        """The extension registered as `name`, loading it the first time:
+        "block" (client_block.py), "observe" (client_observe.py). The
+        module's install(client) registers it with set_hook()."""
+        h = self._hooks.get(name)
+        if h is None:
+            _extension(name).install(self)
+            h = self._hooks[name]
+        return h
+
+    def set_hook(self, name, hook):
+        """Register `hook` as the extension `name` (an extension's install()
+        does this; an application may register its own in place of one)."""
+        self._hooks[name] = hook
 
     def _end_point(self, family):
         if self._given is not None:
@@ -296,7 +296,7 @@ class Client:
     def _resolve(self, host, port):
         # (family, address) of `host`, always through getaddrinfo: the
         # MicroPython unix port wants its raw sockaddr bytes even for an IP.
-        gai = self._getaddrinfo or socket.getaddrinfo  # upy-ok: positional args
+        gai = self._getaddrinfo or socket.getaddrinfo
         try:
             infos = gai(host, port)
         except OSError as e:  # CPython's lookup error is an OSError subclass
@@ -360,97 +360,67 @@ class Client:
         if content_format is not None or accept is not None:
             opts = list(opts)  # the cached list stays as the URI made it
             if content_format is not None:
-                _insert(opts, Option(_CONTENT_FORMAT, _format_number(content_format)))
+                insert_option(opts, Option(_CONTENT_FORMAT, _format_number(content_format)))
             if accept is not None:
-                _insert(opts, Option(_ACCEPT, _format_number(accept)))
+                insert_option(opts, Option(_ACCEPT, _format_number(accept)))
         msg = Message(_CON if confirmable else _NON, code, payload, ep.new_token())
         # One encoding of the whole list, not one per option as addOption
         # would (a client polling a sensor does this for every request).
         if opts:
-            msg._set_list(opts)
+            msg.set_options(opts)
         for o in options:
             msg.addOption(o)  # the caller's: may replace one of the above
-        whole = None
+        xfer = None
         bs = self.block_size if block_size is None else block_size
         if payload and not group and len(msg.payload) > bs:
-            from .block import szx_of, upload_first
-
-            whole = msg.payload  # as bytes
-            szx = szx_of(bs)
-            upload_first(msg, whole, szx)
-            if self._uploading(remote, opts):
-                # Another upload to the same resource is under way: a
-                # Request-Tag keeps the server's assemblies apart (RFC 9175 §3).
-                self._tags = (self._tags + 1) & 0xFFFF
-                msg.addOption(Option(_REQUEST_TAG, bytes((self._tags >> 8, self._tags & 255))))
+            xfer = self.hook("block").upload(msg, remote, opts, bs)  # Block1, RFC 7959
         rec = ep.send(msg, remote)  # ValueError: too big; CapacityError: table full
         if timeout_ms == -1:
             timeout_ms = self.timeout_ms
-        deadline = None if timeout_ms is None else ticks_add(self._now(), int(timeout_ms))
+        deadline = None if timeout_ms is None else ticks_add(self.now(), int(timeout_ms))
         h = Pending(self, rec, deadline, callback)
         h._timeout = timeout_ms
-        if whole is not None:
-            from .block import Transfer
-
-            h._xfer = Transfer(self, h, whole, szx)
+        h.transfer = xfer
         self._pending.append(h)
         return h
 
     def observe(self, uri, callback=None, confirmable=True, accept=None, options=(),
                 margin_ms=5000):
         """Register as an observer of `uri` (RFC 7641): returns an
-        observe.Observation at once; callback(response) is called for the
+        client_observe.Observation at once; callback(response) is called for the
         first response and each fresh notification as process() or
         handle() receives them. Reordered notifications are dropped (§3.4),
         CON ones acknowledged, and the registration renewed when Max-Age +
         margin_ms pass without one. observation.cancel() deregisters."""
-        from .observe import Observation
-
+        observation = self.hook("observe")
         family, remote, opts, group = self._destination(uri)
         ep = self._end_point(family)
         msg = Message(_CON if confirmable and not group else _NON, 1, b"", ep.new_token())
-        if opts:
-            msg._set_list(opts)
-        msg.addOption(Option(6, 0))  # Observe: register
+        msg.set_options(insert_option(list(opts), Option(_OBSERVE, 0)))  # register
         if accept is not None:
             msg.addOption(Option(_ACCEPT, _format_number(accept)))
         for o in options:
             msg.addOption(o)
-        o = Observation(self, ep, remote, msg, callback, margin_ms, uri)
+        o = observation(self, ep, remote, msg, callback, margin_ms, uri)
         if self._observations is None:
             self._observations = []
         self._observations.append(o)
         return o
 
-    def _unobserve(self, o):
-        obs = self._observations
-        if obs is not None and o in obs:
-            obs.remove(o)
-
-    def _uploading(self, remote, opts):
-        # Is a Block1 upload to `remote` with these URI options pending?
-        for h in self._pending:
-            x = h._xfer
-            if x is not None and x.up is not None and h.remote == remote:
-                mine = [o for o in x.base if o.number == 11 or o.number == 15]
-                theirs = [o for o in opts if o.number == 11 or o.number == 15]
-                if mine == theirs:
-                    return True
-        return False
-
-    def _renew(self, h):
-        # A transfer's next block: its exchange gets the whole timeout.
-        t = h._timeout
-        h.deadline = None if t is None else ticks_add(self._now(), int(t))
+    @property
+    def observations(self):
+        """The observations still running (Client.observe)."""
+        out = []
+        for o in self._observations or ():
+            if not o.done:
+                out.append(o)
+        return out
 
     def _answered(self, h, rx):
         # The response to h's current request: finish h, unless it is a
-        # block of a transfer that goes on (block.py, loaded only then).
-        m = rx.message
-        if h._xfer is not None or m.get_uint(_BLOCK2) is not None:
-            from .block import follow
-
-            if follow(self, h, rx):
+        # block of a transfer that goes on (client_block.py, loaded then).
+        if h.transfer is not None or rx.message.get_uint(_BLOCK2) is not None:
+            if self.hook("block").follow(h, rx):
                 return
         self._finish(h, Response(rx), None)
 
@@ -495,15 +465,15 @@ class Client:
             rx = self._process_many(eps, wait)
         if rx is not None and self.handle(rx):
             rx = None
-        self._check()
+        self.check()
         return rx
 
     def _wait_ms(self, timeout_ms):
         # The longest process() may block: timeout_ms, but no later than the
         # next deadline or EndPoint event of a pending request, so that
         # timeouts and the EndPoint's giving up are noticed on time.
-        self._check()
-        now = self._now()
+        self.check()
+        now = self.now()
         wait = timeout_ms
         if self._observations:
             for o in self._observations:
@@ -525,12 +495,12 @@ class Client:
         return wait
 
     def _process_many(self, eps, wait):
-        start = self._now()
+        start = self.now()
         turn = 0
         while True:
             left = _SLICE_MS
             if wait is not None:
-                left = wait - ticks_diff(self._now(), start)
+                left = wait - ticks_diff(self.now(), start)
                 if left <= 0:
                     left = 0
                 elif left > _SLICE_MS:
@@ -542,7 +512,7 @@ class Client:
                 if rx is not None:
                     return rx
             turn += 1
-            if wait is not None and ticks_diff(self._now(), start) >= wait:
+            if wait is not None and ticks_diff(self.now(), start) >= wait:
                 return None
 
     def handle(self, rx):
@@ -552,10 +522,13 @@ class Client:
         rec = rx.pertains_to
         if rec is None:
             return False
-        if self._observations:
-            for o in self._observations:
+        obs = self._observations
+        if obs:
+            for o in obs:
                 if o.record is rec:
-                    o._rx(rx, self._now())
+                    o.handle(rx, self.now())
+                    if o.done:
+                        obs.remove(o)
                     return True
         for h in self._pending:
             if h.record is rec:
@@ -573,12 +546,22 @@ class Client:
             h.acknowledged = True  # an empty ACK: the response comes separately
         return True
 
-    def _check(self):
-        # Finish requests whose record or deadline says they are over.
-        now = self._now()
-        if self._observations:
-            for o in list(self._observations):
-                o._check(now)
+    def check(self):
+        """Finish the requests whose record or deadline says they are over,
+        and let observations renew or end. process() does this; an
+        application that runs the EndPoint itself and passes what it
+        receives to handle() calls it after each process()."""
+        now = self.now()
+        obs = self._observations
+        if obs:
+            i = 0
+            while i < len(obs):
+                o = obs[i]
+                o.check(now)
+                if o.done:
+                    del obs[i]  # ended: forgotten here, the one place
+                else:
+                    i += 1
         i = 0
         while i < len(self._pending):
             h = self._pending[i]
@@ -637,8 +620,10 @@ class Client:
         client made (not one it was given)."""
         while self._pending:
             self._pending[0].cancel()
-        while self._observations:
-            self._observations[0]._end(None)  # forgotten: notifications get RST
+        if self._observations:
+            for o in self._observations:
+                o.end()  # forgotten: notifications get RST
+            self._observations = None
         for pair in self._made:
             pair[1].close()
         self._made = []

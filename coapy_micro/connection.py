@@ -1,4 +1,4 @@
-"""The CoAP message layer (RFC 7252 §4) behind the seed's polling connection API.
+"""The CoAP message layer (RFC 7252 §4) behind coapy's polling connection API.
 
 An EndPoint owns one UDP socket (plus any registered multicast sockets), the
 transmissions in flight and a cache of recently received messages. Nothing
@@ -20,9 +20,9 @@ except ImportError:  # the WebAssembly port: pass socket_factory/poll_factory
     socket = None
 
 from ._compat import IS_MICROPYTHON, const, ticks_add, ticks_diff, ticks_ms
-from .message import DecodeError, Message
+from .message import DecodeError, Message, encode_empty_into
 
-# The seed's module exports these; re-exported here on purpose.
+# coapy's connection module exports these; re-exported here on purpose.
 __all__ = ("Message", "EndPoint", "TransmissionRecord", "ReceptionRecord",
            "is_multicast", "DecodeError", "CapacityError")
 
@@ -42,20 +42,22 @@ _WAIT_ACK = const(1)  # CON sent, retransmitting until ACK/RST
 _WAIT_RESPONSE = const(2)  # request delivered, waiting for the response
 _DONE = const(3)  # finished, no longer in the in-flight table
 
-COAP_PORT = const(5683)
-ALL_COAP_NODES_V4 = "224.0.1.187"
-ALL_COAP_NODES_V6 = ("ff02::fd", "ff05::fd")
-
 
 class CapacityError(Exception):
     """A bounded table (transmissions in flight) is full: send() refused."""
 
 
 class TransmissionRecord:
-    """What the EndPoint knows about one message it sends (seed API).
+    """What the EndPoint knows about one message it sends (coapy's API).
 
     Times are ticks_ms() values (compare them only with ticks_diff()).
+
+    `several_responses`: set it (True) on a request that is answered more
+    than once on its token, such as an Observe registration (RFC 7641): after
+    a response the record stays open, with no deadline, until cancel().
     """
+
+    several_responses = False
 
     def __init__(self, end_point, message, remote):
         self.end_point = end_point
@@ -98,7 +100,7 @@ _MAX_RESPONSES = const(4)
 
 
 class ReceptionRecord:
-    """A received message (seed API). `ack()` and `reset()` answer it; the
+    """A received message (coapy's API). `ack()` and `reset()` answer it; the
     answer is remembered so a duplicate of this message gets it again."""
 
     # Class-level defaults, so a record sets four attributes, not eight.
@@ -125,7 +127,7 @@ class ReceptionRecord:
             self._reply = _ACK
             ep._send_empty(_ACK, self.transaction_id, self.remote)
             return
-        message._type = _ACK
+        message.make_ack()
         if not message.token:
             message.token = self.message.token
         if ep._transmit(message, self.transaction_id, self.remote) == _EMSGSIZE:
@@ -146,7 +148,7 @@ def _random_bits(nbits):
 
 
 class EndPoint:
-    """A CoAP endpoint over UDP (seed API), polled with process(timeout_ms).
+    """A CoAP endpoint over UDP (coapy's API), polled with process(timeout_ms).
 
     Transmission parameters (RFC 7252 §4.8) are per endpoint: slow links want
     a longer ack_timeout_ms. Bounds: `max_in_flight` transmissions tracked at
@@ -157,7 +159,7 @@ class EndPoint:
 
     def __init__(
         self,
-        address_family=2,  # AF_INET, SOCK_DGRAM, IPPROTO_UDP as in the seed:
+        address_family=2,  # AF_INET, SOCK_DGRAM, IPPROTO_UDP as in coapy:
         socket_type=2,  # numbers, so this module imports where there is no
         socket_proto=17,  # socket module (tests in the WebAssembly VM)
         ack_timeout_ms=2000,
@@ -185,9 +187,9 @@ class EndPoint:
         self.token_length = token_length
         # Public so the layers above (Server, Client) share one time base and
         # one random source with their EndPoint, as the tests inject them.
-        self.clock = self._clock = clock or ticks_ms
-        self.rand = self._rand = rand or _random_bits
-        make_socket = socket_factory or socket.socket  # upy-ok: positional args
+        self.clock = clock or ticks_ms
+        self.rand = rand or _random_bits
+        make_socket = socket_factory or socket.socket
         sock = make_socket(address_family, socket_type, socket_proto)
         sock.setblocking(False)
         self._socket = sock
@@ -214,12 +216,11 @@ class EndPoint:
         self._busy = False  # the last process() call received something
         self._timed_out = 0  # records finished by their own timers
         self._lifetimes = None  # the parameters, EXCHANGE_LIFETIME, NON_LIFETIME
-        self._tid = self._rand(16)
+        self._tid = self.rand(16)
         self.on_unacknowledged = None  # callable(record) when a CON gives up
         # callable(rx) for an empty RST that matches no record in flight: an
-        # RST to a NON we sent (its record is already finished). The Observe
-        # server (observe.py) uses it: an RST to a NON notification ends
-        # that observation (RFC 7641 §3.6, §4.5).
+        # RST to a NON we sent, whose record is already finished (a server
+        # that notifies observers learns this way that one has gone).
         self.on_unmatched_reset = None
         # Counters, for monitoring (and the abuse test).
         self.dropped = 0  # datagrams ignored: malformed, unmatched, oversized
@@ -240,6 +241,20 @@ class EndPoint:
     @property
     def non_lifetime_ms(self):
         return self.max_transmit_span_ms + 100000
+
+    # -- table sizes (read-only; for monitoring and tests) --------------------
+
+    @property
+    def in_flight(self):
+        """How many transmissions are in flight (queued, or awaiting an ACK
+        or a response): at most max_in_flight."""
+        return len(self._records)
+
+    @property
+    def dedup_count(self):
+        """How many received messages are remembered for duplicate
+        detection: at most dedup_size."""
+        return len(self._dedup)
 
     # -- sockets ------------------------------------------------------------
 
@@ -284,7 +299,7 @@ class EndPoint:
         while True:
             t = bytearray(self.token_length)
             for i in range(len(t)):
-                t[i] = self._rand(8)
+                t[i] = self.rand(8)
             t = bytes(t)
             if not t:
                 return t
@@ -304,9 +319,10 @@ class EndPoint:
         if len(self._records) >= self.max_in_flight:
             raise CapacityError("%d transmissions already in flight" % len(self._records))
         rec = TransmissionRecord(self, message, remote)
-        rec._multicast = is_multicast(remote)
+        if message.code < 32:  # a request: to a group? (responses go to one peer)
+            rec._multicast = is_multicast(remote)
         rec.transaction_id = self.next_transaction_id()
-        rec.next_event_time = self._clock()
+        rec.next_event_time = self.clock()
         self._records.append(rec)
         return rec
 
@@ -340,13 +356,8 @@ class EndPoint:
 
     def _send_empty(self, mtype, tid, remote):
         # An empty ACK or RST, written straight into the buffer (no Message).
-        tx = self._tx
-        tx[0] = 0x40 | (mtype << 4)
-        tx[1] = 0
-        tx[2] = tid >> 8
-        tx[3] = tid & 0xFF
         try:
-            self._socket.sendto(self._txv[:4], remote)
+            self._socket.sendto(self._txv[:encode_empty_into(self._tx, mtype, tid)], remote)
         except (OSError, TypeError, ValueError):
             pass  # the peer will retransmit, or did not deserve an answer
 
@@ -376,7 +387,7 @@ class EndPoint:
             return
         if m.transaction_type == _CON and not rec._multicast:
             span = int(self.ack_timeout_ms * (self.ack_random_factor - 1))
-            rec._timeout_ms = self.ack_timeout_ms + ((span * self._rand(16)) >> 16)
+            rec._timeout_ms = self.ack_timeout_ms + ((span * self.rand(16)) >> 16)
             rec.remaining_attempts = self.max_retransmit
             rec._state = _WAIT_ACK
             rec.next_event_time = ticks_add(now, rec._timeout_ms)
@@ -444,7 +455,7 @@ class EndPoint:
         application gets to look). Messages the message layer answers itself
         (pings, duplicates, ...) do not end the wait.
         """
-        clock = self._clock
+        clock = self.clock
         start = now = clock()
         swallowed = 0
         while True:
@@ -600,8 +611,9 @@ class EndPoint:
             # Every group member may answer (RFC 7252 §8.2): keep collecting
             # until the NON_LIFETIME set when the request went out.
             rec._state = _WAIT_RESPONSE
-        elif rx.message.get_uint(6) is not None and rec.message.get_uint(6) == 0:
-            # An Observe registration: notifications keep coming on this token.
+        elif rec.several_responses:
+            # More responses come on this token (notifications, say) until
+            # the sender cancels the record.
             rec._state = _WAIT_RESPONSE
             rec.next_event_time = None
         else:
@@ -684,56 +696,28 @@ def is_multicast(address):
     """True iff `address` is an IPv4 or IPv6 multicast address.
 
     Takes ('host', port) tuples (IPv4 or IPv6) and the raw sockaddr bytes of
-    the MicroPython unix port (16 bytes for IPv4, 28 for IPv6).
+    the MicroPython unix port (16 bytes for IPv4, 28 for IPv6). Allocates
+    nothing for a str host (every send asks): characters are read one by one.
     """
-    if isinstance(address, (bytes, bytearray)):
+    t = type(address)
+    if t is bytes or t is bytearray:
         if len(address) == 16:  # sockaddr_in: family, port, 4-byte address
             return 224 <= address[4] <= 239
         if len(address) >= 24:  # sockaddr_in6: family, port, flowinfo, address
             return address[8] == 0xFF
         return False
-    host = address[0] if isinstance(address, tuple) else address
-    if isinstance(host, bytes):
+    host = address[0] if t is tuple else address
+    if type(host) is bytes:
         host = host.decode("utf-8")
-    if ":" in host:
-        return host[:2].lower() == "ff"
-    first = host.split(".")[0]
-    return first.isdigit() and 224 <= int(first) <= 239
-
-
-def join_group(sock, group, interface="0.0.0.0"):
-    """Join the IPv4 multicast `group` on `sock` (e.g. ALL_COAP_NODES_V4)."""
-    mreq = _ipv4_bytes(group) + _ipv4_bytes(interface)
-    level = getattr(socket, "IPPROTO_IP", 0)
-    option = getattr(socket, "IP_ADD_MEMBERSHIP", 35)  # 35 on Linux and lwIP ports
-    sock.setsockopt(level, option, mreq)
-
-
-def join_group_v6(sock, group, interface_index=0):
-    """Join the IPv6 multicast `group` (e.g. 'ff02::fd') on `sock`."""
-    mreq = _ipv6_bytes(group) + interface_index.to_bytes(4, "little")
-    level = getattr(socket, "IPPROTO_IPV6", 41)
-    option = getattr(socket, "IPV6_JOIN_GROUP", 20)  # IPV6_ADD_MEMBERSHIP on Linux
-    sock.setsockopt(level, option, mreq)
-
-
-def _ipv4_bytes(text):
-    parts = text.split(".")
-    if len(parts) != 4:
-        raise ValueError("not an IPv4 address: %r" % text)
-    return bytes(int(p) for p in parts)
-
-
-def _ipv6_bytes(text):
-    gap = text.find("::")
-    head, tail = (text, "") if gap < 0 else (text[:gap], text[gap + 2:])
-    h = [int(x, 16) for x in head.split(":") if x]
-    t = [int(x, 16) for x in tail.split(":") if x]
-    words = h if gap < 0 else h + [0] * (8 - len(h) - len(t)) + t
-    if len(words) != 8:
-        raise ValueError("not an IPv6 address: %r" % text)
-    out = bytearray(16)
-    for i in range(8):
-        out[2 * i] = words[i] >> 8
-        out[2 * i + 1] = words[i] & 0xFF
-    return bytes(out)
+    if ":" in host:  # IPv6: ff00::/8
+        return len(host) > 1 and host[0] in "fF" and host[1] in "fF"
+    # IPv4: the first number of the dotted quad is 224 to 239.
+    n = 0
+    for i in range(len(host)):
+        c = ord(host[i])
+        if c == 46:  # "."
+            return i > 0 and 224 <= n <= 239
+        if not 48 <= c <= 57 or n > 255:
+            return False
+        n = n * 10 + c - 48
+    return len(host) > 0 and 224 <= n <= 239

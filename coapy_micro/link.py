@@ -8,9 +8,12 @@ such as `obs`. `serialize` and `parse` convert between links and text, and
 `filter_links` applies a discovery query (RFC 6690 §4.1) such as `rt=temp*`.
 
 Parsing is for what a client receives, so any malformed input raises
-LinkFormatError and nothing else. Not a per-message path: a node serializes
-its resource list when asked for /.well-known/core.
+LinkFormatError and nothing else. A server's /.well-known/core comes from
+`resource_links` (Server.link_format), with each target percent-encoded as
+uri.py writes a path. Not a per-message path: a node serializes its
+resource list when asked for /.well-known/core.
 """
+from .uri import quote_path
 
 # Attributes whose value is a space-separated list: a filter matches any one
 # item (RFC 6690 §2 and §4.1 for rt, if, rel and rev; RFC 7252 §7.2.1 for ct).
@@ -313,3 +316,25 @@ def filter_links(links, query):
         else:
             out.append(link)
     return out
+
+
+def path_target(path):
+    """The link target of the resource at `path` (its segments joined by
+    '/', as Server.resources() lists them; '' is the root): '/' and the
+    path percent-encoded as a CoAP URI writes it (uri.quote_path), so a
+    client that resolves the target (uri.split) reaches the same segments:
+    '.' and '..' are written %2E and %2E%2E."""
+    return "/" + quote_path(path)
+
+
+def resource_links(resources, query=None):
+    """Link-format text for a server's resources: `resources` are
+    (path, attributes) pairs in the order to list them, the path as
+    path_target takes it and the attributes as Link does; `query` as
+    filter_links takes it."""
+    links = []
+    for path, attrs in resources:
+        links.append(Link(path_target(path), attrs))
+    if query:
+        links = filter_links(links, query)
+    return serialize(links)

@@ -1,10 +1,10 @@
-"""The CoAP message (RFC 7252 §3) behind the seed's Message API.
+"""The CoAP message (RFC 7252 §3) behind coapy's Message API.
 
 Wire layout, for reference while reading the code below:
 
     byte 0   Ver(2) | Type(2) | TKL(4)
     byte 1   Code (class.detail, 3.5 bits)
-    byte 2-3 Message ID (the seed calls it the transaction id)
+    byte 2-3 Message ID (coapy calls it the transaction id)
     Token (TKL bytes), Options (delta-encoded, ordered by number),
     then 0xFF and the payload, if there is one.
 
@@ -15,12 +15,11 @@ encoded again without changes copies its options as received.
 """
 try:
     from micropython import const
-    IS_MICROPYTHON = True
-except ImportError:  # CPython
-    from ._compat import const
-    IS_MICROPYTHON = False
 
-from .options import KEYWORDS, Option, make
+    IS_MICROPYTHON = True
+except ImportError:  # CPython. (Not from _compat on a board: it would load
+    from ._compat import IS_MICROPYTHON, const  # one more module with the codec.)
+from .options import KEYWORDS, Option, make, uint_at
 
 _CON = const(0)
 _NON = const(1)
@@ -29,6 +28,7 @@ _RST = const(3)
 
 _PAYLOAD_MARKER = const(0xFF)
 _STRING = const(3)  # options.STRING, the string option format
+_PAST = const(65536)  # an option number no option has: walk to the end
 
 
 class DecodeError(ValueError):
@@ -46,18 +46,33 @@ class DecodeError(ValueError):
     bad_version = False
 
 
-def _walk(raw, pos, end, want, nth, out):
-    """Walk the options in raw[pos:end], checking their format.
+# -- the option cursor ----------------------------------------------------------
+#
+# Every reader of option bytes walks them with option_next(), over a cursor:
+# a list of five ints owned by the caller (`[0] * 5`, pointed at a message's
+# options by Message.cursor()), so a walk allocates nothing.
+#   cur[0], cur[1]  offset and length of the current option's value
+#   cur[2]          offset of the next option header
+#   cur[3]          where the option bytes end (the payload marker, once seen)
+#   cur[4]          the current option's number (deltas add up from it)
 
-    Returns ((value offset << 17) | value length) of the nth option numbered
-    `want`, if any (the pair packed in one int so finding an option allocates
-    nothing on a board: offsets there are small); otherwise -1 - (index where
-    the options end: the payload marker, or `end`). Appends every option to
-    `out` when it is a list. Raises DecodeError on any format error.
+
+def option_next(buf, cur, want=-1):
+    """Step the cursor `cur` to the next option in `buf`; return its number,
+    or -1 at the end of the options (cur[3] is then where they end).
+
+    With `want` >= 0, step to the next option numbered `want` instead,
+    checking the ones before it: -1 once an option numbered above it comes
+    (options are ordered), the cursor left on that one. Raises DecodeError
+    on any format error (RFC 7252 §3.1): the walk is also decode's check.
     """
-    number = 0
+    pos = cur[2]
+    end = cur[3]
+    number = cur[4]
     while pos < end:
-        b = raw[pos]
+        at = pos
+        prev = number
+        b = buf[pos]
         pos += 1
         n = b & 15
         if b < 0xD0 and n < 13:
@@ -67,7 +82,8 @@ def _walk(raw, pos, end, want, nth, out):
             if b == _PAYLOAD_MARKER:
                 if pos >= end:  # a marker with no payload after it
                     raise DecodeError("bad payload marker")
-                return -pos  # -1 - (index of the marker)
+                cur[2] = cur[3] = at
+                return -1
             d = b >> 4
             if d == 15 or n == 15:
                 # 15 is reserved for the payload marker byte (0xFF) alone
@@ -76,33 +92,39 @@ def _walk(raw, pos, end, want, nth, out):
                 if pos + d - 12 > end:
                     raise DecodeError("option past the end")
                 if d == 13:
-                    d = raw[pos] + 13
+                    d = buf[pos] + 13
                     pos += 1
                 else:
-                    d = ((raw[pos] << 8) | raw[pos + 1]) + 269
+                    d = ((buf[pos] << 8) | buf[pos + 1]) + 269
                     pos += 2
             if n > 12:
                 if pos + n - 12 > end:
                     raise DecodeError("option past the end")
                 if n == 13:
-                    n = raw[pos] + 13
+                    n = buf[pos] + 13
                     pos += 1
                 else:
-                    n = ((raw[pos] << 8) | raw[pos + 1]) + 269
+                    n = ((buf[pos] << 8) | buf[pos + 1]) + 269
                     pos += 2
             number += d
         if number > 65535:
             raise DecodeError("option number above 65535")
         if pos + n > end:
             raise DecodeError("option past the end")
-        if number == want:
-            if nth == 0:
-                return (pos << 17) | n
-            nth -= 1
-        if out is not None:
-            out.append(make(number, raw[pos:pos + n]))
+        if want < 0 or number == want:
+            cur[0] = pos
+            cur[1] = n
+            cur[2] = pos + n
+            cur[4] = number
+            return number
+        if number > want:
+            cur[2] = at  # left before the option past `want`'s place
+            cur[4] = prev
+            return -1
         pos += n
-    return -1 - end
+    cur[2] = pos
+    cur[4] = number
+    return -1
 
 
 def _copy(buf, pos, src, a, n):
@@ -152,6 +174,51 @@ def encode_options(opts):
     return bytes(out)
 
 
+def insert_option(opts, opt, replace=False):
+    """Insert `opt` into the list `opts`, kept ordered by option number:
+    after every option numbered <= its number, so repeated options keep
+    the order they were added in (never a sort: MicroPython's is not
+    stable, and Uri-Path segments would be shuffled). With `replace`, the
+    options with its number are removed first. Returns `opts`."""
+    num = opt.number
+    i = len(opts)
+    while i > 0 and opts[i - 1].number > num:
+        i -= 1
+    if replace:
+        while i > 0 and opts[i - 1].number == num:
+            i -= 1
+            del opts[i]
+    opts.insert(i, opt)
+    return opts
+
+
+def encode_empty_into(buf, transaction_type, transaction_id):
+    """Write an Empty message (code 0.00: an empty ACK or RST, or a ping)
+    into buf[0:4]; returns 4. Allocates nothing."""
+    buf[0] = 0x40 | (transaction_type << 4)
+    buf[1] = 0
+    buf[2] = transaction_id >> 8
+    buf[3] = transaction_id & 0xFF
+    return 4
+
+
+# The cursor the codec's own walks use. One per module on MicroPython, where
+# a walk must not allocate and the stack runs on one thread; a fresh one per
+# walk on CPython, where threads share this module (and a list is cheap).
+_scratch = [0, 0, 0, 0, 0]
+# The option bytes set_options() checked last: a server sets the same cached
+# Content-Format bytes on response after response, checked once that way.
+_checked = None
+
+
+def _cursor(start, end):
+    cur = _scratch if IS_MICROPYTHON else [0, 0, 0, 0, 0]
+    cur[2] = start
+    cur[3] = end
+    cur[4] = 0
+    return cur
+
+
 class Message:
     """A CoAP message. The transaction id (Message ID) is not part of it: it is
     given to encode() and returned by decode(), as in coapy.
@@ -185,8 +252,7 @@ class Message:
         self.payload = payload
         self.token = token
         if kw:
-            # The options the keywords stand for, kept ordered by number
-            # (keywords come in any order).
+            # The options the keywords stand for (keywords come in any order).
             opts = []
             for key in kw:
                 cls = KEYWORDS.get(key)
@@ -206,13 +272,9 @@ class Message:
                     value = value.split("/" if num < 12 else "&") if value else ()
                 if not (cls.repeatable and isinstance(value, (tuple, list))):
                     value = (value,)
-                i = len(opts)
-                while i > 0 and opts[i - 1].number > num:
-                    i -= 1
                 for v in value:
-                    opts.insert(i, cls(v))
-                    i += 1
-            self._set_list(opts)
+                    insert_option(opts, cls(v))
+            self._keep(encode_options(opts))
         else:
             self._ob = b""  # no options
             self._o0 = 0
@@ -223,6 +285,13 @@ class Message:
     @property
     def transaction_type(self):
         return self._type
+
+    def make_ack(self):
+        """Make this message an ACK: the answer piggybacked on the
+        acknowledgement of a CON (RFC 7252 §5.2.1). ReceptionRecord.ack()
+        does this to the message it is given; otherwise the transaction type
+        stays as created."""
+        self._type = _ACK
 
     @property
     def token(self):
@@ -265,45 +334,75 @@ class Message:
 
     # -- options ---------------------------------------------------------
 
-    def _set_list(self, opts):
+    def _keep(self, ob):
+        # Hold `ob` (well-formed option bytes) as this message's options.
         if self._raw is not None:
             # Take token and payload out of the datagram before letting it go.
             self.token
             self.payload
             self._raw = None
-        ob = encode_options(opts)
         self._ob = ob
         self._o0 = 0
         self._o1 = len(ob)
 
+    def set_options(self, opts):
+        """Replace every option: `opts` is a sequence of Option (in any
+        order; kept ordered by number, repeated ones in the order given), or
+        option bytes in wire form (encode_options() made them: a server
+        caches the bytes of a lone Content-Format this way). Bytes are
+        checked: DecodeError if they are not well-formed options."""
+        global _checked
+        t = type(opts)
+        if t is bytes or t is bytearray:  # (a tuple of types would be built per call on a board)
+            ob = opts if t is bytes else bytes(opts)
+            if ob is not _checked:
+                cur = _cursor(0, len(ob))
+                option_next(ob, cur, _PAST)
+                if cur[3] != len(ob):
+                    raise DecodeError("a payload marker among the options")
+                _checked = ob
+            if self._raw is not None:
+                self._keep(ob)
+            else:  # (the server's case, once per response: no call)
+                self._ob = ob
+                self._o0 = 0
+                self._o1 = len(ob)
+            return
+        ordered = []
+        for o in opts:
+            insert_option(ordered, o)
+        self._keep(encode_options(ordered))
+
+    def cursor(self, cur):
+        """Point the cursor `cur` (a list of five ints) at this message's first
+        option; returns the bytes to walk with option_next(buf, cur), where
+        each option's value is buf[cur[0]:cur[0] + cur[1]]."""
+        cur[2] = self._o0
+        cur[3] = self._o1
+        cur[4] = 0
+        return self._ob
+
     @property
     def options(self):
         """All options, ordered by number; repeated ones in the order added."""
+        ob = self._ob
+        cur = _cursor(self._o0, self._o1)
         opts = []
-        _walk(self._ob, self._o0, self._o1, -1, 0, opts)
+        n = option_next(ob, cur)
+        while n >= 0:
+            opts.append(make(n, ob[cur[0]:cur[0] + cur[1]]))
+            n = option_next(ob, cur)
         return tuple(opts)
 
     def addOption(self, opt):
         """Add an option; a non-repeatable one replaces any present."""
-        opts = list(self.options)
-        num = opt.number
-        # Insert after every option with a number <= num (dropping those equal
-        # to it if `opt` is not repeatable): a stable insertion, never a sort
-        # (MicroPython's sort is not stable: Uri-Path would shuffle).
-        i = 0
-        while i < len(opts) and opts[i].number <= num:
-            if opts[i].number == num and not opt.repeatable:
-                del opts[i]
-            else:
-                i += 1
-        opts.insert(i, opt)
-        self._set_list(opts)
+        self.set_options(insert_option(list(self.options), opt, not opt.repeatable))
         return opt
 
     def replaceOption(self, opt):
         """Put `opt` in place of every option with its number."""
-        self.deleteOption(opt.number)
-        return self.addOption(opt)
+        self.set_options(insert_option(list(self.options), opt, True))
+        return opt
 
     def deleteOption(self, opt):
         """Remove options: an instance removes the first option equal to it;
@@ -321,44 +420,39 @@ class Message:
             else:
                 i += 1
         if len(opts) != n:
-            self._set_list(opts)
+            self.set_options(opts)
 
     def findOption(self, opt):
         """The first option with the number of `opt` (instance, class or
         number), or None."""
         num = getattr(opt, "number", opt)
-        r = _walk(self._ob, self._o0, self._o1, num, 0, None)
-        if r < 0:
+        ob = self._ob
+        cur = _cursor(self._o0, self._o1)
+        if option_next(ob, cur, num) < 0:
             return None
-        pos = r >> 17
-        return make(num, self._ob[pos:pos + (r & 0x1FFFF)])
+        return make(num, ob[cur[0]:cur[0] + cur[1]])
 
     def findOptions(self, opt):
         """Every option with the number of `opt`, in order, as a tuple."""
         num = getattr(opt, "number", opt)
+        ob = self._ob
+        cur = _cursor(self._o0, self._o1)
         found = []
-        for o in self.options:
-            if o.number == num:
-                found.append(o)
+        while option_next(ob, cur, num) >= 0:
+            found.append(make(num, ob[cur[0]:cur[0] + cur[1]]))
         return tuple(found)
 
     def get_uint(self, number, default=None):
         """The value of the first option `number` read as a uint, or default.
 
-        Allocates nothing (the server reads Content-Format, Accept, Observe
-        and Block options through this on every request).
+        Allocates nothing (read for Content-Format, Accept, Observe and
+        Block options on every response a client gets).
         """
         ob = self._ob
-        r = _walk(ob, self._o0, self._o1, number, 0, None)
-        if r < 0:
+        cur = _cursor(self._o0, self._o1)
+        if option_next(ob, cur, number) < 0:
             return default
-        pos = r >> 17
-        end = pos + (r & 0x1FFFF)
-        v = 0
-        while pos < end:
-            v = (v << 8) | ob[pos]
-            pos += 1
-        return v
+        return uint_at(ob, cur[0], cur[1])
 
     # -- wire format -----------------------------------------------------
 
@@ -452,7 +546,11 @@ class Message:
                 raise DecodeError("bad token length")
             if code == 0 and n > 4:
                 raise DecodeError("Empty message with token, options or payload")
-            pe = -1 - _walk(raw, 4 + tkl, n, -1, 0, None)
+            cur = _scratch if IS_MICROPYTHON else [0, 0, 0, 0, 0]
+            cur[2] = 4 + tkl
+            cur[3] = n
+            cur[4] = 0
+            option_next(raw, cur, _PAST)  # checks every option
         except DecodeError as e:
             e.transaction_type = mtype
             e.transaction_id = tid
@@ -464,7 +562,7 @@ class Message:
         msg._raw = raw
         msg._ob = raw
         msg._o0 = 4 + tkl
-        msg._o1 = pe
+        msg._o1 = cur[3]  # the payload marker, or the end
         return tid, msg
 
     def __repr__(self):
@@ -480,4 +578,3 @@ CON = _CON
 NON = _NON
 ACK = _ACK
 RST = _RST
-

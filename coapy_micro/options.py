@@ -20,7 +20,7 @@ class has a number.
 """
 try:
     from micropython import const
-except ImportError:  # CPython
+except ImportError:  # CPython (a board need not load _compat with the codec)
     from ._compat import const
 
 # Value formats (RFC 7252 §3.2)
@@ -87,10 +87,15 @@ def uint_bytes(value):
     return value.to_bytes(n, "big")
 
 
-def uint_of(raw):
+def uint_at(buf, pos, n):
+    """The uint held big-endian in buf[pos:pos + n] (RFC 7252 §3.2), read
+    without slicing: the one uint decoder, allocation-free for the small
+    values options carry (up to 4 bytes)."""
     v = 0
-    for b in raw:
-        v = (v << 8) | b
+    end = pos + n
+    while pos < end:
+        v = (v << 8) | buf[pos]
+        pos += 1
     return v
 
 
@@ -156,7 +161,7 @@ class Option:
         elif isinstance(value, (bytes, bytearray, memoryview)):
             value = bytes(value)
         # bool is not an int on MicroPython, so name both.
-        elif (isinstance(value, int) or isinstance(value, bool)) and fmt != STRING:  # upy-ok: bool checked too
+        elif (isinstance(value, int) or isinstance(value, bool)) and fmt != STRING:
             value = uint_bytes(int(value))
         else:
             raise TypeError("bad value for option %d: %r" % (self.number, value))
@@ -167,7 +172,7 @@ class Option:
         raw = self.raw
         f = self.format
         if f == UINT:
-            v = uint_of(raw)
+            v = uint_at(raw, 0, len(raw))
             if self._block:
                 return (v >> 4, v & 8 == 8, v & 7)
             return v
@@ -278,7 +283,7 @@ def __getattr__(name):
 
 
 class _Keywords:
-    """Message keyword -> option class (the seed's Message.OptionKeywords),
+    """Message keyword -> option class (coapy's Message.OptionKeywords),
     a read-only mapping that makes each class only when it is looked up.
 
     `in` needs no __contains__: both Pythons fall back on __iter__.
@@ -303,4 +308,4 @@ class _Keywords:
         return _COUNT
 
 
-KEYWORDS = _Keywords()
+KEYWORDS = _Keywords()  # upy-ok: one small object, no table: classes come on lookup

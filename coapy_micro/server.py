@@ -15,56 +15,56 @@ query that is not UTF-8; 4.04 for an unknown path; 4.05 for a method the
 resource has no handler for; 4.15 for a payload in a Content-Format the
 resource does not accept; 4.06 for an Accept it cannot produce; 5.05 for
 Proxy-Uri/Proxy-Scheme (this is no proxy); 5.00 when a handler raises.
-Unknown elective options are ignored. Observe (RFC 7641) registrations to a
-Resource(obs=True) and srv.notify(path) are handled in observe.py, loaded on
-the first GET with Observe to such a resource. Block1 and Block2 (RFC 7959) are handled
-in block.py, loaded only when a request carries one or a response body is
-larger than one block (see there for Response(total=) callable bodies and
-Resource(block1_stream=)). If-Match and If-None-Match
-are recognized and left to the handler (request.message has them).
+Unknown elective options are ignored. If-Match and If-None-Match are
+recognized and left to the handler (request.message has them).
 
 A NON request with an unrecognized critical option is rejected with RST
-(§5.4.1, §4.3) rather than answered 4.02. Requests that arrived on a
-registered multicast socket get no error responses and no RST, and their
-successful responses leave after a random delay within the Leisure period
-(§8.2). No-Response (RFC 7967) suppresses the classes it names; a CON still
-gets its empty ACK.
+(§5.4.1, §4.3) rather than answered 4.02. No-Response (RFC 7967) suppresses
+the classes it names; a CON still gets its empty ACK.
+
+Extensions. Observe (RFC 7641, server_observe.py), Block-wise transfer (RFC
+7959, server_block.py) and answers to requests made to a group (RFC 7252
+§8.2, multicast.py) are loaded the first time a request needs them, by
+Server.hook(), the one place that names them; each registers the object the
+server then calls through set_hook(). They use the server's public calls
+only: call() runs a handler (5.00 if it raises), render() turns what it
+returned into the response parts (the Content-Format default, the Observe
+registration, the block asked for; 5.00 if that fails), answer() sends
+them, fail() reports an error, now() reads the clock, message() builds a
+response Message. Every response goes through that one pipeline: a
+handler's, a deferred one, a notification, a streamed upload's.
 
 Per request, beyond what the EndPoint allocates: a Request, the response
 Message and whatever the handler builds. Options are read in one walk over
-the received bytes, and the resource is found by comparing path segments as
-bytes, so no path string is built unless the handler asks for request.path.
+the received bytes with the codec's option cursor, and the resource is found
+by comparing path segments as bytes, so no path string is built unless the
+handler asks for request.path.
 """
-try:
-    from micropython import const
-except ImportError:  # CPython
-    from ._compat import const
-
-from ._compat import IS_MICROPYTHON, ticks_add, ticks_diff
-from .message import Message
-from .options import option_class
+from ._compat import IS_MICROPYTHON, const, ticks_add, ticks_diff
+from .message import Message, encode_options, insert_option, option_next
+from .options import option_class, uint_at
 
 _CON = const(0)
 _NON = const(1)
 _ACK = const(2)
+_RST = const(3)
+_GET = const(1)
 
-# Option numbers the walk in _scan() treats by itself.
+# Option numbers the walk in route() treats by itself.
+_OBSERVE = const(6)
 _OSCORE = const(9)
 _URI_PATH = const(11)
 _CONTENT_FORMAT = const(12)
 _URI_QUERY = const(15)
 _ACCEPT = const(17)
+_BLOCK2 = const(23)
+_BLOCK1 = const(27)
 _PROXY_URI = const(35)
 _PROXY_SCHEME = const(39)
 _NO_RESPONSE = const(258)
-_BLOCK2 = const(23)
-_BLOCK1 = const(27)
-_OBSERVE = const(6)
-_RST = const(3)
 
 # Response codes (codes.py has them all; these are the ones sent from here).
 _CONTENT = const(69)
-_CONTINUE_CODE = const(95)
 _BAD_REQUEST = const(128)
 _BAD_OPTION = const(130)
 _NOT_FOUND = const(132)
@@ -75,8 +75,13 @@ _INTERNAL_SERVER_ERROR = const(160)
 _PROXYING_NOT_SUPPORTED = const(165)
 _LINK_FORMAT = const(40)
 
-# Bounded caches (DESIGN.md: every cache is bounded by a count).
+# Cached Content-Format option bytes: a bounded cache, like every table here.
 _MAX_CF_CACHE = const(8)
+
+# What call() returns for a handler that raised, and render() for an answer
+# it could not make: 5.00, built once.
+_RAISED = (_INTERNAL_SERVER_ERROR, b"")
+_FAILED = (_INTERNAL_SERVER_ERROR, b"", None, ())
 
 
 class Response:
@@ -84,7 +89,8 @@ class Response:
 
     `options`: further Option instances for the response (e.g. ETag, Max-Age).
     `payload` may be a callable body(num, size) -> bytes giving block `num`
-    of `size` bytes (RFC 7959, see block.py); `total` is then its length.
+    of `size` bytes (RFC 7959, see server_block.py); `total` is then its
+    length.
     """
 
     def __init__(self, code, payload=b"", content_format=None, options=(), total=None):
@@ -95,13 +101,13 @@ class Response:
         self.total = total
 
 
-def _formats(v):
-    # ct / accepts as given (None, an int, or several) -> None or a tuple.
-    if v is None:
-        return None
-    if isinstance(v, (tuple, list)):
-        return tuple(v)
-    return (v,)
+def _among(formats, cf):
+    # Is `cf` one of `formats` (a Resource's ct or accepts: an int, or
+    # several)? (type() is: isinstance with a tuple of types would build
+    # that tuple on every request on a board.)
+    if type(formats) is int:
+        return formats == cf
+    return cf in formats
 
 
 class Resource:
@@ -115,7 +121,7 @@ class Resource:
     in a request payload (None: any); others, or none given, get 4.15.
     `block1_stream`: fn(request, num, data, more) receives each Block1
     block of an upload instead of the handler seeing the assembled body
-    (block.py says what it returns).
+    (server_block.py says what it returns).
     """
 
     def __init__(self, get=None, put=None, post=None, delete=None, fetch=None,
@@ -134,8 +140,6 @@ class Resource:
         self.title = title
         self.accepts = accepts
         self.block1_stream = block1_stream
-        self._cts = _formats(ct)
-        self._accepts = _formats(accepts)
 
     def link_attrs(self):
         """The discovery attributes as (name, value) pairs (link.Link's form)."""
@@ -161,7 +165,8 @@ class Request:
     Plain attributes: message, remote, code, content_format, accept (None
     when absent), confirmable, multicast (it came to a group address), rx
     (the EndPoint's ReceptionRecord). Computed when first read: path and
-    query (tuples of str), payload, token.
+    query (tuples of str), payload, token. Read-only: observe, block1 and
+    block2, the values of those options (None when absent).
     """
 
     # Class-level defaults: a plain request sets only what differs, which
@@ -179,12 +184,6 @@ class Request:
     _block2 = None
     _body = None  # the assembled Block1 body, when there is one
     _observe = None  # the request's Observe value (RFC 7641), if any
-    _notifying = False  # built by observe.py for a notification
-
-    @property
-    def observe(self):
-        """The request's Observe value: 0 register, 1 deregister, or None."""
-        return self._observe
 
     def __init__(self, server, rx, multicast):
         self.server = server
@@ -195,6 +194,21 @@ class Request:
         self.confirmable = m.transaction_type == _CON
         if multicast:
             self.multicast = True
+
+    @property
+    def observe(self):
+        """The request's Observe value: 0 register, 1 deregister, or None."""
+        return self._observe
+
+    @property
+    def block1(self):
+        """The Block1 option's value as a uint (num << 4 | more << 3 | szx), or None."""
+        return self._block1
+
+    @property
+    def block2(self):
+        """The Block2 option's value as a uint (num << 4 | more << 3 | szx), or None."""
+        return self._block2
 
     @property
     def path(self):
@@ -210,8 +224,14 @@ class Request:
 
     @property
     def payload(self):
+        """The request's payload; for a Block1 upload, the whole body once
+        assembled (server_block.py sets it)."""
         b = self._body
         return self.message.payload if b is None else b
+
+    @payload.setter
+    def payload(self, body):
+        self._body = body
 
     @property
     def token(self):
@@ -252,19 +272,14 @@ class Deferred:
         CapacityError if the EndPoint has too many transmissions in flight.
         A body larger than a block goes out as the block asked for (RFC
         7959); `total` as in Response, for a callable body."""
+        if self.done:
+            raise ValueError("this request has been answered")
         req = self.request
-        srv = req.server
-        if not self.done and (req._block2 is not None or req._block1 is not None
-                              or callable(payload) or len(payload) > srv.block_size):
-            # One block of a large body, as _result does (RFC 7959).
-            from .block import block2_response
-
-            code, payload, options = block2_response(srv, req, code, payload, options, total)
-        return self._send(code, payload, content_format, options)
+        p = req.server.render(req, None, (code, payload, content_format, options, total))
+        return self._send(p[0], p[1], p[2], p[3])
 
     def _send(self, code, payload, content_format, options):
-        # respond() once the body is cut to its block (_answer comes here
-        # with what _result has already cut).
+        # The response, already rendered, as a separate message.
         if self.done:
             raise ValueError("this request has been answered")
         req = self.request
@@ -273,7 +288,7 @@ class Deferred:
         if srv._suppressed(req, code):
             return None
         mtype = _CON if req.confirmable else _NON
-        msg = srv._message(mtype, code, payload, req.token, content_format, options)
+        msg = srv.message(mtype, code, payload, req.token, content_format, options)
         self.record = srv.end_point.send(msg, req.remote)
         return self.record
 
@@ -309,23 +324,6 @@ def _segments(path):
     return path.split("/") if path else []
 
 
-_PCT_SAFE = "-._~!$&'()*+,;=:@"
-
-
-def _target(path):
-    # The link target for a registered path: '/' + segments, percent-
-    # encoding what a path segment may not hold literally (RFC 3986 §3.3).
-    out = ["/"]
-    for c in path:
-        if ("a" <= c <= "z" or "A" <= c <= "Z" or "0" <= c <= "9" or c == "/"
-                or c in _PCT_SAFE):
-            out.append(c)
-        else:
-            for b in c.encode("utf-8"):
-                out.append("%%%02X" % b)
-    return "".join(out)
-
-
 class Server:
     """Serves resources on `end_point` (an EndPoint, possibly shared with a
     Client: process() hands back whatever is not a request).
@@ -337,39 +335,39 @@ class Server:
     (more are dropped: answering a group is optional). rand(nbits): random
     bits for the leisure delay (default: the EndPoint's source).
     block_size, max_body, max_assemblies, assembly_ms: Block-wise transfer
-    (RFC 7959, block.py): block size, upload limit (4.13 beyond), uploads
-    assembled at once, and how long an unfinished one is kept.
+    (RFC 7959, server_block.py): block size, upload limit (4.13 beyond),
+    uploads assembled at once, and how long an unfinished one is kept.
     max_observers, max_observers_per_resource: bounds of the Observe table
-    (RFC 7641, observe.py); a registration beyond them gets a plain answer.
-    notify_con_every: at most this many notifications to an observer go
-    out before one is CON (and one at least every 24 hours).
+    (RFC 7641, server_observe.py); a registration beyond them gets a plain
+    answer. notify_con_every: at most this many notifications to an
+    observer go out before one is CON (and one at least every 24 hours).
     """
 
     def __init__(self, end_point, on_error=None, leisure_ms=5000, max_delayed=4, rand=None,
                  block_size=1024, max_body=8192, max_assemblies=2, assembly_ms=60000,
                  max_observers=8, max_observers_per_resource=4, notify_con_every=20):
         self.end_point = end_point
-        # Observe (RFC 7641, observe.py): the observer table's bounds, and
-        # how many notifications may go NON before one goes CON (§4.5).
+        # Observe (server_observe.py): the observer table's bounds, and how
+        # many notifications may go NON before one goes CON (RFC 7641 §4.5).
         self.max_observers = max_observers
         self.max_observers_per_resource = max_observers_per_resource
         self.notify_con_every = notify_con_every
-        self._observers = None  # observe.Observers, made on the first registration
-        # Block-wise (block.py): the largest block sent or asked for (16 ..
-        # 1024, rounded down to a power of two), the largest Block1 body
-        # accepted, how many uploads may be assembled at once (a bounded
-        # table: a board holds max_assemblies * max_body at worst) and how
-        # long one waits for its next block.
+        # Block-wise (server_block.py): the largest block sent or asked for
+        # (16 .. 1024, rounded down to a power of two), the largest Block1
+        # body accepted, how many uploads may be assembled at once (a
+        # bounded table: a board holds max_assemblies * max_body at worst)
+        # and how long one waits for its next block.
         self.block_size = block_size
         self.max_body = max_body
         self.max_assemblies = max_assemblies
         self.assembly_ms = assembly_ms
-        self._assemblies = None  # block.Assemblies, made on the first Block1
         self.on_error = on_error
+        # Group requests (multicast.py).
         self.leisure_ms = leisure_ms
         self.max_delayed = max_delayed
-        self._rand = rand or end_point.rand
+        self.rand = rand or end_point.rand
         self._clock = end_point.clock  # the EndPoint's clock: one time base in tests
+        self._hooks = {}  # extension name -> the object it registered (set_hook)
         # The resource tree: a node is [segment as UTF-8 bytes, Resource or
         # None, [child nodes]]. A list per node, searched in order: a node
         # has few children, and comparing bytes needs no string.
@@ -377,7 +375,7 @@ class Server:
         self._listing = []  # [path, Resource] in registration order (discovery)
         self._specs = {}  # option number -> (min_len, max_len, repeatable), registered only
         self._cf_options = {}  # Content-Format -> its encoded option (bounded)
-        self._delayed = []  # [due ticks, Request, Message] for multicast requests
+        self._cur = [0, 0, 0, 0, 0]  # the option cursor route() walks with
         self._running = False
         self.errors = 0  # handler exceptions and responses that could not be sent
         self.dropped = 0  # delayed multicast responses dropped (queue full)
@@ -410,32 +408,6 @@ class Server:
             self._listing.append([norm, resource])
         return resource
 
-    def notify(self, path_or_resource):
-        """Send every observer of the resource (a path or the Resource) a
-        notification built by calling its GET handler again. Returns how
-        many were sent."""
-        obs = self._observers
-        if obs is None:
-            return 0
-        res = path_or_resource
-        if not isinstance(res, Resource):
-            res = self.find(res)
-            if res is None:
-                return 0
-        return obs.notify(res)
-
-    def observers(self, path_or_resource=None):
-        """How many observers (of one resource, or in total)."""
-        obs = self._observers
-        if obs is None:
-            return 0
-        if path_or_resource is None:
-            return len(obs.entries)
-        res = path_or_resource
-        if not isinstance(res, Resource):
-            res = self.find(res)
-        return obs.count(res)
-
     def find(self, path):
         """The Resource registered at `path`, or None."""
         norm = "/".join(_segments(path))
@@ -448,6 +420,253 @@ class Server:
         """[(path, Resource)] in registration order."""
         return [(e[0], e[1]) for e in self._listing]
 
+    def link_format(self, query=None):
+        """The link-format text (RFC 6690) of the resource tree, as
+        /.well-known/core serves it: every resource but that one, with its
+        discovery attributes, targets percent-encoded (link.py). `query`: a
+        discovery filter (§4.1) such as 'rt=temp*', or a list of them that
+        must all pass; None lists everything."""
+        # Imported here: a node that is never asked does not load link.py.
+        from .link import resource_links
+
+        entries = []
+        for path, res in self._listing:
+            if res is not self.well_known:
+                entries.append((path, res.link_attrs()))
+        return resource_links(entries, query)
+
+    def _discover(self, request):
+        text = self.link_format(request.query)
+        if not text and request.multicast:
+            # Nothing to say to a group: 4.04 is never sent to one (errors
+            # are suppressed), so the request goes unanswered. To a unicast
+            # request an empty result is 2.05 with an empty payload.
+            return (_NOT_FOUND, b"")
+        return (_CONTENT, text, _LINK_FORMAT)
+
+    # -- Observe ----------------------------------------------------------------
+
+    def notify(self, path_or_resource):
+        """Send every observer of the resource (a path or the Resource) a
+        notification built by calling its GET handler again. Returns how
+        many were sent."""
+        obs = self._hooks.get("observe")
+        if obs is None:
+            return 0
+        res = path_or_resource
+        if not isinstance(res, Resource):
+            res = self.find(res)
+            if res is None:
+                return 0
+        return obs.notify(res)
+
+    def observers(self, path_or_resource=None):
+        """How many observers (of one resource, or in total)."""
+        obs = self._hooks.get("observe")
+        if obs is None:
+            return 0
+        if path_or_resource is None:
+            return obs.count()
+        res = path_or_resource
+        if not isinstance(res, Resource):
+            res = self.find(res)
+            if res is None:
+                return 0
+        return obs.count(res)
+
+    # -- table sizes (read-only) ------------------------------------------------
+
+    @property
+    def assemblies(self):
+        """How many Block1 uploads (and kept answers to them) are held."""
+        blocks = self._hooks.get("block")
+        return 0 if blocks is None else blocks.count
+
+    @property
+    def delayed(self):
+        """How many responses to group requests wait for their leisure delay."""
+        group = self._hooks.get("group")
+        return 0 if group is None else group.count
+
+    # -- the extension boundary ---------------------------------------------
+
+    def hook(self, name):
+        """The extension registered as `name`, loading it the first time:
+        "observe" (server_observe.py), "block" (server_block.py), "group"
+        (multicast.py). The one place that names the server's extension
+        modules: each one's install(server) registers with set_hook()."""
+        h = self._hooks.get(name)
+        if h is None:
+            if name == "observe":
+                from . import server_observe as module
+            elif name == "block":
+                from . import server_block as module
+            elif name == "group":
+                from . import multicast as module
+            else:
+                raise KeyError(name)
+            module.install(self)
+            h = self._hooks[name]
+        return h
+
+    def set_hook(self, name, hook):
+        """Register `hook` as the extension `name`: the object this server
+        calls from now on (an extension's install() does this; an
+        application may register its own in place of one)."""
+        self._hooks[name] = hook
+
+    def now(self):
+        """The server's clock (the EndPoint's): ticks_ms()."""
+        return self._clock()
+
+    def fail(self, req, exc):
+        """Report an error while answering `req`: counted in `errors` and
+        passed to on_error (whose own errors are swallowed)."""
+        self.errors += 1
+        hook = self.on_error
+        if hook is not None:
+            try:
+                hook(req, exc)
+            except Exception:  # a broken log hook must not stop the server
+                pass
+
+    def call(self, req, handler):
+        """handler(req): what it returned, or a 5.00 answer, after fail(),
+        when it raised. (The node keeps serving; the application hears.)"""
+        try:
+            return handler(req)
+        except Exception as e:
+            self.fail(req, e)
+            return _RAISED
+
+    def render(self, req, res, result):
+        """The response to `req` from `result`, what a handler returned (a
+        Response, or a (code, payload[, content_format[, options[, total]]])
+        tuple): (code, payload, content_format, options). `res`, the
+        Resource (None for a deferred answer), gives the Content-Format when
+        the result names none (Resource.ct), and takes an Observe
+        registration; a body larger than a block, or a request with Block1 or
+        Block2, is cut to the block asked for. None, or anything that fails
+        on the way, is 5.00, after fail()."""
+        try:
+            if result is None:
+                raise TypeError("handler returned None without defer()")
+            options = ()
+            total = None
+            if isinstance(result, Response):
+                code = result.code
+                payload = result.payload
+                cf = result.content_format
+                options = result.options
+                total = result.total
+            else:
+                code = result[0]
+                payload = result[1]
+                n = len(result)
+                cf = result[2] if n > 2 else None
+                if n > 3:
+                    options = result[3]
+                    if n > 4:
+                        total = result[4]
+            if not 64 <= code <= 191:  # a 2.xx to 5.xx response code (RFC 7252 §12.1.2)
+                raise ValueError("not a response code: %r" % (code,))
+            if res is not None:
+                cts = res.ct
+                if cf is None and payload and cts is not None and code >> 5 == 2:
+                    if req.accept is not None:
+                        cf = req.accept  # one of cts: checked before the handler ran
+                    elif type(cts) is int:
+                        cf = cts
+                    elif len(cts) == 1:
+                        cf = cts[0]
+                if (req._observe is not None and req.code == _GET and res.obs
+                        and not req.multicast):
+                    options = self.hook("observe").respond(req, res, code, options)
+            # Does the answer need Block-wise transfer (RFC 7959)? Asked
+            # here only: every response passes this way.
+            if (req._block2 is not None or req._block1 is not None or callable(payload)
+                    or len(payload) > self.block_size):
+                code, payload, options = self.hook("block").shape(
+                    req, res, code, payload, cf, options, total)
+        except Exception as e:
+            self.fail(req, e)
+            return _FAILED
+        return code, payload, cf, options
+
+    def answer(self, req, code, payload=b"", content_format=None, options=()):
+        """Send the response to `req` now: piggybacked on the ACK for a CON,
+        a NON for a NON; after the leisure delay for a group; separately
+        when the handler deferred; or, when suppressed, only the empty ACK a
+        CON needs. Once per request: later calls do nothing. A response
+        that cannot be sent (too large, table full) becomes 5.00."""
+        d = req.deferred
+        if d is not None:
+            # The handler deferred but also returned (or raised): send it
+            # separately, unless it has already been sent.
+            if not d.done:
+                try:
+                    d._send(code, payload, content_format, options)
+                except Exception as e:
+                    self.fail(req, e)
+            return
+        if req._done:
+            return
+        req._done = True
+        rx = req.rx
+        if self._suppressed(req, code):
+            if req.confirmable:
+                rx.ack()
+            return
+        try:
+            msg = self.message(_ACK if req.confirmable else _NON, code, payload,
+                               req.token, content_format, options)
+            if req.multicast:
+                self.hook("group").hold(req, msg)
+            elif req.confirmable:
+                rx.ack(msg)
+            else:
+                self.end_point.send(msg, req.remote)
+        except Exception as e:  # too large for max_message_size, table full...
+            self.fail(req, e)
+            if code != _INTERNAL_SERVER_ERROR:
+                req._done = False
+                self.answer(req, _INTERNAL_SERVER_ERROR)
+
+    def message(self, mtype, code, payload, token, content_format=None, options=()):
+        """A response Message. Options are kept in order (a non-repeatable
+        one given twice: the last wins); content_format goes in as
+        Content-Format. Alone, its option bytes come from a small cache,
+        not from an option list encoded anew."""
+        m = Message(mtype, code, payload, token)
+        cf = content_format
+        if options:
+            opts = []
+            for o in options:
+                insert_option(opts, o, not o.repeatable)
+            if cf is not None:
+                insert_option(opts, option_class(_CONTENT_FORMAT)(cf), True)
+            m.set_options(opts)
+        elif cf is not None:
+            ob = self._cf_options.get(cf)
+            if ob is None:
+                ob = encode_options((option_class(_CONTENT_FORMAT)(cf),))
+                if len(self._cf_options) < _MAX_CF_CACHE:
+                    self._cf_options[cf] = ob
+            m.set_options(ob)
+        return m
+
+    def notification_request(self, registration):
+        """A fresh Request on the message of `registration` (the Request an
+        observer registered with), as a notification is made from: the same
+        path, query and Accept; not confirmable; no Observe, and no Block2
+        (a notification starts at block 0, RFC 7959 §3.4)."""
+        req = Request(self, registration.rx, False)
+        req.confirmable = False
+        self.route(req)
+        req._observe = None
+        req._block2 = None
+        return req
+
     # -- receiving ------------------------------------------------------------
 
     def process(self, timeout_ms=None):
@@ -455,7 +674,8 @@ class Server:
         for a message. A request is handled (None is returned); anything else
         (a response for a Client on the same EndPoint, an ACK) is returned.
         Delayed multicast responses are sent when due meanwhile."""
-        if not self._delayed:
+        group = self._hooks.get("group")
+        if group is None or not group.count:
             rx = self.end_point.process(timeout_ms)
             if rx is None or self.handle(rx):
                 return None
@@ -464,7 +684,7 @@ class Server:
         start = clock()
         while True:
             now = clock()
-            wait = self._send_due(now)
+            wait = group.send_due(now)
             cut = False
             t = timeout_ms
             if t is not None:
@@ -523,12 +743,14 @@ class Server:
         m = rx.message
         code = m.code
         if not 1 <= code <= 31:
-            if m.transaction_type == _RST and self._observers is not None:
-                self._observers.on_reset(rx)  # an observer rejected a notification
+            if m.transaction_type == _RST:
+                obs = self._hooks.get("observe")
+                if obs is not None:
+                    obs.reset(rx)  # an observer rejected a notification
             return False
         sock = rx.sock
         req = Request(self, rx, sock is not None and sock is not self.end_point.socket)
-        res = self._scan(req, m)
+        res = self.route(req)
         if not isinstance(res, Resource):
             if res == _BAD_OPTION and not req.confirmable:
                 # An unrecognized critical option in a NON message: reject
@@ -537,180 +759,68 @@ class Server:
                     rx.reset()
                 return True
             # 4.02 says which option (RFC 7252 §5.4.1: a diagnostic payload).
-            self._answer(req, res, "option %d" % req._bad if res == _BAD_OPTION else b"", None, ())
+            self.answer(req, res, "option %d" % req._bad if res == _BAD_OPTION else b"")
             return True
         handler = res.handlers[code - 1] if code <= 7 else None
         if handler is None:
-            self._answer(req, _METHOD_NOT_ALLOWED, b"", None, ())
+            self.answer(req, _METHOD_NOT_ALLOWED)
             return True
-        ok = res._accepts
-        if ok is not None and m.payload and req.content_format not in ok:
-            self._answer(req, _UNSUPPORTED_CONTENT_FORMAT, b"", None, ())
+        ok = res.accepts
+        if ok is not None and m.payload and not _among(ok, req.content_format):
+            self.answer(req, _UNSUPPORTED_CONTENT_FORMAT)
             return True
-        cts = res._cts
-        if cts is not None and req.accept is not None and req.accept not in cts:
-            self._answer(req, _NOT_ACCEPTABLE, b"", None, ())
+        cts = res.ct
+        if cts is not None and req.accept is not None and not _among(cts, req.accept):
+            self.answer(req, _NOT_ACCEPTABLE)
             return True
         b2 = req._block2
         if b2 is not None and b2 & 7 == 7:
-            self._answer(req, _BAD_REQUEST, b"Block2 SZX 7", None, ())  # reserved (RFC 7959 §2.2)
+            self.answer(req, _BAD_REQUEST, b"Block2 SZX 7")  # reserved (RFC 7959 §2.2)
             return True
-        if (b2 is not None and b2 >> 4 and req._block1 is None and code != 1
-                and self._assemblies is not None):
-            # The rest of the response to an upload (RFC 7959 §2.7).
-            kept = self._assemblies.kept(req, res)
+        b1 = req._block1
+        if b2 is not None and b2 >> 4 and b1 is None and code != _GET:
+            blocks = self._hooks.get("block")
+            kept = blocks.kept(req, res) if blocks is not None else None
             if kept is not None:
-                self._blocks(req, kept[0], kept[1], kept[2], kept[3], kept[4])
+                # The rest of the response to an upload (RFC 7959 §2.7).
+                p = self.render(req, res, kept)
+                self.answer(req, p[0], p[1], p[2], p[3])
                 return True
-        if req._block1 is not None:
-            a = self._assemblies
-            if a is None:
-                from .block import Assemblies
-
-                a = self._assemblies = Assemblies(self)
-            if not a.take(req, res):
+        if b1 is not None:
+            handler = self.hook("block").upload(req, res, handler)
+            if handler is None:
                 return True  # answered there: 2.31, 4.08, 4.13, or streamed
-            if res.block1_stream is not None:
-                handler = _Last(res.block1_stream)
-        try:
-            result = handler(req)
-        except Exception as e:  # the node keeps serving; the app hears of it
-            self._failed(req, e)
-            self._answer(req, _INTERNAL_SERVER_ERROR, b"", None, ())
-            return True
-        self._result(req, res, result)
+        result = self.call(req, handler)
+        if result is None and req.deferred is not None:
+            return True  # the application answers later
+        p = self.render(req, res, result)
+        self.answer(req, p[0], p[1], p[2], p[3])
         return True
-
-    def _result(self, req, res, result):
-        # Turn what a handler returned into the response.
-        if result is None:
-            if req.deferred is not None:
-                return  # the application answers later
-            self._failed(req, TypeError("handler returned None without defer()"))
-            self._answer(req, _INTERNAL_SERVER_ERROR, b"", None, ())
-            return
-        try:
-            code, payload, cf, options, total = self._unpack(req, res, result)
-        except (TypeError, IndexError) as e:
-            self._failed(req, e)
-            self._answer(req, _INTERNAL_SERVER_ERROR, b"", None, ())
-            return
-        if req._observe is not None and req.code == 1 and res.obs and not req.multicast:
-            options = self._observing(req, res, code, options)
-        if (req._block2 is not None or req._block1 is not None or callable(payload)
-                or len(payload) > self.block_size):
-            if (req._block1 is not None and code != _CONTINUE_CODE
-                    and (callable(payload) or len(payload) > self.block_size)):
-                self._assemblies.keep(req, res, (code, payload, cf, options, total))
-            self._blocks(req, code, payload, cf, options, total)
-            return
-        self._answer(req, code, payload, cf, options)
-
-    def _unpack(self, req, res, result):
-        # What a handler returned -> (code, payload, cf, options, total);
-        # TypeError or IndexError if it is not a Response or a tuple.
-        options = ()
-        total = None
-        if isinstance(result, Response):
-            code = result.code
-            payload = result.payload
-            cf = result.content_format
-            options = result.options
-            total = result.total
-        else:
-            code = result[0]
-            payload = result[1]
-            cf = result[2] if len(result) > 2 else None
-        if cf is None and payload and code >> 5 == 2:
-            cts = res._cts
-            if cts is not None:
-                if req.accept is not None:
-                    cf = req.accept  # one of cts: checked before the handler ran
-                elif len(cts) == 1:
-                    cf = cts[0]
-        return code, payload, cf, options, total
-
-    def _observing(self, req, res, code, options):
-        # A GET with Observe to an observable resource (RFC 7641 §4.1):
-        # 0 registers (when 2.xx and the table has room: the response then
-        # carries Observe), 1 deregisters. Returns the response's options.
-        from .observe import Observers, with_observe
-
-        obs = self._observers
-        if req._observe == 1 or code >> 5 != 2:
-            if obs is not None:
-                obs.deregister(req.remote, req.token)
-            return options
-        if req._observe != 0:
-            return options
-        if obs is None:
-            obs = self._observers = Observers(self, self.max_observers,
-                                              self.max_observers_per_resource,
-                                              self.notify_con_every)
-        seq = obs.register(req, res)
-        if seq is None:
-            return options  # full: answered as a plain GET
-        return with_observe(options, seq)
-
-    def _blocks(self, req, code, payload, cf, options, total):
-        # Answer with one block of a large body (RFC 7959, block.py).
-        from .block import block2_response
-
-        try:
-            code, payload, options = block2_response(self, req, code, payload, options, total)
-        except Exception as e:
-            self._failed(req, e)
-            code, payload, options = _INTERNAL_SERVER_ERROR, b"", ()
-        self._answer(req, code, payload, cf, options)
-
-    def _failed(self, req, exc):
-        self.errors += 1
-        hook = self.on_error
-        if hook is not None:
-            try:
-                hook(req, exc)
-            except Exception:  # a broken log hook must not stop the server
-                pass
 
     # -- reading the request -------------------------------------------------
 
-    def _scan(self, req, m):
-        """Check every option and find the resource, in one walk over the
-        received option bytes. Returns the Resource, or the error code to
-        answer with. Sets req.content_format, .accept, ._no_response, ._query.
-        """
-        ob = m._ob  # the options in wire form, already checked by decode()
-        pos = m._o0
-        end = m._o1
+    def route(self, req):
+        """The Resource for `req`, or the error code to answer it with
+        (4.02, 4.00, 4.04, 5.05): every option checked and the path looked
+        up in one walk over the received option bytes, allocating nothing
+        on a board. Sets the request's content_format, accept, query, and
+        its No-Response, Block1, Block2 and Observe values. handle() does
+        this first."""
+        m = req.message
+        cur = self._cur
+        ob = m.cursor(cur)
         node = self._root
         sub = node if node[1] is not None and node[1].subtree else None
         depth = 0  # Uri-Path options seen
         queries = 0
         bad = 0  # the first unrecognized critical option, + 1
         proxy = False
-        number = 0
         prev = -1
         specs = self._specs
-        while pos < end:
-            b = ob[pos]
-            pos += 1
-            n = b & 15
-            d = b >> 4
-            if d > 12:
-                if d == 13:
-                    d = ob[pos] + 13
-                    pos += 1
-                else:
-                    d = ((ob[pos] << 8) | ob[pos + 1]) + 269
-                    pos += 2
-            if n > 12:
-                if n == 13:
-                    n = ob[pos] + 13
-                    pos += 1
-                else:
-                    n = ((ob[pos] << 8) | ob[pos + 1]) + 269
-                    pos += 2
-            number += d
+        number = option_next(ob, cur)
+        while number >= 0:
+            pos = cur[0]
+            n = cur[1]
             if number == _URI_PATH:
                 depth += 1
                 if n > 255:
@@ -731,15 +841,15 @@ class Server:
                     bad = bad or number + 1
             elif number == _CONTENT_FORMAT:
                 if n <= 2 and number != prev:  # elective: a bad or extra one is ignored
-                    req.content_format = _uint(ob, pos, n)
+                    req.content_format = uint_at(ob, pos, n)
             elif number == _ACCEPT:
                 if n > 2 or number == prev:
                     bad = bad or number + 1
                 else:
-                    req.accept = _uint(ob, pos, n)
+                    req.accept = uint_at(ob, pos, n)
             elif number == _NO_RESPONSE:
                 if n <= 1 and number != prev:
-                    req._no_response = _uint(ob, pos, n)
+                    req._no_response = uint_at(ob, pos, n)
             else:
                 spec = specs.get(number)
                 if spec is None:
@@ -756,13 +866,14 @@ class Server:
                 elif number == _PROXY_URI or number == _PROXY_SCHEME:
                     proxy = True
                 elif number == _BLOCK2:
-                    req._block2 = _uint(ob, pos, n)
+                    req._block2 = uint_at(ob, pos, n)
                 elif number == _BLOCK1:
-                    req._block1 = _uint(ob, pos, n)
+                    req._block1 = uint_at(ob, pos, n)
                 elif number == _OBSERVE:
-                    req._observe = _uint(ob, pos, n)
+                    req._observe = uint_at(ob, pos, n)
             prev = number
-            pos += n
+            # (No call past the last option when no payload follows.)
+            number = option_next(ob, cur) if cur[2] < cur[3] else -1
         if bad:
             req._bad = bad - 1
             return _BAD_OPTION
@@ -796,141 +907,3 @@ class Server:
             return True
         nr = req._no_response
         return nr != 0 and cls >= 2 and (nr >> (cls - 1)) & 1 == 1
-
-    def _answer(self, req, code, payload, cf, options):
-        """Send the response to `req` now: piggybacked on the ACK for a CON,
-        a NON for a NON; after the leisure delay for a group; or, when
-        suppressed, only the empty ACK a CON needs."""
-        d = req.deferred
-        if d is not None:
-            # The handler deferred but also returned (or raised): send it
-            # separately, unless it has already been sent.
-            if not d.done:
-                try:
-                    d._send(code, payload, cf, options)
-                except Exception as e:
-                    self._failed(req, e)
-            return
-        if req._done:
-            return
-        req._done = True
-        rx = req.rx
-        if self._suppressed(req, code):
-            if req.confirmable:
-                rx.ack()
-            return
-        try:
-            msg = self._message(_ACK if req.confirmable else _NON, code, payload,
-                                req.token, cf, options)
-            if req.multicast:
-                self._delay(req, msg)
-            elif req.confirmable:
-                rx.ack(msg)
-            else:
-                self.end_point.send(msg, req.remote)
-        except Exception as e:  # too large for max_message_size, table full...
-            self._failed(req, e)
-            if code != _INTERNAL_SERVER_ERROR:
-                req._done = False
-                self._answer(req, _INTERNAL_SERVER_ERROR, b"", None, ())
-
-    def _message(self, mtype, code, payload, token, cf, options):
-        # The response Message. The common case (no option but maybe a
-        # Content-Format) takes its option bytes from a small cache instead
-        # of building an option list and encoding it.
-        m = Message(mtype, code, payload, token)
-        if options:
-            for o in options:
-                m.addOption(o)
-            if cf is not None:
-                m.replaceOption(option_class(_CONTENT_FORMAT)(cf))
-        elif cf is not None:
-            ob = self._cf_options.get(cf)
-            if ob is None:
-                ob = _cf_option(cf)
-                if len(self._cf_options) < _MAX_CF_CACHE:
-                    self._cf_options[cf] = ob
-            m._ob = ob  # Message keeps its options in wire form (message.py)
-            m._o0 = 0
-            m._o1 = len(ob)
-        return m
-
-    # -- multicast: responses within the Leisure period --------------------
-
-    def _delay(self, req, msg):
-        if len(self._delayed) >= self.max_delayed:
-            self.dropped += 1
-            return
-        delay = (self.leisure_ms * self._rand(16)) >> 16
-        self._delayed.append([ticks_add(self._clock(), delay), req, msg])
-
-    def _send_due(self, now):
-        """Send the delayed responses that are due; return ms until the next
-        one (-1: none left)."""
-        wait = -1
-        q = self._delayed
-        i = 0
-        while i < len(q):
-            e = q[i]
-            left = ticks_diff(e[0], now)
-            if left <= 0:
-                del q[i]
-                req = e[1]
-                try:
-                    if req.confirmable:
-                        req.rx.ack(e[2])  # a CON to a group (not allowed, §8.1): late ACK
-                    else:
-                        self.end_point.send(e[2], req.remote)
-                except Exception as ex:
-                    self._failed(req, ex)
-                continue
-            if wait < 0 or left < wait:
-                wait = left
-            i += 1
-        return wait
-
-    # -- /.well-known/core (RFC 6690) ----------------------------------------
-
-    def _discover(self, request):
-        # Imported here: a node that is never asked does not load link.py.
-        from .link import Link, filter_links, serialize
-
-        links = []
-        for path, res in self._listing:
-            if res is not self.well_known:
-                links.append(Link(_target(path), res.link_attrs()))
-        if request.query:
-            links = filter_links(links, request.query)
-        if not links and request.multicast:
-            # Nothing to say to a group: 4.04 is never sent to one (errors
-            # are suppressed), so the request goes unanswered. To a unicast
-            # request an empty result is 2.05 with an empty payload.
-            return (_NOT_FOUND, b"")
-        return (_CONTENT, serialize(links), _LINK_FORMAT)
-
-
-class _Last:
-    # The stream function called as a handler for an upload's last block.
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __call__(self, req):
-        return self.fn(req, req._block1 >> 4, req.message.payload, False)
-
-
-def _uint(buf, pos, n):
-    v = 0
-    end = pos + n
-    while pos < end:
-        v = (v << 8) | buf[pos]
-        pos += 1
-    return v
-
-
-def _cf_option(cf):
-    # Content-Format (12) as the only option: delta 12, then its uint value.
-    if cf == 0:
-        return b"\xc0"
-    if cf < 256:
-        return bytes((0xC1, cf))
-    return bytes((0xC2, cf >> 8, cf & 0xFF))

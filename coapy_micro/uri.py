@@ -12,10 +12,7 @@ port other than the scheme's default (as libcoap's coap-client does).
 Not a per-message path: this runs once per request a client makes, and a node
 may never import it. Option classes are looked up when first needed.
 """
-try:
-    from micropython import const
-except ImportError:  # CPython
-    from ._compat import const
+from ._compat import const
 
 from .options import option_class
 
@@ -38,6 +35,7 @@ _HEX = "0123456789abcdefABCDEF"
 # "%2F%2F"); step 8 would also allow it bare, and both decode alike.
 _HOST_SAFE = "-._~!$&'()*+,;="
 _PATH_SAFE = "-._~!$&'()*+,;=:@"
+_PATH_CHARS = "-._~!$&'()*+,;=:@/"  # a whole path: segments and the '/' between
 _QUERY_SAFE = "-._~!$'()*+,;=:@?"
 
 
@@ -184,20 +182,48 @@ def _unquote(s):
         raise UriError("percent escapes in %r are not UTF-8" % s)
 
 
-def _quote(v, safe):
-    # Percent-encode every byte of v (str or bytes) that is not ALPHA, DIGIT
-    # or in `safe`, with upper-case hex (RFC 3986 §2.1). A str that needs
-    # nothing is returned as it is.
+def quote(v, safe):
+    """Percent-encode every byte of v (str or bytes) that is not ALPHA,
+    DIGIT or in `safe`, with upper-case hex (RFC 3986 §2.1). A str that
+    needs nothing is returned as it is, having allocated nothing."""
+    if isinstance(v, str):
+        for i in range(len(v)):
+            if not _plain(ord(v[i]), safe):
+                break
+        else:
+            return v
     b = v.encode("utf-8") if isinstance(v, str) else bytes(v)
     for x in b:
         if not _plain(x, safe):
             break
     else:
-        return v if isinstance(v, str) else str(b, "ascii")
+        return str(b, "ascii")
     parts = []
     for x in b:
         parts.append(chr(x) if _plain(x, safe) else "%%%02X" % x)
     return "".join(parts)
+
+
+def quote_path(path):
+    """A path given as its segments joined by '/' ('' for none) as a URI
+    writes it after the first '/': each segment as quote_segment() writes
+    it. Returned as it is when nothing needs encoding."""
+    if "." not in path and quote(path, _PATH_CHARS) is path:
+        return path
+    out = []
+    for seg in path.split("/"):
+        out.append(quote_segment(seg))
+    return "/".join(out)
+
+
+def quote_segment(seg):
+    """A path segment (a Uri-Path value: str, or bytes that are not UTF-8)
+    as a URI path writes it: percent-encoded, and '.' and '..' as %2E and
+    %2E%2E, which split() does not resolve away (RFC 3986 §5.2.4), so the
+    text leads back to the same segment."""
+    if seg == "." or seg == "..":
+        return "%2E%2E" if len(seg) == 2 else "%2E"
+    return quote(seg, _PATH_SAFE)
 
 
 def _plain(x, safe):
@@ -310,24 +336,19 @@ def compose(message_or_options, host=None, port=None, scheme="coap"):
         elif n == _URI_PORT:
             port = o.value
         elif n == _URI_PATH:
-            v = o.value
-            if v == "." or v == "..":
-                # Literal, these would be removed when the URI is resolved.
-                path.append("%2E%2E" if len(v) == 2 else "%2E")
-            else:
-                path.append(_quote(v, _PATH_SAFE))
+            path.append(quote_segment(o.value))
         elif n == _URI_QUERY:
-            query.append(_quote(o.value, _QUERY_SAFE))
+            query.append(quote(o.value, _QUERY_SAFE))
     if not host:
         raise UriError("no host: give host= or a Uri-Host option")
     if isinstance(host, (bytes, bytearray)):  # a Uri-Host that is not UTF-8
-        host = _quote(host, _HOST_SAFE)
+        host = quote(host, _HOST_SAFE)
     elif host[:1] == "[" and host[-1:] == "]":
         pass  # already bracketed
     elif _is_ipv6(host):
         host = "[" + host.replace("%", "%25") + "]"
     else:
-        host = _quote(host, _HOST_SAFE)
+        host = quote(host, _HOST_SAFE)
     parts = [scheme.lower(), "://", host]
     if port is not None and port != dflt:
         parts.append(":%d" % port)

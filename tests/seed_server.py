@@ -1,4 +1,4 @@
-"""A CoAP server written only with the seed's connection API.
+"""A CoAP server written only with coapy's connection API.
 
 This is the loop the README shows: bind an EndPoint, call process(), answer
 each request. A CON request gets its response piggybacked on the ACK

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from coapy_micro.cli import DemoNode
+from coapy_micro.demo_node import DemoNode
 
 from coapy_micro.connection import Message
 from interop import LOOPBACK, ROOT, coapy_serve

@@ -1,4 +1,4 @@
-"""A server EndPoint (the seed loop of tests/seed_server.py) under 100,000
+"""A server EndPoint (the coapy-API loop of tests/seed_server.py) under 100,000
 random and mutated datagrams over a real loopback socket, interleaved with
 valid requests from a client EndPoint that must each get their answer; and
 the same loop on the MicroPython unix port (tests/upy_peers/seed_peer.py, a
@@ -114,8 +114,8 @@ class _EndPointView(_Stats):
     dedup_size = property(lambda self: self._get("dedup_size"))
     max_in_flight = property(lambda self: self._get("max_in_flight"))
     max_message_size = 1152
-    _dedup = property(lambda self: range(self._get("dedup")))  # len() is what is read
-    _records = property(lambda self: range(self._get("records")))
+    dedup_count = property(lambda self: self._get("dedup"))
+    in_flight = property(lambda self: self._get("records"))
 
     @property
     def socket(self):
@@ -154,8 +154,8 @@ class MicroPythonServer:
 
 
 def check_bounds(ep):
-    assert len(ep._dedup) <= ep.dedup_size
-    assert len(ep._records) <= ep.max_in_flight
+    assert ep.dedup_count <= ep.dedup_size
+    assert ep.in_flight <= ep.max_in_flight
 
 
 # -- the storm ----------------------------------------------------------------
@@ -401,8 +401,8 @@ def test_random_and_mutated_datagrams(runtime, count):
             assert server.alive, "serve() stopped: %r" % (server.error,)
             check_bounds(server.ep)
             check_bounds(client)
-            max_dedup = max(max_dedup, len(server.ep._dedup))
-            max_records = max(max_records, len(server.ep._records))
+            max_dedup = max(max_dedup, server.ep.dedup_count)
+            max_records = max(max_records, server.ep.in_flight)
         t_storm = time.monotonic() - t1
 
         # Afterwards: still answering correctly, CON and NON, GET and POST.
@@ -579,7 +579,7 @@ def test_reserved_class_is_not_taken_for_a_response(code):
 @pytest.mark.parametrize("mtype", [Message.CON, Message.NON], ids=["CON", "NON"])
 def test_seed_loop_survives_a_request_whose_echo_would_not_fit(mtype):
     # The largest request the EndPoint accepts (1152 bytes) asking for a path
-    # the seed loop would echo: "hello <path>" would not fit in a datagram.
+    # the coapy-API loop would echo: "hello <path>" would not fit in a datagram.
     # serve() answers 4.00 instead and goes on serving.
     server = ServerThread()
     raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

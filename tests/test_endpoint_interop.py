@@ -4,7 +4,7 @@
   GET /async?1 (an empty ACK, then a separate CON 2.05 that we acknowledge),
   a NON GET (NON 2.05), GET of a missing resource (4.04);
 - as a server (tests/seed_server.py, the README's loop written only with the
-  seed API) for libcoap's coap-client-notls and aiocoap's client, CON and NON.
+  coapy's API) for libcoap's coap-client-notls and aiocoap's client, CON and NON.
 
 CPython only (subprocesses, threads, asyncio). Peers missing: skip on a
 laptop, fail under CI=true (peers.need).
@@ -76,7 +76,7 @@ def test_client_get_root_piggybacked(libcoap_server, loopback_ep):
     assert seen[0].message.token == rec.message.token
     assert b"libcoap" in rec.response.message.payload
     assert rec.done and not rec.is_unacknowledged
-    assert ep._records == []
+    assert ep.in_flight == 0
 
 
 def test_client_get_async_separate_response(libcoap_server, loopback_ep):
@@ -140,7 +140,7 @@ def test_client_several_requests_nstart(libcoap_server, loopback_ep):
     assert len({r.transaction_id for r in recs}) == 5
 
 
-# -- EndPoint as a server (the seed loop) -----------------------------------
+# -- EndPoint as a server (coapy's API loop) -----------------------------------
 
 
 class SeedServer(BackgroundLoop):

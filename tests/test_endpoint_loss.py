@@ -137,7 +137,7 @@ class ThreadServer:
 
     def counts(self):
         """(requests handled, server.duplicates, dedup entries)."""
-        return len(self.handled), self.ep.duplicates, len(self.ep._dedup)
+        return len(self.handled), self.ep.duplicates, self.ep.dedup_count
 
     def stop(self):
         self._stop.set()
@@ -195,7 +195,7 @@ def test_200_con_posts_through_30_percent_loss_each_way(server):
         pending = list(payloads)
         while time.monotonic() - start < TIME_LIMIT_S:
             # Keep NSTART exchanges in flight, as an application would.
-            while pending and len(client._records) < NSTART:
+            while pending and client.in_flight < NSTART:
                 req = Message(Message.CON, codes.POST, pending.pop(0),
                               token=bytes(token_rng.getrandbits(8) for _ in range(4)),
                               uri_path="log")

@@ -1,13 +1,14 @@
 """All-CoAP-Nodes groups on real sockets (RFC 7252 §12.8): joining them with
-the connection module's helpers and receiving through a registered socket.
+the multicast module's helpers and receiving through a registered socket.
 
 IPv4 multicast works over loopback here; Linux's loopback interface carries
 no IPv6 multicast, so for ff02::fd / ff05::fd the join itself is checked.
 """
 import socket
 
-from coapy_micro.connection import (ALL_COAP_NODES_V4, ALL_COAP_NODES_V6, EndPoint,
-                                    Message, _ipv6_bytes, join_group, join_group_v6)
+from coapy_micro.connection import EndPoint, Message
+from coapy_micro.multicast import (ALL_COAP_NODES_V4, ALL_COAP_NODES_V6, ipv6_bytes, join_group,
+                                   join_group_v6)
 from interop import free_udp_port as free_port
 
 
@@ -36,7 +37,7 @@ def test_ipv4_group_joined_and_received_through_the_registered_socket():
         assert rx is not None, "nothing arrived through the group"
         assert rx.sock is group and rx.sock is not ep.socket
         assert [o.value for o in rx.message.findOptions(11)] == ["hello"]
-        # Answers leave from the primary socket (seed API), to the sender.
+        # Answers leave from the primary socket (coapy's API), to the sender.
         ep.send(Message(Message.NON, 69, b"hi", rx.message.token), rx.remote)
         ep.process(0)
         sender.settimeout(2)
@@ -59,6 +60,6 @@ def test_ipv6_all_coap_nodes_groups_can_be_joined():
 
 
 def test_ipv6_group_address_bytes():
-    assert _ipv6_bytes("ff02::fd") == socket.inet_pton(socket.AF_INET6, "ff02::fd")
-    assert _ipv6_bytes("ff05::fd") == socket.inet_pton(socket.AF_INET6, "ff05::fd")
-    assert _ipv6_bytes("2001:db8::2:1") == socket.inet_pton(socket.AF_INET6, "2001:db8::2:1")
+    assert ipv6_bytes("ff02::fd") == socket.inet_pton(socket.AF_INET6, "ff02::fd")
+    assert ipv6_bytes("ff05::fd") == socket.inet_pton(socket.AF_INET6, "ff05::fd")
+    assert ipv6_bytes("2001:db8::2:1") == socket.inet_pton(socket.AF_INET6, "2001:db8::2:1")

@@ -21,7 +21,7 @@ import re
 
 import pytest
 
-from coapy_micro.cli import DemoNode
+from coapy_micro.demo_node import DemoNode
 from coapy_micro.link import parse
 from interop import aiocoap_request, coap_client, coapy_serve, need_aiocoap
 

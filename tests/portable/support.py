@@ -1,6 +1,6 @@
 # Helpers for portable tests: this file runs unchanged on CPython (under pytest)
 # and inside the MicroPython VM (tools/mpvm/run.mjs copies it to /lib).
-# Keep it to the shared Python subset (see ../shared/MICROPYTHON.md).
+# Keep it to the shared Python subset (docs/micropython.md).
 import gc
 import sys
 

@@ -112,7 +112,7 @@ def test_piggybacked_response():
     assert req.findOption(3) is None and req.findOption(7) is None, req  # IP literal, default port
     assert len(req.token) == 4 and resp.message.token == req.token, (req.token, resp.message.token)
     assert net.now == 0, net.now
-    assert ep._records == [] and c.pending == [], (ep._records, c.pending)
+    assert ep.in_flight == 0 and c.pending == [], (ep.in_flight, c.pending)
     assert net.times(CLIENT, SERVER) == [0], net.times(CLIENT, SERVER)  # no retransmission
 
 
@@ -136,7 +136,7 @@ def test_separate_con_response_is_acknowledged():
     assert got == [(0, 1, CON, GET), (1000, 0x7000, ACK, 0)], got
     # The empty ACK stopped the retransmissions of the request.
     assert net.times(CLIENT, SERVER) == [0, 1000], net.times(CLIENT, SERVER)
-    assert ep._records == [], ep._records
+    assert ep.in_flight == 0, ep.in_flight
 
 
 def test_separate_non_response_is_accepted_without_ack():
@@ -165,7 +165,7 @@ def test_non_request_non_response():
     assert (resp.payload, resp.message.transaction_type) == (b"7", NON), resp
     (t, rtid, req), = peer.got
     assert req.transaction_type == NON, req
-    assert ep._records == [], ep._records
+    assert ep.in_flight == 0, ep.in_flight
 
 
 def test_non_request_con_response_is_acknowledged():
@@ -184,7 +184,7 @@ def test_non_request_times_out_without_repeating():
     e = support.raises(RequestTimeout, c.request, "get", URI, confirmable=False, timeout_ms=4000)
     assert net.now == 4000, net.now
     assert net.times(CLIENT, SERVER) == [0], net.times(CLIENT, SERVER)
-    assert e.pending.record.done and ep._records == [], ep._records
+    assert e.pending.record.done and ep.in_flight == 0, ep.in_flight
 
 
 # -- errors -------------------------------------------------------------------
@@ -194,7 +194,7 @@ def test_timeout_raises_and_cancels_the_record():
     e = support.raises(RequestTimeout, c.request, "get", URI, timeout_ms=5000)
     assert isinstance(e, CoapError), e
     assert net.now == 5000, net.now  # exactly at the deadline
-    assert ep._records == [] and c.pending == [], (ep._records, c.pending)
+    assert ep.in_flight == 0 and c.pending == [], (ep.in_flight, c.pending)
     # Cancelled: the retransmission due at 6000 never happens.
     assert c.process(60000) is None
     assert net.times(CLIENT, SERVER) == [0, 2000], net.times(CLIENT, SERVER)
@@ -213,7 +213,7 @@ def test_timeout_waiting_for_separate_response_then_late_answer_gets_rst():
     net, ep, c, peer = setup(separate(CON, 9000))
     e = support.raises(RequestTimeout, c.request, "get", URI, timeout_ms=4000)
     assert e.pending.acknowledged, e.pending
-    assert net.now == 4000 and ep._records == [], (net.now, ep._records)
+    assert net.now == 4000 and ep.in_flight == 0, (net.now, ep.in_flight)
     c.process(6000)  # the response arrives at 9000: nobody waits for it any more
     last = net.sent(CLIENT, SERVER)[-1]
     assert (last[0], mtype(last[1]), tid(last[1])) == (9000, RST, 0x7000), last
@@ -225,7 +225,7 @@ def test_rst_raises_reset():
     net, ep, c, peer = setup(answer)
     e = support.raises(Reset, c.request, "get", URI)
     assert isinstance(e, CoapError) and e.pending.error is e, e
-    assert net.now == 0 and ep._records == [], (net.now, ep._records)
+    assert net.now == 0 and ep.in_flight == 0, (net.now, ep.in_flight)
 
 
 def test_never_acknowledged_con_raises_unreachable():
@@ -270,7 +270,7 @@ def test_sendto_error_raises_unreachable_at_once():
     c = Client(ep)
     e = support.raises(Unreachable, c.request, "get", URI)
     assert e.errno == err and net.now == 0, (e.errno, net.now)
-    assert ep._records == [], ep._records
+    assert ep.in_flight == 0, ep.in_flight
 
 
 def test_passing_sendto_error_is_retried():
@@ -362,7 +362,7 @@ def test_cancel_and_close():
     c.process(0)
     h.cancel()
     assert h.done and isinstance(h.error, CoapError) and called == [], (h.error, called)
-    assert ep._records == [], ep._records
+    assert ep.in_flight == 0, ep.in_flight
     h2 = c.start("get", URI, callback=called.append)
     c.close()
     assert h2.done and c.pending == [] and called == [], (h2, called)
@@ -408,7 +408,7 @@ def test_bad_methods_are_refused():
         except ValueError:
             continue
         raise AssertionError("method %r accepted" % (bad,))
-    assert ep._records == [] and peer.got == [], (ep._records, peer.got)
+    assert ep.in_flight == 0 and peer.got == [], (ep.in_flight, peer.got)
 
 
 def test_bad_uris_raise_uri_error():
@@ -469,7 +469,7 @@ def test_resolution_failure_is_unreachable():
     ep = net.endpoint(CLIENT, rand=Rand())
     c = Client(ep, getaddrinfo=gai)
     e = support.raises(Unreachable, c.request, "get", "coap://nowhere.invalid/")
-    assert e.errno == -2 and ep._records == [], (e.errno, ep._records)
+    assert e.errno == -2 and ep.in_flight == 0, (e.errno, ep.in_flight)
 
 
 def test_end_points_made_per_address_family():
@@ -509,4 +509,54 @@ def test_multicast_request_is_sent_non():
     resp = c.request("get", "coap://224.0.1.187/.well-known/core")
     assert resp.payload == b"m" and resp.remote == SERVER, resp
     assert peer.got[0][2].transaction_type == NON, peer.got  # RFC 7252 §8.1
-    assert ep._records == [], ep._records
+    assert ep.in_flight == 0, ep.in_flight
+
+
+# -- the calls the client's extensions use ---------------------------------------
+
+def test_pending_resend_puts_a_new_request_on_the_same_handle():
+    net, ep, c, peer = setup(piggyback(b"second"))
+    h = c.start("get", URI, timeout_ms=5000)
+    first = h.record
+    net.now = 1000
+    nxt = Message(CON, GET, b"", ep.new_token(), uri_path="other")
+    h.resend(nxt)
+    assert first.done and h.record is not first and h.request is nxt, (first.done, h.record)
+    assert h.deadline == net.clock() + 5000, h.deadline  # a whole timeout again
+    while not h.done:
+        c.process(100)
+    assert h.result().payload == b"second" and ep.in_flight == 0, h
+    paths = [[o.value for o in m.findOptions(11)] for _, _, m in peer.got]
+    assert paths[-1] == ["other"], paths
+
+
+def test_pending_finish_ends_the_request_with_an_error_and_calls_back():
+    net, ep, c, peer = setup(piggyback())
+    called = []
+    h = c.start("get", URI, callback=called.append)
+    err = CoapError("given up by an extension")
+    h.finish(error=err)
+    assert h.done and h.error is err and err.pending is h and called == [h], (h, called)
+    assert ep.in_flight == 0 and c.pending == [], (ep.in_flight, c.pending)
+    support.raises(CoapError, h.result)
+
+
+def test_a_client_hook_can_be_registered_by_the_application():
+    # The application's own "block" hook is used in place of client_block.py.
+    def answer(t, m):
+        return [(0, Message(ACK, CONTENT, b"x" * 16, m.token, block2=(0, True, 0)), t)]
+
+    net, ep, c, peer = setup(answer)
+
+    class Follow:
+        seen = []
+
+        def follow(self, h, rx):  # asked about every response carrying Block2
+            Follow.seen.append(rx.message.get_uint(23))
+            return False  # not taken: the request ends with this response
+
+    c.set_hook("block", Follow())
+    h = c.start("get", URI)
+    while not h.done:
+        c.process(100)
+    assert Follow.seen == [8] and h.result().payload == b"x" * 16, (Follow.seen, h)

@@ -1,7 +1,7 @@
-# Allocation of the codec, measured in the real MicroPython VM (issue 2,
-# "Minimal allocation"). On CPython support.assert_no_alloc is a no-op and
-# support.alloc_bytes returns None: there each test checks the results of the
-# calls, then reports a skip, since the measurement itself needs MicroPython.
+# Allocation of the codec, measured in the real MicroPython VM. On CPython
+# support.assert_no_alloc is a no-op and support.alloc_bytes returns None:
+# there each test checks the results of the calls, then reports a skip, since
+# the measurement itself needs MicroPython.
 import support
 from coapy_micro.message import Message
 
@@ -62,7 +62,7 @@ def test_encode_into_typical_response_allocates_nothing():
 
 
 def test_encode_into_direct_call_allocates_nothing():
-    # The bound method itself, with its return value, as the issue words it.
+    # The bound method itself, called directly, with its return value.
     m = typical_request()
     support.assert_no_alloc(m.encode_into, BUF, 0x1234)
     support.assert_no_alloc(typical_response().encode_into, BUF, 0x1234)

@@ -8,8 +8,8 @@ CON, NON, ACK, RST = Message.CON, Message.NON, Message.ACK, Message.RST
 POST, CHANGED = 2, 68
 N = 50
 
-# Both ends tuned for the link (the issue: "transmission parameters are per
-# EndPoint and tunable"): with 30 % loss each way an attempt succeeds with
+# Both ends tuned for the link (transmission parameters are per EndPoint
+# and tunable): with 30 % loss each way an attempt succeeds with
 # p = 0.49, so MAX_RETRANSMIT 4 would lose about 3 % of the exchanges; 8
 # retransmissions leave about 0.2 %. The server's EXCHANGE_LIFETIME follows
 # from the same parameters, so its dedup entries outlive every retransmission.
@@ -56,7 +56,7 @@ def test_con_posts_over_a_lossy_link_each_handled_exactly_once():
     tx = len(net.sent(CLIENT, SERVER))
     assert tx > N + 20, tx
     assert s.duplicates > 0, s.duplicates
-    assert c._records == [] and len(s._dedup) <= 32, (c._records, len(s._dedup))
+    assert c.in_flight == 0 and s.dedup_count <= 32, (c.in_flight, s.dedup_count)
 
 
 def test_non_over_a_lossy_link_is_at_most_once():

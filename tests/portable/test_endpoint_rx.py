@@ -127,7 +127,7 @@ def test_full_dedup_cache_evicts_the_oldest():
         for rx in drain(s):
             runs.append(rx.transaction_id)
             rx.ack(Message(ACK, CHANGED))
-        assert len(s._dedup) <= 4, len(s._dedup)
+        assert s.dedup_count <= 4, s.dedup_count
 
     for t in (1, 2, 3, 4, 5):  # the 5th takes the slot of the 1st
         deliver(t)
@@ -152,7 +152,7 @@ def test_dedup_size_zero_remembers_nothing():
     req = Message(NON, POST, token=b"k").encode(3)
     rogue.sendto(req, SERVER)
     rogue.sendto(req, SERVER)
-    assert len(drain(s)) == 2 and s._dedup == [], s._dedup
+    assert len(drain(s)) == 2 and s.dedup_count == 0, s.dedup_count
 
 
 # -- answered by the message layer (RFC 7252 §4.2, §4.3, §5.3.2) -------------
@@ -380,11 +380,13 @@ def test_separate_response_overtaking_a_lost_empty_ack_acknowledges():
 
 
 def test_observe_notifications_pertain_to_the_registration():
-    # A registration (Observe: 0) stays matched after its first response
-    # (RFC 7641); `responses` keeps the latest few; after cancel(), a CON
-    # notification is rejected with RST (RFC 7641 §3.6).
+    # A request its sender marks as answered several times (an Observe
+    # registration, RFC 7641) stays matched after its first response;
+    # `responses` keeps the latest few; after cancel(), a CON notification
+    # is rejected with RST (RFC 7641 §3.6).
     net, c, s = pair()
     rec = c.send(Message(CON, GET, token=b"obs", observe=0, uri_path="t"), SERVER)
+    rec.several_responses = True
     c.process(0)
     rx = s.process(0)
     rx.ack(Message(ACK, CONTENT, observe=1, payload=b"n1"))
@@ -407,3 +409,13 @@ def test_observe_notifications_pertain_to_the_registration():
     assert c.process(0) is None
     last = net.sent(CLIENT, SERVER)[-1][1]
     assert mtype(last) == RST, last
+
+
+def test_the_endpoint_knows_nothing_of_observe():
+    # Observe options do not keep a record open: only the sender's mark does.
+    net, c, s = pair()
+    rec = c.send(Message(CON, GET, token=b"obs", observe=0, uri_path="t"), SERVER)
+    c.process(0)
+    s.process(0).ack(Message(ACK, CONTENT, observe=1, payload=b"n1"))
+    first = c.process(0)
+    assert first.pertains_to is rec and rec.done and c.in_flight == 0, (first, rec.done)

@@ -109,7 +109,7 @@ def test_max_in_flight_raises_capacity_error():
     a.cancel()
     assert a.done, a.done
     c.send(Message(NON, GET, token=b"d"), SERVER)
-    assert len(c._records) == 2, c._records
+    assert c.in_flight == 2, c.in_flight
 
 
 # -- message ids and tokens (RFC 7252 §4.4, §5.3.1) ---------------------------
@@ -219,3 +219,14 @@ def test_is_multicast_raw_sockaddr_bytes():
     for addr, want in cases:
         assert len(addr) in (16, 28), len(addr)
         assert is_multicast(addr) is want, (addr, want)
+
+
+def test_is_multicast_allocates_nothing_for_a_tuple():
+    # Every send asks it, for the answer to every NON request and notification.
+    for addr, want in ((("10.0.0.1", 5683), False), (("224.0.1.187", 5683), True),
+                       (("ff02::fd", 5683, 0, 0), True), (("fe80::1", 5683, 0, 0), False),
+                       (("2240.0.0.1", 1), False), (("node.local", 5683), False)):
+        assert is_multicast(addr) is want, (addr, want)
+        support.assert_no_alloc(is_multicast, addr)
+    if not support.IS_MICROPYTHON:
+        raise support.Skip("allocation is measured in the MicroPython VM")

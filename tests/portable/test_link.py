@@ -357,3 +357,25 @@ def test_matches():
     ):
         got = matches(link, name, value)
         assert got == want, (name, value, got)
+
+
+def test_path_target_percent_encodes_as_a_uri_path():
+    from coapy_micro.link import path_target
+
+    assert path_target("") == "/", path_target("")
+    assert path_target("sensors/temp") == "/sensors/temp"
+    assert path_target("a b/c%d/caf\u00e9") == "/a%20b/c%25d/caf%C3%A9"
+    assert path_target("a/./../b") == "/a/%2E/%2E%2E/b"  # not resolved away
+    assert path_target("fw.bin/a..b/.x") == "/fw.bin/a..b/.x"  # dots inside a segment stay
+    assert path_target("x:y@z/!$&'()*+,;=") == "/x:y@z/!$&'()*+,;="  # pchar, bare
+    assert path_target("a//b/") == "/a//b/"  # empty segments kept
+
+
+def test_resource_links_lists_filters_and_serializes():
+    from coapy_micro.link import resource_links
+
+    res = [("t", [("rt", "temp"), ("ct", 0), ("obs", True)]), ("h", [("title", "Hi")])]
+    assert resource_links(res) == '</t>;rt="temp";ct=0;obs,</h>;title="Hi"', resource_links(res)
+    assert resource_links(res, "rt=te*") == '</t>;rt="temp";ct=0;obs'
+    assert resource_links(res, "href=/h") == '</h>;title="Hi"'
+    assert resource_links([]) == ""

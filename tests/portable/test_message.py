@@ -7,7 +7,7 @@ from coapy_micro.message import Message, DecodeError
 
 TOKEN = b"\x01\x02\x03\x04"
 
-# The typical request of the issue, hand-derived (RFC 7252 §3, §3.1):
+# The typical request (the benchmarks' too), hand-derived (RFC 7252 §3, §3.1):
 #   0x44        Ver 1 (01), T CON (00), TKL 4 (0100)
 #   0x01        Code 0.01 GET
 #   0x12 0x34   Message ID 0x1234
@@ -497,7 +497,7 @@ def test_decoded_message_does_not_follow_the_buffer():
 
 
 def test_five_uri_path_and_three_uri_query_round_trip_in_order():
-    # The case MicroPython's unstable sort would shuffle (MICROPYTHON.md).
+    # The case MicroPython's unstable sort would shuffle (docs/micropython.md).
     path = ("one", "two", "three", "four", "five")
     query = ("q=1", "r=2", "s=3")
     m = Message(Message.CON, 1, token=TOKEN, uri_path="/".join(path),

@@ -8,7 +8,7 @@ import support  # noqa: F401
 from fakenet import CLIENT, SERVER, mtype, pair
 from coapy_micro.client import Client
 from coapy_micro.connection import Message
-from coapy_micro.observe import fresh
+from coapy_micro.client_observe import fresh
 from coapy_micro.options import Option
 from coapy_micro.server import Resource, Response, Server
 
@@ -50,12 +50,14 @@ class Rig:
     def run(self, ms):
         self.net.run(ms, self.on_rx)
         if self.client is not None:
-            self.client._check()
+            self.client.check()
 
     def register(self, token=b"ob", observe=0, mtype_=CON):
         m = Message(mtype_, GET, token=token, uri_path="temp")
         m.addOption(Option(6, observe))
-        return self.c.send(m, SERVER)
+        rec = self.c.send(m, SERVER)
+        rec.several_responses = True  # as an observer does: notifications follow
+        return rec
 
     def notes(self):
         # (type, Observe, payload) of each datagram with a code from the server

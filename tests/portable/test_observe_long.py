@@ -13,8 +13,8 @@ N = 1000
 
 def _tables(ep_c, ep_s, srv, cl, ob):
     # The size of every table that could grow per notification.
-    return (len(ep_c._records), len(ep_s._records), len(ep_c._dedup), len(ep_s._dedup),
-            len(srv._observers.entries), len(cl._observations), len(cl._pending),
+    return (ep_c.in_flight, ep_s.in_flight, ep_c.dedup_count, ep_s.dedup_count,
+            srv.observers(), len(cl.observations), len(cl.pending),
             len(ob.record.responses))
 
 
@@ -32,7 +32,7 @@ def _notify(upto):
         r["state"][0] = i
         srv.notify("n")
         net.run(300, r["on_rx"])
-        cl._check()
+        cl.check()
         del net.log[:]  # fakenet logs every datagram: that is not coapy's heap
     r["sent"] = upto
 

@@ -1,4 +1,4 @@
-# The Server (issue 4): dispatch by path and method, response types and
+# The Server: dispatch by path and method, response types and
 # tokens, the errors RFC 7252 asks for, handler failures, No-Response (RFC
 # 7967). Portable: CPython (pytest) and the MicroPython VM, on fakenet.
 # Rules: module-level `def test_*()` only, asserts show their values, no pytest.
@@ -276,7 +276,7 @@ def test_no_error_hook_is_fine():
 def test_response_too_large_is_5_00():
     rig = Rig()
     # Beyond the EndPoint's max_message_size (1152) in options: a large
-    # payload alone would go out in blocks (RFC 7959, block.py).
+    # payload alone would go out in blocks (RFC 7959, server_block.py).
     rig.srv.add("big", Resource(get=lambda r: Response(CONTENT, b"x" * 1000,
                                                        options=(Option(65000, b"y" * 200),))))
     tid, m = rig.one(req(GET, "big"))
@@ -550,8 +550,40 @@ def test_path_lookup_allocates_nothing_on_micropython():
     from coapy_micro.server import Request
 
     r = Request(rig.srv, rx, False)
-    res = rig.srv._scan(r, rx.message)  # warms the option table
+    res = rig.srv.route(r)  # warms the option table
     assert isinstance(res, Resource) and r.accept == 0 and r.content_format == 0, (res, r)
     if not support.IS_MICROPYTHON:
         raise support.Skip("allocation is measured in the MicroPython VM")
-    support.assert_no_alloc(rig.srv._scan, r, rx.message)
+    support.assert_no_alloc(rig.srv.route, r)
+
+
+# -- the calls the server's extensions use ----------------------------------------
+
+def test_call_and_render_turn_failures_into_5_00_once():
+    rig = Rig()
+    res = rig.srv.add("x", Resource(get=const_handler(CONTENT, b"1"), ct=0))
+    rig.send(req(GET, "x").encode(0x4001))
+    rx = rig.ep.process(0)
+    from coapy_micro.server import Request
+
+    request = Request(rig.srv, rx, False)
+    assert rig.srv.route(request) is res, "found"
+    assert rig.srv.call(request, lambda q: 1 // 0)[0] == INTERNAL, "raised: 5.00"
+    assert rig.srv.render(request, res, (CONTENT, b"2")) == (CONTENT, b"2", 0, ()), "ct 0 filled in"
+    assert rig.srv.render(request, res, ("2.05", b"x"))[0] == INTERNAL, "not a code"
+    assert rig.srv.render(request, res, (1, b"x"))[0] == INTERNAL, "a request code"
+    assert rig.srv.render(request, res, None)[0] == INTERNAL, "None without defer()"
+    kinds = [type(e).__name__ for r_, e in rig.errors]
+    assert kinds[0] == "ZeroDivisionError" and kinds[-1] == "TypeError" and len(kinds) == 4, kinds
+    assert rig.srv.errors == 4, rig.srv.errors
+
+
+def test_answer_sends_once_and_hooks_load_by_name():
+    rig = Rig()
+    rig.srv.add("x", Resource(get=lambda r: r.server.answer(r, CHANGED, b"by hand") or (CONTENT, b"late")))
+    tid, m = rig.one(req(GET, "x"))
+    assert (m.code, m.payload) == (CHANGED, b"by hand"), m  # the handler's own return came second
+    support.raises(KeyError, rig.srv.hook, "no such extension")
+    mine = object()
+    rig.srv.set_hook("group", mine)
+    assert rig.srv.hook("group") is mine, "the application's own"

@@ -130,3 +130,38 @@ def test_new_resources_show_up_at_once():
     net, srv, peer = node()
     srv.add("late", Resource(get=ok, rt="late"))
     assert targets(discover(net, srv, peer, "rt=late")) == ["/late"], "listed"
+
+
+def test_a_dot_segment_is_advertised_so_that_it_resolves_back():
+    # A resource registered at a/./b has the three segments a, '.', b. Its
+    # link must lead back there: written literally, '/a/./b' resolves to
+    # /a/b (RFC 3986 §5.2.4, as uri.split does), so the '.' goes as %2E,
+    # the way uri.compose writes it.
+    from coapy_micro.client import Client
+    from coapy_micro.uri import split
+    from fakenet import CLIENT
+
+    net = Net()
+    srv = Server(net.endpoint(SERVER))
+    srv.add("a/./b", Resource(get=lambda r: (CONTENT, "/".join(r.path))))
+    srv.add("c/../d", Resource(get=ok))
+    got = targets(discover(net, srv, net.socket(ROGUE)))
+    assert got == ["/a/%2E/b", "/c/%2E%2E/d"], got
+    assert split("coap://10.0.0.2" + got[0])[3] == ["a", ".", "b"], split("coap://10.0.0.2" + got[0])
+    assert split("coap://10.0.0.2" + got[1])[3] == ["c", "..", "d"], split("coap://10.0.0.2" + got[1])
+    c = Client(net.endpoint(CLIENT))
+    h = c.start("get", "coap://10.0.0.2" + got[0])
+    while not h.done:
+        srv.process(0)
+        c.process(10)
+    assert h.result().code == CONTENT and h.result().payload == b"a/./b", h.result()
+
+
+def test_link_format_is_the_discovery_text_filtered():
+    net, srv, peer = node()
+    everything = srv.link_format()
+    assert everything == discover(net, srv, peer).payload.decode(), everything
+    assert srv.link_format("rt=temp*") == '</sensors/temp>;rt="temperature-c";if="sensor";ct=0;obs'
+    assert srv.link_format(["if=sensor", "ct=50"]) == \
+        '</sensors/light>;rt="light-lux";if="sensor";ct="0 50";sz=12'
+    assert srv.link_format("rt=none") == ""

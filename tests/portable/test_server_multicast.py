@@ -55,7 +55,7 @@ def test_success_is_delayed_within_the_leisure_period_and_is_non():
     t, m = got[0]
     assert t == 2500, t  # 5000 ms leisure x 0x8000 / 0x10000
     assert (m.transaction_type, m.code, m.token, m.payload) == (NON, CONTENT, b"mc", b"hi 1"), m
-    assert g.srv._delayed == [], g.srv._delayed
+    assert g.srv.delayed == 0, g.srv.delayed
 
 
 def test_leisure_is_configurable_and_random():

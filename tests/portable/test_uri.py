@@ -333,3 +333,16 @@ def test_compose_errors():
     # Unrelated options are ignored.
     got = compose([Option(12, 0), UriPath("a"), Option(6, 0)], "h")
     assert got == "coap://h/a", got
+
+
+def test_quote_path_writes_segments_so_that_split_reads_them_back():
+    for path, want in (("", ""), ("sensors/temp", "sensors/temp"), ("a b/c%d", "a%20b/c%25d"),
+                       ("a/./../b", "a/%2E/%2E%2E/b"), ("fw.bin", "fw.bin"), ("caf\u00e9", "caf%C3%A9"),
+                       ("a//b", "a//b")):
+        got = uri.quote_path(path)
+        assert got == want, (path, got, want)
+        segs = uri.split("coap://h/" + got)[3]
+        assert segs == (path.split("/") if path else []), (path, segs)
+    plain = "sensors/livingroom/temp"
+    assert uri.quote_path(plain) is plain  # nothing to encode: the same str
+    support.assert_no_alloc(uri.quote_path, plain)

@@ -47,7 +47,7 @@ def test_get_root_piggybacked():
         assert [(o.number, o.value) for o in resp.options] == [(14, 0x2FFFF)], resp.options
         port = int(libcoap().rsplit(":", 1)[1])
         assert resp.remote == resolve(("127.0.0.1", port)), resp.remote
-        assert ep._records == [] and c.pending == []
+        assert ep.in_flight == 0 and c.pending == []
     finally:
         c.close()
         ep.close()
@@ -96,7 +96,7 @@ def test_example_data_in_blocks():
             assert (resp.code, resp.payload) == (codes.CONTENT, body), (size, len(resp.payload))
             assert resp.message.findOption(23) is not None, resp.options  # it did come in blocks
         c.block_size = 1024
-        assert ep._records == [] and c.pending == []
+        assert ep.in_flight == 0 and c.pending == []
         resp = c.request("put", libcoap() + "/example_data", b"from coapy_micro",
                          content_format="text/plain")  # as the other tests expect it
         assert resp.code == codes.CHANGED, resp.code

@@ -115,8 +115,8 @@ def main(port, control_port, dedup_size, rcvbuf):
         return json.dumps({
             "received": s.received, "sent": s.sent, "dropped": ep.dropped,
             "duplicates": ep.duplicates, "handled": counts[0],
-            "dedup": len(ep._dedup), "dedup_size": ep.dedup_size,
-            "records": len(ep._records), "max_in_flight": ep.max_in_flight,
+            "dedup": ep.dedup_count, "dedup_size": ep.dedup_size,
+            "records": ep.in_flight, "max_in_flight": ep.max_in_flight,
         }).encode()
 
     pollers[0].watch(control, stats)

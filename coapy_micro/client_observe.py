@@ -1,0 +1,201 @@
+"""Observe (RFC 7641) for the Client: observations, the hook "observe".
+
+Loaded by Client.hook("observe") when the application first calls
+Client.observe(): a client that never observes does not load it.
+
+An Observation is one registration: its last sequence number and when it
+arrived (to drop reordered notifications, §3.4), and when to register again
+if no notification comes within Max-Age (§3.3.1). Its request's
+TransmissionRecord is marked several_responses, so the EndPoint keeps it
+open for the notifications that come on its token. The client passes it
+every message that pertains to that record (handle()), asks it each round
+what it waits for (wait_ms(), check()) and forgets it once `done`.
+"""
+from ._compat import const, ticks_add, ticks_diff
+from .message import Message
+from .options import Option
+from .outcome import CoapError, RequestTimeout, Reset, Response, Unreachable
+
+_CON = const(0)
+_RST = const(3)
+_OBSERVE = const(6)
+_MAX_AGE = const(14)
+_BLOCK2 = const(23)
+_HALF = const(0x800000)  # 2**23: serial arithmetic on 24-bit numbers
+# §3.4: a notification more than 128 s after the last is fresh whatever
+# its number (the numbers may have wrapped meanwhile).
+_FRESH_MS = const(128000)
+_MAX_AGE_S = const(60)  # Max-Age when a response has none (RFC 7252 §5.10.5)
+
+
+class ObservationEnded(CoapError):
+    """The server ended the observation with an error response (RFC 7641
+    §4.2); `code` is that response's code."""
+
+    code = None
+
+
+def fresh(v1, t1, v2, t2):
+    """Is the notification (v2 at ticks t2) newer than (v1 at t1)? §3.4."""
+    if (v1 < v2 and v2 - v1 < _HALF) or (v1 > v2 and v1 - v2 > _HALF):
+        return True
+    return ticks_diff(t2, t1) > _FRESH_MS
+
+
+class Observation:
+    """An observation made by Client.observe. `callback(response)` is
+    called per fresh notification (the first response included); `last` is
+    the latest Response, `notifications` how many were delivered. `done`
+    turns True when it ends; `error` is then the CoapError that says why
+    (Reset: RST; Unreachable: the registration was never acknowledged;
+    RequestTimeout: it was never answered; ObservationEnded: an error
+    response), or None when it was cancelled or the server answered
+    without registering. cancel() deregisters."""
+
+    def __init__(self, client, ep, remote, msg, callback, margin_ms, uri=None):
+        self.client = client
+        self.uri = uri
+        self.end_point = ep
+        self.remote = remote
+        self.request = msg
+        self.token = msg.token
+        self.callback = callback
+        self.margin_ms = margin_ms
+        self.done = False
+        self.error = None
+        self.last = None
+        self.notifications = 0
+        self.reregistrations = 0
+        self._seq = None
+        self._t = 0
+        self._due = None  # ticks when to re-register (Max-Age + margin)
+        self.record = None
+        self._send(msg)
+
+    def _send(self, msg):
+        rec = self.end_point.send(msg, self.remote)
+        rec.several_responses = True  # notifications keep coming on the token
+        self.record = rec
+
+    def _renew(self):
+        # Re-register: the same request and token again (§3.3.1).
+        rec = self.record
+        if rec is not None and not rec.done:
+            rec.cancel()
+        self.reregistrations += 1
+        m = self.request
+        msg = Message(m.transaction_type, m.code, b"", m.token)
+        msg.set_options(m.options)
+        self.request = msg
+        self._due = None
+        self._send(msg)
+
+    def handle(self, rx, now):
+        """A message pertaining to this observation's record: a
+        notification, an ACK, an RST."""
+        m = rx.message
+        if m.transaction_type == _RST:
+            self.end(Reset("%s answered with RST" % (self.remote,)))
+            return
+        if m.code == 0:
+            return  # the empty ACK of a separate response
+        if m.transaction_type == _CON:
+            rx.ack()  # CON notifications are acknowledged (§4.5)
+        v = m.get_uint(_OBSERVE)
+        age = m.get_uint(_MAX_AGE, _MAX_AGE_S)
+        self._due = ticks_add(now, age * 1000 + self.margin_ms)
+        if v is not None and self._seq is not None and not fresh(self._seq, self._t, v, now):
+            return  # older than what we have: reordered (§3.4)
+        if v is not None:
+            self._seq = v
+            self._t = now
+        b2 = m.get_uint(_BLOCK2)
+        if b2 is not None and b2 & 8 and m.code >> 5 == 2 and self.uri is not None:
+            # The first block of a larger notification (RFC 7959 §3.4): the
+            # body is fetched with a plain GET, which the client reads block
+            # by block; the callback gets the whole body, unless a newer
+            # notification arrived meanwhile.
+            seq = v
+
+            def whole(h):
+                if h.response is not None and self._seq == seq and not self.done:
+                    self._deliver(h.response)
+
+            try:
+                self.client.start("get", self.uri, callback=whole)
+                return
+            except Exception:  # table full: deliver the first block as it is
+                pass
+        self._deliver(Response(rx))
+        if m.code >> 5 != 2:
+            e = ObservationEnded("the server ended the observation with %d.%02d"
+                                 % (m.code >> 5, m.code & 31))
+            e.code = m.code
+            self.end(e)
+        elif v is None:
+            self.end()  # answered without Observe: not registered (§3.1)
+
+    def _deliver(self, r):
+        self.last = r
+        self.notifications += 1
+        if self.callback is not None:
+            self.callback(r)
+
+    def end(self, error=None):
+        """End the observation here, sending nothing (the client forgets it
+        at its next round; a notification still on its way is answered RST
+        by the EndPoint). `error`: the CoapError saying why, if any."""
+        if self.done:
+            return
+        self.done = True
+        if error is not None:
+            self.error = error
+        rec = self.record
+        if rec is not None and not rec.done:
+            rec.cancel()
+
+    def check(self, now):
+        """Called each round of the client's loop: register again after
+        Max-Age, notice a registration that was never answered."""
+        if self.done:
+            return
+        rec = self.record
+        if rec.is_unacknowledged:
+            self.end(Unreachable("no acknowledgement from %s" % (self.remote,)))
+            return
+        if rec.done and rec.response is None:
+            self.end(RequestTimeout("no response from %s" % (self.remote,)))
+            return
+        if self._due is not None and ticks_diff(now, self._due) >= 0:
+            self._renew()
+
+    def wait_ms(self, now):
+        """ms until this observation has something to do (None: nothing)."""
+        if self.done or self._due is None:
+            return None
+        d = ticks_diff(self._due, now)
+        return 0 if d < 0 else d
+
+    def cancel(self):
+        """Deregister: a GET with Observe 1 on the same token (§3.6). The
+        record is dropped, so a notification still on its way is answered
+        RST by the EndPoint."""
+        if self.done:
+            return
+        m = self.request
+        msg = Message(m.transaction_type, m.code, b"", m.token)
+        opts = []
+        for o in m.options:
+            opts.append(Option(_OBSERVE, 1) if o.number == _OBSERVE else o)
+        msg.set_options(opts)
+        self.end()
+        try:
+            self.end_point.send(msg, self.remote)
+        except Exception:  # table full: the RST path still ends it
+            pass
+
+
+def install(client):
+    """Called by Client.hook("observe"): Observation is what the client
+    makes an observation with."""
+    client.set_hook("observe", Observation)

@@ -1,0 +1,312 @@
+"""Block-wise transfer (RFC 7959) for the Server: the hook "block".
+
+Loaded by Server.hook("block") when a request carries Block1 or Block2, or
+a response body is larger than one block: a node that never moves large
+bodies does not load it.
+
+Block2 (§2.2-2.4): a payload longer than the block size (Server(block_size=
+1024), or the smaller size the client asked for in its Block2 option: early
+negotiation) goes out one block per request, with Block2 (num, more, szx),
+Size2 on block 0 and an ETag derived from the body (4 bytes of its SHA-256,
+or of FNV-1a where hashlib is missing) unless the handler gave one. The
+handler runs for every block: it stays stateless, so the server holds
+nothing between block requests. A handler that cannot afford to build the
+whole body returns `Response(69, body, total=N, options=(ETag(...),))` with
+`body` a callable `body(num, size) -> bytes` giving block `num` of `size`
+bytes; `total` (the length, for Size2 and `more`) is needed, and an ETag
+(the app knows when its content changes; nothing here can hash bytes it
+never sees) should be given. Block2 SZX 7 (reserved) is answered 4.00 by
+the server; a block past the end 4.02.
+
+Block1 (§2.5): blocks are assembled in a table bounded by
+Server(max_assemblies=), keyed by remote, Request-Tag (RFC 9175) and
+resource, each entry dropped after Server(assembly_ms=) without a block.
+Each non-final block is answered 2.31 Continue with Block1 echoed; the
+handler sees the whole body once (request.payload), and its response
+carries Block1 (num, False, szx). A body beyond Server(max_body=) is 4.13
+with Size1 = the limit (also when the request's Size1 announces it); a
+block that does not continue the assembly (missing, out of order, none
+begun) is 4.08. Streaming: Resource(put=..., block1_stream=fn) calls
+fn(request, num, data, more) for every block instead of assembling: for a
+non-final block a None return means "go on" (2.31), anything else is the
+response and ends the transfer; for the final block its return is the
+response, as a handler's. Only the offset of the next block is kept.
+When the response to a finished upload is itself larger than a block, it
+is kept (in the same table, same expiry) for the follow-up requests that
+ask for its further blocks with Block2 and no payload (§2.7): the handler
+is not run again for them.
+"""
+from ._compat import const, ticks_add, ticks_diff
+from .block import block_option, szx_of
+from .options import Option
+
+_ETAG = const(4)
+_BLOCK2 = const(23)
+_BLOCK1 = const(27)
+_SIZE2 = const(28)
+_SIZE1 = const(60)
+_REQUEST_TAG = const(292)
+
+_CONTINUE = const(95)  # 2.31
+_BAD_REQUEST = const(128)
+_BAD_OPTION = const(130)
+_INCOMPLETE = const(136)  # 4.08
+_TOO_LARGE = const(141)  # 4.13
+
+
+def etag_of(body):
+    """A 4-byte ETag from the body's bytes: changes when the body does."""
+    try:
+        import hashlib
+
+        return hashlib.sha256(body).digest()[:4]
+    except (ImportError, AttributeError):  # a port without hashlib
+        h = 0x811C9DC5
+        for b in body:
+            h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+        return bytes((h >> 24, (h >> 16) & 255, (h >> 8) & 255, h & 255))
+
+
+def _has(options, number):
+    for o in options:
+        if o.number == number:
+            return True
+    return False
+
+
+class _Stream:
+    # A Resource's block1_stream function called as a handler for one block.
+    def __init__(self, fn, more):
+        self.fn = fn
+        self.more = more
+
+    def __call__(self, req):
+        return self.fn(req, req.block1 >> 4, req.payload, self.more)
+
+
+class Blocks:
+    """The server's block-wise state: Block1 uploads being assembled (or
+    streamed), bounded by Server.max_assemblies.
+
+    An entry: [key, body bytearray or None when streamed, next offset,
+    deadline ticks], or [key, None, -1, deadline, answer] for the response
+    to a finished upload that goes out in blocks (see keep()). A list,
+    searched in order: few uploads run at once.
+    """
+
+    def __init__(self, server):
+        self.server = server
+        self.table = []
+
+    @property
+    def count(self):
+        """How many uploads (and kept answers) the table holds."""
+        return len(self.table)
+
+    def shape(self, req, res, code, payload, cf, options, total):
+        """(code, payload, options) to send for `req`: one block of the
+        body with Block2/Size2/ETag added, or the body as it is when it fits
+        and no later block was asked for; a final Block1 echoed (§2.5).
+        When the answer to an upload needs several blocks, it is kept for
+        the requests that fetch them (res: its Resource; None for an answer
+        that cannot be asked for again). Raises ValueError for a callable
+        body without `total`."""
+        srv = self.server
+        b1 = req.block1
+        if (b1 is not None and res is not None and code != _CONTINUE
+                and (callable(payload) or len(payload) > srv.block_size)):
+            self.keep(req, res, (code, payload, cf, options, total))
+        options = list(options)
+        if b1 is not None:
+            options.append(block_option(_BLOCK1, b1 >> 4, False, b1 & 7))
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        size = 16 << szx_of(srv.block_size)  # a power of two, as SZX says
+        num = 0
+        v = req.block2
+        if v is not None:
+            asked = 16 << (v & 7)
+            offset = (v >> 4) * asked
+            if asked < size:
+                size = asked  # early negotiation: the client wants smaller blocks
+            num = offset // size
+        if callable(payload):
+            if total is None:
+                raise ValueError("a callable body needs Response(total=)")
+        else:
+            total = len(payload)
+            if total <= size and num == 0:
+                return code, payload, options
+        offset = num * size
+        if offset >= total and not (offset == 0 and total == 0):
+            return _BAD_OPTION, b"Block2 past the end", ()
+        more = offset + size < total
+        if callable(payload):
+            piece = payload(num, size)
+            if isinstance(piece, str):
+                piece = piece.encode("utf-8")
+        else:
+            if not _has(options, _ETAG):
+                options.append(Option(_ETAG, etag_of(payload)))
+            piece = payload[offset:offset + size]
+        options.append(block_option(_BLOCK2, num, more, szx_of(size)))
+        if num == 0:
+            options.append(Option(_SIZE2, total))
+        return code, piece, options
+
+    def _expire(self, now):
+        t = self.table
+        i = 0
+        while i < len(t):
+            if ticks_diff(now, t[i][3]) >= 0:
+                del t[i]
+            else:
+                i += 1
+
+    def upload(self, req, res, handler):
+        """Take a request with Block1. Returns the handler to run now (with
+        req.payload the whole body, or the last block when streamed), or
+        None when the request was answered here (2.31, 4.08, 4.13, 4.00,
+        or a streamed block's own answer)."""
+        srv = self.server
+        m = req.message
+        v = req.block1
+        num = v >> 4
+        more = v & 8 == 8
+        szx = v & 7
+        if szx == 7:
+            srv.answer(req, _BAD_REQUEST, b"Block1 SZX 7")
+            return None
+        size = 16 << szx
+        data = m.payload
+        limit = srv.max_body
+        size1 = m.get_uint(_SIZE1)
+        if size1 is not None and size1 > limit:
+            return self._too_large(req)
+        if more and len(data) != size:
+            srv.answer(req, _BAD_REQUEST, b"Block1 size mismatch")
+            return None
+        now = srv.now()
+        self._expire(now)
+        key = self._key(req, res)
+        offset = num * size
+        stream = res.block1_stream
+        t = self.table
+        entry = None
+        for e in t:
+            if e[0] == key:
+                entry = e
+                break
+        if num == 0:
+            if entry is not None:
+                t.remove(entry)  # a new body replaces the unfinished one
+            if not more:
+                return handler if stream is None else _Stream(stream, False)  # one block
+            self._room(t)
+            entry = [key, None if stream is not None else bytearray(), 0, 0]
+            t.append(entry)
+        elif entry is None or entry[2] != offset:
+            if entry is not None:
+                t.remove(entry)
+            srv.answer(req, _INCOMPLETE)
+            return None
+        if offset + len(data) > limit:
+            t.remove(entry)
+            return self._too_large(req)
+        entry[2] = offset + len(data)
+        entry[3] = ticks_add(now, srv.assembly_ms)
+        if stream is None:
+            entry[1].extend(data)
+            if more:
+                self._continue(req, num, szx)
+                return None
+            t.remove(entry)
+            req.payload = bytes(entry[1])
+            return handler
+        if not more:
+            t.remove(entry)
+            return _Stream(stream, False)
+        # A block in the middle of a streamed upload: the stream function
+        # says whether to go on (None) or answers itself.
+        result = srv.call(req, _Stream(stream, True))
+        if result is None:
+            self._continue(req, num, szx)
+        else:
+            t.remove(entry)
+            p = srv.render(req, res, result)
+            srv.answer(req, p[0], p[1], p[2], p[3])
+        return None
+
+    def _key(self, req, res):
+        tag = req.message.findOption(_REQUEST_TAG)
+        return (req.remote, tag.raw if tag is not None else b"", res,
+                req.path if res.subtree else None)
+
+    def _room(self, t):
+        # Full: the entry with the earliest deadline goes (no dict order).
+        if len(t) >= self.server.max_assemblies:
+            old = t[0]
+            for e in t:
+                if ticks_diff(e[3], old[3]) < 0:
+                    old = e
+            t.remove(old)
+
+    def keep(self, req, res, answer):
+        """Keep the response to a finished Block1 upload when it goes out
+        in Block2 blocks: the rest is asked for by the same method with
+        Block2 and no payload (§2.7), which must not run the handler again.
+        `answer`: (code, payload, content_format, options, total)."""
+        srv = self.server
+        now = srv.now()
+        self._expire(now)
+        key = self._key(req, res)
+        t = self.table
+        for e in t:
+            if e[0] == key:
+                t.remove(e)
+                break
+        self._room(t)
+        t.append([key, None, -1, ticks_add(now, srv.assembly_ms), answer])
+
+    def kept(self, req, res):
+        """The kept answer for a Block2 follow-up of an upload (a tuple a
+        handler could return: Server.render takes it), or None; dropped
+        once its last block is asked for."""
+        srv = self.server
+        now = srv.now()
+        self._expire(now)
+        key = self._key(req, res)
+        for e in self.table:
+            if e[0] == key and e[2] == -1:
+                a = e[4]
+                v = req.block2
+                size = 16 << (v & 7)
+                mine = 16 << szx_of(srv.block_size)
+                if size > mine:
+                    size = mine
+                total = a[4] if a[4] is not None else len(a[1])
+                if (v >> 4) * (16 << (v & 7)) + size >= total:
+                    self.table.remove(e)
+                else:
+                    e[3] = ticks_add(now, srv.assembly_ms)
+                return a
+        return None
+
+    def _continue(self, req, num, szx):
+        # 2.31 with the block echoed; the server's own limit on the size
+        # asks the client for smaller blocks (late negotiation, §2.5).
+        mine = szx_of(self.server.block_size)
+        if szx > mine:
+            num = (num << szx) >> mine
+            szx = mine
+        self.server.answer(req, _CONTINUE, b"", None, (block_option(_BLOCK1, num, True, szx),))
+
+    def _too_large(self, req):
+        srv = self.server
+        srv.answer(req, _TOO_LARGE, b"", None, (Option(_SIZE1, srv.max_body),))
+        return None
+
+
+def install(server):
+    """Called by Server.hook("block"): register the block-wise state."""
+    server.set_hook("block", Blocks(server))

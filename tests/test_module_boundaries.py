@@ -1,0 +1,154 @@
+"""The package's module boundaries, read from the source (CPython, ast):
+
+- no module uses another module's private names: `from .x import _y`,
+  `something._y` where `_y` is not defined in the module doing it, or
+  `module._y`. Private means a leading underscore (dunders excepted). The
+  private module `_compat` is shared by the package on purpose: its public
+  names (const, ticks_ms...) may be imported by every module; `_cpython`
+  is where _compat finds them on CPython, imported by _compat alone.
+- the import graph of coapy_micro/ has no cycle, counting every import:
+  at module level and inside functions (the lazy ones included).
+
+A failure names the offending file, line and name, or the cycle.
+"""
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "coapy_micro"
+# private module -> the modules that may import it
+SHARED_PRIVATE_MODULES = {"_compat": None, "_cpython": ("_compat",)}
+
+
+def _modules():
+    return {p.stem: ast.parse(p.read_text(), str(p)) for p in sorted(PACKAGE.glob("*.py"))}
+
+
+def _private(name):
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _imports(tree, modules):
+    """[(line, imported module name, [names imported from it])] within the package."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if node.level == 0:
+                if not mod.startswith("coapy_micro"):
+                    continue
+                mod = mod[len("coapy_micro"):].lstrip(".")
+            if mod:
+                out.append((node.lineno, mod.split(".")[0], [a.name for a in node.names]))
+            else:  # from . import x, y: each a module of the package
+                for a in node.names:
+                    if a.name in modules:
+                        out.append((node.lineno, a.name, []))
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("coapy_micro."):
+                    out.append((node.lineno, a.name.split(".")[1], []))
+    return out
+
+
+def _defined_privates(tree):
+    """Private names this module defines: functions, classes, class-level
+    names, module globals, and attributes its classes assign on `self`
+    (an assignment to another object's private attribute defines nothing)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
+              and isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+    return {n for n in names if _private(n)}
+
+
+def test_no_module_uses_another_modules_private_names():
+    modules = _modules()
+    offences = []
+    for name, tree in modules.items():
+        own = _defined_privates(tree)
+        aliases = {}  # local name -> package module, for `module._x`
+        for line, mod, imported in _imports(tree, modules):
+            if mod not in modules:
+                offences.append("%s.py:%d imports coapy_micro.%s, which does not exist"
+                                % (name, line, mod))
+            if _private(mod) and not (mod in SHARED_PRIVATE_MODULES and (
+                    SHARED_PRIVATE_MODULES[mod] is None or name in SHARED_PRIVATE_MODULES[mod])):
+                offences.append("%s.py:%d imports the private module %s" % (name, line, mod))
+            for n in imported:
+                if _private(n):
+                    offences.append("%s.py:%d imports %s, private to %s.py" % (name, line, n, mod))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for a in node.names:
+                    if a.name in modules or a.name.startswith("coapy_micro."):
+                        aliases[a.asname or a.name.split(".")[-1]] = a.name.split(".")[-1]
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Attribute) and _private(node.attr)):
+                continue
+            base = node.value
+            if isinstance(base, ast.Name) and base.id in aliases and aliases[base.id] != name:
+                offences.append("%s.py:%d uses %s.%s, private to %s.py"
+                                % (name, node.lineno, base.id, node.attr, aliases[base.id]))
+            elif node.attr not in own:
+                offences.append("%s.py:%d uses .%s, a private name this module does not define"
+                                % (name, node.lineno, node.attr))
+    def where(text):  # 'server.py:12 ...' -> ('server.py', 12)
+        f, _, rest = text.partition(":")
+        return f, int(rest.split()[0])
+
+    assert not offences, "\n".join(sorted(set(offences), key=where))
+
+
+def _graph():
+    modules = _modules()
+    graph = {}
+    for name, tree in modules.items():
+        graph[name] = sorted({mod for _, mod, _ in _imports(tree, modules) if mod != name})
+    return graph
+
+
+def _cycle(graph):
+    """One import cycle as a list of module names (first == last), or None."""
+    state = {}  # 1: on the current path, 2: done
+
+    def visit(m, path):
+        state[m] = 1
+        path.append(m)
+        for d in graph.get(m, ()):
+            if state.get(d) == 1:
+                return path[path.index(d):] + [d]
+            if d not in state:
+                found = visit(d, path)
+                if found:
+                    return found
+        path.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(graph):
+        if m not in state:
+            found = visit(m, [])
+            if found:
+                return found
+    return None
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = _graph()
+    assert "server" in graph and "message" in graph["server"], graph  # the graph is read
+    cycle = _cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_cycles():
+    # The check above can fail: a graph with a lazy back edge is a cycle.
+    assert _cycle({"a": ["b"], "b": ["c"], "c": ["a"]}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": ["b"], "b": [], "c": ["a", "b"]}) is None
