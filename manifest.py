@@ -9,13 +9,12 @@
 # had. Written by tools/packaging.py from the sources: do not edit by hand.
 include("$(PORT_DIR)/boards/manifest.py")
 
-# The portable package, without the host-only modules (cli.py, trace.py, demo_node.py, __main__.py).
+# The portable package, without the host-only modules (cli.py, trace.py, demo_node.py, __main__.py, _cpython.py).
 package(
     "coapy_micro",
     files=(
         "__init__.py",
         "_compat.py",
-        "_cpython.py",
         "block.py",
         "client.py",
         "client_block.py",

