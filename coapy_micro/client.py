@@ -123,7 +123,7 @@ class Pending:
         self.acknowledged = False
         self.transfer = None
         self._tried = False  # process() has had a chance to send it
-        self._timeout = None  # ms per exchange, to renew the deadline per block
+        self._timeout = None  # type: int | None  # ms per exchange, to renew the deadline per block
 
     def result(self):
         """The Response, or raise the error the request ended with."""
@@ -296,7 +296,7 @@ class Client:
     def _resolve(self, host, port):
         # (family, address) of `host`, always through getaddrinfo: the
         # MicroPython unix port wants its raw sockaddr bytes even for an IP.
-        gai = self._getaddrinfo or socket.getaddrinfo
+        gai = self._getaddrinfo or socket.getaddrinfo  # pyright: ignore[reportOptionalMemberAccess]: no socket module: getaddrinfo= is given
         try:
             infos = gai(host, port)
         except OSError as e:  # CPython's lookup error is an OSError subclass

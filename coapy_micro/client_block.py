@@ -70,8 +70,8 @@ class Transfer:
         self.up = up
         self.sent = 0
         self.szx = szx
-        self.down = None
-        self.etag = None
+        self.down = None  # type: bytearray | None
+        self.etag = None  # type: bytes | None
         self.restarts = 0
 
     def uploads_to(self, remote, opts):

@@ -160,6 +160,8 @@ class Observation:
         if self.done:
             return
         rec = self.record
+        if rec is None:  # not sent yet
+            return
         if rec.is_unacknowledged:
             self.end(Unreachable("no acknowledgement from %s" % (self.remote,)))
             return

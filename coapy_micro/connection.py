@@ -63,10 +63,10 @@ class TransmissionRecord:
         self.end_point = end_point
         self.message = message
         self.remote = remote
-        self.transaction_id = None
+        self.transaction_id = None  # type: int | None
         self.created_time = None  # first transmission
         self.last_event_time = None
-        self.next_event_time = None
+        self.next_event_time = None  # type: int | None
         self.remaining_attempts = 0
         self.response = None
         self.responses = []  # bounded: the last few (see _MAX_RESPONSES)
@@ -189,7 +189,7 @@ class EndPoint:
         # one random source with their EndPoint, as the tests inject them.
         self.clock = clock or ticks_ms
         self.rand = rand or _random_bits
-        make_socket = socket_factory or socket.socket
+        make_socket = socket_factory or socket.socket  # pyright: ignore[reportOptionalMemberAccess]: no socket module: socket_factory= is given
         sock = make_socket(address_family, socket_type, socket_proto)
         sock.setblocking(False)
         self._socket = sock
@@ -322,7 +322,7 @@ class EndPoint:
         if message.code < 32:  # a request: to a group? (responses go to one peer)
             rec._multicast = is_multicast(remote)
         rec.transaction_id = self.next_transaction_id()
-        rec.next_event_time = self.clock()
+        rec.next_event_time = self.clock()  # pyright: ignore[reportAttributeAccessIssue]: the stubs give ticks a type of their own; they are ints
         self._records.append(rec)
         return rec
 
@@ -688,7 +688,7 @@ def resolve(address):
     through unchanged.
     """
     if isinstance(address, tuple):
-        return socket.getaddrinfo(address[0], address[1])[0][-1]
+        return socket.getaddrinfo(address[0], address[1])[0][-1]  # pyright: ignore[reportOptionalMemberAccess]: tuples come only where there are sockets
     return address
 
 

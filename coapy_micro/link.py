@@ -97,7 +97,7 @@ def _text(v):
     if isinstance(v, str):
         return v
     if isinstance(v, (list, tuple)):
-        return " ".join([_text(x) for x in v])
+        return " ".join([_text(x) or "" for x in v])
     if isinstance(v, (bytes, bytearray)):
         return str(v, "utf-8")
     # bool is not an int on MicroPython; True was handled above, and False

@@ -40,9 +40,9 @@ class DecodeError(ValueError):
     version is not 1: RFC 7252 says such a datagram is silently ignored.
     """
 
-    transaction_type = None
-    transaction_id = None
-    code = None
+    transaction_type = None  # type: int | None
+    transaction_id = None  # type: int | None
+    code = None  # type: int | None
     bad_version = False
 
 
@@ -236,11 +236,12 @@ class Message:
     version = 1
     OptionKeywords = KEYWORDS
 
-    # Class-level defaults. `_raw` is the datagram a message was decoded from;
-    # while it is set, a None token or payload means "still in _raw". (The
+    # Class-level defaults. `_raw` is the datagram a message was decoded from
+    # (b"" for one built here: a datagram is never empty); while it is set,
+    # a None token or payload means "still in _raw". (The
     # option bytes _ob, _o0, _o1 are set by __init__ and decode: three fewer
     # entries keep this class's dict a size smaller on a board.)
-    _raw = None
+    _raw = b""
     _token = None
     _payload = None
 
@@ -336,11 +337,11 @@ class Message:
 
     def _keep(self, ob):
         # Hold `ob` (well-formed option bytes) as this message's options.
-        if self._raw is not None:
+        if self._raw:
             # Take token and payload out of the datagram before letting it go.
             self.token
             self.payload
-            self._raw = None
+            self._raw = b""
         self._ob = ob
         self._o0 = 0
         self._o1 = len(ob)
@@ -361,7 +362,7 @@ class Message:
                 if cur[3] != len(ob):
                     raise DecodeError("a payload marker among the options")
                 _checked = ob
-            if self._raw is not None:
+            if self._raw:
                 self._keep(ob)
             else:  # (the server's case, once per response: no call)
                 self._ob = ob

@@ -125,8 +125,8 @@ class Option:
     def __init__(self, number=None, value=None):
         if self.number is None:
             # The generic class: Option(number, value).
-            if not 0 <= number <= 65535:
-                raise ValueError("option number out of range: %r" % number)
+            if number is None or not 0 <= number <= 65535:
+                raise ValueError("option number out of range: %r" % (number,))
             self.number = number
             cls = option_class(number)
             if cls is not None:
@@ -188,6 +188,8 @@ class Option:
         # below, read rarely, are derived here in one method (a property
         # each costs about 100 bytes of heap on a board).
         n = self.number
+        if n is None:  # the generic class itself: no number, no flags
+            raise AttributeError(name)
         if name == "critical":  # RFC 7252 §5.4.6
             return n & 1 == 1
         if name == "unsafe":

@@ -42,7 +42,7 @@ handler asks for request.path.
 """
 from ._compat import IS_MICROPYTHON, const, ticks_add, ticks_diff
 from .message import Message, encode_options, insert_option, option_next
-from .options import option_class, uint_at
+from .options import make, option_class, uint_at, uint_bytes
 
 _CON = const(0)
 _NON = const(1)
@@ -644,12 +644,12 @@ class Server:
             for o in options:
                 insert_option(opts, o, not o.repeatable)
             if cf is not None:
-                insert_option(opts, option_class(_CONTENT_FORMAT)(cf), True)
+                insert_option(opts, make(_CONTENT_FORMAT, uint_bytes(cf)), True)
             m.set_options(opts)
         elif cf is not None:
             ob = self._cf_options.get(cf)
             if ob is None:
-                ob = encode_options((option_class(_CONTENT_FORMAT)(cf),))
+                ob = encode_options((make(_CONTENT_FORMAT, uint_bytes(cf)),))
                 if len(self._cf_options) < _MAX_CF_CACHE:
                     self._cf_options[cf] = ob
             m.set_options(ob)
@@ -759,7 +759,7 @@ class Server:
                     rx.reset()
                 return True
             # 4.02 says which option (RFC 7252 §5.4.1: a diagnostic payload).
-            self.answer(req, res, "option %d" % req._bad if res == _BAD_OPTION else b"")
+            self.answer(req, res, b"option %d" % req._bad if res == _BAD_OPTION else b"")
             return True
         handler = res.handlers[code - 1] if code <= 7 else None
         if handler is None:

@@ -14,7 +14,7 @@ may never import it. Option classes are looked up when first needed.
 """
 from ._compat import const
 
-from .options import option_class
+from .options import Option
 
 _URI_HOST = const(3)
 _URI_PORT = const(7)
@@ -313,7 +313,7 @@ def to_options(uri):
 
 
 def _option(number, value):
-    opt = option_class(number)(value)
+    opt = Option(number, value)  # equal to the registered class's own
     if opt.malformed:  # only a length can be wrong here: 255 bytes at most
         raise UriError("%s too long for its option: %r" % (opt.name, value))
     return opt

@@ -112,12 +112,12 @@ _MISSING_METHODS = {
     "title", "tobytes", "translate", "zfill",
 }
 # Built-in functions and methods that take no keyword argument on MicroPython.
+# Calls that take keywords on CPython but not on MicroPython. (Those that
+# refuse keywords on CPython too, such as str.join or socket.sendto, are left
+# out: the CPython run of the tests already fails on them.)
 _POSITIONAL_ONLY = {
-    "from_bytes", "to_bytes", "encode", "decode", "split", "rsplit", "strip", "lstrip",
-    "rstrip", "startswith", "endswith", "find", "rfind", "index", "rindex", "count",
-    "replace", "join", "socket", "getaddrinfo", "setsockopt", "sendto", "recvfrom",
-    "deque", "sum", "zip", "round", "int", "bytes", "bytearray", "memoryview",
-    "setdefault", "pack", "pack_into", "unpack", "unpack_from",
+    "from_bytes", "to_bytes", "encode", "decode", "split", "rsplit", "replace",
+    "socket", "getaddrinfo", "deque", "sum", "zip", "round", "int", "bytes", "bytearray",
 }
 _PRINT_KEYWORDS = {"sep", "end", "file"}
 _WALL_CLOCK = {"time", "monotonic", "perf_counter", "time_ns", "monotonic_ns",
