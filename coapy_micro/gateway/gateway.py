@@ -189,6 +189,7 @@ class Gateway:
         self.errors = 0  # error responses, unusable notifications
         self.commands = 0
         self.mqtt = None
+        self.client_id = None
         if mqtt is not None:
             from .publisher import MqttLink
 
@@ -442,7 +443,8 @@ class Gateway:
         node.status = status
         node.reason = reason
         if self.mqtt is not None:
-            body = {"status": status, "t": time.time(), "base": node.base}
+            body = {"status": status, "t": time.time(), "base": node.base,
+                    "gateway": self.client_id}
             if reason is not None:
                 body["reason"] = reason
             self.mqtt.publish(node.topic + "/$status", _json(body), retain=True)
