@@ -131,7 +131,7 @@ class _GatewayThread:
 
 
 class _NodeThread:
-    def __init__(self, rd_port, ep="pnode", lt_s=60):
+    def __init__(self, rd_port, ep="pnode", lt_s=60, payload=None):
         self.ep = EndPoint()
         self.ep.bind((LOOPBACK, 0))
         self.srv = Server(self.ep)
@@ -142,7 +142,7 @@ class _NodeThread:
         self.srv.add("sys/uptime", Resource(get=lambda r: (69, b"42"), rt="uptime-s", ct=0))
         self.srv.add("info", Resource(get=lambda r: (69, b"x"), ct=0))
         self.reg = Registrar(self.srv, ep, rd="coap://%s:%d/rd" % (LOOPBACK, rd_port), lt_s=lt_s,
-                             timeout_ms=3000)
+                             timeout_ms=3000, payload=payload)
         self.stopped = False
         self.t = threading.Thread(target=self.loop, daemon=True)
         self.t.start()
@@ -214,6 +214,22 @@ def test_gateway_notices_a_failed_observation_and_observes_again():
         wait_until(lambda: t.failed is None and n.status == "online", 30,
                    what="the observation coming back")
         assert t.last[0]["v"] == 7, t.last
+    finally:
+        node.stop()
+        g.stop()
+
+
+def test_links_to_other_hosts_are_not_observed():
+    logged = []
+    g = _GatewayThread(log=logged.append)
+    node = _NodeThread(g.port, "sneaky", payload='</sensors/temp>;obs,<coap://10.9.9.9/x>;obs,'
+                                                  '<//10.9.9.8:5683/y>;obs')
+    try:
+        gw = g.gw
+        wait_until(lambda: gw.notifications >= 1, 30, what="the node's own reading")
+        (n,) = gw.nodes.values()
+        assert [t.path for t in n.targets] == ["sensors/temp"], [t.uri for t in n.targets]
+        assert sum("on another host; left alone" in line for line in logged) == 2, logged
     finally:
         node.stop()
         g.stop()

@@ -97,6 +97,9 @@ def add_parser(sub):
                    help="refresh the status display this often (default 2; 0: never)")
     p.add_argument("--max-registrations", type=int, default=1000, metavar="N",
                    help="size of the registration table (default %(default)s)")
+    p.add_argument("--shard-size", type=int, default=32, metavar="N",
+                   help="resources observed per UDP socket (default %(default)s): a response "
+                        "is matched among a socket's observations one by one")
     p.add_argument("--multicast", action="store_true",
                    help="also answer RD discovery sent to All-CoAP-Nodes (224.0.1.187)")
     p.add_argument("--seconds", type=_seconds, default=None, help=argparse.SUPPRESS)
@@ -161,6 +164,7 @@ def run(args):
                          qos=args.qos, mqtt_queue=args.mqtt_queue,
                          mqtt_version=4 if args.mqtt_v311 else 5,
                          max_registrations=args.max_registrations, log=term.event,
+                         shard_size=args.shard_size,
                          multicast=args.multicast)
             break
         except (OSError, socket.gaierror) as e:

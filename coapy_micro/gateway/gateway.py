@@ -279,12 +279,23 @@ class Gateway:
         node = Node(reg, self.prefix)
         self.nodes[reg.id] = node
         observed = 0
+        try:
+            home = split(reg.base)[1]
+        except UriError:
+            home = None  # a base that is no coap:// URI: nothing to observe there
         for link in reg.resolved():
             try:
                 path = _path_of(link.target)
+                host = split(link.target)[1]
                 family = _family_of(link.target)
             except UriError:
                 continue  # not a coap:// URI: nothing to do with it
+            if host != home:
+                # A registrant speaks for its own host only: the gateway does
+                # not observe, poll or PUT elsewhere because a link says so
+                # (RFC 9176 without security trusts registrants; §8.4).
+                self.log("gateway: %s: %s is on another host; left alone" % (reg.ep, link.target))
+                continue
             t = Target(node, link, link.target, path)
             node.targets.append(t)
             st = t.topic + "/set"
