@@ -235,6 +235,22 @@ def test_links_to_other_hosts_are_not_observed():
         g.stop()
 
 
+def test_observed_resources_are_bounded():
+    logged = []
+    g = _GatewayThread(log=logged.append, max_observed=1)
+    node = _NodeThread(g.port, "greedy", payload='</sensors/temp>;obs,</sys/uptime>;obs')
+    try:
+        gw = g.gw
+        wait_until(lambda: gw.notifications >= 1, 30, what="the first resource's reading")
+        (n,) = gw.nodes.values()
+        assert [t.mode for t in n.targets] == ["observe", None], [t.mode for t in n.targets]
+        assert any("/sys/uptime not observed: 1 resources watched already" in x
+                   for x in logged), logged
+    finally:
+        node.stop()
+        g.stop()
+
+
 def test_status_display_in_the_terminal(tmp_path):
     from coapy_micro.gateway.command import Terminal
 

@@ -361,7 +361,8 @@ def run_gateway(args, folder, broker_port, sub):
     gw = subprocess.Popen(pre + ["-m", "coapy_micro", "gateway", "--bind", "127.0.0.1", "--port",
                            str(port), "--db", db, "--mqtt", "mqtt://127.0.0.1:%d" % broker_port,
                            "--status-interval", "0", "--max-registrations",
-                           str(args.nodes + 10)] + os.environ.get("BENCH_GATEWAY_ARGS", "").split(),
+                           str(args.nodes + 10), "--max-per-host", str(args.nodes + 10),
+                           "--max-observed", str(args.nodes * args.resources + 10)] + os.environ.get("BENCH_GATEWAY_ARGS", "").split(),
                           cwd=ROOT, stdout=log, stderr=log)
     time.sleep(1.0)
     pids = [gw.pid] + children(gw.pid)

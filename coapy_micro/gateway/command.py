@@ -97,6 +97,11 @@ def add_parser(sub):
                    help="refresh the status display this often (default 2; 0: never)")
     p.add_argument("--max-registrations", type=int, default=1000, metavar="N",
                    help="size of the registration table (default %(default)s)")
+    p.add_argument("--max-per-host", type=int, default=64, metavar="N",
+                   help="registrations one host may hold (default %(default)s): no host "
+                        "takes the table from the others")
+    p.add_argument("--max-observed", type=int, default=4096, metavar="N",
+                   help="resources observed or polled at most (default %(default)s)")
     p.add_argument("--shard-size", type=int, default=32, metavar="N",
                    help="resources observed per UDP socket (default %(default)s): a response "
                         "is matched among a socket's observations one by one")
@@ -164,7 +169,8 @@ def run(args):
                          qos=args.qos, mqtt_queue=args.mqtt_queue,
                          mqtt_version=4 if args.mqtt_v311 else 5,
                          max_registrations=args.max_registrations, log=term.event,
-                         shard_size=args.shard_size,
+                         shard_size=args.shard_size, max_per_source=args.max_per_host,
+                         max_observed=args.max_observed,
                          multicast=args.multicast)
             break
         except (OSError, socket.gaierror) as e:

@@ -155,14 +155,18 @@ class Gateway:
     def __init__(self, bind="0.0.0.0", port=5683, db="coapy-gateway.db", mqtt=None,
                  prefix="coap", poll=(), poll_interval_s=60.0, client_id=None, qos=1,
                  mqtt_queue=100000, mqtt_version=5, shard_size=32, max_registrations=1000,
-                 max_links=64, max_per_source=1000, log=None, multicast=False,
-                 on_reading=None):
+                 max_links=64, max_per_source=64, max_observed=4096, log=None,
+                 multicast=False, on_reading=None):
         self.log = log or (lambda text: None)
         self.on_reading = on_reading  # callable(target, senml pack), per reading
         self.prefix = prefix
         self.poll_filters = [q.split("&") for q in poll]
         self.poll_interval_s = poll_interval_s
         self.shard_size = shard_size
+        # Resources observed or polled at most (each costs a record in a
+        # shard's EndPoint and its Client): beyond, links are left alone.
+        self.max_observed = max_observed
+        self.watched = 0
         self.started = time.time()
         family = socket.getaddrinfo(bind, port)[0][0]
         self.rd_ep = EndPoint(family, max_in_flight=128, dedup_size=512, max_message_size=4096)
@@ -303,12 +307,20 @@ class Gateway:
             self.by_set[st] = t
             if self.mqtt is not None:
                 self.mqtt.subscribe(st)
-            if link.get("obs") is not None:
+            wanted = "observe" if link.get("obs") is not None else (
+                "poll" if any(filter_links([link], q) for q in self.poll_filters) else None)
+            if wanted is not None and self.watched >= self.max_observed:
+                self.log("gateway: %s: /%s not %sd: %d resources watched already"
+                         % (reg.ep, path, wanted, self.watched))
+                wanted = None
+            if wanted == "observe":
                 t.mode = "observe"
+                self.watched += 1
                 self._observe(t, family)
                 observed += 1
-            elif any(filter_links([link], q) for q in self.poll_filters):
+            elif wanted == "poll":
                 t.mode = "poll"
+                self.watched += 1
                 t.shard = self._shard(family)
         self.log("gateway: %s registered from %s: %d resources, %d observed"
                  % (reg.ep, reg.base, len(node.targets), observed))
@@ -372,6 +384,8 @@ class Gateway:
         t.pending = None
         if t.shard is not None and t.mode == "observe":
             t.shard.count -= 1
+        if t.mode is not None:
+            self.watched -= 1
         t.shard = None
         t.mode = None
 
