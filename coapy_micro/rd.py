@@ -41,7 +41,7 @@ imported: a node without an RD pays nothing.
 """
 from ._compat import const, ticks_add, ticks_diff
 
-__all__ = ("Registrar", "base_uri", "resolve", "DEFAULT_LT_S")
+__all__ = ("Registrar", "base_uri", "links_payload", "DEFAULT_LT_S")
 
 # RFC 9176 §5: a registration without lt lives 90000 s (25 hours).
 DEFAULT_LT_S = 90000
@@ -83,7 +83,11 @@ def base_uri(remote):
         if len(remote) == 16:  # sockaddr_in
             host = "%d.%d.%d.%d" % (remote[4], remote[5], remote[6], remote[7])
         elif len(remote) >= 24:  # sockaddr_in6
-            host = _v6_text(remote[8:24])
+            a = remote[8:24]
+            if a[:10] == bytes(10) and a[10] == 0xFF and a[11] == 0xFF:
+                host = "%d.%d.%d.%d" % (a[12], a[13], a[14], a[15])  # IPv4-mapped
+            else:  # eight groups in hex: valid, if not the shortest form
+                host = ":".join(["%x" % ((a[i] << 8) | a[i + 1]) for i in range(0, 16, 2)])
         else:
             raise ValueError("not an IP socket address: %r" % (remote,))
     else:
@@ -98,123 +102,28 @@ def base_uri(remote):
     return "coap://%s:%d" % (host, port)
 
 
-def _v6_text(b):
-    # 16 bytes -> RFC 5952 text (longest run of zero groups as '::').
-    g = [(b[2 * i] << 8) | b[2 * i + 1] for i in range(8)]
-    if g[0] == 0 and g[1] == 0 and g[2] == 0 and g[3] == 0 and g[4] == 0 and g[5] == 0xFFFF:
-        return "::ffff:%d.%d.%d.%d" % (b[12], b[13], b[14], b[15])
-    best = -1
-    best_len = 1  # a single zero group is not compressed
-    i = 0
-    while i < 8:
-        if g[i] == 0:
-            j = i
-            while j < 8 and g[j] == 0:
-                j += 1
-            if j - i > best_len:
-                best, best_len = i, j - i
-            i = j
-        else:
-            i += 1
-    parts = ["%x" % x for x in g]
-    if best < 0:
-        return ":".join(parts)
-    return ":".join(parts[:best]) + "::" + ":".join(parts[best + best_len:])
+def _origin(uri):
+    # 'coap://host:port' of an absolute URI (its scheme and authority).
+    i = uri.find("://")
+    end = len(uri)
+    for c in "/?#":
+        k = uri.find(c, i + 3)
+        if 0 <= k < end:
+            end = k
+    return uri[:end]
 
 
-# -- URI references (RFC 3986 §5.2) ------------------------------------------
-
-
-def _split_ref(s):
-    # (scheme or None, authority or None, path, query or None); the
-    # fragment is dropped (never part of a CoAP request).
-    h = s.find("#")
-    if h >= 0:
-        s = s[:h]
-    scheme = None
-    c = s.find(":")
-    if c > 0:
-        head = s[:c]
-        ok = "a" <= head[0].lower() <= "z"
-        for ch in head:
-            if not ("a" <= ch.lower() <= "z" or "0" <= ch <= "9" or ch in "+-."):
-                ok = False
-                break
-        if ok:
-            scheme = head.lower()
-            s = s[c + 1:]
-    auth = None
-    if s[:2] == "//":
-        end = len(s)
-        for ch in "/?":
-            k = s.find(ch, 2)
-            if 0 <= k < end:
-                end = k
-        auth = s[2:end]
-        s = s[end:]
-    query = None
-    q = s.find("?")
-    if q >= 0:
-        query = s[q + 1:]
-        s = s[:q]
-    return scheme, auth, s, query
-
-
-def _remove_dots(path):
-    # RFC 3986 §5.2.4, by segments.
-    absolute = path[:1] == "/"
-    segs = path.split("/")
-    if absolute:
-        segs = segs[1:]
-    out = []
-    for s in segs:
-        if s == ".":
-            continue
-        if s == "..":
-            if out:
-                out.pop()
-            continue
-        out.append(s)
-    if segs and (segs[-1] == "." or segs[-1] == ".."):
-        out.append("")  # 'a/..' names the directory: keep the trailing '/'
-    text = "/".join(out)
-    return "/" + text if absolute else text
-
-
-def resolve(base, ref):
-    """The absolute URI of reference `ref` (a link target or anchor)
-    against the absolute URI `base` (RFC 3986 §5.2.2): '/s/t' against
-    'coap://10.0.0.1:5683' gives 'coap://10.0.0.1:5683/s/t'."""
-    bs, ba, bp, bq = _split_ref(base)
-    rs, ra, rp, rq = _split_ref(ref)
-    if rs is not None:
-        scheme, auth, path, query = rs, ra, _remove_dots(rp), rq
-    else:
-        scheme = bs
-        if ra is not None:
-            auth, path, query = ra, _remove_dots(rp), rq
-        else:
-            auth = ba
-            if rp == "":
-                path = bp
-                query = rq if rq is not None else bq
-            else:
-                if rp[:1] == "/":
-                    path = _remove_dots(rp)
-                elif ba is not None and bp == "":
-                    path = _remove_dots("/" + rp)
-                else:
-                    path = _remove_dots(bp[:bp.rfind("/") + 1] + rp)
-                query = rq
-    out = [scheme or "", ":"]
-    if auth is not None:
-        out.append("//")
-        out.append(auth)
-    out.append(path)
-    if query is not None:
-        out.append("?")
-        out.append(query)
-    return "".join(out)
+def _join(origin, target):
+    # A link target from `origin`'s /.well-known/core as an absolute URI.
+    # RD discovery answers '/rd' or a full URI; no need for all of RFC
+    # 3986 §5.2 (rd_server.resolve) on a node.
+    if "://" in target:
+        return target
+    if target[:2] == "//":
+        return origin[:origin.find(":") + 1] + target
+    if target[:1] != "/":
+        target = "/" + target
+    return origin + target
 
 
 # -- the registration payload ------------------------------------------------
@@ -472,8 +381,7 @@ class Registrar:
 
     def _discover(self):
         if self.rd is not None:
-            s, a, p, q = _split_ref(self.rd)
-            uri = "%s://%s/.well-known/core?rt=core.rd*" % (s, a)
+            uri = _origin(self.rd) + "/.well-known/core?rt=core.rd*"
             confirmable = True
         else:
             group = self.group
@@ -502,8 +410,7 @@ class Registrar:
             self._failed("RD discovery: not link-format (%s)" % (e,))
             return
         if self.rd is not None:
-            s, a, p, q = _split_ref(self.rd)
-            origin = "%s://%s" % (s, a)
+            origin = _origin(self.rd)
         else:
             origin = base_uri(r.remote)  # the RD that answered the group
         found = None
@@ -520,7 +427,7 @@ class Registrar:
         if found is None:
             self._failed("no link with rt=core.rd in the RD's /.well-known/core")
             return
-        self.registration_uri = resolve(origin, found)
+        self.registration_uri = _join(origin, found)
         self._event("discovered", self.registration_uri)
         self._register()
 
@@ -552,8 +459,7 @@ class Registrar:
                    _LINK_FORMAT, self._query(True))
 
     def _simple(self, where):
-        s, a, p, q = _split_ref(where)
-        uri = "%s://%s/.well-known/rd" % (s, a)
+        uri = _origin(where) + "/.well-known/rd"
         opts = []
         for o in self._query(True):
             if not o.value.startswith("base="):  # not in a simple registration (§5.1)

@@ -62,10 +62,10 @@ API of Server, Resource, Request, Response and Client, link.py, uri.py.
 """
 from ._compat import const, ticks_diff
 from .link import Link, LinkFormatError, matches, parse, serialize
-from .rd import base_uri, resolve
+from .rd import base_uri
 from .server import Resource, Response
 
-__all__ = ("ResourceDirectory", "Registration")
+__all__ = ("ResourceDirectory", "Registration", "resolve")
 
 _CREATED = const(65)
 _DELETED = const(66)
@@ -89,6 +89,101 @@ _DEFAULT_LT = 90000
 # is an endpoint attribute, except these, which are lookup parameters or
 # link attributes and cannot describe an endpoint (§5, §6).
 _RESERVED = ("page", "count", "href", "anchor", "rt")
+
+
+# -- URI references (RFC 3986 §5.2) ------------------------------------------
+
+
+def _split_ref(s):
+    # (scheme or None, authority or None, path, query or None); the
+    # fragment is dropped (never part of a CoAP request).
+    h = s.find("#")
+    if h >= 0:
+        s = s[:h]
+    scheme = None
+    c = s.find(":")
+    if c > 0:
+        head = s[:c]
+        ok = "a" <= head[0].lower() <= "z"
+        for ch in head:
+            if not ("a" <= ch.lower() <= "z" or "0" <= ch <= "9" or ch in "+-."):
+                ok = False
+                break
+        if ok:
+            scheme = head.lower()
+            s = s[c + 1:]
+    auth = None
+    if s[:2] == "//":
+        end = len(s)
+        for ch in "/?":
+            k = s.find(ch, 2)
+            if 0 <= k < end:
+                end = k
+        auth = s[2:end]
+        s = s[end:]
+    query = None
+    q = s.find("?")
+    if q >= 0:
+        query = s[q + 1:]
+        s = s[:q]
+    return scheme, auth, s, query
+
+
+def _remove_dots(path):
+    # RFC 3986 §5.2.4, by segments.
+    absolute = path[:1] == "/"
+    segs = path.split("/")
+    if absolute:
+        segs = segs[1:]
+    out = []
+    for s in segs:
+        if s == ".":
+            continue
+        if s == "..":
+            if out:
+                out.pop()
+            continue
+        out.append(s)
+    if segs and (segs[-1] == "." or segs[-1] == ".."):
+        out.append("")  # 'a/..' names the directory: keep the trailing '/'
+    text = "/".join(out)
+    return "/" + text if absolute else text
+
+
+def resolve(base, ref):
+    """The absolute URI of reference `ref` (a link target or anchor)
+    against the absolute URI `base` (RFC 3986 §5.2.2): '/s/t' against
+    'coap://10.0.0.1:5683' gives 'coap://10.0.0.1:5683/s/t'."""
+    bs, ba, bp, bq = _split_ref(base)
+    rs, ra, rp, rq = _split_ref(ref)
+    if rs is not None:
+        scheme, auth, path, query = rs, ra, _remove_dots(rp), rq
+    else:
+        scheme = bs
+        if ra is not None:
+            auth, path, query = ra, _remove_dots(rp), rq
+        else:
+            auth = ba
+            if rp == "":
+                path = bp
+                query = rq if rq is not None else bq
+            else:
+                if rp[:1] == "/":
+                    path = _remove_dots(rp)
+                elif ba is not None and bp == "":
+                    path = _remove_dots("/" + rp)
+                else:
+                    path = _remove_dots(bp[:bp.rfind("/") + 1] + rp)
+                query = rq
+    out = [scheme or "", ":"]
+    if auth is not None:
+        out.append("//")
+        out.append(auth)
+    out.append(path)
+    if query is not None:
+        out.append("?")
+        out.append(query)
+    return "".join(out)
 
 
 class Registration:

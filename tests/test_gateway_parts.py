@@ -165,6 +165,11 @@ class _NodeThread:
         self.t.join(10)
         self.ep.close()
 
+    def vanish(self):
+        """Stop without deregistering (a node that lost power)."""
+        self.reg.close = lambda timeout_ms=0: None
+        self.stop()
+
 
 def test_gateway_observes_polls_and_shows_what_it_does():
     g = _GatewayThread(poll=["rt=uptime-s"], poll_interval_s=0.5)
@@ -232,6 +237,24 @@ def test_links_to_other_hosts_are_not_observed():
         assert sum("on another host; left alone" in line for line in logged) == 2, logged
     finally:
         node.stop()
+        g.stop()
+
+
+def test_an_expired_registration_takes_the_endpoint_offline():
+    logged = []
+    g = _GatewayThread(log=logged.append)
+    node = _NodeThread(g.port, "mortal", lt_s=2)
+    try:
+        gw = g.gw
+        wait_until(lambda: gw.notifications >= 1, 30, what="the first reading")
+        (n,) = gw.nodes.values()
+        assert n.status == "online"
+        node.vanish()
+        wait_until(lambda: not gw.nodes, 20, what="the registration expiring")
+        assert n.status == "offline" and n.reason == "registration expired", (n.status, n.reason)
+        assert "gateway: mortal registration expired" in logged, logged
+        assert all(t.obs is None for t in n.targets)  # observations cancelled
+    finally:
         g.stop()
 
 

@@ -6,7 +6,8 @@
 import support  # noqa: F401
 from rd_rig import RD, Rig, location
 from coapy_micro.link import parse
-from coapy_micro.rd import base_uri, resolve
+from coapy_micro.rd import base_uri
+from coapy_micro.rd_server import resolve
 
 CREATED, DELETED, CHANGED, CONTENT = 65, 66, 68, 69
 BAD_REQUEST, NOT_FOUND, METHOD_NOT_ALLOWED, TOO_LARGE = 128, 132, 133, 141
@@ -378,7 +379,9 @@ def test_base_uri_of_socket_addresses():
     assert base_uri(v4) == "coap://127.0.0.1:5683", base_uri(v4)
     v6 = bytes((10, 0, 0xF0, 0xB0)) + bytes(4) + bytes((0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                                                         0, 0, 0, 1)) + bytes(4)
-    assert base_uri(v6) == "coap://[fd00::1]:61616", base_uri(v6)
+    assert base_uri(v6) == "coap://[fd00:0:0:0:0:0:0:1]:61616", base_uri(v6)
+    mapped = v6[:8] + bytes(10) + b"\xff\xff" + bytes((10, 0, 0, 7)) + bytes(4)
+    assert base_uri(mapped) == "coap://10.0.0.7:61616", base_uri(mapped)
 
 
 # RFC 3986 §5.4: every normal and abnormal example (fragments dropped: a
