@@ -187,6 +187,7 @@ class Gateway:
         self.by_set = {}  # <prefix>/<ep>/<path>/set -> Target
         self.shards = []
         self._events = []  # RD changes, handled after the request that made them
+        self._dirty = {}  # registration id -> Registration to save, or None to delete
         self._running = False
         self.notifications = 0  # readings received (notifications and poll answers)
         self.stored = 0
@@ -263,8 +264,7 @@ class Gateway:
         for event, reg in events:
             node = self.nodes.get(reg.id)
             if event in ("register", "update"):
-                if self.store is not None:
-                    self.store.save_registration(reg, time.time() + reg.left_ms / 1000.0)
+                self._dirty[reg.id] = reg
                 if node is None:
                     self._add_node(reg)
                 elif node.base != reg.base or node.links != reg.links_text():
@@ -273,11 +273,26 @@ class Gateway:
                 elif event == "register" and node.status == "offline":
                     self._retry_now(node)
             else:
-                if self.store is not None:
-                    self.store.delete_registration(reg.id)
+                self._dirty[reg.id] = None
                 if node is not None:
                     why = "registration expired" if event == "expire" else "deregistered"
                     self._drop_node(node, why)
+
+    def _save(self):
+        # Write the registrations that changed since the last time: once a
+        # second at most, however often registrants update (an update is a
+        # request anybody can send; a disk write per request is not).
+        dirty = self._dirty
+        if not dirty or self.store is None:
+            dirty.clear()
+            return
+        self._dirty = {}
+        now = time.time()
+        for rid, reg in dirty.items():
+            if reg is None:
+                self.store.delete_registration(rid)
+            else:
+                self.store.save_registration(reg, now + reg.left_ms / 1000.0)
 
     def _add_node(self, reg):
         node = Node(reg, self.prefix)
@@ -575,6 +590,7 @@ class Gateway:
                 next_health = now + _HEALTH_S
                 self._health(now)
                 self._polls(now)
+                self._save()
             if self.store is not None:
                 self.store.maybe_flush(now)
                 self.stored = self.store.stored
@@ -595,6 +611,7 @@ class Gateway:
                 if rx is None:
                     break
         if self.store is not None:
+            self._save()
             self.store.close()
             self.stored = self.store.stored
         if self.mqtt is not None:
