@@ -131,7 +131,7 @@ class _GatewayThread:
 
 
 class _NodeThread:
-    def __init__(self, rd_port, ep="pnode", lt_s=60, payload=None):
+    def __init__(self, rd_port, ep="pnode", lt_s=60, payload=None, base=None):
         self.ep = EndPoint()
         self.ep.bind((LOOPBACK, 0))
         self.srv = Server(self.ep)
@@ -142,7 +142,7 @@ class _NodeThread:
         self.srv.add("sys/uptime", Resource(get=lambda r: (69, b"42"), rt="uptime-s", ct=0))
         self.srv.add("info", Resource(get=lambda r: (69, b"x"), ct=0))
         self.reg = Registrar(self.srv, ep, rd="coap://%s:%d/rd" % (LOOPBACK, rd_port), lt_s=lt_s,
-                             timeout_ms=3000, payload=payload)
+                             timeout_ms=3000, payload=payload, base=base)
         self.stopped = False
         self.t = threading.Thread(target=self.loop, daemon=True)
         self.t.start()
@@ -255,6 +255,21 @@ def test_an_expired_registration_takes_the_endpoint_offline():
         assert "gateway: mortal registration expired" in logged, logged
         assert all(t.obs is None for t in n.targets)  # observations cancelled
     finally:
+        g.stop()
+
+
+def test_host_names_are_not_looked_up():
+    logged = []
+    g = _GatewayThread(log=logged.append)
+    node = _NodeThread(g.port, "named", base="coap://localhost:9")
+    try:
+        wait_until(lambda: g.gw.nodes, 30, what="the registration")
+        (n,) = g.gw.nodes.values()
+        assert n.targets == [] and g.gw.watched == 0, n.targets
+        assert any("coap://localhost:9/sensors/temp is a host name, not an address" in x
+                   for x in logged), logged
+    finally:
+        node.stop()
         g.stop()
 
 

@@ -21,6 +21,12 @@ What it does:
   publishing the outcome on <prefix>/<ep>/<path>/set/result. The MQTT work
   runs in a process of its own (publisher.py).
 
+Only resources on the registrant's own host, named by an IP address (its
+base, by default the address it registered from), are observed, polled or
+sent commands: a link cannot send the gateway elsewhere. Bounds: the RD's
+table (max_registrations, max_per_source per host, max_links), and
+max_observed resources watched in all.
+
 An endpoint is online from its registration until it expires or is removed
 or one of its observations fails (no answer, RST, an error), and online again
 when a failed observation comes back. Failed observations are retried with
@@ -42,7 +48,7 @@ from ..connection import EndPoint
 from ..link import filter_links
 from ..rd_server import ResourceDirectory
 from ..server import Server
-from ..uri import UriError, split
+from ..uri import UriError, is_ip_literal, split
 from .store import Store
 
 # How often the loop looks after timers (ms): RD expiry and group
@@ -56,13 +62,8 @@ _DRAIN = 256  # datagrams read from one socket per wake-up
 
 
 def _family_of(uri):
-    host = split(uri)[1]
-    if ":" in host:
-        return socket.AF_INET6
-    try:
-        return socket.getaddrinfo(host, None)[0][0]
-    except OSError:
-        return socket.AF_INET
+    # Targets are IP literals (see _add_node): no lookup needed.
+    return socket.AF_INET6 if ":" in split(uri)[1] else socket.AF_INET
 
 
 def topic_part(text):
@@ -314,6 +315,13 @@ class Gateway:
                 # not observe, poll or PUT elsewhere because a link says so
                 # (RFC 9176 without security trusts registrants; §8.4).
                 self.log("gateway: %s: %s is on another host; left alone" % (reg.ep, link.target))
+                continue
+            if not is_ip_literal(host):
+                # A host name would mean a DNS lookup inside the loop that
+                # serves everyone (a registrant can name a slow one). Nodes
+                # that send no base are known by their address anyway.
+                self.log("gateway: %s: %s is a host name, not an address; left alone"
+                         % (reg.ep, link.target))
                 continue
             t = Target(node, link, link.target, path)
             node.targets.append(t)
