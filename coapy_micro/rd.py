@@ -208,7 +208,9 @@ class Registrar:
         if client is None:
             from .client import Client
 
-            client = Client(end_point)
+            # What an RD sends back is small: a discovery answer bigger than
+            # this (in blocks) is refused instead of filling a board's heap.
+            client = Client(end_point, max_body=4096)
         self.client = client
         self.rd = rd  # as configured
         self.location = None  # the registration resource's URI, once registered
