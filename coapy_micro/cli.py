@@ -505,6 +505,9 @@ def build_parser():
     p.add_argument("--seconds", type=_seconds_arg, default=None, help=argparse.SUPPRESS)
     common(p, timeout=False)
     p.set_defaults(func=cmd_serve)
+
+    from .gateway.command import add_parser as add_gateway  # host only: the gateway
+    add_gateway(sub)
     return main
 
 

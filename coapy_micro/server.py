@@ -94,6 +94,7 @@ class Response:
     """
 
     def __init__(self, code, payload=b"", content_format=None, options=(), total=None):
+        # type: (int, bytes | str, int | None, object, int | None) -> None
         self.code = code
         self.payload = payload
         self.content_format = content_format

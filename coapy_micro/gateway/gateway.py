@@ -1,0 +1,711 @@
+# upy-ok-file: the gateway runs on the host only (CPython: sqlite3, paho-mqtt, processes)
+"""The gateway: a Resource Directory whose nodes' readings are collected,
+kept and published (host only).
+
+    gw = Gateway(bind="0.0.0.0", port=5683, db="gateway.db", mqtt=("broker", 1883))
+    gw.run()                          # until gw.stop() (or SIGTERM via command.py)
+
+What it does:
+- serves an RFC 9176 Resource Directory (coapy_micro.rd_server) on bind:port;
+- observes (RFC 7641) every registered resource whose link has `obs`, and
+  polls every `poll_interval_s` the others that match a `poll` filter
+  (link-format queries such as 'rt=uptime-s' or 'href=/sys/*');
+- turns each notification or poll answer into a SenML JSON pack
+  (coapy_micro.senml), named '<ep>/' + path, timed by the gateway's clock;
+- keeps every reading in SQLite (store.Store: batched writes, WAL) and the
+  RD's registrations too, so a restarted gateway knows its endpoints and
+  observes them again;
+- with an MQTT broker, publishes each reading retained on
+  <prefix>/<ep>/<path>, each endpoint's state on <prefix>/<ep>/$status
+  ({"status": "online"|"offline", "reason": ...}, retained), and turns a
+  message on <prefix>/<ep>/<path>/set into a CoAP PUT to that resource,
+  publishing the outcome on <prefix>/<ep>/<path>/set/result. The MQTT work
+  runs in a process of its own (publisher.py).
+
+Only resources on the registrant's own host, named by an IP address (its
+base, by default the address it registered from), are observed, polled or
+sent commands: a link cannot send the gateway elsewhere. Bounds: the RD's
+table (max_registrations, max_per_source per host, max_links), and
+max_observed resources watched in all.
+
+An endpoint is online from its registration until it expires or is removed
+or one of its observations fails (no answer, RST, an error), and online again
+when a failed observation comes back. Failed observations are retried with
+back-off (2 s doubling to 60 s) while the registration lives.
+
+Observations are spread over EndPoints of `shard_size` each (each on an
+ephemeral port): the EndPoint and the Client look up a response among their
+records and observations one by one, so many small tables cost less per
+notification than one large one. One poll() waits on all of them.
+"""
+import json
+import select
+import socket
+import time
+
+from .. import senml
+from ..client import Client
+from ..connection import EndPoint
+from ..link import filter_links
+from ..rd_server import ResourceDirectory
+from ..server import Server
+from ..uri import UriError, is_ip_literal, split
+from .store import Store
+
+# How often the loop looks after timers (ms): RD expiry and group
+# responses, observation health, polls, the store's batches.
+_HOUSEKEEPING_MS = 100
+_CLIENT_CHECK_S = 0.5  # Client.process(0) per shard: re-registration, deadlines
+_HEALTH_S = 1.0
+_RETRY_MIN_S = 2.0
+_RETRY_MAX_S = 60.0
+_DRAIN = 256  # datagrams read from one socket per wake-up
+
+
+def _family_of(uri):
+    # Targets are IP literals (see _add_node): no lookup needed.
+    return socket.AF_INET6 if ":" in split(uri)[1] else socket.AF_INET
+
+
+def topic_part(text):
+    """A string usable inside an MQTT topic level: '/', '+', '#' and NUL
+    replaced by '_'."""
+    for c in "/+#\x00":
+        if c in text:
+            text = text.replace(c, "_")
+    return text
+
+
+def _path_of(uri):
+    # 'sensors/temp' of 'coap://h:p/sensors/temp' (decoded segments).
+    return "/".join(split(uri)[3])
+
+
+def _short(pack):
+    # A reading's value for the terminal: the first record's.
+    if not pack:
+        return "-"
+    r = pack[0]
+    for k in ("v", "vb", "vs", "vd"):
+        if k in r:
+            v = r[k]
+            text = ("%g" % v) if isinstance(v, float) else str(v)
+            return text if len(text) <= 24 else text[:21] + "..."
+    return "-"
+
+
+class Target:
+    """One resource of a registered endpoint: observed, polled, or only
+    reachable through its /set topic."""
+
+    def __init__(self, node, link, uri, path):
+        self.node = node
+        self.link = link
+        self.uri = uri
+        self.path = path
+        self.name = senml.clean_name(path) if path else "x"
+        self.topic = "%s/%s" % (node.topic, "/".join(topic_part(s) for s in path.split("/")))
+        self.mode = None  # 'observe', 'poll' or None
+        self.obs = None  # observe.Observation
+        self.shard = None
+        self.pending = None  # a poll in flight
+        self.next_poll = 0.0
+        self.retry_at = None
+        self.backoff = _RETRY_MIN_S
+        self.failed = None  # why the last observation ended
+        self.count = 0
+        self.last = None
+        self.last_t = None
+
+
+class Node:
+    """What the gateway knows about one registration."""
+
+    def __init__(self, reg, prefix):
+        self.reg = reg
+        self.ep = reg.ep
+        name = topic_part(reg.ep) if reg.d is None else "%s@%s" % (topic_part(reg.ep),
+                                                                    topic_part(reg.d))
+        self.topic = "%s/%s" % (prefix, name)
+        self.bn = senml.clean_name(reg.ep if reg.d is None else reg.d + "." + reg.ep) + "/"
+        self.base = reg.base
+        self.links = reg.links_text()
+        self.targets = []
+        self.by_set = {}  # <topic>/set -> Target
+        self.status = None  # published state ('online' / 'offline')
+        self.reason = None
+
+
+class Shard:
+    """An EndPoint and its Client, observing up to `size` resources."""
+
+    def __init__(self, family, bind, size):
+        self.family = family
+        self.size = size
+        self.ep = EndPoint(family, max_in_flight=size + 48, dedup_size=512,
+                           max_message_size=4096)
+        self.ep.bind((bind, 0))
+        self.client = Client(self.ep, timeout_ms=15000)
+        self.count = 0
+        self.fd = self.ep.socket.fileno()
+
+
+class Gateway:
+    """See the module notes. log(text): one line for the terminal.
+    on_reading(target, pack): told of every reading (a Target, its SenML)."""
+
+    def __init__(self, bind="0.0.0.0", port=5683, db="coapy-gateway.db", mqtt=None,
+                 prefix="coap", poll=(), poll_interval_s=60.0, client_id=None, qos=1,
+                 mqtt_queue=100000, mqtt_version=5, shard_size=32, max_registrations=1000,
+                 max_links=64, max_per_source=64, max_observed=4096, log=None,
+                 multicast=False, on_reading=None):
+        self.log = log or (lambda text: None)
+        self.on_reading = on_reading  # callable(target, senml pack), per reading
+        self.prefix = prefix
+        self.poll_filters = [q.split("&") for q in poll]
+        self.poll_interval_s = poll_interval_s
+        self.shard_size = shard_size
+        # Resources observed or polled at most (each costs a record in a
+        # shard's EndPoint and its Client): beyond, links are left alone.
+        self.max_observed = max_observed
+        self.watched = 0
+        self.started = time.time()
+        family = socket.getaddrinfo(bind, port)[0][0]
+        self.rd_ep = EndPoint(family, max_in_flight=128, dedup_size=512, max_message_size=4096)
+        if family == socket.AF_INET6 and hasattr(socket, "IPV6_V6ONLY"):
+            self.rd_ep.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        self.rd_ep.bind((bind, port))
+        self.address = self.rd_ep.socket.getsockname()
+        self.bind = bind
+        self.server = Server(self.rd_ep, max_body=65536, leisure_ms=1000)
+        self.rd = ResourceDirectory(self.server, max_registrations=max_registrations,
+                                    max_links=max_links, max_payload=16384,
+                                    max_per_source=max_per_source, max_fetches=8,
+                                    on_change=self._rd_change)
+        if multicast:
+            self._join_group(family, port)
+        self.store = Store(db) if db else None
+        self.nodes = {}  # registration id -> Node
+        self.by_set = {}  # <prefix>/<ep>/<path>/set -> Target
+        self.shards = []
+        self._events = []  # RD changes, handled after the request that made them
+        self._dirty = {}  # registration id -> Registration to save, or None to delete
+        self._running = False
+        self.notifications = 0  # readings received (notifications and poll answers)
+        self.stored = 0
+        self.errors = 0  # error responses, unusable notifications
+        self.commands = 0
+        self.mqtt = None
+        self.client_id = None
+        if mqtt is not None:
+            from .publisher import MqttLink
+
+            cid = client_id or "coapy-gw-%s-%d" % (socket.gethostname(), self.address[1])
+            self.client_id = cid
+            self.mqtt = MqttLink(mqtt[0], mqtt[1], prefix, cid, qos, mqtt_queue, mqtt_version,
+                                 on_command=self._command, log=self.log)
+        self._poller = select.poll()
+        self._fds = {}
+        self._watch(self.rd_ep.socket.fileno(), self._drain_rd)
+        if self.mqtt is not None:
+            self._watch(self.mqtt.poll_fd(), self.mqtt.read)
+        if self.store is not None:
+            self._restore()
+
+    def _watch(self, fd, fn):
+        self._poller.register(fd, select.POLLIN)
+        self._fds[fd] = fn
+
+    def _join_group(self, family, port):
+        # Answer RD discovery sent to All-CoAP-Nodes (224.0.1.187, RFC 7252
+        # §12.8) on the RD's port, through a socket of its own.
+        from ..connection import ALL_COAP_NODES_V4, join_group
+
+        if family != socket.AF_INET:
+            self.log("gateway: --multicast joins the IPv4 group only; bind an IPv4 address")
+            return
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((ALL_COAP_NODES_V4, port))
+        join_group(s, ALL_COAP_NODES_V4, self.bind if self.bind not in ("0.0.0.0", "") else
+                   "0.0.0.0")
+        self.rd_ep.register(s)
+        self._watch(s.fileno(), self._drain_rd)
+
+    # -- the RD's table -----------------------------------------------------
+
+    def _restore(self):
+        now = time.time()
+        n = 0
+        for row in self.store.registrations():
+            left_ms = int((row["expires"] - now) * 1000)
+            if left_ms <= 0:
+                self.store.delete_registration(row["id"])
+                continue
+            try:
+                reg = self.rd.restore(row["id"], row["ep"], row["d"], row["base"],
+                                      row["base_explicit"], row["lt"], left_ms, row["links"],
+                                      row["attrs"], row["source"])
+            except ValueError as e:
+                self.log("gateway: saved registration %s (%s) dropped: %s"
+                         % (row["id"], row["ep"], e))
+                self.store.delete_registration(row["id"])
+                continue
+            n += 1
+            self._events.append(("register", reg))
+        if n:
+            self.log("gateway: %d registrations restored from %s" % (n, self.store.path))
+
+    def _rd_change(self, event, reg):
+        # Called from inside the RD's request handlers: acted on after them.
+        self._events.append((event, reg))
+
+    def _handle_events(self):
+        events = self._events
+        self._events = []
+        for event, reg in events:
+            node = self.nodes.get(reg.id)
+            if event in ("register", "update"):
+                self._dirty[reg.id] = reg
+                if node is None:
+                    self._add_node(reg)
+                elif node.base != reg.base or node.links != reg.links_text():
+                    self._drop_node(node, None)
+                    self._add_node(reg)
+                elif event == "register" and node.status == "offline":
+                    self._retry_now(node)
+            else:
+                self._dirty[reg.id] = None
+                if node is not None:
+                    why = "registration expired" if event == "expire" else "deregistered"
+                    self._drop_node(node, why)
+
+    def _save(self):
+        # Write the registrations that changed since the last time: once a
+        # second at most, however often registrants update (an update is a
+        # request anybody can send; a disk write per request is not).
+        dirty = self._dirty
+        if not dirty or self.store is None:
+            dirty.clear()
+            return
+        self._dirty = {}
+        now = time.time()
+        for rid, reg in dirty.items():
+            if reg is None:
+                self.store.delete_registration(rid)
+            else:
+                self.store.save_registration(reg, now + reg.left_ms / 1000.0)
+
+    def _add_node(self, reg):
+        node = Node(reg, self.prefix)
+        self.nodes[reg.id] = node
+        observed = 0
+        try:
+            home = split(reg.base)[1]
+        except UriError:
+            home = None  # a base that is no coap:// URI: nothing to observe there
+        for link in reg.resolved():
+            try:
+                path = _path_of(link.target)
+                host = split(link.target)[1]
+                family = _family_of(link.target)
+            except UriError:
+                continue  # not a coap:// URI: nothing to do with it
+            if host != home:
+                # A registrant speaks for its own host only: the gateway does
+                # not observe, poll or PUT elsewhere because a link says so
+                # (RFC 9176 without security trusts registrants; §8.4).
+                self.log("gateway: %s: %s is on another host; left alone" % (reg.ep, link.target))
+                continue
+            if not is_ip_literal(host):
+                # A host name would mean a DNS lookup inside the loop that
+                # serves everyone (a registrant can name a slow one). Nodes
+                # that send no base are known by their address anyway.
+                self.log("gateway: %s: %s is a host name, not an address; left alone"
+                         % (reg.ep, link.target))
+                continue
+            t = Target(node, link, link.target, path)
+            node.targets.append(t)
+            st = t.topic + "/set"
+            node.by_set[st] = t
+            self.by_set[st] = t
+            if self.mqtt is not None:
+                self.mqtt.subscribe(st)
+            wanted = "observe" if link.get("obs") is not None else (
+                "poll" if any(filter_links([link], q) for q in self.poll_filters) else None)
+            if wanted is not None and self.watched >= self.max_observed:
+                self.log("gateway: %s: /%s not %sd: %d resources watched already"
+                         % (reg.ep, path, wanted, self.watched))
+                wanted = None
+            if wanted == "observe":
+                t.mode = "observe"
+                self.watched += 1
+                self._observe(t, family)
+                observed += 1
+            elif wanted == "poll":
+                t.mode = "poll"
+                self.watched += 1
+                t.shard = self._shard(family)
+        self.log("gateway: %s registered from %s: %d resources, %d observed"
+                 % (reg.ep, reg.base, len(node.targets), observed))
+        self._set_status(node, "online", None)
+
+    def _drop_node(self, node, why):
+        for t in node.targets:
+            self._stop(t)
+            st = t.topic + "/set"
+            if self.by_set.get(st) is t:
+                del self.by_set[st]
+                if self.mqtt is not None:
+                    self.mqtt.unsubscribe(st)
+        self.nodes.pop(node.reg.id, None)
+        if why is not None:
+            self.log("gateway: %s %s" % (node.ep, why))
+            self._set_status(node, "offline", why)
+
+    def _retry_now(self, node):
+        for t in node.targets:
+            if t.mode == "observe" and t.obs is None:
+                t.retry_at = 0.0
+
+    # -- observing ----------------------------------------------------------
+
+    def _shard(self, family):
+        best = None
+        for s in self.shards:
+            if s.family == family and s.count < s.size and (best is None or s.count < best.count):
+                best = s
+        if best is None:
+            wild = "::" if family == socket.AF_INET6 else "0.0.0.0"
+            bind = self.bind
+            try:
+                if socket.getaddrinfo(bind, 0)[0][0] != family:
+                    bind = wild
+            except OSError:
+                bind = wild
+            best = Shard(family, bind, self.shard_size)
+            self.shards.append(best)
+            self._watch(best.fd, lambda s=best: self._drain_shard(s))
+        return best
+
+    def _observe(self, t, family=None):
+        if t.shard is None:
+            t.shard = self._shard(family or _family_of(t.uri))
+            t.shard.count += 1
+        try:
+            t.obs = t.shard.client.observe(t.uri, callback=lambda r, t=t: self._reading(t, r),
+                                           margin_ms=5000)
+        except Exception as e:  # the shard's EndPoint is full, a bad URI
+            t.obs = None
+            self._failed(t, "cannot observe: %r" % (e,))
+
+    def _stop(self, t):
+        if t.obs is not None and not t.obs.done:
+            t.obs.cancel()
+        t.obs = None
+        if t.pending is not None and not t.pending.done:
+            t.pending.cancel()
+        t.pending = None
+        if t.shard is not None and t.mode == "observe":
+            t.shard.count -= 1
+        if t.mode is not None:
+            self.watched -= 1
+        t.shard = None
+        t.mode = None
+
+    def _failed(self, t, why):
+        t.failed = why
+        t.retry_at = time.monotonic() + t.backoff
+        t.backoff = min(t.backoff * 2, _RETRY_MAX_S)
+        node = t.node
+        self._set_status(node, "offline", "/%s: %s" % (t.path, why))
+
+    def _health(self, now):
+        # Notice observations that ended; observe again when their time comes.
+        for node in list(self.nodes.values()):
+            for t in node.targets:
+                if t.mode != "observe":
+                    continue
+                o = t.obs
+                if o is not None and o.done:
+                    t.obs = None
+                    if o.error is None:
+                        why = "the node answered without Observe (its observer table is full?)"
+                    else:
+                        why = "observation ended: %s" % (o.error,)
+                    self.log("gateway: %s /%s: %s" % (node.ep, t.path, why))
+                    self._failed(t, why)
+                elif o is None and t.retry_at is not None and now >= t.retry_at:
+                    t.retry_at = None
+                    self._observe(t)
+            if node.status == "offline" and node.reason is not None and node.reason[:1] == "/":
+                if all(t.failed is None for t in node.targets):
+                    self._set_status(node, "online", None)
+
+    def _polls(self, now):
+        for node in self.nodes.values():
+            for t in node.targets:
+                if t.mode != "poll" or now < t.next_poll or (t.pending is not None and
+                                                             not t.pending.done):
+                    continue
+                t.next_poll = now + self.poll_interval_s
+                try:
+                    t.pending = t.shard.client.start("get", t.uri, callback=lambda h, t=t:
+                                                     self._polled(t, h))
+                except Exception as e:
+                    self._failed(t, "cannot poll: %r" % (e,))
+
+    def _polled(self, t, h):
+        if h.response is not None:
+            self._reading(t, h.response)
+        else:
+            self._failed(t, "poll: %s" % (h.error,))
+
+    # -- readings -------------------------------------------------------------
+
+    def _reading(self, t, resp):
+        now = time.time()
+        code = resp.code
+        if code >> 5 != 2:
+            self.errors += 1
+            return
+        node = t.node
+        pack = senml.records(resp.payload, resp.content_format, node.bn, t.name, now)
+        text = senml.dumps(pack)
+        self.notifications += 1
+        t.count += 1
+        t.last = pack
+        t.last_t = now
+        if t.failed is not None:
+            t.failed = None
+            t.backoff = _RETRY_MIN_S
+        if self.store is not None:
+            self.store.add(now, node.ep, t.path, text)
+        if self.mqtt is not None:
+            self.mqtt.publish(t.topic, text, retain=True)
+        if self.on_reading is not None:
+            self.on_reading(t, pack)
+
+    def _set_status(self, node, status, reason):
+        if node.status == status and node.reason == reason:
+            return
+        node.status = status
+        node.reason = reason
+        if self.mqtt is not None:
+            body = {"status": status, "t": time.time(), "base": node.base,
+                    "gateway": self.client_id}
+            if reason is not None:
+                body["reason"] = reason
+            self.mqtt.publish(node.topic + "/$status", _json(body), retain=True)
+
+    # -- MQTT commands ---------------------------------------------------------
+
+    def _command(self, topic, payload):
+        t = self.by_set.get(topic)
+        if t is None:
+            return  # not ours (any more)
+        self.commands += 1
+        body, cf = _put_body(payload)
+        shard = t.shard or self._shard(_family_of(t.uri))
+        result = topic + "/result"
+
+        def done(h):
+            r = h.response
+            if r is not None:
+                out = {"code": "%d.%02d" % (r.code >> 5, r.code & 31)}
+                if r.payload:
+                    out["payload"] = str(r.payload, "utf-8", "replace")
+            else:
+                out = {"error": str(h.error)}
+            self.mqtt.publish(result, _json(out))
+
+        try:
+            shard.client.start("put", t.uri, body, cf, callback=done)
+        except Exception as e:
+            self.mqtt.publish(result, _json({"error": "cannot send: %r" % (e,)}))
+
+    # -- the loop -------------------------------------------------------------
+
+    def _drain_rd(self):
+        ep = self.rd_ep
+        rd = self.rd
+        for _ in range(64):
+            rx = ep.process(0)
+            if rx is None:
+                break
+            rd.handle(rx)
+        if self._events:
+            self._handle_events()
+
+    def _drain_shard(self, s):
+        ep = s.ep
+        c = s.client
+        for _ in range(_DRAIN):
+            rx = ep.process(0)
+            if rx is None:
+                break
+            if not c.handle(rx):
+                m = rx.message
+                if m.transaction_type == 0 and 1 <= m.code <= 31:
+                    rx.reset()  # a request to an observer's port: nobody serves here
+
+    def stop(self):
+        """Make run() return (within a loop round)."""
+        self._running = False
+
+    def run(self, seconds=None, on_round=None):
+        """Serve until stop() (or for `seconds`). on_round(gateway) is
+        called once per housekeeping round (the terminal display)."""
+        self._running = True
+        start = time.monotonic()
+        next_house = 0.0
+        next_check = 0.0
+        next_health = 0.0
+        poll = self._poller.poll
+        fds = self._fds
+        if self._events:
+            self._handle_events()
+        while self._running:
+            now = time.monotonic()
+            if seconds is not None and now - start >= seconds:
+                break
+            wait = int((next_house - now) * 1000)
+            if self.mqtt is not None and self.mqtt.pending_bytes:
+                wait = 0
+            if wait < 0:
+                wait = 0
+            try:
+                events = poll(wait)
+            except InterruptedError:
+                events = ()
+            for fd, ev in events:
+                fn = fds.get(fd)
+                if fn is not None:
+                    fn()
+            if self.mqtt is not None and self.mqtt.pending_bytes:
+                self.mqtt.flush()
+            now = time.monotonic()
+            if now < next_house:
+                continue
+            next_house = now + _HOUSEKEEPING_MS / 1000.0
+            self.rd.tick()
+            if self._events:
+                self._handle_events()
+            if now >= next_check:
+                next_check = now + _CLIENT_CHECK_S
+                for s in self.shards:
+                    s.client.process(0)  # deadlines, re-registrations
+            if now >= next_health:
+                next_health = now + _HEALTH_S
+                self._health(now)
+                self._polls(now)
+                self._save()
+            if self.store is not None:
+                self.store.maybe_flush(now)
+                self.stored = self.store.stored
+            if on_round is not None:
+                on_round(self)
+        self._running = False
+
+    def close(self):
+        """Deregister our observations (best effort), write what waits,
+        stop the publisher, close the sockets."""
+        for node in list(self.nodes.values()):
+            for t in node.targets:
+                if t.obs is not None and not t.obs.done:
+                    t.obs.cancel()
+        for s in self.shards:
+            for _ in range(4):
+                rx = s.ep.process(0)  # sends the deregistrations
+                if rx is None:
+                    break
+        if self.store is not None:
+            self._save()
+            self.store.close()
+            self.stored = self.store.stored
+        if self.mqtt is not None:
+            self.mqtt.close()
+        for s in self.shards:
+            s.ep.close()
+        self.rd_ep.close()
+
+    # -- what the terminal shows ---------------------------------------------
+
+    def counters(self):
+        c = {"notifications": self.notifications, "errors": self.errors,
+             "endpoints": len(self.nodes), "commands": self.commands}
+        if self.store is not None:
+            c["stored"] = self.store.stored
+            c["store_dropped"] = self.store.dropped
+        if self.mqtt is not None:
+            st = self.mqtt.status
+            c["published"] = st.get("published", 0)
+            c["mqtt_dropped"] = st.get("dropped", 0) + self.mqtt.dropped
+            c["mqtt_queued"] = st.get("queued", 0) + st.get("inflight", 0)
+            c["mqtt"] = "connected" if st.get("connected") else "disconnected"
+        return c
+
+    def render(self, max_nodes=20, now=None):
+        """The status lines for the terminal."""
+        now = now or time.time()
+        c = self.counters()
+        host = self.address[0]
+        head = "coapy gateway on %s:%d: %d endpoints" % (
+            "[%s]" % host if ":" in host else host, self.address[1], c["endpoints"])
+        if self.mqtt is not None:
+            head += ", mqtt %s" % c["mqtt"]
+        lines = [head]
+        line = "  notifications %d" % c["notifications"]
+        if "stored" in c:
+            line += "  stored %d" % c["stored"]
+        if "published" in c:
+            line += "  published %d  queued %d" % (c["published"], c["mqtt_queued"])
+        dropped = c.get("store_dropped", 0) + c.get("mqtt_dropped", 0)
+        line += "  dropped %d  errors %d" % (dropped, c["errors"])
+        lines.append(line)
+        nodes = list(self.nodes.values())
+        for node in nodes[:max_nodes]:
+            state = node.status or "-"
+            if node.reason:
+                state += " (%s)" % node.reason
+            lines.append("  %-16s %s  %s" % (node.ep, node.base, state))
+            for t in node.targets:
+                if t.mode is None:
+                    continue
+                if t.last_t is None:
+                    last, age = "-", "-"
+                else:
+                    last, age = _short(t.last), "%.1fs" % (now - t.last_t)
+                lines.append("      /%-24s %-7s %-24s %8s  %d" % (t.path, t.mode, last, age,
+                                                                  t.count))
+        if len(nodes) > max_nodes:
+            lines.append("  ... and %d more endpoints" % (len(nodes) - max_nodes))
+        return lines
+
+
+def _json(obj):
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def _put_body(payload):
+    # What a /set message becomes: a SenML pack's first value as text, or
+    # the payload as it is (text/plain if it is UTF-8, else octet-stream).
+    try:
+        text = str(payload, "utf-8")
+    except UnicodeDecodeError:
+        return bytes(payload), 42
+    t = text.strip()
+    if t[:1] == "[":
+        try:
+            pack = json.loads(t)
+            r = pack[0]
+            for k in ("v", "vb", "vs"):
+                if k in r:
+                    v = r[k]
+                    if isinstance(v, bool):
+                        v = "true" if v else "false"
+                    return str(v).encode("utf-8"), 0
+        except (ValueError, IndexError, KeyError, TypeError, AttributeError):
+            pass
+    return bytes(payload), 0
+

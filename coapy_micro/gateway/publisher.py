@@ -1,0 +1,450 @@
+# upy-ok-file: the gateway runs on the host only (CPython: sqlite3, paho-mqtt, processes)
+"""The gateway's MQTT side: a process of its own running the paho-mqtt client.
+
+The gateway starts it (MqttLink below) and talks to it over two pipes, so
+that paho's per-message work (about 70 µs of CPU for a QoS 1 publish and its
+PUBACK) runs on another core than the CoAP loop. Frames, both ways, are a
+kind byte, a 4-byte big-endian length and the body:
+
+    gateway -> publisher (its stdin)
+      P  publish: flags (retain | qos << 1), topic length (2 bytes), topic, payload
+      S  subscribe to the topic in the body; U  unsubscribe
+      X  stop: publish what is queued (a few seconds at most), then exit
+    publisher -> gateway (its stdout)
+      C  a message on a subscribed topic: topic length (2 bytes), topic, payload
+      T  status, JSON: connected, published, dropped, queued, inflight, ...
+      L  a line for the gateway's log
+
+Reliability: messages wait in a bounded outbox while the broker is away;
+when it is full the oldest are dropped and counted (`dropped` in the
+status), never lost silently. At most `window` QoS 1 messages are handed to
+paho unacknowledged (the broker's Receive Maximum for MQTT 5); paho sends
+those again after a reconnect, so a broker that goes away loses nothing
+that was not acknowledged. Reconnects back off from 0.5 s doubling to 30 s.
+The gateway's own state is retained at <prefix>/$gateway/<client id>:
+"online", and "offline" as the connection's Will.
+"""
+import collections
+import json
+import os
+import select
+import struct
+import subprocess
+import sys
+import time
+
+_HEAD = struct.Struct(">cI")
+_TOPIC = struct.Struct(">H")
+_FLAGS_TOPIC = struct.Struct(">BH")
+
+
+def frame(kind, body):
+    return _HEAD.pack(kind, len(body)) + body
+
+
+def publish_frame(topic, payload, qos=1, retain=False):
+    t = topic.encode("utf-8")
+    return frame(b"P", _FLAGS_TOPIC.pack((1 if retain else 0) | (qos << 1), len(t)) + t + payload)
+
+
+class FrameReader:
+    """Splits a byte stream into (kind, body) frames."""
+
+    def __init__(self, max_body=16 * 1024 * 1024):
+        self.buf = bytearray()
+        self.max_body = max_body
+
+    def feed(self, data):
+        self.buf += data
+        out = []
+        buf = self.buf
+        pos = 0
+        n = len(buf)
+        while n - pos >= 5:
+            kind, size = _HEAD.unpack_from(buf, pos)
+            if size > self.max_body:
+                raise ValueError("frame of %d bytes" % size)
+            if n - pos - 5 < size:
+                break
+            out.append((kind, bytes(buf[pos + 5:pos + 5 + size])))
+            pos += 5 + size
+        if pos:
+            del buf[:pos]
+        return out
+
+
+# -- the publisher process ---------------------------------------------------------
+
+
+class Publisher:
+    def __init__(self, host, port, prefix, client_id, qos=1, max_queue=100000, version=5):
+        import paho.mqtt.client as mqtt
+
+        self.mqtt = mqtt
+        self.host = host
+        self.port = port
+        self.prefix = prefix
+        self.client_id = client_id
+        self.qos = qos
+        self.max_queue = max_queue
+        self.version = version
+        self.outbox = collections.deque()
+        self.topics = []  # subscriptions, kept across reconnects
+        self.window = 100
+        self.handed = 0  # QoS 1 messages given to paho
+        self.acked = 0
+        self.published = 0  # acknowledged (QoS 1) or written (QoS 0)
+        self.dropped = 0
+        self.commands = 0
+        self.connects = 0
+        self.connected = False
+        self.last_error = None
+        self.delay = 0.5
+        self.retry_at = 0.0
+        self.stopping = False
+        self.status_topic = "%s/$gateway/%s" % (prefix, client_id)
+        self.client = None
+
+    def _make(self):
+        mqtt = self.mqtt
+        proto = mqtt.MQTTv5 if self.version == 5 else mqtt.MQTTv311
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                        protocol=proto)
+        c.max_inflight_messages_set(0)  # the window below does the limiting
+        c.max_queued_messages_set(0)
+        c.will_set(self.status_topic, b"offline", qos=1, retain=True)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_publish = self._on_publish
+        c.on_message = self._on_message
+        return c
+
+    # paho callbacks (called from loop_read / loop_write in this thread)
+
+    def _on_connect(self, client, userdata, flags, reason, properties):
+        if reason.is_failure:
+            self.last_error = "broker refused: %s" % reason
+            self.log("mqtt: %s" % self.last_error)
+            return
+        self.connected = True
+        self.connects += 1
+        self.delay = 0.5
+        rm = getattr(properties, "ReceiveMaximum", None) if properties is not None else None
+        self.window = rm if rm else 100
+        self.log("mqtt: connected to %s:%d" % (self.host, self.port))
+        client.publish(self.status_topic, b"online", qos=1, retain=True)
+        self.handed += 1
+        for t in self.topics:
+            client.subscribe(t, qos=1)
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties):
+        if self.connected:
+            self.log("mqtt: disconnected (%s)" % (reason,))
+        self.connected = False
+        self.retry_at = time.monotonic() + self.delay
+        self.delay = min(self.delay * 2, 30.0)
+
+    def _on_publish(self, client, userdata, mid, reason, properties):
+        self.acked += 1
+        self.published += 1
+
+    def _on_message(self, client, userdata, msg):
+        self.commands += 1
+        t = msg.topic.encode("utf-8")
+        self.emit(b"C", _TOPIC.pack(len(t)) + t + bytes(msg.payload))
+
+    # the gateway side
+
+    def log(self, text):
+        self.emit(b"L", text.encode("utf-8"))
+
+    def emit(self, kind, body):
+        data = frame(kind, body)
+        while data:
+            n = os.write(1, data)
+            data = data[n:]
+
+    def status(self):
+        s = {"connected": self.connected, "published": self.published,
+             "dropped": self.dropped, "queued": len(self.outbox),
+             "inflight": self.handed - self.acked, "commands": self.commands,
+             "connects": self.connects, "error": self.last_error}
+        self.emit(b"T", json.dumps(s).encode("utf-8"))
+
+    def take(self, kind, body):
+        if kind == b"P":
+            flags, tl = _FLAGS_TOPIC.unpack_from(body, 0)
+            topic = str(body[3:3 + tl], "utf-8")
+            if len(self.outbox) >= self.max_queue:
+                self.outbox.popleft()
+                self.dropped += 1
+            self.outbox.append((topic, body[3 + tl:], (flags >> 1) & 3, bool(flags & 1)))
+        elif kind == b"S":
+            t = str(body, "utf-8")
+            if t not in self.topics:
+                self.topics.append(t)
+                if self.connected:
+                    self.client.subscribe(t, qos=1)
+        elif kind == b"U":
+            t = str(body, "utf-8")
+            if t in self.topics:
+                self.topics.remove(t)
+                if self.connected:
+                    self.client.unsubscribe(t)
+        elif kind == b"X":
+            self.stopping = True
+
+    def pump(self):
+        # Hand queued messages to paho while the window has room.
+        c = self.client
+        box = self.outbox
+        while box and self.connected:
+            topic, payload, qos, retain = box[0]
+            if qos and self.handed - self.acked >= self.window:
+                break
+            info = c.publish(topic, payload, qos=qos, retain=retain)
+            if info.rc != 0 and qos == 0:
+                break  # not connected after all: keep it
+            box.popleft()
+            if qos:
+                self.handed += 1
+            else:
+                self.published += 1
+
+    def connect(self):
+        try:
+            if self.client is None:
+                self.client = self._make()
+                self.client.connect(self.host, self.port, keepalive=30)
+            else:
+                self.client.reconnect()
+        except OSError as e:
+            self.last_error = "cannot connect to %s:%d: %s" % (self.host, self.port, e)
+            self.retry_at = time.monotonic() + self.delay
+            self.delay = min(self.delay * 2, 30.0)
+
+    def run(self):
+        reader = FrameReader()
+        stdin = 0
+        os.set_blocking(stdin, False)
+        next_status = 0.0
+        stop_by = None
+        self.connect()
+        while True:
+            now = time.monotonic()
+            c = self.client
+            sock = c.socket() if c is not None else None
+            if sock is None and not self.connected and now >= self.retry_at and not (
+                    self.stopping and not self.outbox):
+                self.connect()
+                sock = self.client.socket()
+            rl = [] if self.stopping else [stdin]
+            wl = []
+            if sock is not None:
+                rl.append(sock)
+                if c.want_write():
+                    wl.append(sock)
+            try:
+                r, w, _ = select.select(rl, wl, [], 0.05)
+            except (OSError, ValueError):
+                r, w = [], []
+            if stdin in r:
+                try:
+                    data = os.read(stdin, 1 << 20)
+                except BlockingIOError:
+                    data = None
+                if data == b"":
+                    self.stopping = True  # the gateway went away
+                elif data:
+                    for kind, body in reader.feed(data):
+                        self.take(kind, body)
+            c = self.client
+            if c is not None:
+                if sock is not None and sock in r:
+                    c.loop_read(100)
+                if sock is not None and sock in w:
+                    c.loop_write()
+                c.loop_misc()
+            self.pump()
+            now = time.monotonic()
+            if now >= next_status:
+                self.status()
+                next_status = now + 0.5
+            if self.stopping:
+                if stop_by is None:
+                    stop_by = now + 5.0
+                done = not self.outbox and self.handed == self.acked
+                if done or now >= stop_by:
+                    break
+        if self.client is not None and self.connected:
+            info = self.client.publish(self.status_topic, b"offline", qos=1, retain=True)
+            self.handed += 1
+            end = time.monotonic() + 2.0
+            while not info.is_published() and time.monotonic() < end and self.connected:
+                self.client.loop(0.05)
+            self.client.disconnect()
+        self.status()
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    host, port, prefix, client_id, qos, max_queue, version = argv
+    try:
+        p = Publisher(host, int(port), prefix, client_id, int(qos), int(max_queue), int(version))
+    except ImportError:
+        sys.stderr.write("coapy gateway: --mqtt needs paho-mqtt (pip install paho-mqtt)\n")
+        return 1
+    p.run()
+    return 0
+
+
+# -- the gateway's end --------------------------------------------------------------
+
+
+class MqttLink:
+    """Starts the publisher process and talks to it; never blocks the caller.
+
+    publish() frames a message into a buffer that flush() writes as the
+    pipe takes it; a buffer beyond max_buffer bytes drops further messages
+    and counts them (`dropped`). poll_fd() is readable when the publisher
+    has something to say: read() then calls on_command(topic, payload) for
+    each message on a subscribed topic and keeps the latest status.
+    """
+
+    def __init__(self, host, port, prefix, client_id, qos=1, max_queue=100000, version=5,
+                 on_command=None, log=None, max_buffer=32 * 1024 * 1024):
+        self.args = [host, str(port), prefix, client_id, str(qos), str(max_queue), str(version)]
+        self.qos = qos
+        self.on_command = on_command
+        self.log = log or (lambda text: None)
+        self.max_buffer = max_buffer
+        self.status = {"connected": False, "published": 0, "dropped": 0, "queued": 0,
+                       "inflight": 0}
+        self.dropped = 0  # messages the gateway could not even hand over
+        self.sent = 0  # messages handed to the publisher
+        self._out = bytearray()
+        self._reader = FrameReader()
+        self._subs = []
+        self.restarts = 0
+        self._closing = False
+        self._start()
+
+    def _start(self):
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__)] + self.args,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        self._in = self.proc.stdin.fileno()
+        self._from = self.proc.stdout.fileno()
+        os.set_blocking(self._in, False)
+        try:
+            import fcntl
+
+            fcntl.fcntl(self._in, 1031, 1 << 20)  # F_SETPIPE_SZ: a 1 MB pipe
+        except (ImportError, OSError):
+            pass
+        self._reader = FrameReader()
+        for t in self._subs:
+            self._out += frame(b"S", t.encode("utf-8"))
+
+    def poll_fd(self):
+        return self._from
+
+    def publish(self, topic, payload, retain=False, qos=None):
+        if len(self._out) > self.max_buffer:
+            self.dropped += 1
+            return
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        self._out += publish_frame(topic, payload, self.qos if qos is None else qos, retain)
+        self.sent += 1
+
+    def subscribe(self, topic):
+        if topic not in self._subs:
+            self._subs.append(topic)
+            self._out += frame(b"S", topic.encode("utf-8"))
+
+    def unsubscribe(self, topic):
+        if topic in self._subs:
+            self._subs.remove(topic)
+            self._out += frame(b"U", topic.encode("utf-8"))
+
+    @property
+    def pending_bytes(self):
+        return len(self._out)
+
+    def flush(self):
+        """Write what the pipe takes now."""
+        out = self._out
+        while out:
+            try:
+                n = os.write(self._in, out)
+            except BlockingIOError:
+                return
+            except (BrokenPipeError, OSError):
+                self._died()
+                return
+            del out[:n]
+
+    def read(self):
+        try:
+            data = os.read(self._from, 1 << 20)
+        except BlockingIOError:
+            return
+        if not data:
+            self._died()
+            return
+        for kind, body in self._reader.feed(data):
+            if kind == b"T":
+                self.status = json.loads(body)
+            elif kind == b"C":
+                (tl,) = _TOPIC.unpack_from(body, 0)
+                if self.on_command is not None:
+                    self.on_command(str(body[2:2 + tl], "utf-8"), body[2 + tl:])
+            elif kind == b"L":
+                self.log(str(body, "utf-8"))
+
+    def _died(self):
+        # The publisher is gone: what it held is lost (the store still has
+        # every reading); start another one.
+        if self._closing or self.proc.poll() is None:
+            return
+        lost = max(0, self.status.get("queued", 0) + self.status.get("inflight", 0))
+        self.dropped += lost
+        self.restarts += 1
+        self.log("mqtt: the publisher process exited (%s); %d messages lost, restarting"
+                 % (self.proc.returncode, lost))
+        self._start()
+
+    def close(self, timeout_s=10.0):
+        """Stop the publisher once it has published what it holds (at most
+        timeout_s); returns its last status."""
+        self._closing = True
+        self._out += frame(b"X", b"")
+        end = time.monotonic() + timeout_s
+        while self._out and time.monotonic() < end and self.proc.poll() is None:
+            self.flush()
+            if self._out:
+                time.sleep(0.01)
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        while self.proc.poll() is None and time.monotonic() < end:
+            r, _, _ = select.select([self._from], [], [], 0.1)
+            if r:
+                self.read()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        try:
+            rest = self.proc.stdout.read()
+            if rest:
+                for kind, body in self._reader.feed(rest):
+                    if kind == b"T":
+                        self.status = json.loads(body)
+        except (OSError, ValueError):
+            pass
+        return self.status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

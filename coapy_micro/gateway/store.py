@@ -1,0 +1,158 @@
+# upy-ok-file: the gateway runs on the host only (CPython: sqlite3, paho-mqtt, processes)
+"""The gateway's SQLite store: readings and the RD's registrations.
+
+    store = Store("gateway.db")          # made if missing
+    store.add(time.time(), "node-1", "sensors/temp", '[{"bn":...}]')
+    store.flush()                        # or let maybe_flush() batch them
+    store.close()
+
+Tables:
+    readings(id INTEGER PRIMARY KEY, t REAL, ep TEXT, path TEXT, senml TEXT)
+        one row per reading (a notification or a poll), t in seconds since
+        1970, senml the SenML JSON pack; indexed by (ep, path, t).
+    registrations(id TEXT PRIMARY KEY, ep, d, base, base_explicit, lt,
+        expires REAL, links TEXT, attrs TEXT, source TEXT)
+        the RD's table, so a restarted gateway knows who is registered.
+
+Readings are written in batches (one transaction per flush), in WAL mode:
+a reading reaches the disk within flush_s or batch rows. Rows waiting for
+their batch are bounded by max_pending; beyond it the oldest are dropped
+and counted (`dropped`), never silently.
+"""
+import json
+import sqlite3
+import time
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS readings (id INTEGER PRIMARY KEY, t REAL NOT NULL, "
+    "ep TEXT NOT NULL, path TEXT NOT NULL, senml TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS readings_by_resource ON readings (ep, path, t)",
+    "CREATE TABLE IF NOT EXISTS registrations (id TEXT PRIMARY KEY, ep TEXT NOT NULL, "
+    "d TEXT, base TEXT NOT NULL, base_explicit INTEGER NOT NULL, lt INTEGER NOT NULL, "
+    "expires REAL NOT NULL, links TEXT NOT NULL, attrs TEXT NOT NULL, source TEXT)",
+)
+
+
+class Store:
+    """Readings and registrations in the SQLite file `path` (':memory:'
+    for none kept). batch / flush_s: write when this many rows wait or
+    this long has passed since the first of them."""
+
+    def __init__(self, path, batch=1000, flush_s=0.25, max_pending=200000):
+        self.path = path
+        self.batch = batch
+        self.flush_s = flush_s
+        self.max_pending = max_pending
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        for stmt in _SCHEMA:
+            self.db.execute(stmt)
+        self._rows = []
+        self._since = None  # monotonic time of the oldest waiting row
+        self.stored = 0  # rows written
+        self.dropped = 0  # rows dropped: max_pending exceeded
+        self.errors = 0  # failed writes (their rows are counted in dropped)
+        self.last_error = None
+
+    # -- readings -----------------------------------------------------------
+
+    def add(self, t, ep, path, senml):
+        rows = self._rows
+        if not rows:
+            self._since = time.monotonic()
+        elif len(rows) >= self.max_pending:
+            del rows[0]
+            self.dropped += 1
+        rows.append((t, ep, path, senml))
+
+    @property
+    def pending(self):
+        return len(self._rows)
+
+    def due(self, now=None):
+        """Seconds until the waiting rows must be written (0: now; None:
+        nothing waits)."""
+        if not self._rows:
+            return None
+        if len(self._rows) >= self.batch:
+            return 0.0
+        left = self.flush_s - ((now or time.monotonic()) - self._since)
+        return left if left > 0 else 0.0
+
+    def maybe_flush(self, now=None):
+        d = self.due(now)
+        if d is not None and d <= 0:
+            self.flush()
+
+    def flush(self):
+        """Write every waiting row in one transaction."""
+        rows = self._rows
+        if not rows:
+            return
+        self._rows = []
+        self._since = None
+        try:
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.executemany(
+                    "INSERT INTO readings (t, ep, path, senml) VALUES (?, ?, ?, ?)", rows)
+            self.stored += len(rows)
+        except sqlite3.Error as e:
+            self.errors += 1
+            self.dropped += len(rows)
+            self.last_error = str(e)
+
+    def count(self):
+        return self.db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+
+    def readings(self, ep=None, path=None, limit=None):
+        """[(t, ep, path, senml)], oldest first (for tools and tests)."""
+        sql = "SELECT t, ep, path, senml FROM readings"
+        cond, args = [], []
+        if ep is not None:
+            cond.append("ep = ?")
+            args.append(ep)
+        if path is not None:
+            cond.append("path = ?")
+            args.append(path)
+        if cond:
+            sql += " WHERE " + " AND ".join(cond)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT %d" % int(limit)
+        return self.db.execute(sql, args).fetchall()
+
+    # -- registrations ---------------------------------------------------------
+
+    def save_registration(self, reg, expires):
+        """Keep rd_server.Registration `reg`, alive until `expires` (s since 1970)."""
+        source = None
+        if isinstance(reg.source, tuple):
+            source = json.dumps(list(reg.source[:2]))
+        self.db.execute(
+            "INSERT OR REPLACE INTO registrations (id, ep, d, base, base_explicit, lt, "
+            "expires, links, attrs, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (reg.id, reg.ep, reg.d, reg.base, 1 if reg.base_explicit else 0, reg.lt_s,
+             expires, reg.links_text(), json.dumps(reg.attrs), source))
+
+    def delete_registration(self, rid):
+        self.db.execute("DELETE FROM registrations WHERE id = ?", (rid,))
+
+    def registrations(self):
+        """[dict] of the saved registrations (attrs as (name, value) pairs,
+        source as a (host, port) tuple or None)."""
+        out = []
+        for row in self.db.execute(
+                "SELECT id, ep, d, base, base_explicit, lt, expires, links, attrs, source "
+                "FROM registrations ORDER BY rowid"):
+            attrs = [tuple(a) for a in json.loads(row[8])]
+            source = tuple(json.loads(row[9])) if row[9] else None
+            out.append({"id": row[0], "ep": row[1], "d": row[2], "base": row[3],
+                        "base_explicit": bool(row[4]), "lt": row[5], "expires": row[6],
+                        "links": row[7], "attrs": attrs, "source": source})
+        return out
+
+    def close(self):
+        self.flush()
+        self.db.close()

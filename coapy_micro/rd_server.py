@@ -1,0 +1,918 @@
+"""A Resource Directory (RFC 9176) on the project's Server.
+
+    srv = Server(ep)
+    rd = ResourceDirectory(srv, max_registrations=16)
+    while True:
+        rd.process(1000)        # or feed rx to rd.handle() and call rd.tick()
+
+Resources it adds (advertised in /.well-known/core, found with
+?rt=core.rd*, RFC 9176 §4.3):
+
+    /rd              rt="core.rd"           POST: registration (§5)
+    /rd/<id>         a registration         POST: update (§5.3.1), DELETE:
+                                            removal (§5.3.2), GET: its links
+    /rd-lookup/ep    rt="core.rd-lookup-ep" GET: endpoint lookup (§6.4)
+    /rd-lookup/res   rt="core.rd-lookup-res" GET: resource lookup (§6.1)
+    /.well-known/rd                         POST: simple registration (§5.1)
+
+Registration: POST /rd?ep=NAME[&d=SECTOR][&lt=SECONDS][&base=URI][&attr=v...]
+with the node's links in link-format (ct=40; an empty payload registers no
+links). 2.01 names the registration resource in Location-Path. The same ep
+and d registered again replace the registration (same resource). Without
+base, the registrant's source address is the base (and an update from a new
+address moves it, §5.3.1). Ids are random, not counters: a node whose
+registration was lost cannot update someone else's by accident, and nobody
+can guess another node's resource to delete it.
+
+Lookup: GET /rd-lookup/res?rt=temperature*&ep=node-1&page=0&count=10. Every
+query parameter but page and count is a filter (RFC 6690 §4.1 matching,
+'*' at the end for a prefix); all must pass. A filter naming an endpoint
+attribute (ep, d, base, lt, or one given at registration) matches the
+registration's value, any other matches the links' attributes; in endpoint
+lookup an endpoint passes when any of its links does (§6.2). `href` matches
+the absolute target URI, or, when the value starts with '/', its path.
+count limits the answer, page (which needs count) skips page * count
+results (§6). Resource lookup answers absolute URIs resolved against the
+registration's base (anchors too, when a link has one); endpoint lookup
+answers the registration resources with ep, d, base, lt, rt="core.rd-ep"
+and the endpoint attributes.
+
+Errors (RFC 9176 §5, §6): 4.00 for a malformed request (no or bad ep, bad
+lt or base, a parameter that cannot be registered, an update with ep or d
+or a payload, bad link-format, page without count...) with a diagnostic
+payload; 4.04 for an unknown registration; 4.13 (with Size1) for a payload
+or a link list larger than the limits; 5.03 with Max-Age when the table is
+full or the registrant already holds max_per_source registrations.
+
+Bounds, set at construction: max_registrations, max_links per
+registration, max_payload bytes, max_attrs endpoint attributes, and
+max_per_source registrations per source host (one registrant cannot take
+the table from the others), max_fetches simple registrations at once.
+
+Lifetimes: each registration counts down its own remaining milliseconds,
+aged on every tick(); lt (up to 4294967295 s, §5) never meets ticks_add.
+tick() (process() calls it) must run at least every few days.
+
+on_change(event, registration) tells the application: 'register' (new or
+replaced), 'update', 'remove', 'expire'. registrations(), find(), restore()
+and Registration.links_text() let a gateway persist the table.
+
+Runs on boards (a node can be the RD for a few others): only the public
+API of Server, Resource, Request, Response and Client, link.py, uri.py.
+"""
+from ._compat import const, ticks_diff
+from .link import Link, LinkFormatError, matches, parse, serialize
+from .rd import base_uri
+from .server import Resource, Response
+
+__all__ = ("ResourceDirectory", "Registration", "resolve")
+
+_CREATED = const(65)
+_DELETED = const(66)
+_CHANGED = const(68)
+_CONTENT = const(69)
+_BAD_REQUEST = const(128)
+_NOT_FOUND = const(132)
+_METHOD_NOT_ALLOWED = const(133)
+_TOO_LARGE = const(141)
+_BAD_GATEWAY = const(162)
+_SERVICE_UNAVAILABLE = const(163)
+_GATEWAY_TIMEOUT = const(164)
+_LOCATION_PATH = const(8)
+_MAX_AGE = const(14)
+_SIZE1 = const(60)
+_LINK_FORMAT = const(40)
+_MAX_WAIT_MS = const(1 << 28)
+_MAX_LT = 4294967295  # RFC 9176 §5: lt is 1 .. 2**32 - 1 seconds
+_DEFAULT_LT = 90000
+# Endpoint parameters a registration sets (§5); anything else in the query
+# is an endpoint attribute, except these, which are lookup parameters or
+# link attributes and cannot describe an endpoint (§5, §6).
+_RESERVED = ("page", "count", "href", "anchor", "rt")
+
+
+# -- URI references (RFC 3986 §5.2) ------------------------------------------
+
+
+def _split_ref(s):
+    # (scheme or None, authority or None, path, query or None); the
+    # fragment is dropped (never part of a CoAP request).
+    h = s.find("#")
+    if h >= 0:
+        s = s[:h]
+    scheme = None
+    c = s.find(":")
+    if c > 0:
+        head = s[:c]
+        ok = "a" <= head[0].lower() <= "z"
+        for ch in head:
+            if not ("a" <= ch.lower() <= "z" or "0" <= ch <= "9" or ch in "+-."):
+                ok = False
+                break
+        if ok:
+            scheme = head.lower()
+            s = s[c + 1:]
+    auth = None
+    if s[:2] == "//":
+        end = len(s)
+        for ch in "/?":
+            k = s.find(ch, 2)
+            if 0 <= k < end:
+                end = k
+        auth = s[2:end]
+        s = s[end:]
+    query = None
+    q = s.find("?")
+    if q >= 0:
+        query = s[q + 1:]
+        s = s[:q]
+    return scheme, auth, s, query
+
+
+def _remove_dots(path):
+    # RFC 3986 §5.2.4, by segments.
+    absolute = path[:1] == "/"
+    segs = path.split("/")
+    if absolute:
+        segs = segs[1:]
+    out = []
+    for s in segs:
+        if s == ".":
+            continue
+        if s == "..":
+            if out:
+                out.pop()
+            continue
+        out.append(s)
+    if segs and (segs[-1] == "." or segs[-1] == ".."):
+        out.append("")  # 'a/..' names the directory: keep the trailing '/'
+    text = "/".join(out)
+    return "/" + text if absolute else text
+
+
+def resolve(base, ref):
+    """The absolute URI of reference `ref` (a link target or anchor)
+    against the absolute URI `base` (RFC 3986 §5.2.2): '/s/t' against
+    'coap://10.0.0.1:5683' gives 'coap://10.0.0.1:5683/s/t'."""
+    bs, ba, bp, bq = _split_ref(base)
+    rs, ra, rp, rq = _split_ref(ref)
+    if rs is not None:
+        scheme, auth, path, query = rs, ra, _remove_dots(rp), rq
+    else:
+        scheme = bs
+        if ra is not None:
+            auth, path, query = ra, _remove_dots(rp), rq
+        else:
+            auth = ba
+            if rp == "":
+                path = bp
+                query = rq if rq is not None else bq
+            else:
+                if rp[:1] == "/":
+                    path = _remove_dots(rp)
+                elif ba is not None and bp == "":
+                    path = _remove_dots("/" + rp)
+                else:
+                    path = _remove_dots(bp[:bp.rfind("/") + 1] + rp)
+                query = rq
+    out = [scheme or "", ":"]
+    if auth is not None:
+        out.append("//")
+        out.append(auth)
+    out.append(path)
+    if query is not None:
+        out.append("?")
+        out.append(query)
+    return "".join(out)
+
+
+class Registration:
+    """One endpoint's registration.
+
+    id and href ('/rd/<id>'); ep and d (None if no sector); base (the
+    effective base URI) and base_explicit (given by the registrant, not
+    taken from its address); lt_s; links (the link.Link list as
+    registered, targets relative or not); attrs (further endpoint
+    attributes, (name, value) pairs); source (the address the registration
+    or the last update came from); left_ms (the lifetime left, as of the
+    RD's last tick)."""
+
+    def __init__(self, rid, href, ep, d):
+        self.id = rid
+        self.href = href
+        self.ep = ep
+        self.d = d
+        self.base = None  # type: str | None
+        self.base_explicit = False
+        self.lt_s = _DEFAULT_LT
+        self.links = []
+        self.attrs = []
+        self.source = None
+        self.host = None  # type: object  # the source's host, for max_per_source
+        self.left_ms = 0
+        self._mark = 0  # ticks when left_ms was last aged
+        self._resolved = None
+
+    def links_text(self):
+        """The registered links in link-format (as registered)."""
+        return serialize(self.links)
+
+    def resolved(self):
+        """The links with absolute targets (and anchors) resolved against
+        the registration's base (RFC 9176 §6.1, Appendix C)."""
+        r = self._resolved
+        if r is None:
+            r = []
+            base = self.base
+            for link in self.links:
+                attrs = []
+                for name, value in link.attrs:
+                    if name == "anchor" and value is not None:
+                        value = resolve(base, value)
+                    attrs.append((name, value))
+                r.append(Link(resolve(base, link.target), attrs))
+            self._resolved = r
+        return r
+
+    def params(self):
+        """The endpoint's attributes as (name, value) pairs: ep, d, base,
+        lt and the further ones."""
+        p = [("ep", self.ep)]
+        if self.d is not None:
+            p.append(("d", self.d))
+        p.append(("base", self.base))
+        p.append(("lt", "%d" % self.lt_s))
+        for a in self.attrs:
+            p.append(a)
+        return p
+
+    def __repr__(self):
+        return "<Registration %s ep=%s base=%s %d links>" % (self.href, self.ep, self.base,
+                                                             len(self.links))
+
+
+def _host_of(remote):
+    # What identifies a registrant's host (its address without the port).
+    if isinstance(remote, (bytes, bytearray)):
+        if len(remote) == 16:
+            return bytes(remote[4:8])
+        if len(remote) >= 24:
+            return bytes(remote[8:24])
+        return bytes(remote)
+    if isinstance(remote, tuple):
+        h = remote[0]
+        if isinstance(h, str) and h[:7].lower() == "::ffff:":
+            h = h[7:]
+        return h
+    return remote
+
+
+def _name_ok(v):
+    # ep and d (RFC 9176 §5): 1 to 63 bytes of UTF-8, none of the
+    # characters 0-31 and 127-159.
+    if v is None or v == "" or len(v.encode("utf-8")) > 63:
+        return False
+    for c in v:
+        o = ord(c)
+        if o < 32 or 127 <= o <= 159:
+            return False
+    return True
+
+
+def _base_ok(v):
+    # A base URI: scheme://authority[/path], no query or fragment (§5).
+    if not v or "?" in v or "#" in v:
+        return False
+    i = v.find("://")
+    if i <= 0 or i + 3 >= len(v):
+        return False
+    for c in v:
+        if c <= " " or c in '"<>\\^`{|}':
+            return False
+    s = v[:i]
+    if not "a" <= s[0].lower() <= "z":
+        return False
+    for c in s:
+        if not ("a" <= c.lower() <= "z" or "0" <= c <= "9" or c in "+-."):
+            return False
+    return True
+
+
+def _lt(v):
+    # lt's value as an int, or None if it is not 1 .. 2**32 - 1 (§5).
+    if v is None or not 0 < len(v) <= 10:
+        return None
+    for c in v:
+        if not "0" <= c <= "9":
+            return None
+    n = int(v)
+    return n if 1 <= n <= _MAX_LT else None
+
+
+def _token_ok(name):
+    if not name or len(name) > 63:
+        return False
+    for c in name:
+        if not ("a" <= c <= "z" or "A" <= c <= "Z" or "0" <= c <= "9" or c in "!#$&+-.^_`|~"):
+            return False
+    return True
+
+
+def _split_query(query):
+    # Uri-Query values -> [(name, value or None)], in order.
+    out = []
+    for q in query:
+        e = q.find("=")
+        if e < 0:
+            out.append((q, None))
+        else:
+            out.append((q[:e], q[e + 1:]))
+    return out
+
+
+class _Bad(Exception):
+    # A request to answer with `code` and a diagnostic payload.
+    def __init__(self, code, text, options=()):
+        super().__init__(text)
+        self.code = code
+        self.text = text
+        self.options = options
+
+
+def _answer(e):
+    return Response(e.code, e.text, options=e.options)
+
+
+class ResourceDirectory:
+    """An RFC 9176 Resource Directory on `server` (see the module notes).
+
+    client: a Client on the server's EndPoint, for simple registration's
+    GET of the registrant's /.well-known/core (made when first needed).
+    path: where registrations go ('rd'); lookup_path: the parent of the
+    'ep' and 'res' lookup resources ('rd-lookup'). simple: serve
+    /.well-known/rd. fetch_timeout_ms: how long simple registration waits
+    for the registrant's links. busy_s: the Max-Age of a 5.03.
+    """
+
+    def __init__(self, server, client=None, max_registrations=16, max_links=32,
+                 max_payload=1024, max_attrs=8, max_per_source=4, max_fetches=2,
+                 path="rd", lookup_path="rd-lookup", simple=True, fetch_timeout_ms=10000,
+                 busy_s=30, on_change=None):
+        self.server = server
+        self.max_registrations = max_registrations
+        self.max_links = max_links
+        self.max_payload = max_payload
+        self.max_attrs = max_attrs
+        self.max_per_source = max_per_source
+        self.max_fetches = max_fetches
+        self.fetch_timeout_ms = fetch_timeout_ms
+        self.busy_s = busy_s
+        self.on_change = on_change
+        self.client = client
+        self._clock = server.end_point.clock
+        self._rand = server.end_point.rand
+        self._regs = []  # Registrations, oldest first (lookup order, paging)
+        self._fetches = 0  # simple registrations waiting for the registrant
+        self._prefix = "/" + path.strip("/")
+        self._depth = len(self._prefix.split("/")) - 1
+        # Counters, for monitoring.
+        self.registered = 0
+        self.updated = 0
+        self.removed = 0
+        self.expired = 0
+        self.rejected = 0  # requests answered 4.xx / 5.03
+        server.add(path, Resource(post=self._post, get=self._get, delete=self._delete,
+                                  subtree=True, rt="core.rd", ct=_LINK_FORMAT,
+                                  accepts=_LINK_FORMAT))
+        lp = lookup_path.strip("/")
+        server.add(lp + "/ep", Resource(get=self._lookup_ep, rt="core.rd-lookup-ep",
+                                        ct=_LINK_FORMAT))
+        server.add(lp + "/res", Resource(get=self._lookup_res, rt="core.rd-lookup-res",
+                                         ct=_LINK_FORMAT))
+        if simple:
+            server.add(".well-known/rd", Resource(post=self._simple))
+
+    # -- the table ----------------------------------------------------------
+
+    def registrations(self):
+        """The live registrations, oldest first."""
+        self._age()
+        return list(self._regs)
+
+    def find(self, ep, d=None):
+        """The registration of endpoint ep (in sector d), or None."""
+        for r in self._regs:
+            if r.ep == ep and r.d == d:
+                return r
+        return None
+
+    def by_id(self, rid):
+        for r in self._regs:
+            if r.id == rid:
+                return r
+        return None
+
+    def restore(self, rid, ep, d, base, base_explicit, lt_s, left_ms, links, attrs=(),
+                source=None):
+        """Put back a registration saved earlier (a gateway's store): the
+        same checks as for one from the network. links: link-format text.
+        Raises ValueError if it is not valid or the table is full."""
+        self._age()
+        if not _name_ok(ep) or (d is not None and not _name_ok(d)) or not _base_ok(base):
+            raise ValueError("not a valid registration: %r %r %r" % (ep, d, base))
+        if not _token_ok(rid) or self.by_id(rid) is not None or self.find(ep, d) is not None:
+            raise ValueError("registration id %r or endpoint %r taken" % (rid, ep))
+        if len(self._regs) >= self.max_registrations:
+            raise ValueError("the registration table is full")
+        if not 1 <= lt_s <= _MAX_LT or left_ms <= 0:
+            raise ValueError("lifetime out of range")
+        try:
+            parsed = parse(links)
+        except LinkFormatError as e:
+            raise ValueError("links: %s" % e)
+        if len(parsed) > self.max_links or len(attrs) > self.max_attrs:
+            raise ValueError("more links or attributes than allowed")
+        r = Registration(rid, self._href(rid), ep, d)
+        r.base = base
+        r.base_explicit = bool(base_explicit)
+        r.lt_s = lt_s
+        r.links = parsed
+        r.attrs = list(attrs)
+        r.source = source
+        r.host = None if source is None else _host_of(source)
+        r.left_ms = left_ms if left_ms < lt_s * 1000 else lt_s * 1000
+        r._mark = self._clock()
+        self._regs.append(r)
+        return r
+
+    def remove(self, reg):
+        """Drop a registration (the application's decision)."""
+        if reg in self._regs:
+            self._regs.remove(reg)
+            self.removed += 1
+            self._changed("remove", reg)
+
+    def _href(self, rid):
+        return self._prefix + "/" + rid
+
+    def _new_id(self):
+        # 8 hex digits from the EndPoint's random source, unused so far.
+        while True:
+            rid = "%04x%04x" % (self._rand(16), self._rand(16))
+            if self.by_id(rid) is None:
+                return rid
+
+    def _changed(self, event, reg):
+        hook = self.on_change
+        if hook is not None:
+            hook(event, reg)
+
+    # -- driving ------------------------------------------------------------
+
+    def tick(self):
+        """Age the registrations and drop the expired ones, send responses
+        to group requests that are due, finish simple registrations whose
+        fetch ended (this may read one waiting datagram, and serves it).
+        Returns the ms until the next thing to do (at most about 3 days;
+        -1 when there is nothing)."""
+        # Server.process sends responses to group requests once their
+        # leisure delay is over (RFC 7252 §8.2); what it returns is not a
+        # request: a response for our fetches, maybe.
+        rx = self.server.process(0)
+        c = self.client
+        if c is not None:
+            if rx is not None:
+                c.handle(rx)
+            if c.pending:
+                rx = c.process(0)
+                if rx is not None:
+                    self.server.handle(rx)
+        wait = self._age()
+        if c is not None and c.pending and (wait < 0 or wait > 100):
+            wait = 100  # a fetch in progress: look at its deadline soon
+        return wait
+
+    def _age(self):
+        # Count down every registration's lifetime; drop the expired ones.
+        # Returns the ms until the next expiry (-1: none), clamped.
+        now = self._clock()
+        wait = -1
+        i = 0
+        regs = self._regs
+        while i < len(regs):
+            r = regs[i]
+            d = ticks_diff(now, r._mark)
+            if d > 0:
+                r.left_ms -= d
+                r._mark = now
+            if r.left_ms <= 0:
+                del regs[i]
+                self.expired += 1
+                self._changed("expire", r)
+                continue
+            if wait < 0 or r.left_ms < wait:
+                wait = r.left_ms
+            i += 1
+        return _MAX_WAIT_MS if wait > _MAX_WAIT_MS else wait
+
+    def handle(self, rx):
+        """Serve rx if it is a request, or take it if it answers one of our
+        fetches: True if it was either."""
+        if self.server.handle(rx):
+            return True
+        c = self.client
+        return c is not None and c.handle(rx)
+
+    def process(self, timeout_ms=None):
+        """One round of the RD's loop: serve what arrives within timeout_ms
+        (None: until the next expiry), then tick()."""
+        wait = self.tick()
+        if timeout_ms is not None and (wait < 0 or timeout_ms < wait):
+            wait = timeout_ms
+        rx = self.server.process(None if wait < 0 else wait)
+        if rx is not None and self.client is not None:
+            self.client.handle(rx)
+        self.tick()
+
+    # -- registration (§5) -----------------------------------------------------
+
+    def _parse_params(self, req, update):
+        # (ep, d, lt, base, attrs) from the query; _Bad if malformed.
+        ep = d = lt = base = None
+        seen = []
+        attrs = []
+        for name, value in _split_query(req.query):
+            if name in ("ep", "d", "lt", "base"):
+                if name in seen:
+                    raise _Bad(_BAD_REQUEST, "%s given twice" % name)
+                seen.append(name)
+                if update and (name == "ep" or name == "d"):
+                    raise _Bad(_BAD_REQUEST, "%s cannot change in an update (RFC 9176 §5.3.1)"
+                               % name)
+                if name == "ep" or name == "d":
+                    if not _name_ok(value):
+                        raise _Bad(_BAD_REQUEST, "%s must be 1 to 63 bytes, no control "
+                                   "characters (RFC 9176 §5)" % name)
+                    if name == "ep":
+                        ep = value
+                    else:
+                        d = value
+                elif name == "lt":
+                    lt = _lt(value)
+                    if lt is None:
+                        raise _Bad(_BAD_REQUEST, "lt must be 1 .. 4294967295 seconds")
+                else:
+                    if not _base_ok(value):
+                        raise _Bad(_BAD_REQUEST, "base must be an absolute URI without "
+                                   "query or fragment")
+                    base = value
+            elif name in _RESERVED or not _token_ok(name):
+                raise _Bad(_BAD_REQUEST, "%r cannot be registered as an endpoint attribute"
+                           % name)
+            else:
+                if value is not None and len(value) > 255:
+                    raise _Bad(_BAD_REQUEST, "attribute %s too long" % name)
+                attrs.append((name, value))
+        if len(attrs) > self.max_attrs:
+            raise _Bad(_BAD_REQUEST, "more than %d endpoint attributes" % self.max_attrs)
+        if not update and ep is None:
+            raise _Bad(_BAD_REQUEST, "ep is missing (RFC 9176 §5)")
+        return ep, d, lt, base, attrs
+
+    def _links(self, payload, what):
+        # The links in a registration payload; _Bad when too large or bad.
+        if len(payload) > self.max_payload:
+            raise _Bad(_TOO_LARGE, "%s larger than %d bytes" % (what, self.max_payload),
+                       [_size1(self.max_payload)])
+        try:
+            links = parse(payload) if payload else []
+        except LinkFormatError as e:
+            raise _Bad(_BAD_REQUEST, "%s: %s" % (what, e))
+        if len(links) > self.max_links:
+            raise _Bad(_TOO_LARGE, "more than %d links" % self.max_links,
+                       [_size1(self.max_payload)])
+        return links
+
+    def _room(self, remote, ep, d):
+        # _Bad(5.03) if a new registration of (ep, d) from `remote` would not fit.
+        self._age()
+        if self.find(ep, d) is not None:
+            return  # replaces its own entry
+        if len(self._regs) >= self.max_registrations:
+            raise _Bad(_SERVICE_UNAVAILABLE, "registration table full", [_max_age(self.busy_s)])
+        host = _host_of(remote)
+        n = 0
+        for r in self._regs:
+            if r.host == host:
+                n += 1
+        if n >= self.max_per_source:
+            raise _Bad(_SERVICE_UNAVAILABLE, "%d registrations from this host already" % n,
+                       [_max_age(self.busy_s)])
+
+    def _commit(self, remote, ep, d, lt, base, attrs, links):
+        # Create or replace the registration of (ep, d).
+        r = self.find(ep, d)
+        if r is None:
+            rid = self._new_id()
+            r = Registration(rid, self._href(rid), ep, d)
+            self._regs.append(r)
+        r.source = remote
+        r.host = _host_of(remote)
+        r.lt_s = _DEFAULT_LT if lt is None else lt
+        r.left_ms = r.lt_s * 1000
+        r._mark = self._clock()
+        r.base_explicit = base is not None
+        r.base = base if base is not None else base_uri(remote)
+        r.attrs = attrs
+        r.links = links
+        r._resolved = None
+        self.registered += 1
+        self._changed("register", r)
+        return r
+
+    def _post(self, req):
+        try:
+            n = len(req.path) - self._depth
+            if n == 0:
+                return self._register(req)
+            if n == 1:
+                return self._update(req, self._reg_of(req))
+            return Response(_NOT_FOUND)
+        except _Bad as e:
+            self.rejected += 1
+            return _answer(e)
+
+    def _register(self, req):
+        ep, d, lt, base, attrs = self._parse_params(req, False)
+        links = self._links(req.payload, "the payload")
+        self._room(req.remote, ep, d)
+        r = self._commit(req.remote, ep, d, lt, base, attrs, links)
+        opts = []
+        from .options import Option
+
+        for seg in r.href[1:].split("/"):
+            opts.append(Option(_LOCATION_PATH, seg))
+        return Response(_CREATED, options=opts)
+
+    def _reg_of(self, req):
+        r = self.by_id(req.path[-1])
+        if r is None:
+            raise _Bad(_NOT_FOUND, "no such registration")
+        self._age()
+        if r not in self._regs:
+            raise _Bad(_NOT_FOUND, "registration expired")
+        return r
+
+    def _update(self, req, r):
+        # §5.3.1: refresh the lifetime; lt, base and attributes may change.
+        if req.payload:
+            raise _Bad(_BAD_REQUEST, "a registration update has no payload (RFC 9176 §5.3.1)")
+        ep, d, lt, base, attrs = self._parse_params(req, True)
+        merged = list(r.attrs)
+        for name, value in attrs:
+            for i in range(len(merged)):
+                if merged[i][0] == name:
+                    merged[i] = (name, value)
+                    break
+            else:
+                merged.append((name, value))
+        if len(merged) > self.max_attrs:
+            raise _Bad(_BAD_REQUEST, "more than %d endpoint attributes" % self.max_attrs)
+        r.attrs = merged
+        if lt is not None:
+            r.lt_s = lt
+        r.left_ms = r.lt_s * 1000
+        r._mark = self._clock()
+        r.source = req.remote
+        r.host = _host_of(req.remote)
+        old = r.base
+        if base is not None:
+            r.base = base
+            r.base_explicit = True
+        elif not r.base_explicit:
+            r.base = base_uri(req.remote)  # the registrant may have moved
+        if r.base != old:
+            r._resolved = None
+        self.updated += 1
+        self._changed("update", r)
+        return Response(_CHANGED)
+
+    def _get(self, req):
+        try:
+            if len(req.path) - self._depth != 1:
+                return Response(_METHOD_NOT_ALLOWED)
+            r = self._reg_of(req)
+        except _Bad as e:
+            return _answer(e)
+        return Response(_CONTENT, r.links_text(), _LINK_FORMAT)
+
+    def _delete(self, req):
+        try:
+            if len(req.path) - self._depth != 1:
+                return Response(_METHOD_NOT_ALLOWED)
+            r = self._reg_of(req)
+        except _Bad as e:
+            return _answer(e)
+        self._regs.remove(r)
+        self.removed += 1
+        self._changed("remove", r)
+        return Response(_DELETED)
+
+    # -- simple registration (§5.1) -------------------------------------------
+
+    def _simple(self, req):
+        try:
+            ep, d, lt, base, attrs = self._parse_params(req, False)
+            if base is not None:
+                # §5.1: the base of a simple registration is the address the
+                # request came from; it names no other.
+                raise _Bad(_BAD_REQUEST, "no base in a simple registration (RFC 9176 §5.1)")
+            if req.payload:
+                raise _Bad(_BAD_REQUEST, "a simple registration has no payload (RFC 9176 §5.1)")
+            self._room(req.remote, ep, d)
+            if self._fetches >= self.max_fetches:
+                raise _Bad(_SERVICE_UNAVAILABLE, "busy", [_max_age(5)])
+            c = self.client
+            if c is None:
+                from .client import Client
+
+                c = self.client = Client(self.server.end_point)
+            remote = req.remote
+            deferred = req.defer()
+            uri = base_uri(remote) + "/.well-known/core"
+
+            def fetched(h):
+                self._fetches -= 1
+                self._fetched(h, deferred, remote, ep, d, lt, attrs)
+
+            try:
+                c.start("get", uri, accept=_LINK_FORMAT, timeout_ms=self.fetch_timeout_ms,
+                        callback=fetched)
+            except Exception as e:  # the EndPoint's table is full
+                deferred.respond(_SERVICE_UNAVAILABLE, "cannot ask for the links: %r" % (e,),
+                                 options=[_max_age(5)])
+                return None
+            self._fetches += 1
+            return None
+        except _Bad as e:
+            self.rejected += 1
+            return _answer(e)
+
+    def _fetched(self, h, deferred, remote, ep, d, lt, attrs):
+        r = h.response
+        code = _CHANGED
+        text = b""
+        if r is None:
+            code, text = _GATEWAY_TIMEOUT, "no answer to GET /.well-known/core"
+        elif r.code != _CONTENT:
+            code, text = _BAD_GATEWAY, "GET /.well-known/core answered %d.%02d" % (
+                r.code >> 5, r.code & 31)
+        else:
+            try:
+                links = self._links(r.payload, "the registrant's /.well-known/core")
+                self._room(remote, ep, d)
+                self._commit(remote, ep, d, lt, None, attrs, links)
+            except _Bad as e:
+                code, text = (_BAD_GATEWAY if e.code == _BAD_REQUEST else e.code), e.text
+        if code != _CHANGED:
+            self.rejected += 1
+        try:
+            deferred.respond(code, text)
+        except Exception:  # answered already, or the EndPoint is full
+            pass
+
+    # -- lookup (§6) -------------------------------------------------------------
+
+    def _lookup_query(self, req):
+        # (filters, page, count) from the query; _Bad on a malformed one.
+        filters = []
+        page = None  # type: int | None
+        count = None  # type: int | None
+        for name, value in _split_query(req.query):
+            if name == "page" or name == "count":
+                n = _uint(value)
+                if n is None:
+                    raise _Bad(_BAD_REQUEST, "%s must be a number" % name)
+                if (page if name == "page" else count) is not None:
+                    raise _Bad(_BAD_REQUEST, "%s given twice" % name)
+                if name == "page":
+                    page = n
+                else:
+                    count = n
+            elif name:
+                filters.append((name.lower(), value))
+        if page is not None and count is None:
+            raise _Bad(_BAD_REQUEST, "page needs count (RFC 9176 §6)")
+        return filters, page, count
+
+    def _lookup(self, req, resources):
+        try:
+            filters, page, count = self._lookup_query(req)
+        except _Bad as e:
+            self.rejected += 1
+            return _answer(e)
+        self._age()
+        out = []
+        skip = 0 if page is None or count is None else page * count
+        for r in self._regs:
+            if count is not None and len(out) >= count:
+                break
+            params = Link(r.href, r.params())
+            if resources:
+                for link in r.resolved():
+                    if _passes(filters, params, (link,), True):
+                        if skip:
+                            skip -= 1
+                        elif count is None or len(out) < count:
+                            out.append(link)
+            elif _passes(filters, params, r.resolved(), False):
+                if skip:
+                    skip -= 1
+                else:
+                    out.append(Link(r.href, _ep_attrs(r)))
+        return Response(_CONTENT, serialize(out), _LINK_FORMAT)
+
+    def _lookup_ep(self, req):
+        return self._lookup(req, False)
+
+    def _lookup_res(self, req):
+        return self._lookup(req, True)
+
+
+def _ep_attrs(r):
+    # What endpoint lookup says about a registration (§6.4).
+    out = [("ep", r.ep)]
+    if r.d is not None:
+        out.append(("d", r.d))
+    out.append(("base", r.base))
+    out.append(("lt", "%d" % r.lt_s))
+    out.append(("rt", "core.rd-ep"))
+    for a in r.attrs:
+        out.append(a)
+    return out
+
+
+def _path_of(uri):
+    # '/a/b' of 'coap://host:port/a/b' (the path and query).
+    i = uri.find("://")
+    if i < 0:
+        return uri
+    j = uri.find("/", i + 3)
+    return "/" if j < 0 else uri[j:]
+
+
+def _href_matches(target, value):
+    if value is None:
+        return True
+    if value[:1] == "/":
+        target = _path_of(target)
+    if value[-1:] == "*":
+        return target.startswith(value[:-1])
+    return target == value
+
+
+def _passes(filters, params, links, resource):
+    # Does a registration (params: its endpoint attributes as a Link) pass
+    # every filter? In resource lookup `links` is the one link in question;
+    # in endpoint lookup any one of its links may satisfy a filter (§6.2).
+    for name, value in filters:
+        if name == "href":
+            ok = False
+            if not resource and _href_matches(params.target, value):
+                ok = True
+            for link in links:
+                if _href_matches(link.target, value):
+                    ok = True
+                    break
+        elif params.get(name) is not None:
+            ok = matches(params, name, value)
+        else:
+            ok = False
+            for link in links:
+                if matches(link, name, value):
+                    ok = True
+                    break
+        if not ok:
+            return False
+    return True
+
+
+def _uint(v):
+    if v is None or not 0 < len(v) <= 9:
+        return None
+    for c in v:
+        if not "0" <= c <= "9":
+            return None
+    return int(v)
+
+
+def _size1(n):
+    from .options import Option
+
+    return Option(_SIZE1, n)
+
+
+def _max_age(s):
+    from .options import Option
+
+    return Option(_MAX_AGE, s)

@@ -1,0 +1,225 @@
+# Registering with a Resource Directory from the node (coapy_micro.rd) on
+# the fake network: finding the registration resource (configured, asked
+# for with rt=core.rd*, or through the All-CoAP-Nodes group), keeping the
+# registration alive, registering again after 4.04, back-off, 5.03 with
+# Max-Age, removal on close, simple registration, and what the node sends.
+# Portable: CPython (pytest) and the MicroPython VM.
+# Rules: module-level `def test_*()` only, asserts show their values, no pytest.
+import support  # noqa: F401
+from fakenet import Net
+from rd_rig import RD, RD_URI, Rig
+from coapy_micro.connection import Message
+from coapy_micro.link import parse
+from coapy_micro.options import Option
+from coapy_micro.rd import Registrar
+from coapy_micro.server import Resource, Server
+
+NODE = ("10.0.0.2", 5683)
+
+
+def _events(reg):
+    got = []
+    reg.on_event = lambda r, e, d: got.append((e, d))
+    return got
+
+
+def _posts(rig, src=NODE, dst=RD):
+    # (code, Uri-Path, Uri-Query) of each request the node sent the RD
+    out = []
+    for t, data in rig.net.sent(src, dst):
+        m = Message.decode(data)[1]
+        if 1 <= m.code <= 31:
+            out.append((m.code, "/".join(o.value for o in m.findOptions(11)),
+                        [o.value for o in m.findOptions(15)]))
+    return out
+
+
+def test_registers_at_a_configured_registration_resource():
+    rig = Rig()
+    srv, reg = rig.node(NODE, ep="node-1", rd=RD_URI + "/rd", lt_s=120, d="lab",
+                        attrs=[("et", "sensor")])
+    got = _events(reg)
+    rig.run(1000)
+    assert reg.registered and reg.state == "registered", reg
+    assert reg.location.startswith("coap://10.0.0.1/rd/"), reg.location
+    assert got == [("registered", reg.location)], got
+    assert _posts(rig) == [(2, "rd", ["ep=node-1", "d=lab", "lt=120", "et=sensor"])]
+    (r,) = rig.rd.registrations()
+    # The RD saw the node's own port (the Server's EndPoint), not another.
+    assert r.base == "coap://10.0.0.2:5683" and r.d == "lab", r
+    assert [link.target for link in r.links] == ["/sensors/temp"], r.links
+
+
+def test_finds_the_registration_resource_with_rt_core_rd():
+    rig = Rig(path="directory/reg")
+    srv, reg = rig.node(NODE, ep="n", rd=RD_URI)
+    got = _events(reg)
+    rig.run(1000)
+    assert got[0] == ("discovered", "coap://10.0.0.1/directory/reg"), got
+    assert reg.registered, reg
+    assert _posts(rig)[0] == (1, ".well-known/core", ["rt=core.rd*"]), _posts(rig)
+    assert _posts(rig)[1][:2] == (2, "directory/reg"), _posts(rig)
+
+
+def test_finds_the_rd_through_the_all_coap_nodes_group():
+    rig = Rig()
+    group = rig.net.socket(("224.0.1.187", 5683))
+    rig.gw_ep.register(group)
+    rig.gw.leisure_ms = 200
+    srv, reg = rig.node(NODE, ep="n")  # no rd: ask the group
+    got = _events(reg)
+    rig.run(2000)
+    assert got[0] == ("discovered", "coap://10.0.0.1:5683/rd"), got
+    assert reg.registered, (reg, got)
+    sent = rig.net.sent(NODE, ("224.0.1.187", 5683))
+    assert len(sent) == 1 and Message.decode(sent[0][1])[1].transaction_type == Message.NON
+
+
+def test_refreshes_before_the_lifetime_runs_out():
+    rig = Rig()
+    srv, reg = rig.node(NODE, ep="n", rd=RD_URI + "/rd", lt_s=60)
+    rig.run(1000)
+    loc = reg.location
+    rig.run(200000)  # more than three lifetimes
+    assert reg.registered and reg.location == loc, reg
+    assert reg.updates == 4 and reg.registrations == 1, (reg.updates, reg.registrations)
+    updates = [p for p in _posts(rig) if p[1] != "rd"]
+    assert len(updates) == 4 and updates[0][2] == ["lt=60"], updates
+    (r,) = rig.rd.registrations()
+    assert r.left_ms > 10000, r.left_ms  # never ran out
+
+
+def test_registers_afresh_after_a_404():
+    rig = Rig()
+    srv, reg = rig.node(NODE, ep="n", rd=RD_URI + "/rd", lt_s=20)
+    got = _events(reg)
+    rig.run(1000)
+    first = reg.location
+    rig.rd.remove(rig.rd.find("n"))  # the RD forgot us (say it restarted)
+    rig.run(15000)  # the update at 15 s gets 4.04
+    assert ("lost", "update answered 4.04") in got, got
+    assert reg.registered and reg.registrations == 2, (reg, got)
+    assert reg.location != first and rig.rd.find("n") is not None
+
+
+def test_backs_off_while_the_rd_does_not_answer_and_comes_back():
+    rig = Rig()
+    rig.net.link(NODE, RD, loss=1.0)
+    srv, reg = rig.node(NODE, ep="n", rd=RD_URI + "/rd", timeout_ms=3000, retry_ms=2000,
+                        max_retry_ms=16000)
+    rig.run(120000)
+    assert not reg.registered and reg.failures >= 4, (reg, reg.failures)
+    sent = [t for t, d in rig.net.sent(NODE, RD) if Message.decode(d)[1].code == 2]
+    # One transmission per attempt fits in 3 s with the default ACK timeout
+    # of 2-3 s; the gaps between attempts grow up to max_retry_ms (8-16 s).
+    starts = [t for i, t in enumerate(sent) if i == 0 or t - sent[i - 1] > 3500]
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert len(gaps) >= 5 and gaps[-1] >= 8000 + 3000 and max(gaps) <= 16000 + 3500, gaps
+    rig.net.link(NODE, RD)  # the RD is reachable again
+    rig.run(25000)
+    assert reg.registered, reg
+
+
+def test_a_503_is_retried_after_its_max_age_clamped():
+    rig = Rig(max_registrations=0, busy_s=7)
+    srv, reg = rig.node(NODE, ep="n", rd=RD_URI + "/rd", max_retry_ms=60000)
+    rig.run(1000)
+    assert not reg.registered and "5.03" in reg.last_error, reg.last_error
+    rig.run(5500)
+    assert len(_posts(rig)) == 1, _posts(rig)
+    rig.run(1000)
+    assert len(_posts(rig)) == 2, _posts(rig)  # 7 s (Max-Age) after the first
+    # A Max-Age beyond max_retry_ms waits max_retry_ms only.
+    rig.rd.busy_s = 0xFFFFFFFF
+    rig.run(10000)
+    n = len(_posts(rig))
+    rig.run(61000)
+    assert len(_posts(rig)) == n + 1, (n, _posts(rig))
+
+
+def test_close_removes_the_registration():
+    rig = Rig()
+    srv, reg = rig.node(NODE, ep="n", rd=RD_URI + "/rd")
+    got = _events(reg)
+    rig.run(1000)
+    loc = reg.location
+    reg.close(0)  # send the removal; the loop finishes it
+    rig.run(1000)
+    assert reg.state == "closed" and got[-2:] == [("removed", loc), ("closed", None)], got
+    assert rig.rd.registrations() == [] and ("remove", "n") in rig.events
+    assert _posts(rig)[-1][0] == 4, _posts(rig)  # DELETE
+
+
+def test_simple_registration_answers_the_rds_get_meanwhile():
+    rig = Rig()
+    srv, reg = rig.node(NODE, (("sensors/temp", True), ("led", False)), ep="simple",
+                        rd=RD_URI, simple=True, lt_s=300)
+    got = _events(reg)
+    rig.run(2000)
+    assert reg.registered and got == [("registered", RD_URI)], got
+    assert _posts(rig) == [(2, ".well-known/rd", ["ep=simple", "lt=300"])], _posts(rig)
+    r = rig.rd.find("simple")
+    assert [link.target for link in r.links] == ["/sensors/temp", "/led"], r.links
+    rig.run(250000)  # refreshed by repeating the simple registration
+    assert reg.registrations >= 2 and rig.rd.find("simple") is not None, reg.registrations
+
+
+def _fake_rd(reply):
+    # A node and a bare socket standing in for an RD that answers every
+    # request with reply(message) -> Message.
+    net = Net(3)
+    ep = net.endpoint(NODE)
+    srv = Server(ep)
+    rd_ep = net.endpoint(RD)
+    reg = Registrar(srv, "n", rd=RD_URI + "/rd")
+    got = _events(reg)
+
+    def on_rx(e, rx):
+        if e is rd_ep:
+            rx.ack(reply(rx.message))
+        elif not reg.handle(rx):
+            srv.handle(rx)
+
+    for _ in range(20):
+        net.run(100, on_rx)
+        reg.tick()
+    return reg, got
+
+
+def test_a_2_01_without_location_path_or_with_location_query_is_an_error():
+    def no_path(m):
+        return Message(Message.ACK, 65)
+
+    reg, got = _fake_rd(no_path)
+    assert not reg.registered and "no Location-Path" in reg.last_error, reg.last_error
+
+    def with_query(m):
+        r = Message(Message.ACK, 65)
+        r.addOption(Option(8, "rd"))
+        r.addOption(Option(20, "x=1"))
+        return r
+
+    reg, got = _fake_rd(with_query)
+    assert not reg.registered and "Location-Query" in reg.last_error, reg.last_error
+    assert ("error", reg.last_error) in got
+
+
+def test_payload_describes_the_resource_tree():
+    net = Net(1)
+    srv = Server(net.endpoint(NODE))
+    srv.add("sensors/temp", Resource(get=lambda r: (69, b""), rt="temperature-c", ct=0,
+                                     obs=True, title="Temp"))
+    srv.add("a b/ü", Resource(get=lambda r: (69, b"")))
+    text = srv.link_format()
+    assert text == ('</sensors/temp>;rt="temperature-c";ct=0;title="Temp";obs,'
+                    '</a%20b/%C3%BC>'), text
+    assert [link.target for link in parse(text)] == ["/sensors/temp", "/a%20b/%C3%BC"]
+
+
+def test_bad_arguments_are_refused():
+    net = Net(1)
+    srv = Server(net.endpoint(NODE))
+    support.raises(ValueError, Registrar, srv, "")
+    support.raises(ValueError, Registrar, srv, "x" * 64)
+    support.raises(ValueError, Registrar, srv, "n", lt_s=0)
+    support.raises(ValueError, Registrar, srv, "n", rd="http://x/rd")

@@ -1,0 +1,317 @@
+"""The gateway's parts (host only): the SQLite store, the frames between the
+gateway and its MQTT process, the bounded outbox, topics and /set payloads;
+and the gateway in this process with a CPython node (polling, the terminal
+display, removal), no broker needed.
+"""
+import sqlite3
+import threading
+
+import pytest
+
+from coapy_micro.connection import EndPoint
+from coapy_micro.gateway.gateway import Gateway, _put_body, topic_part
+from coapy_micro.gateway.publisher import FrameReader, Publisher, frame, publish_frame
+from coapy_micro.gateway.store import Store
+from coapy_micro.rd import Registrar
+from coapy_micro.server import Resource, Server
+from interop import LOOPBACK
+from rdpeers import wait_until
+
+
+def test_store_batches_readings_and_survives_reopening(tmp_path):
+    path = tmp_path / "s.db"
+    s = Store(str(path), batch=3, flush_s=60)
+    s.add(1.5, "n1", "t", '[{"v":1}]')
+    s.add(2.5, "n1", "t", '[{"v":2}]')
+    assert s.due() > 0 and s.count() == 0  # waiting for its batch
+    s.add(3.5, "n2", "h", '[{"v":3}]')
+    assert s.due() == 0
+    s.maybe_flush()
+    assert s.count() == 3 and s.stored == 3 and s.pending == 0
+    s.add(4.5, "n2", "h", '[{"v":4}]')
+    s.close()  # writes what waits
+    s = Store(str(path))
+    assert s.readings() == [(1.5, "n1", "t", '[{"v":1}]'), (2.5, "n1", "t", '[{"v":2}]'),
+                            (3.5, "n2", "h", '[{"v":3}]'), (4.5, "n2", "h", '[{"v":4}]')]
+    assert s.readings(ep="n2", limit=1) == [(3.5, "n2", "h", '[{"v":3}]')]
+    s.close()
+    # Plain SQL works on it: the table is documented.
+    con = sqlite3.connect(str(path))
+    assert con.execute("SELECT COUNT(*) FROM readings WHERE ep='n1'").fetchone() == (2,)
+    con.close()
+
+
+def test_store_bounds_what_waits_and_counts_drops(tmp_path):
+    s = Store(str(tmp_path / "s.db"), batch=100, flush_s=60, max_pending=3)
+    for i in range(5):
+        s.add(i, "n", "t", str(i))
+    assert s.pending == 3 and s.dropped == 2
+    s.flush()
+    assert [r[3] for r in s.readings()] == ["2", "3", "4"]  # the oldest went
+    s.close()
+
+
+class _Reg:
+    # What Store.save_registration reads of an rd_server.Registration.
+    id = "0a0b0c0d"
+    ep = "n1"
+    d = None
+    base = "coap://127.0.0.1:5683"
+    base_explicit = False
+    lt_s = 600
+    attrs = [("et", "sensor")]
+    source = ("127.0.0.1", 5683)
+
+    def links_text(self):
+        return '</t>;obs'
+
+
+def test_store_keeps_registrations(tmp_path):
+    s = Store(str(tmp_path / "s.db"))
+    s.save_registration(_Reg(), 1234.5)
+    (r,) = s.registrations()
+    assert r == {"id": "0a0b0c0d", "ep": "n1", "d": None, "base": "coap://127.0.0.1:5683",
+                 "base_explicit": False, "lt": 600, "expires": 1234.5, "links": "</t>;obs",
+                 "attrs": [("et", "sensor")], "source": ("127.0.0.1", 5683)}
+    s.save_registration(_Reg(), 2000.0)  # replaced, not added
+    assert [x["expires"] for x in s.registrations()] == [2000.0]
+    s.delete_registration("0a0b0c0d")
+    assert s.registrations() == []
+    s.close()
+
+
+def test_frames_split_anywhere():
+    data = (publish_frame("coap/n/t", b"[1]", 1, True) + frame(b"S", b"coap/n/t/set")
+            + publish_frame("c/ü", b"", 0, False))
+    for cut in range(len(data) + 1):
+        r = FrameReader()
+        got = r.feed(data[:cut]) + r.feed(data[cut:])
+        assert [k for k, b in got] == [b"P", b"S", b"P"], cut
+    with pytest.raises(ValueError):
+        FrameReader(max_body=10).feed(frame(b"P", b"x" * 11))
+
+
+def test_outbox_is_bounded_and_counts_what_it_drops():
+    p = Publisher("127.0.0.1", 1, "coap", "t", qos=1, max_queue=3)
+    for i in range(5):
+        kind, body = FrameReader().feed(publish_frame("coap/n/t", b"%d" % i, 1, True))[0]
+        p.take(kind, body)
+    assert [m[1] for m in p.outbox] == [b"2", b"3", b"4"] and p.dropped == 2
+    assert p.outbox[0] == ("coap/n/t", b"2", 1, True)
+    p.take(b"S", b"coap/n/t/set")
+    p.take(b"S", b"coap/n/t/set")
+    assert p.topics == ["coap/n/t/set"]
+    p.take(b"U", b"coap/n/t/set")
+    assert p.topics == []
+
+
+def test_topics_and_set_payloads():
+    assert topic_part("a/b+c#d") == "a_b_c_d"
+    assert _put_body(b"1") == (b"1", 0)
+    assert _put_body(b'[{"bn":"n/","n":"led","v":1}]') == (b"1", 0)
+    assert _put_body(b'[{"vb":true}]') == (b"true", 0)
+    assert _put_body(b'[{"vs":"on"}]') == (b"on", 0)
+    assert _put_body(b"\xff\x00") == (b"\xff\x00", 42)
+
+
+class _GatewayThread:
+    def __init__(self, **kw):
+        self.gw = Gateway(bind=LOOPBACK, port=0, db=None, **kw)
+        self.port = self.gw.address[1]
+        self.rounds = []
+        self.t = threading.Thread(target=self.gw.run,
+                                  kwargs={"on_round": lambda g: self.rounds.append(1)},
+                                  daemon=True)
+        self.t.start()
+
+    def stop(self):
+        self.gw.stop()
+        self.t.join(10)
+        self.gw.close()
+
+
+class _NodeThread:
+    def __init__(self, rd_port, ep="pnode", lt_s=60, payload=None, base=None):
+        self.ep = EndPoint()
+        self.ep.bind((LOOPBACK, 0))
+        self.srv = Server(self.ep)
+        self.value = 0
+        self.failing = False
+        self.notify = False
+        self.srv.add("sensors/temp", Resource(get=self.temp, rt="temperature-c", obs=True, ct=0))
+        self.srv.add("sys/uptime", Resource(get=lambda r: (69, b"42"), rt="uptime-s", ct=0))
+        self.srv.add("info", Resource(get=lambda r: (69, b"x"), ct=0))
+        self.reg = Registrar(self.srv, ep, rd="coap://%s:%d/rd" % (LOOPBACK, rd_port), lt_s=lt_s,
+                             timeout_ms=3000, payload=payload, base=base)
+        self.stopped = False
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def temp(self, request):
+        if self.failing:
+            return (163, b"sensor not ready")  # 5.03
+        return (69, b"%d" % self.value)
+
+    def loop(self):
+        while not self.stopped:
+            self.reg.process(20)
+            if self.notify:
+                self.notify = False
+                self.srv.notify("sensors/temp")
+        self.reg.close(3000)
+
+    def stop(self):
+        self.stopped = True
+        self.t.join(10)
+        self.ep.close()
+
+    def vanish(self):
+        """Stop without deregistering (a node that lost power)."""
+        self.reg.close = lambda timeout_ms=0: None
+        self.stop()
+
+
+def test_gateway_observes_polls_and_shows_what_it_does():
+    g = _GatewayThread(poll=["rt=uptime-s"], poll_interval_s=0.5)
+    node = None
+    try:
+        node = _NodeThread(g.port)
+        gw = g.gw
+        wait_until(lambda: gw.notifications >= 1 and any(
+            t.count >= 2 for n in list(gw.nodes.values()) for t in n.targets if t.mode == "poll"),
+            30, what="an observed and two polled readings")
+        (n,) = gw.nodes.values()
+        modes = {t.path: t.mode for t in n.targets}
+        assert modes == {"sensors/temp": "observe", "sys/uptime": "poll", "info": None}, modes
+        text = "\n".join(gw.render())
+        assert "1 endpoints" in text and "pnode" in text and "online" in text, text
+        assert "/sensors/temp" in text and "observe" in text and "/sys/uptime" in text, text
+        assert "notifications" in text and "dropped 0" in text, text
+        up = [t for t in n.targets if t.path == "sys/uptime"][0]
+        assert up.last == [{"bn": "pnode/", "n": "sys/uptime", "bt": up.last_t, "v": 42}], up.last
+        node.stop()  # deregisters: the gateway forgets the endpoint
+        node = None
+        wait_until(lambda: not gw.nodes, 20, what="the removal")
+        assert "0 endpoints" in "\n".join(gw.render())
+    finally:
+        if node is not None:
+            node.stop()
+        g.stop()
+
+
+def test_gateway_notices_a_failed_observation_and_observes_again():
+    g = _GatewayThread()
+    node = _NodeThread(g.port, "flaky")
+    try:
+        gw = g.gw
+        wait_until(lambda: gw.notifications >= 1, 30, what="the first reading")
+        (n,) = gw.nodes.values()
+        (t,) = [t for t in n.targets if t.mode == "observe"]
+        # An error notification ends the observation (RFC 7641 §4.2): the
+        # sensor fails for a moment.
+        node.failing = True
+        node.notify = True  # the node's own thread sends it
+        wait_until(lambda: t.failed is not None, 20, what="the failure being noticed")
+        assert n.status == "offline" and n.reason.startswith("/sensors/temp"), (n.status, n.reason)
+        assert gw.errors == 1, gw.errors
+        node.failing = False
+        node.value = 7
+        wait_until(lambda: t.failed is None and n.status == "online", 30,
+                   what="the observation coming back")
+        assert t.last[0]["v"] == 7, t.last
+    finally:
+        node.stop()
+        g.stop()
+
+
+def test_links_to_other_hosts_are_not_observed():
+    logged = []
+    g = _GatewayThread(log=logged.append)
+    node = _NodeThread(g.port, "sneaky", payload='</sensors/temp>;obs,<coap://10.9.9.9/x>;obs,'
+                                                  '<//10.9.9.8:5683/y>;obs')
+    try:
+        gw = g.gw
+        wait_until(lambda: gw.notifications >= 1, 30, what="the node's own reading")
+        (n,) = gw.nodes.values()
+        assert [t.path for t in n.targets] == ["sensors/temp"], [t.uri for t in n.targets]
+        assert sum("on another host; left alone" in line for line in logged) == 2, logged
+    finally:
+        node.stop()
+        g.stop()
+
+
+def test_an_expired_registration_takes_the_endpoint_offline():
+    logged = []
+    g = _GatewayThread(log=logged.append)
+    node = _NodeThread(g.port, "mortal", lt_s=2)
+    try:
+        gw = g.gw
+        wait_until(lambda: gw.notifications >= 1, 30, what="the first reading")
+        (n,) = gw.nodes.values()
+        assert n.status == "online"
+        node.vanish()
+        wait_until(lambda: not gw.nodes, 20, what="the registration expiring")
+        assert n.status == "offline" and n.reason == "registration expired", (n.status, n.reason)
+        assert "gateway: mortal registration expired" in logged, logged
+        assert all(t.obs is None for t in n.targets)  # observations cancelled
+    finally:
+        g.stop()
+
+
+def test_host_names_are_not_looked_up():
+    logged = []
+    g = _GatewayThread(log=logged.append)
+    node = _NodeThread(g.port, "named", base="coap://localhost:9")
+    try:
+        wait_until(lambda: g.gw.nodes, 30, what="the registration")
+        (n,) = g.gw.nodes.values()
+        assert n.targets == [] and g.gw.watched == 0, n.targets
+        assert any("coap://localhost:9/sensors/temp is a host name, not an address" in x
+                   for x in logged), logged
+    finally:
+        node.stop()
+        g.stop()
+
+
+def test_observed_resources_are_bounded():
+    logged = []
+    g = _GatewayThread(log=logged.append, max_observed=1)
+    node = _NodeThread(g.port, "greedy", payload='</sensors/temp>;obs,</sys/uptime>;obs')
+    try:
+        gw = g.gw
+        wait_until(lambda: gw.notifications >= 1, 30, what="the first resource's reading")
+        (n,) = gw.nodes.values()
+        assert [t.mode for t in n.targets] == ["observe", None], [t.mode for t in n.targets]
+        assert any("/sys/uptime not observed: 1 resources watched already" in x
+                   for x in logged), logged
+    finally:
+        node.stop()
+        g.stop()
+
+
+def test_status_display_in_the_terminal(tmp_path):
+    from coapy_micro.gateway.command import Terminal
+
+    class Out:
+        def __init__(self):
+            self.text = ""
+
+        def write(self, s):
+            self.text += s
+
+        def flush(self):
+            pass
+
+        def isatty(self):
+            return False
+
+    out = Out()
+    term = Terminal(0.0001, out)
+    g = _GatewayThread()
+    try:
+        term.round(g.gw)
+        term.event("gateway: something happened")
+    finally:
+        g.stop()
+    assert "coapy gateway on 127.0.0.1:" in out.text and "notifications 0" in out.text, out.text
+    assert out.text.endswith("gateway: something happened\n"), out.text
