@@ -14,7 +14,7 @@ may never import it. Option classes are looked up when first needed.
 """
 from ._compat import const
 
-from .options import Option
+from .options import Option, option_class
 
 _URI_HOST = const(3)
 _URI_PORT = const(7)
@@ -313,7 +313,8 @@ def to_options(uri):
 
 
 def _option(number, value):
-    opt = Option(number, value)  # equal to the registered class's own
+    cls = option_class(number)  # always registered here: Uri-Host, -Port, -Path, -Query
+    opt = cls(value) if cls is not None else Option(number, value)
     if opt.malformed:  # only a length can be wrong here: 255 bytes at most
         raise UriError("%s too long for its option: %r" % (opt.name, value))
     return opt

@@ -21,16 +21,39 @@ SHARED_PRIVATE_MODULES = {"_compat": None, "_cpython": ("_compat",)}
 
 
 def _modules():
-    return {p.stem: ast.parse(p.read_text(), str(p)) for p in sorted(PACKAGE.glob("*.py"))}
+    """{dotted name below the package: ast}: 'server', 'gateway.store', and
+    'gateway' for a subpackage's __init__.py."""
+    out = {}
+    for p in sorted(PACKAGE.rglob("*.py")):
+        parts = list(p.relative_to(PACKAGE).with_suffix("").parts)
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts.pop()
+        out[".".join(parts)] = ast.parse(p.read_text(), str(p))
+    return out
 
 
 def _private(name):
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
 
-def _imports(tree, modules):
-    """[(line, imported module name, [names imported from it])] within the package."""
+def _package_of(name, modules):
+    # The package a module's relative imports start from ('' is coapy_micro).
+    if "." not in name and name not in _subpackages(modules):
+        return ""
+    if name in _subpackages(modules):
+        return name
+    return name.rsplit(".", 1)[0]
+
+
+def _subpackages(modules):
+    return {m.rsplit(".", 1)[0] for m in modules if "." in m}
+
+
+def _imports(tree, modules, name=""):
+    """[(line, imported module's dotted name, [names imported from it])]
+    within the package; `name` is the importing module (for relative imports)."""
     out = []
+    here = _package_of(name, modules)
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             mod = node.module or ""
@@ -38,16 +61,21 @@ def _imports(tree, modules):
                 if not mod.startswith("coapy_micro"):
                     continue
                 mod = mod[len("coapy_micro"):].lstrip(".")
-            if mod:
-                out.append((node.lineno, mod.split(".")[0], [a.name for a in node.names]))
-            else:  # from . import x, y: each a module of the package
+            else:
+                base = here.split(".") if here else []
+                base = base[:len(base) - (node.level - 1)] if node.level > 1 else base
+                mod = ".".join(base + ([mod] if mod else []))
+            if mod and not (node.module is None and node.level):
+                out.append((node.lineno, mod, [a.name for a in node.names]))
+            else:  # from . import x, y: each a module of that package
                 for a in node.names:
-                    if a.name in modules:
-                        out.append((node.lineno, a.name, []))
+                    sub = (mod + "." if mod else "") + a.name
+                    if sub in modules:
+                        out.append((node.lineno, sub, []))
         elif isinstance(node, ast.Import):
             for a in node.names:
                 if a.name.startswith("coapy_micro."):
-                    out.append((node.lineno, a.name.split(".")[1], []))
+                    out.append((node.lineno, a.name[len("coapy_micro."):], []))
     return out
 
 
@@ -75,11 +103,11 @@ def test_no_module_uses_another_modules_private_names():
     for name, tree in modules.items():
         own = _defined_privates(tree)
         aliases = {}  # local name -> package module, for `module._x`
-        for line, mod, imported in _imports(tree, modules):
+        for line, mod, imported in _imports(tree, modules, name):
             if mod not in modules:
                 offences.append("%s.py:%d imports coapy_micro.%s, which does not exist"
                                 % (name, line, mod))
-            if _private(mod) and not (mod in SHARED_PRIVATE_MODULES and (
+            if _private(mod.split(".")[-1]) and not (mod in SHARED_PRIVATE_MODULES and (
                     SHARED_PRIVATE_MODULES[mod] is None or name in SHARED_PRIVATE_MODULES[mod])):
                 offences.append("%s.py:%d imports the private module %s" % (name, line, mod))
             for n in imported:
@@ -89,7 +117,8 @@ def test_no_module_uses_another_modules_private_names():
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 for a in node.names:
                     if a.name in modules or a.name.startswith("coapy_micro."):
-                        aliases[a.asname or a.name.split(".")[-1]] = a.name.split(".")[-1]
+                        full = a.name[len("coapy_micro."):] if a.name.startswith("coapy_micro.") else a.name
+                        aliases[a.asname or a.name.split(".")[-1]] = full
         for node in ast.walk(tree):
             if not (isinstance(node, ast.Attribute) and _private(node.attr)):
                 continue
@@ -111,7 +140,7 @@ def _graph():
     modules = _modules()
     graph = {}
     for name, tree in modules.items():
-        graph[name] = sorted({mod for _, mod, _ in _imports(tree, modules) if mod != name})
+        graph[name] = sorted({mod for _, mod, _ in _imports(tree, modules, name) if mod != name})
     return graph
 
 
@@ -144,6 +173,7 @@ def _cycle(graph):
 def test_the_import_graph_has_no_cycle():
     graph = _graph()
     assert "server" in graph and "message" in graph["server"], graph  # the graph is read
+    assert "gateway.store" in graph["gateway.gateway"], graph  # subpackages too
     cycle = _cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 

@@ -19,7 +19,8 @@ import socket
 import pytest
 
 from coapy_micro.client import Client
-from coapy_micro.connection import ALL_COAP_NODES_V4, EndPoint, join_group
+from coapy_micro.connection import EndPoint
+from coapy_micro.multicast import ALL_COAP_NODES_V4, join_group
 from coapy_micro.link import parse
 from coapy_micro.rd import Registrar
 from coapy_micro.rd_server import ResourceDirectory

@@ -219,7 +219,7 @@ class Gateway:
     def _join_group(self, family, port):
         # Answer RD discovery sent to All-CoAP-Nodes (224.0.1.187, RFC 7252
         # §12.8) on the RD's port, through a socket of its own.
-        from ..connection import ALL_COAP_NODES_V4, join_group
+        from ..multicast import ALL_COAP_NODES_V4, join_group
 
         if family != socket.AF_INET:
             self.log("gateway: --multicast joins the IPv4 group only; bind an IPv4 address")
