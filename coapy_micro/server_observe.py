@@ -37,7 +37,6 @@ goes on RST (§3.6), on a GET with Observe 1, and after an error
 notification (§4.2).
 """
 from ._compat import const, ticks_diff
-from .connection import TransmissionRecord
 from .message import Message, option_next
 from .options import Option
 
@@ -313,7 +312,7 @@ class Observers:
             m.set_options(g[3])
             try:
                 if rec is None:
-                    rec = TransmissionRecord(ep, m, e[_REMOTE])
+                    rec = self._record(ep, m, e[_REMOTE])
                 ep.supersede(rec, m)
             except Exception as ex:  # too large for max_message_size
                 srv.fail(e[_REQ], ex)
@@ -334,6 +333,14 @@ class Observers:
                 i -= 1
                 del entries[i]
         return n
+
+    def _record(self, ep, m, remote):
+        # The record an observer's notifications go out on, for its life.
+        # (connection.py is imported here: every node has loaded it for its
+        # EndPoint, and the server itself does not import it.)
+        from .connection import TransmissionRecord
+
+        return TransmissionRecord(ep, m, remote)
 
     def _render(self, res, key):
         # The notification for the observers sharing registration `key`:

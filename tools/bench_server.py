@@ -207,7 +207,9 @@ def micropython_part():
                        ("NON GET /sensors/temp", "non_get_temp"),
                        ("CON GET of an unknown path (4.04)", "not_found"),
                        ("CON GET /.well-known/core", "discovery"),
-                       ("one notification to one observer", "notification")):
+                       ("one notification to one observer", "notification"),
+                       ("  the same, notify(resource)", "notification_resource"),
+                       ("  per observer, 16 observers", "notification_16_observers_each")):
         print("  %-40s %7d" % (label, vm["alloc_" + key]))
     print("  heap cost of importing server + server_observe + server_block from .mpy: %d bytes"
           % imports["all"])
