@@ -23,9 +23,10 @@ Notifications go NON, with a CON every Server(notify_con_every=) and at
 least one a day (§4.5). A NON goes out at once and holds no place in the
 EndPoint's in-flight table; CON notifications hold at most half of it
 (at least one place), so requests and responses always find room, however
-many observers there are (§4.5.1 asks for no more than that anyway: one CON
-in flight per observer). A CON that is due when that share is taken goes
-out NON and the CON comes with a later notification.
+many observers there are (and to one client, as any CON, at most NSTART at
+a time: §4.5.1, the EndPoint queues the others). A CON that is due when
+that share is taken goes out NON, and the CON comes with a later
+notification.
 
 While an observer's CON is still awaiting its ACK, a newer state replaces
 it and keeps its retransmission counter and timeout (§4.5.2): it goes out at
@@ -46,6 +47,7 @@ _OBSERVE = const(6)
 _CONTENT_FORMAT = const(12)
 _SEQ_MASK = const(0xFFFFFF)  # Observe values are 24 bits (§4.4)
 _DAY_MS = const(86400000)  # §4.5: a CON at least every 24 hours
+_INTERNAL_SERVER_ERROR = const(160)  # 5.00
 
 # Entry fields (a list per observer: no object, no dict).
 _RES = const(0)
@@ -358,9 +360,13 @@ class Observers:
             if isinstance(payload, str):
                 payload = payload.encode("utf-8")
             return (key, code, payload, observe_options(self._next_seq(), p[2]))
-        if ok:
-            options = with_observe(options, self._next_seq())
-        t = srv.message(_NON, code, p[1], b"", p[2], options)
+        try:
+            if ok:
+                options = with_observe(options, self._next_seq())
+            t = srv.message(_NON, code, p[1], b"", p[2], options)
+        except Exception as ex:  # options a Message cannot hold
+            srv.fail(req, ex)
+            return (key, _INTERNAL_SERVER_ERROR, b"", b"")  # ends the observations (§4.2)
         return (key, code, t.payload, t.cursor(self._ca))
 
     def _message(self, e, mtype, busy):
