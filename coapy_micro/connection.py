@@ -338,7 +338,7 @@ class EndPoint:
         a record is superseded, a peer that acknowledges nothing makes it
         give up after MAX_TRANSMIT_SPAN. An ACK of the message in transit
         (the peer is there) sends `message` at once, as a new transmission;
-        an RST or the last timeout ends both. Give a CON in that case.
+        an RST or the last timeout ends both. Only a CON takes a CON's place.
 
         Otherwise (`record` finished, or made with TransmissionRecord(end_point,
         message, remote) and never sent) `message` is a new transmission on
@@ -352,6 +352,8 @@ class EndPoint:
         self._check_size(message)
         state = record._state
         if state == _WAIT_ACK:
+            if message.transaction_type != _CON:
+                raise ValueError("only a CON takes the place of a CON awaiting its ACK")
             record._superseding = message
             return record
         if state == _WAIT_RESPONSE:

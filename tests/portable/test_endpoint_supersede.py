@@ -48,6 +48,7 @@ def test_a_con_in_place_of_a_con_in_flight_keeps_its_counter_and_timeout():
     rec = s.send(_note(CON, b"a"), CLIENT)
     s.process(0)
     net.now = 500
+    support.raises(ValueError, s.supersede, rec, _note(NON, b"n"))  # only a CON
     assert s.supersede(rec, _note(CON, b"b")) is rec
     s.process(0)
     net.now = 1000
