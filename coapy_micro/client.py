@@ -18,9 +18,10 @@ first, the response later in a CON that is acknowledged here, RFC 7252
 
 Timeouts: `timeout_ms` bounds the whole request (transmissions, the wait for
 a separate response); for a request that moves in blocks, each block's
-exchange, and `transfer_timeout_ms` (None by default) the whole transfer. The default, DEFAULT_TIMEOUT_MS = 30 s, covers the
-first four transmissions of a CON (at 0, 2-3, 6-9 and 14-21 s with the
-RFC's defaults) plus time for a slow separate response, without a caller
+exchange, and `transfer_timeout_ms` (None by default) the whole transfer.
+The default, DEFAULT_TIMEOUT_MS = 30 s, covers the first four
+transmissions of a CON (at 0, 2-3, 6-9 and 14-21 s with the RFC's
+defaults) plus time for a slow separate response, without a caller
 waiting MAX_TRANSMIT_WAIT (93 s) for a node that is simply off.
 `timeout_ms=None` waits as long as the RFC allows: the EndPoint's own
 give-up (MAX_TRANSMIT_SPAN, then Unreachable), EXCHANGE_LIFETIME for a
@@ -692,10 +693,11 @@ class Client:
                         continue  # the next block is out, or h is over
                     resp = Response(rx)
             elif rec.is_unacknowledged:
-                err = Unreachable(_told(h, "no acknowledgement from %s after %d transmissions"
-                                        % (peer_text(rec.remote), 1 + rec.end_point.max_retransmit)))
+                err = Unreachable(_told(h, "no acknowledgement from %s after %d transmissions" % (
+                    peer_text(rec.remote), 1 + rec.end_point.max_retransmit)))
             elif rec.error is not None and _is_hard_error(rec.error):
-                err = Unreachable("cannot send to %s: errno %d" % (peer_text(rec.remote), rec.error))
+                err = Unreachable("cannot send to %s: errno %d"
+                                  % (peer_text(rec.remote), rec.error))
                 err.errno = rec.error
             elif rec.done:
                 if rec.error is not None:
