@@ -136,21 +136,8 @@ class Observation:
             self._t = now
         b2 = m.get_uint(_BLOCK2)
         if b2 is not None and b2 & 8 and m.code >> 5 == 2 and self.uri is not None:
-            # The first block of a larger notification (RFC 7959 §3.4): the
-            # body is fetched with a plain GET, which the client reads block
-            # by block; the callback gets the whole body, unless a newer
-            # notification arrived meanwhile.
-            seq = v
-
-            def whole(h):
-                if h.response is not None and self._seq == seq and not self.done:
-                    self._deliver(h.response)
-
-            try:
-                self.client.start("get", self.uri, callback=whole)
+            if self._fetch(v):
                 return
-            except Exception:  # table full: deliver the first block as it is
-                pass
         self._deliver(Response(rx))
         if m.code >> 5 != 2:
             e = ObservationEnded("the server ended the observation with %d.%02d"
@@ -159,6 +146,22 @@ class Observation:
             self.end(e)
         elif v is None:
             self.end()  # answered without Observe: not registered (§3.1)
+
+    def _fetch(self, seq):
+        # The first block of a larger notification (RFC 7959 §3.4): the body
+        # is fetched with a plain GET, which the client reads block by block;
+        # the callback gets the whole body, unless a newer notification
+        # arrived meanwhile. (A method of its own: a closure in handle()
+        # would cost handle() a heap cell on every call on a board.)
+        def whole(h):
+            if h.response is not None and self._seq == seq and not self.done:
+                self._deliver(h.response)
+
+        try:
+            self.client.start("get", self.uri, callback=whole)
+            return True
+        except Exception:  # table full: deliver the first block as it is
+            return False
 
     def _deliver(self, r):
         self.last = r

@@ -252,3 +252,25 @@ def test_observations_with_different_max_ages_renew_each_at_its_time():
     assert 1 + a.reregistrations <= s.registrations <= 2 + a.reregistrations, s.registrations
     s.run(25000)
     assert b.reregistrations == 1, b.reregistrations
+
+
+def test_matching_a_notification_allocates_nothing():
+    # On a board the record -> observation lookup must not allocate: a
+    # reordered notification (dropped, §3.4) is handled without the heap.
+    s = Server(max_age=60, ep_kw={"max_in_flight": 24})
+    net = s.net
+    s.c = Client(s.ep, clock=lambda: net.now)  # fakenet's clock takes a long int modulo
+    obs = [s.c.observe(URI) for i in range(16)]
+    s.run(200)
+    target = obs[9]
+    s.notify(target.token)
+    s.run(100)
+    old = Message(NON, CONTENT, b"old", target.token)
+    old.addOption(Option(6, 1))  # older than what it has: reordered
+    s.net.inject(SERVER, CLIENT, old.encode(0x4321), s.net.now)
+    rx = s.ep.process(10)
+    assert rx is not None and rx.pertains_to is target.record, rx
+    n = target.notifications
+    s.c.handle(rx)  # once to settle what a first call may set up
+    support.assert_no_alloc(s.c.handle, rx)
+    assert target.notifications == n, (target.notifications, n)
