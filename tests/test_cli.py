@@ -83,9 +83,10 @@ def test_help_documents_the_exit_statuses():
     text = p.stdout.decode()
     for cmd in ("get", "post", "put", "delete", "fetch", "patch", "ipatch", "discover", "serve"):
         assert re.search(r"^\s+%s\s" % cmd, text, re.M), cmd
-    for status in ("0", "2", "3", "4", "5", "6", "7"):
+    for status in ("0", "2", "3", "4", "5", "6", "7", "8"):
         assert re.search(r"^  %s  \S" % status, text, re.M), status
     assert "timeout" in text and "4.xx" in text and "5.xx" in text and "RST" in text
+    assert "RFC 7959" in text and "--max-body" in text and "--deadline" in text
     p = coapy("get", "--help")
     assert p.returncode == 0 and b"@FILE" in p.stdout and b"exit status" in p.stdout
 
