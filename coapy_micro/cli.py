@@ -23,7 +23,7 @@ in EXIT_HELP below and in `coapy --help`.
 import sys
 
 from . import codes
-from .client import Client, CoapError, RequestTimeout, Reset, Unreachable
+from .client import Client, RequestTimeout, Reset, Unreachable
 from .trace import TracingSocket, address_text, code_text, payload_text, print_lines
 
 EXIT_OK = 0
