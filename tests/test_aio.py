@@ -1,7 +1,8 @@
 """coapy_micro.aio on both runtimes' asyncio, with real sockets.
 
 - tests/aio/test_aio_loop.py (serve() and AsyncClient in one loop: 50
-  concurrent requests and a ticker's gaps, idle CPU, cancellation, close,
+  concurrent requests and a ticker's gaps, the same under a flood of slow
+  requests, idle CPU, cancellation, close,
   notify() from a task, Block-wise, NSTART per peer, typed errors, CON
   notifications and group leisure from the alarm): pytest runs it on
   CPython; here every function of it runs again on the MicroPython unix

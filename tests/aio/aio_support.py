@@ -57,7 +57,8 @@ class Node:
     """A Server on loopback with resources every test can use:
     /echo (GET: b'hello', POST/PUT: the payload back), /big (3000 bytes:
     Block2), /counter (observable; tick() changes it and notifies),
-    /slow (deferred; answered by answer_slow())."""
+    /slow (deferred: the Deferred answers are kept in `slow`), /work (1 ms
+    of CPU per request)."""
 
     def __init__(self, **ep_kw):
         self.ep, self.port = bound_end_point(**ep_kw)
@@ -69,6 +70,7 @@ class Node:
         srv.add("big", Resource(get=lambda r: (codes.CONTENT, BIG)))
         srv.add("counter", Resource(get=lambda r: (codes.CONTENT, b"%d" % self.value), obs=True))
         srv.add("slow", Resource(get=self._slow))
+        srv.add("work", Resource(get=self._work))
 
     def _hello(self, req):
         self.handled += 1
@@ -77,6 +79,14 @@ class Node:
     def _echo(self, req):
         self.handled += 1
         return (codes.CHANGED, req.payload)
+
+    def _work(self, req):
+        # 1 ms of CPU per request, as a board spends on a real one.
+        t0 = ticks_ms()
+        while ticks_diff(ticks_ms(), t0) < 1:
+            pass
+        self.handled += 1
+        return (codes.CONTENT, b"done")
 
     def _slow(self, req):
         self.slow.append(req.defer())
