@@ -241,6 +241,9 @@ def test_closing_the_client_ends_its_observations_and_requests():
         for _ in range(3):
             node.tick()
             await sleep_ms(20)
+        t0 = ticks_ms()
+        while got[-1] != 3 and ticks_diff(ticks_ms(), t0) < 2000:
+            await sleep_ms(5)
         assert got[-1] == 3, got
         assert node.server.observers("counter") == 1
         client.close()
@@ -413,7 +416,8 @@ def test_typed_errors_as_the_client_raises_them():
                 return e
             raise AssertionError("no error")
 
-        e = await error_of(client.get(silent.uri(), timeout_ms=60))
+        async with aio.AsyncClient() as patient:  # ACK_TIMEOUT 2 s: the deadline comes first
+            e = await error_of(patient.get(silent.uri(), timeout_ms=100))
         assert isinstance(e, RequestTimeout), e
         e = await error_of(client.get(silent.uri(), timeout_ms=None))
         assert isinstance(e, Unreachable), e  # two transmissions, no ACK
