@@ -221,6 +221,13 @@ def _earlier(wait, d):
     return d if wait is None or d < wait else wait
 
 
+def _sooner(wait, d):
+    # The sooner of two waits in ms (each >= 0, or -1 for none).
+    if d < 0:
+        return wait
+    return d if wait < 0 or d < wait else wait
+
+
 def _method_code(method):
     # 'get', 'GET' or codes.GET -> 1; anything but a request method is refused.
     if isinstance(method, str):
@@ -612,6 +619,27 @@ class Client:
                 h._tried = True
             elif rec.next_event_time is not None:
                 wait = _earlier(wait, ticks_diff(rec.next_event_time, now))
+        return wait
+
+    def next_event_ms(self, now):
+        """ms from `now` (ticks) until the client has something to do
+        without a datagram arriving: a request's deadline, an observation to
+        renew, a timer of its EndPoints (0: now; -1: nothing). Read-only:
+        how long an event loop may sleep between datagrams (check() then
+        does what is due)."""
+        wait = -1
+        for h in self._pending:
+            if h.deadline is not None:
+                d = ticks_diff(h.deadline, now)
+                wait = _sooner(wait, d if d > 0 else 0)
+        for o in self._observations or ():
+            d = o.wait_ms(now)
+            if d is not None:
+                wait = _sooner(wait, d)
+        if self._given is not None:
+            wait = _sooner(wait, self._given.next_event_ms(now))
+        for pair in self._made:
+            wait = _sooner(wait, pair[1].next_event_ms(now))
         return wait
 
     def _process_many(self, eps, wait):
