@@ -405,6 +405,8 @@ class EndPoint:
             self._records.append(rec)
         rec._state = _QUEUED
         rec.next_event_time = now
+        if self.on_queued is not None:
+            self.on_queued(rec)  # as send() does: an event loop wakes for it
 
     def _check_size(self, message):
         if message.wire_size() > self.max_message_size:
