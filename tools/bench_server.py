@@ -330,6 +330,22 @@ def cpus():
 HZ = os.sysconf("SC_CLK_TCK")
 
 
+def sched_s(pid):
+    """(seconds on a CPU, seconds waiting, runnable, for a CPU that other
+    work had) of a process, all its threads (/proc/PID/task/*/schedstat);
+    waiting is None where the kernel does not say."""
+    on = waited = 0
+    try:
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as f:
+                a, b = f.read().split()[:2]
+            on += int(a)
+            waited += int(b)
+    except (OSError, ValueError):
+        return cpu_s(pid), None
+    return on / 1e9, waited / 1e9
+
+
 def cpu_s(pid):
     """User + system CPU seconds of a process (all its threads)."""
     try:
@@ -377,7 +393,7 @@ def measure(args):
                     del running[key]
                     run.stop()
                     continue
-                c0, t0 = cpu_s(run.proc.pid), time.monotonic()
+                (c0, w0), t0 = sched_s(run.proc.pid), time.monotonic()
                 try:
                     r = run_loadgen(tools["loadgen"], run.port, args.seconds, args.warmup,
                                     args.window, gen_cpu, args.non)
@@ -386,8 +402,11 @@ def measure(args):
                     del running[key]
                     run.stop()
                     continue
-                # The server's share of a core over the whole run (warm-up too).
-                r["server_busy"] = (cpu_s(run.proc.pid) - c0) / (time.monotonic() - t0)
+                # The server's share of a core over the whole run (warm-up
+                # too), and of the run it spent ready but kept off its core.
+                (c1, w1), wall = sched_s(run.proc.pid), time.monotonic() - t0
+                r["server_busy"] = (c1 - c0) / wall
+                r["server_wait"] = (w1 - w0) / wall if w0 is not None and w1 is not None else -1
                 r["round"] = rnd
                 results[key].append(r)
                 line.append("%s %s" % (key, kfmt(r["rate"])))
@@ -403,12 +422,16 @@ def best(runs):
     return max(runs, key=lambda r: r["rate"]) if runs else None
 
 
+def share(cpu, wait):
+    return "%.2f/%s" % (cpu, "%.2f" % wait if wait >= 0 else "?")
+
+
 def report(args, results, missing, notes, pinned):
     server_cpu, gen_cpu = pinned
     print()
-    print("  %-34s %10s  %-22s %6s %8s %8s %5s %5s  %s"
+    print("  %-34s %10s  %-30s %6s %7s %7s %9s %9s  %s"
           % ("server", "best req/s", "every run (req/s)", "spread", "p50 us", "p99 us",
-             "srv", "gen", "notes"))
+             "srv cpu/w", "gen cpu/w", "notes"))
     for spec in SPECS:
         if spec.key not in results and spec.key not in missing:
             continue
@@ -433,14 +456,23 @@ def report(args, results, missing, notes, pinned):
             extra.append(notes[spec.key])
         if spec.key in missing:
             extra.append(missing[spec.key])
-        print("  %-34s %10.0f  %-22s %5.0f%% %8.0f %8.0f %5.2f %5.2f  %s"
+        print("  %-34s %10.0f  %-30s %5.0f%% %7.0f %7.0f %9s %9s  %s"
               % (name, b["rate"], " ".join(kfmt(x) for x in rates), spread, b["p50_us"],
-                 b["p99_us"], b["server_busy"], b["busy"], "; ".join(extra)))
+                 b["p99_us"], share(b["server_busy"], b["server_wait"]),
+                 share(b["busy"], b["wait"]), "; ".join(extra)))
     print("  (best of %d runs of %.1f s after %.1f s of warm-up each, interleaved; spread = "
           "(best - worst) / best; p50/p99: latency of the best run, which at saturation is "
-          "mostly the %d requests queued; srv, gen: share of a core the server and the generator "
-          "used in that run: a server well below the others' share was held back)"
+          "mostly the %d requests queued; srv, gen cpu/w: share of the run the server and the "
+          "generator spent on a CPU / ready to run but kept off their core by other work)"
           % (args.runs, args.seconds, args.warmup, args.window))
+    runs = [r for v in results.values() for r in v]
+    srv_wait = max([r["server_wait"] for r in runs] + [0])
+    gen_wait = max([r["wait"] for r in runs] + [0])
+    if max(srv_wait, gen_wait) > 0.1:
+        print("  this machine was busy: a server spent up to %.0f%% of a run, the generator up "
+              "to %.0f%%, ready to run but kept off its core by other work; such figures are "
+              "low and noisy: take final ones on a quiet machine" % (srv_wait * 100,
+                                                                      gen_wait * 100))
     if gen_cpu is None:
         print("  not pinned: %s" % ("--no-pin" if args.no_pin else "fewer than two cores here"))
     else:
@@ -524,11 +556,11 @@ def main(argv=None):
     p.add_argument("--only", default=",".join(s.key for s in SPECS),
                    help="servers to measure, comma separated (--list shows them)")
     p.add_argument("--list", action="store_true", help="list the servers and exit")
-    p.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 2)),
-                   help="measured seconds per run (2)")
+    p.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 1.5)),
+                   help="measured seconds per run (1.5)")
     p.add_argument("--warmup", type=float, default=0.5, help="seconds before each run counts")
-    p.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", 3)),
-                   help="runs per server, interleaved (3)")
+    p.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", 5)),
+                   help="runs per server, interleaved (5)")
     p.add_argument("--window", type=int, default=64, help="requests in flight (64)")
     p.add_argument("--non", action="store_true", help="NON requests instead of CON")
     p.add_argument("--upy-heap", default=None,

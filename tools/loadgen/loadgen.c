@@ -35,7 +35,9 @@
  * works (no busy polling, so a server sharing its core is not robbed); it
  * can be pinned to a core of its own (--cpu). "busy" in the output is the
  * share of one core it used during the measured part: well below 1 means it
- * spent its time waiting for the server.
+ * spent its time waiting for the server; "wait" is the share of the
+ * measured part it spent ready to run while other work had its core (on a
+ * shared machine: how much it was held back).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -515,19 +517,19 @@ static void run_timers(int64_t now)
     next_due = soonest;
 }
 
-static void print_json(double seconds, double busy, int cpu)
+static void print_json(double seconds, double busy, double wait, int cpu)
 {
     uint64_t n = measured.completed;
     printf("{\"completed\": %llu, \"rate\": %.1f, \"seconds\": %.3f, \"window\": %d, "
            "\"type\": \"%s\", \"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, "
-           "\"max_us\": %.1f, \"busy\": %.3f, \"cpu\": %d, \"sent\": %llu, "
+           "\"max_us\": %.1f, \"busy\": %.3f, \"wait\": %.3f, \"cpu\": %d, \"sent\": %llu, "
            "\"retransmissions\": %llu, \"timeouts\": %llu, \"lost\": %llu, "
            "\"bad_token\": %llu, \"bad_code\": %llu, \"bad_payload\": %llu, "
            "\"malformed\": %llu, \"resets\": %llu, \"duplicates\": %llu, "
            "\"send_errors\": %llu, \"refused\": %llu, \"sockets\": %llu, \"stalls\": %llu}\n",
            (unsigned long long)n, n / seconds, seconds, window, mtype == CON ? "CON" : "NON",
            percentile(n, 0.50), percentile(n, 0.90), percentile(n, 0.99), max_latency(), busy,
-           cpu, (unsigned long long)measured.sent,
+           wait, cpu, (unsigned long long)measured.sent,
            (unsigned long long)measured.retransmissions, (unsigned long long)measured.timeouts,
            (unsigned long long)measured.lost, (unsigned long long)measured.bad_token,
            (unsigned long long)measured.bad_code, (unsigned long long)measured.bad_payload,
@@ -535,6 +537,19 @@ static void print_json(double seconds, double busy, int cpu)
            (unsigned long long)measured.duplicates, (unsigned long long)all.send_errors,
            (unsigned long long)all.refused, (unsigned long long)all.sockets,
            (unsigned long long)all.stalls);
+}
+
+/* Nanoseconds this process has waited, runnable, for a CPU that something
+ * else had (the second figure of /proc/self/schedstat); -1 where the kernel
+ * does not say. */
+static double runq_wait_ns(void)
+{
+    FILE *f = fopen("/proc/self/schedstat", "r");
+    unsigned long long on_cpu, waited;
+    int n = f ? fscanf(f, "%llu %llu", &on_cpu, &waited) : 0;
+    if (f)
+        fclose(f);
+    return n == 2 ? (double)waited : -1;
 }
 
 static double cpu_s(void)
@@ -637,12 +652,14 @@ int main(int argc, char **argv)
     int64_t start = now_ns();
     measure_from_ns = start + (int64_t)(warmup * 1e9);
     int64_t end = measure_from_ns + (int64_t)(seconds * 1e9);
-    double cpu_at_measure = -1;
+    double cpu_at_measure = -1, wait_at_measure = -1;
     int64_t now = start;
 
     while (now < end) {
-        if (cpu_at_measure < 0 && now >= measure_from_ns)
+        if (cpu_at_measure < 0 && now >= measure_from_ns) {
             cpu_at_measure = cpu_s();
+            wait_at_measure = runq_wait_ns();
+        }
         int nstart = nfree;
         nfree = 0;
         static int starting[MAX_WINDOW];
@@ -696,10 +713,13 @@ int main(int argc, char **argv)
         }
         now = now_ns();
     }
-    double busy = 0;
+    double busy = 0, wait = -1, waited = runq_wait_ns();
     double wall = (double)(now - measure_from_ns) / 1e9;
-    if (cpu_at_measure >= 0 && wall > 0)
+    if (cpu_at_measure >= 0 && wall > 0) {
         busy = (cpu_s() - cpu_at_measure) / wall;
-    print_json(wall > 0 ? wall : seconds, busy, cpu);
+        if (waited >= 0 && wait_at_measure >= 0)
+            wait = (waited - wait_at_measure) / 1e9 / wall;
+    }
+    print_json(wall > 0 ? wall : seconds, busy, wait, cpu);
     return 0;
 }
