@@ -363,13 +363,14 @@ def kfmt(rate):
 INVALID = ("bad_token", "bad_code", "bad_payload", "malformed", "resets")
 
 
-def measure(args):
+def measure(args, specs=SPECS):
     """Runs every selected server: ({key: [the generator's figures of each
     run]}, {key: why it was not measured}, {key: a note on how it ran},
     (server core, generator core))."""
     tools = build_loadgen()
     server_cpu, gen_cpu = (None, None) if args.no_pin else cpus()
-    keys = [s.key for s in SPECS if s.key in args.only]
+    by_key = {s.key: s for s in specs}
+    keys = [s.key for s in specs if s.key in args.only]
     results = {k: [] for k in keys}
     missing = {}
     notes = {}
@@ -378,7 +379,7 @@ def measure(args):
     try:
         for key in keys:
             try:
-                running[key] = start(BY_KEY[key], tools, folder, server_cpu, args.upy_heap)
+                running[key] = start(by_key[key], tools, folder, server_cpu, args.upy_heap)
                 notes[key] = running[key].note
             except NotAvailable as e:
                 missing[key] = str(e)
