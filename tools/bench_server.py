@@ -144,9 +144,12 @@ def build_loadgen():
 
 
 def run_loadgen(exe, port, seconds=2.0, warmup=0.5, window=64, cpu=None, non=False,
-                path=PATH, payload=PAYLOAD, code="2.05", timeout_ms=500, extra=()):
+                path=PATH, payload=PAYLOAD, code="2.05", timeout_ms=500, extra=(), pid=None):
     """One run of the load generator against 127.0.0.1:port: its JSON
-    figures as a dict (see tools/loadgen/loadgen.c)."""
+    figures as a dict (see tools/loadgen/loadgen.c). With the server's `pid`,
+    also the share of the measured part the server spent on a CPU
+    (server_busy) and ready to run but kept off it (server_wait, -1 where
+    the kernel does not say)."""
     cmd = [exe, "--port", str(port), "--path", path, "--window", str(window),
            "--seconds", str(seconds), "--warmup", str(warmup), "--code", code,
            "--timeout-ms", str(timeout_ms)]
@@ -157,10 +160,24 @@ def run_loadgen(exe, port, seconds=2.0, warmup=0.5, window=64, cpu=None, non=Fal
     if non:
         cmd.append("--non")
     cmd += list(extra)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + warmup + 30)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if pid is not None:
+            time.sleep(warmup)  # the measured part starts about now
+            (c0, w0), t0 = sched_s(pid), time.monotonic()
+        out, err = proc.communicate(timeout=seconds + warmup + 30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
     if proc.returncode:
-        raise RuntimeError("load generator failed (%d): %s" % (proc.returncode, proc.stderr))
-    return json.loads(proc.stdout)
+        raise RuntimeError("load generator failed (%d): %s" % (proc.returncode, err))
+    r = json.loads(out)
+    if pid is not None:
+        (c1, w1), wall = sched_s(pid), time.monotonic() - t0
+        r["server_busy"] = (c1 - c0) / wall
+        r["server_wait"] = (w1 - w0) / wall if w0 is not None and w1 is not None else -1
+    return r
 
 
 # -- servers ---------------------------------------------------------------------------
@@ -394,23 +411,27 @@ def measure(args, specs=SPECS):
                     del running[key]
                     run.stop()
                     continue
-                (c0, w0), t0 = sched_s(run.proc.pid), time.monotonic()
                 try:
                     r = run_loadgen(tools["loadgen"], run.port, args.seconds, args.warmup,
-                                    args.window, gen_cpu, args.non)
+                                    args.window, gen_cpu, args.non, pid=run.proc.pid)
                 except (RuntimeError, ValueError, subprocess.TimeoutExpired) as e:
                     missing[key] = "load generator: %s" % last_line(str(e))
                     del running[key]
                     run.stop()
                     continue
-                # The server's share of a core over the whole run (warm-up
-                # too), and of the run it spent ready but kept off its core.
-                (c1, w1), wall = sched_s(run.proc.pid), time.monotonic() - t0
-                r["server_busy"] = (c1 - c0) / wall
-                r["server_wait"] = (w1 - w0) / wall if w0 is not None and w1 is not None else -1
+                # What it serves per second of its own CPU time: on a quiet
+                # machine a saturated server's req/s; on a busy one, what
+                # the server would do with its core to itself.
+                # Only where the server was the bottleneck (ready to run for
+                # most of the run): a server that idles or sleeps gets its
+                # plain rate, no extrapolation.
+                runnable = r["server_busy"] + max(r["server_wait"], 0.0)
+                r["per_cpu"] = r["rate"] / r["server_busy"] \
+                    if runnable >= 0.8 and r["server_busy"] > 0.02 else r["rate"]
                 r["round"] = rnd
                 results[key].append(r)
-                line.append("%s %s" % (key, kfmt(r["rate"])))
+                line.append("%s %s" % (key, kfmt(r["rate"])) if key == "echo" else
+                            "%s %s (%s/CPU-s)" % (key, kfmt(r["rate"]), kfmt(r["per_cpu"])))
             print("  round %d/%d: %s" % (rnd + 1, args.runs, ", ".join(line)), flush=True)
     finally:
         for run in running.values():
@@ -430,9 +451,9 @@ def share(cpu, wait):
 def report(args, results, missing, notes, pinned):
     server_cpu, gen_cpu = pinned
     print()
-    print("  %-34s %10s  %-30s %6s %7s %7s %9s %9s  %s"
-          % ("server", "best req/s", "every run (req/s)", "spread", "p50 us", "p99 us",
-             "srv cpu/w", "gen cpu/w", "notes"))
+    print("  %-34s %10s  %-30s %6s %9s %7s %7s %9s %9s  %s"
+          % ("server", "best req/s", "every run (req/s)", "spread", "req/CPU-s", "p50 us",
+             "p99 us", "srv cpu/w", "gen cpu/w", "notes"))
     for spec in SPECS:
         if spec.key not in results and spec.key not in missing:
             continue
@@ -457,14 +478,17 @@ def report(args, results, missing, notes, pinned):
             extra.append(notes[spec.key])
         if spec.key in missing:
             extra.append(missing[spec.key])
-        print("  %-34s %10.0f  %-30s %5.0f%% %7.0f %7.0f %9s %9s  %s"
-              % (name, b["rate"], " ".join(kfmt(x) for x in rates), spread, b["p50_us"],
-                 b["p99_us"], share(b["server_busy"], b["server_wait"]),
+        per_cpu = "-" if spec.key == "echo" else kfmt(max(r["per_cpu"] for r in runs))
+        print("  %-34s %10.0f  %-30s %5.0f%% %9s %7.0f %7.0f %9s %9s  %s"
+              % (name, b["rate"], " ".join(kfmt(x) for x in rates), spread, per_cpu,
+                 b["p50_us"], b["p99_us"], share(b["server_busy"], b["server_wait"]),
                  share(b["busy"], b["wait"]), "; ".join(extra)))
     print("  (best of %d runs of %.1f s after %.1f s of warm-up each, interleaved; spread = "
-          "(best - worst) / best; p50/p99: latency of the best run, which at saturation is "
-          "mostly the %d requests queued; srv, gen cpu/w: share of the run the server and the "
-          "generator spent on a CPU / ready to run but kept off their core by other work)"
+          "(best - worst) / best; req/CPU-s: the best run in req/s per second of the server's own "
+          "CPU time (where it was the bottleneck), what it would serve with its core to itself; "
+          "p50/p99: latency of the best run, which at saturation is mostly the %d requests "
+          "queued; srv, gen cpu/w: share of the measured part the server and the generator "
+          "spent on a CPU / ready to run but kept off their core by other work)"
           % (args.runs, args.seconds, args.warmup, args.window))
     runs = [r for v in results.values() for r in v]
     srv_wait = max([r["server_wait"] for r in runs] + [0])
@@ -482,36 +506,42 @@ def report(args, results, missing, notes, pinned):
     targets(results, missing)
 
 
-def rate(results, key):
-    b = best(results.get(key) or [])
-    return b["rate"] if b else None
+def figure(results, key, field):
+    """The best of a server's runs in `field` ("rate" or "per_cpu"), or None."""
+    runs = results.get(key) or []
+    return max(r[field] for r in runs) if runs else None
 
 
-def paired(results, a, b):
-    """The ratio a/b within each round: (lowest, highest), or None."""
-    ra = {r["round"]: r["rate"] for r in results.get(a) or []}
-    rb = {r["round"]: r["rate"] for r in results.get(b) or []}
+def paired(results, a, b, field):
+    """The ratio a/b in `field` within each round: (lowest, highest), or None."""
+    ra = {r["round"]: r[field] for r in results.get(a) or []}
+    rb = {r["round"]: r[field] for r in results.get(b) or []}
     rs = [ra[k] / rb[k] for k in ra if k in rb and rb[k]]
     return (min(rs), max(rs)) if rs else None
 
 
 def ratio_line(results, missing, a, b, what, goal=None):
     """Prints "WHAT: figure (target >= GOAL): met|NOT MET", or "not
-    measured (why)"; with no goal, the figure alone (for scale)."""
+    measured (why)"; with no goal, the figure alone (for scale). The
+    verdict is on requests per CPU-second of each server, the steadier
+    figure when the machine is shared; the ratio in plain req/s is shown
+    beside it (on a quiet machine the two agree)."""
     if a not in results or b not in results:
         return  # not asked for (--only)
-    x, y = rate(results, a), rate(results, b)
     target = "" if goal is None else " (target >= %gx)" % goal
+    x, y = figure(results, a, "per_cpu"), figure(results, b, "per_cpu")
     if x is None or y is None or not y:
         why = "; ".join("%s: %s" % (k, missing.get(k, "not run")) for k in (a, b)
-                        if rate(results, k) is None)
-        print("  %s%s: not measured (%s)" % (what, target, why))
+                        if figure(results, k, "rate") is None)
+        print("  %s%s: not measured (%s)" % (what, target, why or "no valid answers"))
         return
     r = x / y
-    span = paired(results, a, b)
+    span = paired(results, a, b, "per_cpu")
     within = ", per round %.2f..%.2f" % span if span else ""
+    plain = figure(results, a, "rate") / (figure(results, b, "rate") or 1)
     verdict = "" if goal is None else ": " + ("met" if r >= goal else "NOT MET")
-    print("  %s: %.2fx%s%s%s" % (what, r, within, target, verdict))
+    print("  %s: %.2fx per CPU-second%s; %.2fx in req/s%s%s"
+          % (what, r, within, plain, target, verdict))
 
 
 def targets(results, missing):
