@@ -83,7 +83,7 @@ def run(tools, answer, **kw):
     return r, srv
 
 
-BAD = ("bad_token", "bad_code", "bad_payload", "malformed", "resets")
+BAD = ("bad_token", "bad_code", "bad_payload", "bad_type", "malformed", "resets")
 
 
 def test_counts_every_valid_answer_and_only_those(tools):
@@ -196,6 +196,11 @@ def test_non_requests_are_matched_by_token(tools):
     assert types == {Message.NON}
     assert r["type"] == "NON" and r["completed"] > 0
     assert all(r[k] == 0 for k in BAD), r
+
+
+def test_an_ack_to_a_non_request_does_not_count(tools):
+    r, srv = run(tools, piggybacked, non=True)  # only a CON is acknowledged
+    assert srv.answered > 0 and r["completed"] == 0 and r["bad_type"] > 0
 
 
 def test_a_fresh_socket_when_a_sockets_message_ids_run_out(tools):

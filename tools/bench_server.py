@@ -58,13 +58,17 @@ PAYLOAD = "ok"
 # The same two scripts run on CPython and on the MicroPython unix port.
 ENDPOINT_LOOP = """import sys
 from coapy_micro.connection import EndPoint, Message
-ep = EndPoint(dedup_size=256)
+ep = EndPoint(dedup_size=256, max_in_flight=256)
 ep.bind(("127.0.0.1", int(sys.argv[1])))
 print("ready")
 while True:
     rx = ep.process(1000)
-    if rx is not None:
+    if rx is None:
+        continue
+    if rx.message.transaction_type == Message.CON:
         rx.ack(Message(code=69, payload=b"ok"))
+    else:  # a NON request gets a NON response (--non)
+        ep.send(Message(Message.NON, 69, payload=b"ok", token=rx.message.token), rx.remote)
 """
 
 SERVER = """import sys
@@ -85,8 +89,10 @@ print("ready")
 while True:
     data, addr = s.recvfrom(1500)
     tkl = data[0] & 15
-    # ACK 2.05 with the request's message ID and token, payload "ok".
-    s.sendto(bytes((0x60 | tkl, 0x45, data[2], data[3])) + data[4:4 + tkl] + b"\\xffok", addr)
+    # ACK 2.05 with the request's message ID and token, payload "ok" (for a
+    # NON request a NON with the same message ID: --non).
+    t = 0x60 if data[0] & 0x30 == 0 else 0x50
+    s.sendto(bytes((t | tkl, 0x45, data[2], data[3])) + data[4:4 + tkl] + b"\\xffok", addr)
 """
 
 AIOCOAP = """import asyncio, sys, warnings
@@ -191,6 +197,16 @@ def free_port():
 def micropython():
     here = Path(sys.executable).parent / "micropython"
     return str(here) if here.exists() else shutil.which("micropython")
+
+
+def upy_default_heap(exe):
+    """The unix port's heap when no -X heapsize is given, as text."""
+    proc = subprocess.run([exe, "-c", "import gc; print(gc.mem_free() + gc.mem_alloc())"],
+                          capture_output=True, text=True, timeout=30)
+    try:
+        return "heap %d KB (the port's default)" % (int(proc.stdout) // 1024)
+    except ValueError:
+        return "heap: the port's default"
 
 
 def coap_put(port, path, payload, deadline):
@@ -310,7 +326,7 @@ def start(spec, tools, folder, cpu, upy_heap):
             script.write_text(spec.script)
             cmd = [exe] + (["-X", "heapsize=" + upy_heap] if upy_heap else []) \
                 + [str(script), str(port)]
-            note = "heap %s" % (upy_heap or "the port's default (2 MB)")
+            note = "heap %s" % upy_heap if upy_heap else upy_default_heap(exe)
         else:
             if spec.key == "aiocoap":
                 if importlib.util.find_spec("aiocoap") is None:
@@ -377,7 +393,7 @@ def kfmt(rate):
     return "%.1fk" % (rate / 1000.0)
 
 
-INVALID = ("bad_token", "bad_code", "bad_payload", "malformed", "resets")
+INVALID = ("bad_token", "bad_code", "bad_payload", "bad_type", "malformed", "resets")
 
 
 def measure(args, specs=SPECS):

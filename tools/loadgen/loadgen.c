@@ -27,7 +27,8 @@
  * section 5.2.1; the token in every case, section 5.3.2), has the expected
  * response code and, with --payload, exactly that payload. A response that
  * answers a request with the wrong token, code or payload ends that exchange
- * as bad_token / bad_code / bad_payload and a new request takes its place.
+ * as bad_token / bad_code / bad_payload (an ACK to a NON request: bad_type)
+ * and a new request takes its place.
  *
  * So that the generator is not what limits the figure: it receives with
  * recvmmsg (every response waiting, in one call) and sends the requests that
@@ -92,7 +93,8 @@ struct slot {
 
 struct counts {
     uint64_t completed, sent, retransmissions, timeouts, lost, bad_token, bad_code,
-        bad_payload, malformed, resets, duplicates, send_errors, refused, sockets, stalls;
+        bad_payload, bad_type, malformed, resets, duplicates, send_errors, refused, sockets,
+        stalls;
 };
 
 static struct sock socks[MAX_SOCKS];
@@ -455,6 +457,10 @@ static void on_datagram(int s, const unsigned char *d, size_t len, int64_t now)
         if (type == RST) {
             COUNT(resets, now);
             free_slot(i);
+        } else if (mtype == NON) {
+            /* Only a CON is acknowledged (RFC 7252 section 4.2, 4.3). */
+            COUNT(bad_type, now);
+            free_slot(i);
         } else if (d[1] == 0 && tkl == 0 && len == 4) {
             /* Empty ACK: the response comes separately (section 5.2.2). */
             struct slot *sl = &slots[i];
@@ -525,6 +531,7 @@ static void print_json(double seconds, double busy, double wait, int cpu)
            "\"max_us\": %.1f, \"busy\": %.3f, \"wait\": %.3f, \"cpu\": %d, \"sent\": %llu, "
            "\"retransmissions\": %llu, \"timeouts\": %llu, \"lost\": %llu, "
            "\"bad_token\": %llu, \"bad_code\": %llu, \"bad_payload\": %llu, "
+           "\"bad_type\": %llu, "
            "\"malformed\": %llu, \"resets\": %llu, \"duplicates\": %llu, "
            "\"send_errors\": %llu, \"refused\": %llu, \"sockets\": %llu, \"stalls\": %llu}\n",
            (unsigned long long)n, n / seconds, seconds, window, mtype == CON ? "CON" : "NON",
@@ -533,6 +540,7 @@ static void print_json(double seconds, double busy, double wait, int cpu)
            (unsigned long long)measured.retransmissions, (unsigned long long)measured.timeouts,
            (unsigned long long)measured.lost, (unsigned long long)measured.bad_token,
            (unsigned long long)measured.bad_code, (unsigned long long)measured.bad_payload,
+           (unsigned long long)measured.bad_type,
            (unsigned long long)measured.malformed, (unsigned long long)measured.resets,
            (unsigned long long)measured.duplicates, (unsigned long long)all.send_errors,
            (unsigned long long)all.refused, (unsigned long long)all.sockets,
