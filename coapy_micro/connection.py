@@ -222,6 +222,11 @@ class EndPoint:
         # RST to a NON we sent, whose record is already finished (a server
         # that notifies observers learns this way that one has gone).
         self.on_unmatched_reset = None
+        # callable(remote, reason) when a datagram is dropped for a reason
+        # the application should hear of: larger than max_message_size, or
+        # malformed (`reason` says which, in words). The Client sets it to
+        # say why a request timed out; called on the drop path only.
+        self.on_dropped = None
         # Counters, for monitoring (and the abuse test).
         self.dropped = 0  # datagrams ignored: malformed, unmatched, oversized
         self.duplicates = 0  # duplicates answered or dropped
@@ -514,11 +519,16 @@ class EndPoint:
         self._busy = self._nsocks == 1
         if len(data) > self.max_message_size:
             self.dropped += 1  # truncated: cannot be trusted
+            if self.on_dropped is not None:
+                self.on_dropped(remote, "larger than max_message_size (%d bytes)"
+                                % self.max_message_size)
             return None
         try:
             rx = ReceptionRecord(self, data, remote)
         except DecodeError as e:
             self.dropped += 1
+            if self.on_dropped is not None:
+                self.on_dropped(remote, "malformed (%s)" % (e,))
             if e.transaction_type == _CON and not e.bad_version:
                 self._send_empty(_RST, e.transaction_id, remote)
             return None
