@@ -435,15 +435,11 @@ def measure(args, specs=SPECS):
                     del running[key]
                     run.stop()
                     continue
-                # What it serves per second of its own CPU time: on a quiet
-                # machine a saturated server's req/s; on a busy one, what
-                # the server would do with its core to itself.
-                # Only where the server was the bottleneck (ready to run for
-                # most of the run): a server that idles or sleeps gets its
-                # plain rate, no extrapolation.
-                runnable = r["server_busy"] + max(r["server_wait"], 0.0)
-                r["per_cpu"] = r["rate"] / r["server_busy"] \
-                    if runnable >= 0.8 and r["server_busy"] > 0.02 else r["rate"]
+                # What it serves per second of its own CPU time (1 / its CPU
+                # cost per request): on a quiet machine a saturated server's
+                # req/s; on a busy one, steadier than req/s, which jumps
+                # with the other work on the server's core.
+                r["per_cpu"] = r["rate"] / r["server_busy"] if r["server_busy"] > 0.01 else 0.0
                 r["round"] = rnd
                 results[key].append(r)
                 line.append("%s %s" % (key, kfmt(r["rate"])) if key == "echo" else
@@ -500,8 +496,8 @@ def report(args, results, missing, notes, pinned):
                  b["p50_us"], b["p99_us"], share(b["server_busy"], b["server_wait"]),
                  share(b["busy"], b["wait"]), "; ".join(extra)))
     print("  (best of %d runs of %.1f s after %.1f s of warm-up each, interleaved; spread = "
-          "(best - worst) / best; req/CPU-s: the best run in req/s per second of the server's own "
-          "CPU time (where it was the bottleneck), what it would serve with its core to itself; "
+          "(best - worst) / best; req/CPU-s: the best run in requests per second of the server's "
+          "own CPU time, what it would serve with its core to itself; "
           "p50/p99: latency of the best run, which at saturation is mostly the %d requests "
           "queued; srv, gen cpu/w: share of the measured part the server and the generator "
           "spent on a CPU / ready to run but kept off their core by other work)"
@@ -537,11 +533,13 @@ def paired(results, a, b, field):
 
 
 def ratio_line(results, missing, a, b, what, goal=None):
-    """Prints "WHAT: figure (target >= GOAL): met|NOT MET", or "not
-    measured (why)"; with no goal, the figure alone (for scale). The
-    verdict is on requests per CPU-second of each server, the steadier
-    figure when the machine is shared; the ratio in plain req/s is shown
-    beside it (on a quiet machine the two agree)."""
+    """Prints "WHAT: figures (target >= GOAL): met|NOT MET", or "not
+    measured (why)"; with no goal, the figures alone (for scale). Two
+    ratios of best runs: in requests per CPU-second of each server and in
+    plain req/s. On a quiet machine they agree; on a busy one each can be
+    thrown (req/s by other work on a core, per CPU-second by a server that
+    idles while the generator waits for its core), so the target is met
+    only when both meet it."""
     if a not in results or b not in results:
         return  # not asked for (--only)
     target = "" if goal is None else " (target >= %gx)" % goal
@@ -555,7 +553,7 @@ def ratio_line(results, missing, a, b, what, goal=None):
     span = paired(results, a, b, "per_cpu")
     within = ", per round %.2f..%.2f" % span if span else ""
     plain = figure(results, a, "rate") / (figure(results, b, "rate") or 1)
-    verdict = "" if goal is None else ": " + ("met" if r >= goal else "NOT MET")
+    verdict = "" if goal is None else ": " + ("met" if min(r, plain) >= goal else "NOT MET")
     print("  %s: %.2fx per CPU-second%s; %.2fx in req/s%s%s"
           % (what, r, within, plain, target, verdict))
 
@@ -571,31 +569,35 @@ def targets(results, missing):
                "for scale: CPython coapy_micro Server / libcoap (C)")
     ratio_line(results, missing, "coapy_micro", "endpoint",
                "for scale: CPython coapy_micro Server / EndPoint loop")
-    # The generator's own ceiling: what it sustained against the C echo,
-    # against the fastest server of the same round (runs moments apart).
+    # The generator's own ceiling. Its CPU cost per exchange, measured
+    # against the C echo, against the cheapest server's cost per request
+    # (both "with a core to itself", as the servers' figures per
+    # CPU-second); and, as measured, what it did against the echo in each
+    # round against the fastest server of that round.
     echo = {r["round"]: r for r in results.get("echo") or []}
-    worst = None
-    for key, runs in results.items():
-        for r in runs if key != "echo" else ():
-            e = echo.get(r["round"])
-            if e is not None and r["rate"]:
-                head = e["rate"] / r["rate"]
-                if worst is None or head < worst[0]:
-                    worst = (head, key, r["round"])
-    if worst is None:
-        print("  load generator not the ceiling (target > 1x): not measured (%s)"
+    servers = [(max(max(r["per_cpu"], r["rate"]) for r in v), k)
+               for k, v in results.items() if k != "echo" and v]
+    caps = [r["rate"] / r["busy"] for r in echo.values() if r["busy"] > 0.01]
+    if not caps or not servers:
+        print("  load generator not the ceiling (target >= 1.5x): not measured (%s)"
               % missing.get("echo", "no C echo run, or nothing else measured"))
         return
-    fastest = max(echo.values(), key=lambda r: r["rate"])
-    cpu_us = fastest["busy"] / fastest["rate"] * 1e6 if fastest["rate"] else 0
-    print("  load generator: %s req/s against the C echo, using %.1f us of its CPU per exchange "
-          "(%.0fk/s if it had a core to itself)"
-          % ("..".join("%.0f" % r["rate"] for r in (min(echo.values(), key=lambda r: r["rate"]),
-                                                     fastest)),
-             cpu_us, 1e3 / cpu_us if cpu_us else 0))
-    print("  load generator not the ceiling: C echo / fastest server in a round: %.2fx at least "
-          "(%s, round %d) (target > 1x): %s"
-          % (worst[0], worst[1], worst[2] + 1, "met" if worst[0] > 1 else "NOT MET"))
+    heads = []
+    for rnd, e in echo.items():
+        rates = [r["rate"] for k, v in results.items() if k != "echo" for r in v
+                 if r["round"] == rnd]
+        if rates and max(rates):
+            heads.append(e["rate"] / max(rates))
+    cap = max(caps)
+    print("  load generator: %s req/s against the C echo%s; %.1f us of its CPU per exchange"
+          % ("..".join(kfmt(x) for x in sorted({min(r["rate"] for r in echo.values()),
+                                                 max(r["rate"] for r in echo.values())})),
+             " (%.2fx..%.2fx the fastest server of the same round)" % (min(heads), max(heads))
+             if heads else "", 1e6 / cap))
+    top, top_key = max(servers)
+    print("  load generator not the ceiling: its %s exchanges per CPU-second / the most any "
+          "server did (%s, %s): %.2fx (target >= 1.5x): %s"
+          % (kfmt(cap), top_key, kfmt(top), cap / top, "met" if cap >= 1.5 * top else "NOT MET"))
 
 
 def main(argv=None):
