@@ -81,6 +81,10 @@ LONGEST_MS = const(0x10000000)
 # early is allowed, RFC 7641 §3.3.1): so walks come at most about once per
 # this interval, however their times are spread.
 _OBS_SLACK_MS = const(1000)
+# URIs whose destination is remembered (IP-literal hosts only): a gateway
+# polling a few nodes' resources, or many tasks of an AsyncClient asking
+# the same few, parse and resolve each URI once.
+_DEST_CACHE = const(16)
 
 # sendto errors that mean the peer cannot be reached at all, as opposed to a
 # passing shortage (ENOMEM, ENOBUFS) that the next retransmission may get
@@ -294,7 +298,7 @@ class Client:
         self._clock = clock
         self._made = []  # [family, EndPoint] pairs this client made
         self._pending = []
-        self._last = None  # (uri, _destination(uri)) for an IP-literal host
+        self._dests = {}  # uri -> _destination(uri), for IP-literal hosts (_DEST_CACHE)
         self._hooks = {}  # extension name -> the object it registered (set_hook)
         # Observations (made by observe()): all of them, a record ->
         # observation index for handle(), those whose registration awaits an
@@ -403,12 +407,14 @@ class Client:
 
     def _destination(self, uri):
         # (family, address, [Option], is it a multicast group?) for `uri`.
-        # The last one is remembered when its host is an IP literal (nothing
-        # to look up again): polling one URI then costs no parsing and no
-        # getaddrinfo per request.
-        last = self._last
-        if last is not None and last[0] == uri:
-            return last[1]
+        # Remembered when the host is an IP literal (nothing to look up
+        # again): polling a URI then costs no parsing and no getaddrinfo
+        # per request. The table has _DEST_CACHE entries; when full it is
+        # emptied (MicroPython's dict has no order to evict the oldest by).
+        dests = self._dests
+        dest = dests.get(uri)
+        if dest is not None:
+            return dest
         from . import uri as uri_mod
 
         i = uri.find(":") if isinstance(uri, str) else -1
@@ -418,7 +424,9 @@ class Client:
         family, remote = self._resolve(host, port)
         dest = (family, remote, opts, is_multicast(remote))
         if uri_mod.is_ip_literal(host):
-            self._last = (uri, dest)
+            if len(dests) >= _DEST_CACHE:
+                dests.clear()
+            dests[uri] = dest
         return dest
 
     # -- starting requests --------------------------------------------------

@@ -545,6 +545,31 @@ def test_ip_literal_uri_is_parsed_and_resolved_once():
                    [(11, "sensors"), (11, "temp")]], got  # no option left behind
 
 
+def test_several_ip_literal_uris_are_each_parsed_once():
+    # A gateway polling a few resources in turn (or many tasks asking the
+    # same few): each URI is parsed and resolved once, not once per request
+    # after another URI came between; the table stays bounded.
+    calls = []
+
+    def gai(host, port):
+        calls.append(host)
+        return [(2, 2, 17, "", ("10.0.0.2", port))]
+
+    net = Net()
+    ep = net.endpoint(CLIENT, rand=Rand())
+    Peer(net, piggyback())
+    c = Client(ep, getaddrinfo=gai)
+    uris = ["coap://10.0.0.2/r%d" % i for i in range(3)]
+    for _ in range(3):
+        for u in uris:
+            assert c.request("get", u).code == CONTENT
+    assert calls == ["10.0.0.2"] * 3, calls
+    for i in range(100):
+        c.request("get", "coap://10.0.0.2/many%d" % i)
+    c.request("get", uris[0])  # pushed out by the hundred since: the table is bounded
+    assert len(calls) == 104, len(calls)
+
+
 def test_resolution_failure_is_unreachable():
     def gai(host, port):
         raise OSError(-2)
