@@ -23,8 +23,14 @@ from coapy_micro.connection import EndPoint
 
 try:
     from time import ticks_diff, ticks_ms
-except ImportError:  # CPython
-    from coapy_micro._compat import ticks_diff, ticks_ms
+except ImportError:  # CPython: milliseconds from its monotonic clock
+    from time import monotonic
+
+    def ticks_ms():
+        return int(monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
 
 REQUESTS = 100
 
