@@ -10,17 +10,28 @@ a CON ping gets RST; a duplicate CON gets the reply already sent; a duplicate
 NON is dropped; a response whose token matches no request gets RST (CON) or
 is dropped (NON); an ACK or RST matching nothing is ignored; a malformed CON
 gets RST; anything else malformed, or of another CoAP version, is dropped.
+A datagram that cannot be taken in for want of memory is dropped and
+counted (`memory_errors`); MemoryError never leaves process().
 
 Clock, random source, socket factory and poller are arguments so tests can run
 deterministically, on CPython and in the MicroPython VM alike.
+
+What a served request costs here, on a board: recvfrom's result (the one
+allocation no code can avoid) and a memoryview of the reply's length when
+it differs from the last one sent. The receive record and its Message are
+reused for the Server (process(reuse=True)), replies are remembered as
+bytes in buffers each slot of the duplicate cache keeps, and empty ACK/RST
+go out of a 4-byte buffer of their own.
 """
+import gc
+
 try:
     import socket
 except ImportError:  # the WebAssembly port: pass socket_factory/poll_factory
     socket = None
 
 from ._compat import IS_MICROPYTHON, const, ticks_add, ticks_diff, ticks_ms
-from .message import DecodeError, Message, encode_empty_into
+from .message import DecodeError, Message, encode_empty_into, encode_reply_into
 
 # coapy's connection module exports these; re-exported here on purpose.
 __all__ = ("Message", "EndPoint", "TransmissionRecord", "ReceptionRecord",
@@ -34,13 +45,19 @@ _POLLIN = const(1)
 _EMSGSIZE = const(90)  # Linux's errno for "message too long"
 _EINVAL = const(22)  # and for an address the socket cannot send to
 _BURST = const(64)  # datagrams one timed process() call may swallow
-_LINEAR_DEDUP = const(32)  # dedup caches up to this size are scanned
+# Tables up to this size are scanned: on a board's small tables a scan in C
+# (list.count, `in`) allocates nothing, where a dict keyed by (id, remote)
+# would build a key tuple per message. Larger ones (a gateway's) get indexes.
+_LINEAR = const(32)
 
 # TransmissionRecord states
 _QUEUED = const(0)  # waiting for its first transmission (maybe for NSTART)
 _WAIT_ACK = const(1)  # CON sent, retransmitting until ACK/RST
 _WAIT_RESPONSE = const(2)  # request delivered, waiting for the response
 _DONE = const(3)  # finished, no longer in the in-flight table
+
+_MAX_RESPONSES = const(4)  # responses a record keeps (the last ones)
+_GEN_WRAP = const(0x1FFFFFFF)  # dedup generations stay small ints on a board
 
 
 class CapacityError(Exception):
@@ -57,25 +74,30 @@ class TransmissionRecord:
     a response the record stays open, with no deadline, until cancel().
     """
 
+    # Class-level defaults: a record sets only what it changes, so a NON
+    # sent once stays a small object (an attribute added later grows the
+    # instance's table on a board, so everything a record may set is here).
     several_responses = False
+    created_time = None  # first transmission
+    last_event_time = None
+    remaining_attempts = 0
+    response = None
+    responses = ()  # then a list, bounded: the last _MAX_RESPONSES
+    response_type = None
+    error = None  # errno of the last failed sendto, if any
+    _timeout_ms = 0
+    _gave_up = False
+    _multicast = False
+    _timer = False  # in the EndPoint's list of records with a deadline
 
     def __init__(self, end_point, message, remote):
         self.end_point = end_point
         self.message = message
         self.remote = remote
         self.transaction_id = None  # type: int | None
-        self.created_time = None  # first transmission
-        self.last_event_time = None
         self.next_event_time = None  # type: int | None
-        self.remaining_attempts = 0
-        self.response = None
-        self.responses = []  # bounded: the last few (see _MAX_RESPONSES)
-        self.response_type = None
-        self.error = None  # errno of the last failed sendto, if any
         self._state = _QUEUED
-        self._timeout_ms = 0
-        self._gave_up = False
-        self._multicast = False
+        self._token = message.token  # the key it is indexed under
 
     @property
     def packed(self):
@@ -96,18 +118,20 @@ class TransmissionRecord:
         self.end_point._finish(self)
 
 
-_MAX_RESPONSES = const(4)
-
-
 class ReceptionRecord:
     """A received message (coapy's API). `ack()` and `reset()` answer it; the
-    answer is remembered so a duplicate of this message gets it again."""
+    answer is remembered so a duplicate of this message gets it again.
 
-    # Class-level defaults, so a record sets four attributes, not eight.
+    A record from process() is the application's to keep. One from
+    process(reuse=True) is the EndPoint's: it is refilled by the next such
+    call unless keep() was called on it (the Server does so for every
+    request it holds on to: a deferred one, an observer's registration).
+    """
+
+    # Class-level defaults, so a record sets few attributes of its own.
     pertains_to = None
     sock = None  # the socket it arrived on (a registered multicast one?)
-    _reply = None  # the Message sent in answer, or _ACK/_RST if empty
-    _expires = 0
+    _entry = -1  # its generation in the duplicate cache (-1: not remembered)
 
     def __init__(self, end_point, packed, remote):
         self.end_point = end_point
@@ -124,21 +148,231 @@ class ReceptionRecord:
             raise ValueError("only a CON message is acknowledged")
         ep = self.end_point
         if message is None:
-            self._reply = _ACK
             ep._send_empty(_ACK, self.transaction_id, self.remote)
+            ep._dedup.reply(self._entry, _ACK)
             return
         message.make_ack()
         if not message.token:
             message.token = self.message.token
-        if ep._transmit(message, self.transaction_id, self.remote) == _EMSGSIZE:
+        data = ep._encode(message, self.transaction_id)
+        if data is None:
             ep._check_size(message)  # too large: raises, saying how large
             message.encode(self.transaction_id)  # else raises what is wrong
-        self._reply = message  # remembered only once it could be sent
+            raise ValueError("message cannot be encoded")
+        ep._sendto(data, self.remote)
+        ep._dedup.reply(self._entry, data)  # remembered only once it could be sent
+
+    def respond(self, code, payload=b"", options=b""):
+        """Answer this request with a response built from its parts,
+        written straight into the EndPoint's buffer (no Message is made):
+        piggybacked on the ACK of a CON (and remembered for its duplicates),
+        or a NON with a message ID of its own for a NON (sent at once;
+        nothing waits for it). `options`: option bytes in wire form
+        (message.encode_options()); `payload`: bytes or str. Returns False,
+        sending nothing, when it is larger than max_message_size."""
+        ep = self.end_point
+        m = self.message
+        con = m.transaction_type == _CON
+        tid = self.transaction_id if con else ep.next_transaction_id()
+        n = encode_reply_into(ep._tx, m, _ACK if con else _NON, code, tid, options, payload)
+        if n < 0:
+            return False
+        data = ep._view(n)
+        ep._sendto(data, self.remote)
+        if con:
+            ep._dedup.reply(self._entry, data)
+        return True
 
     def reset(self):
         """Answer this message with RST (it could not be processed)."""
-        self._reply = _RST
-        self.end_point._reply(self)
+        ep = self.end_point
+        ep._send_empty(_RST, self.transaction_id, self.remote)
+        ep._dedup.reply(self._entry, _RST)
+
+    def keep(self):
+        """Keep this record: a later process(reuse=True) will not refill it.
+        (A record process() returned without reuse is kept anyway.)"""
+        ep = self.end_point
+        if ep._spare is self:
+            ep._spare = None
+
+    def forget(self):
+        """Forget this message for duplicate detection: a retransmission of
+        it is then taken as a new message (for a request that could not be
+        processed, say for want of memory)."""
+        self.end_point._dedup.drop(self._entry)
+        self._entry = -1
+
+
+class _Dedup:
+    """Messages received lately, for duplicate detection (RFC 7252 §4.5):
+    message ID, remote, expiry and the reply sent, in parallel lists made
+    at construction, one slot per message.
+
+    A reply is kept as its bytes, copied into a buffer the slot keeps for
+    the next message it holds, so remembering one allocates nothing once
+    the buffers have grown to the replies' size. At worst the cache holds
+    size * max_message_size bytes of replies.
+
+    When every slot is taken, a newcomer from remote P takes the oldest
+    entry, unless that belongs to a remote holding fewer entries than P:
+    then P gives up its own oldest instead. So a peer sending a flood only
+    ever pushes out its own entries, and the table is shared out evenly
+    among busy peers; another peer's entry goes only to a newcomer or to a
+    peer with fewer entries. (A peer is a remote address: an attacker with
+    many ports is many peers, and a large enough burst of them still flushes
+    the table. Size it for the traffic of one EXCHANGE_LIFETIME.)
+
+    Each insertion gives its slot a new generation (slot + k * size): a
+    ReceptionRecord holds the generation, so a reply recorded after its
+    entry was pushed out is not stored against the newcomer.
+    """
+
+    def __init__(self, size):
+        self.size = size
+        self.tids = [-1] * size  # -1: a free slot
+        self.remotes = [None] * size
+        self.expires = [0] * size
+        self.gens = list(range(size))
+        self.lens = [0] * size  # the reply: 0 none yet, _ACK/_RST (2, 3) empty, else its length
+        self.bufs = [None] * size  # type: list  # each slot's reply buffer (grown on demand)
+        # Insertion order, oldest first: a doubly linked list over slots, so
+        # an entry can go from anywhere in it without a shift.
+        self.older = [-1] * size
+        self.newer = [-1] * size
+        self.head = -1
+        self.tail = -1
+        self.free = list(range(size))  # a stack of free slots
+        self.nfree = size
+        # A large table's index, (id, remote) -> slot; a small one is
+        # scanned, which allocates nothing (a key tuple would).
+        self.index = {} if size > _LINEAR else None
+
+    def __len__(self):
+        return self.size - self.nfree
+
+    def find(self, tid, remote, now):
+        """The slot of an unexpired entry for (tid, remote), or -1."""
+        index = self.index
+        if index is not None:
+            s = index.get((tid, remote), -1)
+            if s >= 0 and ticks_diff(self.expires[s], now) > 0:
+                return s
+            return -1
+        tids = self.tids
+        if tid not in tids:  # the common case: one scan in C
+            return -1
+        remotes = self.remotes
+        for s in range(self.size):
+            if tids[s] == tid and remotes[s] == remote and ticks_diff(self.expires[s], now) > 0:
+                return s
+        return -1
+
+    def add(self, tid, remote, expires, now):
+        """Remember a message until `expires`; returns its generation."""
+        if self.size == 0:
+            return -1
+        if self.nfree:
+            self.nfree -= 1
+            s = self.free[self.nfree]
+        else:
+            s = self._victim(remote, now)
+            self._unlink(s)
+        self.tids[s] = tid
+        self.remotes[s] = remote
+        self.expires[s] = expires
+        self.lens[s] = 0
+        g = self.gens[s] + self.size
+        if g > _GEN_WRAP:
+            g = s
+        self.gens[s] = g
+        # Newest at the tail.
+        t = self.tail
+        self.older[s] = t
+        self.newer[s] = -1
+        if t >= 0:
+            self.newer[t] = s
+        else:
+            self.head = s
+        self.tail = s
+        index = self.index
+        if index is not None:
+            index[(tid, remote)] = s
+        return g
+
+    def _victim(self, remote, now):
+        # The slot a newcomer from `remote` takes when every slot is in use.
+        h = self.head
+        owner = self.remotes[h]
+        if owner == remote or ticks_diff(self.expires[h], now) <= 0:
+            return h
+        remotes = self.remotes
+        if remotes.count(remote) < remotes.count(owner):  # (scans in C)
+            return h
+        # Its own oldest: the first of its entries from the old end (near
+        # it, for a peer holding that many).
+        s = h
+        while remotes[s] != remote:
+            s = self.newer[s]
+        return s
+
+    def _unlink(self, s):
+        o = self.older[s]
+        n = self.newer[s]
+        if o >= 0:
+            self.newer[o] = n
+        else:
+            self.head = n
+        if n >= 0:
+            self.older[n] = o
+        else:
+            self.tail = o
+        index = self.index
+        if index is not None:
+            key = (self.tids[s], self.remotes[s])
+            if index.get(key) == s:
+                del index[key]
+        self.tids[s] = -1
+        self.remotes[s] = None
+
+    def drop(self, gen):
+        """Free the entry of generation `gen`, if it is still there."""
+        if gen >= 0 and self.size:
+            s = gen % self.size
+            if self.gens[s] == gen and self.tids[s] >= 0:
+                self._unlink(s)
+                self.free[self.nfree] = s
+                self.nfree += 1
+
+    def reply(self, gen, data):
+        """Record the reply to the entry of generation `gen` (if it is still
+        there): _ACK or _RST for an empty one, else the bytes sent."""
+        if gen < 0:
+            return
+        s = gen % self.size
+        if self.gens[s] != gen:
+            return  # pushed out meanwhile: nothing to replay it to
+        if type(data) is int:
+            self.lens[s] = data
+            return
+        n = len(data)
+        buf = self.bufs[s]
+        if buf is None or len(buf) < n:
+            # Grown in steps of 32 bytes, so replies of about one size settle
+            # into buffers that are reused from then on.
+            buf = self.bufs[s] = bytearray((n + 31) & ~31)
+        buf[0:n] = data
+        self.lens[s] = n
+
+    def replayed(self, s):
+        """The reply to replay for slot `s`: None if none was sent yet,
+        _ACK/_RST for an empty one, else a memoryview of its bytes."""
+        n = self.lens[s]
+        if n == 0:
+            return None
+        if n == _ACK or n == _RST:
+            return n
+        return memoryview(self.bufs[s])[0:n]
 
 
 def _random_bits(nbits):
@@ -153,8 +387,14 @@ class EndPoint:
     Transmission parameters (RFC 7252 §4.8) are per endpoint: slow links want
     a longer ack_timeout_ms. Bounds: `max_in_flight` transmissions tracked at
     once (send() raises CapacityError beyond it) and `dedup_size` received
-    messages remembered for duplicate detection; the small defaults suit a
-    board, a gateway raises them.
+    messages remembered for duplicate detection (fixed at construction; the
+    cache's replies take at most dedup_size * max_message_size bytes); the
+    small defaults suit a board, a gateway raises them.
+
+    Counters, for monitoring: `dropped` (datagrams ignored: malformed,
+    unmatched, oversized, or not taken in for want of memory),
+    `duplicates` (answered from the cache or dropped) and `memory_errors`
+    (datagrams lost to a MemoryError, also counted in `dropped`).
     """
 
     def __init__(
@@ -207,12 +447,29 @@ class EndPoint:
         self._register(sock)
         self._tx = bytearray(max_message_size)
         self._txv = memoryview(self._tx)
+        self._last = self._txv[0:0]  # the view of _tx sent last (see _view)
+        self._empty = bytearray(4)  # empty ACK/RST go out of this, whole
         self._records = []  # TransmissionRecords in flight, oldest first
-        self._dedup = []  # ReceptionRecords remembered, a ring of dedup_size
-        self._dedup_next = 0
-        # A gateway's large cache gets a (tid, remote) index; a board's small
-        # one is scanned, which allocates nothing (a key tuple would).
-        self._dedup_index = {} if dedup_size > _LINEAR_DEDUP else None
+        # The records _service() has to look at: those queued for their
+        # first transmission, and those with a deadline. An Observe
+        # registration waiting for its next notification is in neither, so
+        # a thousand of them cost nothing per process() call.
+        self._queue = []
+        self._timers = []
+        self._walk = False  # True: a queued record may start (new, or an NSTART slot freed)
+        self._due = None  # no deadline in _timers comes before this (None: none has one)
+        # Indexes of a large in-flight table, kept once it first grows past
+        # _LINEAR (a small one is scanned, which allocates nothing): token ->
+        # record (or a list of those sharing it), message ID -> record, and
+        # remote -> CONs to it awaiting their ACK (for NSTART).
+        self._indexed = False
+        self._tokens = {}
+        self._tids = {}
+        self._waiting = {}
+        self._dedup = _Dedup(dedup_size)
+        self._spare = None  # the ReceptionRecord process(reuse=True) refills
+        self._reading = None  # the socket of a recvfrom in progress
+        self._taking = None  # the record being dispatched
         self._busy = False  # the last process() call received something
         self._timed_out = 0  # records finished by their own timers
         self._lifetimes = None  # the parameters, EXCHANGE_LIFETIME, NON_LIFETIME
@@ -225,6 +482,7 @@ class EndPoint:
         # Counters, for monitoring (and the abuse test).
         self.dropped = 0  # datagrams ignored: malformed, unmatched, oversized
         self.duplicates = 0  # duplicates answered or dropped
+        self.memory_errors = 0  # datagrams lost for want of memory
 
     # -- derived transmission parameters (RFC 7252 §4.8.2) ------------------
 
@@ -301,13 +559,18 @@ class EndPoint:
             for i in range(len(t)):
                 t[i] = self.rand(8)
             t = bytes(t)
-            if not t:
+            if not t or self._holder(t) is None:
                 return t
-            for rec in self._records:
-                if rec.message.token == t:
-                    break
-            else:
-                return t
+
+    def _holder(self, token):
+        # A record in flight whose message has `token`, or None.
+        if self._indexed:
+            r = self._tokens.get(token)
+            return r[0] if type(r) is list else r
+        for rec in self._records:
+            if rec._token == token:
+                return rec
+        return None
 
     # -- sending ------------------------------------------------------------
 
@@ -323,27 +586,111 @@ class EndPoint:
             rec._multicast = is_multicast(remote)
         rec.transaction_id = self.next_transaction_id()
         rec.next_event_time = self.clock()  # pyright: ignore[reportAttributeAccessIssue]: the stubs give ticks a type of their own; they are ints
-        self._records.append(rec)
+        self._track(rec)
         return rec
+
+    def _track(self, rec):
+        # A new record in flight, queued: in the table, its indexes and the
+        # walk of the next _service().
+        recs = self._records
+        recs.append(rec)
+        self._queue.append(rec)
+        self._walk = True
+        if self._indexed:
+            self._index(rec)
+        elif len(recs) > _LINEAR:
+            # Grown past what a scan handles well: index it from now on.
+            self._indexed = True
+            for r in recs:
+                self._index(r)
+                if r._state == _WAIT_ACK:
+                    self._acks(r.remote, 1)
+
+    def _index(self, rec):
+        self._tids[rec.transaction_id] = rec
+        index = self._tokens
+        t = rec._token
+        r = index.get(t)
+        if r is None:
+            index[t] = rec
+        elif type(r) is list:
+            r.append(rec)
+        else:
+            index[t] = [r, rec]  # a token shared (tokens of length 0, say)
+
+    def _unindex(self, rec):
+        if self._tids.get(rec.transaction_id) is rec:
+            del self._tids[rec.transaction_id]
+        index = self._tokens
+        t = rec._token
+        r = index.get(t)
+        if r is rec:
+            del index[t]
+        elif type(r) is list:
+            r.remove(rec)
+            if len(r) == 1:
+                index[t] = r[0]
+
+    def _acks(self, remote, delta):
+        # Count the CONs to `remote` awaiting their ACK (large tables only).
+        w = self._waiting
+        n = w.get(remote, 0) + delta
+        if n:
+            w[remote] = n
+        else:
+            del w[remote]
+
+    def _outstanding(self, remote):
+        # CON messages to `remote` still waiting for their ACK (for NSTART).
+        if self._indexed:
+            return self._waiting.get(remote, 0)
+        n = 0
+        for rec in self._records:
+            if rec._state == _WAIT_ACK and rec.remote == remote:
+                n += 1
+        return n
+
+    def _set_state(self, rec, state):
+        # Every change of state goes through here, so the count of CONs
+        # awaiting their ACK stays true.
+        old = rec._state
+        rec._state = state
+        if self._indexed:
+            if old == _WAIT_ACK:
+                self._acks(rec.remote, -1)
+            if state == _WAIT_ACK:
+                self._acks(rec.remote, 1)
+        if old == _WAIT_ACK and self._queue:
+            self._walk = True  # an NSTART slot is free: a queued CON may go
 
     def _check_size(self, message):
         if message.wire_size() > self.max_message_size:
             raise ValueError("message of %d bytes exceeds max_message_size %d"
                              % (message.wire_size(), self.max_message_size))
 
-    def _transmit(self, message, tid, remote):
-        # Encode and send; returns an errno or None. A board encodes into the
-        # endpoint's buffer (no allocation); CPython builds bytes, faster there.
+    def _view(self, n):
+        # _tx[0:n] as an object sendto() takes. A board builds a memoryview
+        # for it; answers of one length follow each other (the same resource
+        # read again and again), so the last one is kept and reused.
+        v = self._last
+        if len(v) != n:
+            v = self._last = self._txv[0:n]
+        return v
+
+    def _encode(self, message, tid):
+        # The message as something to send (a view of _tx on a board, where
+        # encoding into the buffer allocates nothing; bytes on CPython,
+        # faster there), or None when it is larger than max_message_size.
         try:
             if IS_MICROPYTHON:
-                data = self._txv[:message.encode_into(self._tx, tid)]
-            else:
-                data = message.encode(tid)
-                if len(data) > self.max_message_size:
-                    return _EMSGSIZE
+                return self._view(message.encode_into(self._tx, tid))
+            data = message.encode(tid)
         except ValueError:
-            # Larger than the buffer (grown since send() checked?): never sent.
-            return _EMSGSIZE
+            return None  # larger than the buffer (grown since send() checked?)
+        return data if len(data) <= self.max_message_size else None
+
+    def _sendto(self, data, remote):
+        # Send; returns an errno or None.
         try:
             self._socket.sendto(data, remote)
         except OSError as e:
@@ -354,27 +701,22 @@ class EndPoint:
             return _EINVAL
         return None
 
+    def _transmit(self, message, tid, remote):
+        # Encode and send; returns an errno or None.
+        data = self._encode(message, tid)
+        if data is None:
+            return _EMSGSIZE
+        return self._sendto(data, remote)
+
     def _send_empty(self, mtype, tid, remote):
-        # An empty ACK or RST, written straight into the buffer (no Message).
+        # An empty ACK or RST, written into a buffer of its own (no Message,
+        # no slice: the 4 bytes are the whole buffer).
+        buf = self._empty
+        encode_empty_into(buf, mtype, tid)
         try:
-            self._socket.sendto(self._txv[:encode_empty_into(self._tx, mtype, tid)], remote)
+            self._socket.sendto(buf, remote)
         except (OSError, TypeError, ValueError):
             pass  # the peer will retransmit, or did not deserve an answer
-
-    def _reply(self, rx):
-        reply = rx._reply
-        if isinstance(reply, Message):
-            self._transmit(reply, rx.transaction_id, rx.remote)
-        else:
-            self._send_empty(reply, rx.transaction_id, rx.remote)
-
-    def _outstanding(self, remote):
-        # CON messages to `remote` still waiting for their ACK (for NSTART).
-        n = 0
-        for rec in self._records:
-            if rec._state == _WAIT_ACK and rec.remote == remote:
-                n += 1
-        return n
 
     def _start(self, rec, now):
         # First transmission of a queued record.
@@ -389,38 +731,74 @@ class EndPoint:
             span = int(self.ack_timeout_ms * (self.ack_random_factor - 1))
             rec._timeout_ms = self.ack_timeout_ms + ((span * self.rand(16)) >> 16)
             rec.remaining_attempts = self.max_retransmit
-            rec._state = _WAIT_ACK
-            rec.next_event_time = ticks_add(now, rec._timeout_ms)
+            self._set_state(rec, _WAIT_ACK)
+            self._deadline(rec, ticks_add(now, rec._timeout_ms))
         elif 1 <= m.code <= 31:
             # A NON request (or a CON to a multicast group, sent once):
             # responses are matched by token until NON_LIFETIME has passed.
             rec.response_type = _NON
-            rec._state = _WAIT_RESPONSE
-            rec.next_event_time = ticks_add(now, self.non_lifetime_ms)
+            self._set_state(rec, _WAIT_RESPONSE)
+            self._deadline(rec, ticks_add(now, self.non_lifetime_ms))
         else:
             rec.response_type = _NON
             self._finish(rec)
 
     def _finish(self, rec):
         if rec._state != _DONE:
-            rec._state = _DONE
-            rec.next_event_time = None
+            if rec._state == _QUEUED and rec in self._queue:
+                self._queue.remove(rec)
+            self._set_state(rec, _DONE)
+            self._deadline(rec, None)
             self._records.remove(rec)
+            if self._indexed:
+                self._unindex(rec)
+
+    def _deadline(self, rec, t):
+        # Give `rec` the deadline `t` (None: none); _service() watches it.
+        rec.next_event_time = t
+        if t is None:
+            if rec._timer:
+                rec._timer = False
+                self._timers.remove(rec)
+            return
+        if not rec._timer:
+            rec._timer = True
+            self._timers.append(rec)
+        if self._due is None or ticks_diff(t, self._due) < 0:
+            self._due = t
 
     def _service(self, now):
         """Transmit what is due; return ms until the next timed event (or -1)."""
+        wait = self._expire(now)
+        if self._walk:
+            # New records, or an NSTART slot freed (maybe just now, by a CON
+            # that gave up): first transmissions, and their deadlines.
+            self._walk = False
+            self._start_queued(now)
+            due = self._due
+            if due is not None:
+                d = ticks_diff(due, now)
+                if d < 0:
+                    d = 0
+                if wait < 0 or d < wait:
+                    wait = d
+        return wait
+
+    def _expire(self, now):
+        # Retransmit or give up what is due; ms until the next deadline (-1: none).
+        due = self._due
+        if due is None:
+            return -1  # nothing has a deadline
+        d = ticks_diff(due, now)
+        if d > 0:
+            return d  # nothing is due yet: no walk
+        # Something is due: handle every deadline passed, and find the next.
         wait = -1
-        recs = self._records
+        timers = self._timers
         i = 0
-        while i < len(recs):
-            rec = recs[i]
-            if rec._state == _QUEUED:
-                if (rec.message.transaction_type == _CON
-                        and self._outstanding(rec.remote) >= self.nstart):
-                    i += 1  # NSTART: wait for an ACK to free a slot
-                    continue
-                self._start(rec, now)
-            elif rec.next_event_time is not None and ticks_diff(rec.next_event_time, now) <= 0:
+        while i < len(timers):
+            rec = timers[i]
+            if ticks_diff(rec.next_event_time, now) <= 0:
                 if rec._state == _WAIT_ACK and rec.remaining_attempts > 0:
                     rec.remaining_attempts -= 1
                     rec._timeout_ms *= 2
@@ -433,20 +811,32 @@ class EndPoint:
                     self._finish(rec)
                     if rec._gave_up and self.on_unacknowledged is not None:
                         self.on_unacknowledged(rec)
-            if rec._state == _DONE:
-                continue  # removed from the list: index i is the next record
-            if rec.next_event_time is not None:
-                d = ticks_diff(rec.next_event_time, now)
-                if d < 0:
-                    d = 0
-                if wait < 0 or d < wait:
-                    wait = d
+                    continue  # it left the list: index i is the next record
+            d = ticks_diff(rec.next_event_time, now)
+            if d < 0:
+                d = 0
+            if wait < 0 or d < wait:
+                wait = d
             i += 1
+        self._due = ticks_add(now, wait) if wait >= 0 else None
         return wait
+
+    def _start_queued(self, now):
+        # First transmissions: every queued record NSTART lets go.
+        queue = self._queue
+        i = 0
+        while i < len(queue):
+            rec = queue[i]
+            if (rec.message.transaction_type == _CON
+                    and self._outstanding(rec.remote) >= self.nstart):
+                i += 1  # NSTART: wait for an ACK to free a slot
+            else:
+                del queue[i]
+                self._start(rec, now)
 
     # -- receiving ----------------------------------------------------------
 
-    def process(self, timeout_ms=None):
+    def process(self, timeout_ms=None, reuse=False):
         """Transmit and retransmit what is due, then wait at most timeout_ms
         (None: no limit) for one message for the application.
 
@@ -454,13 +844,18 @@ class EndPoint:
         limit: when a CON gave up or a wait for a response expired, so the
         application gets to look). Messages the message layer answers itself
         (pings, duplicates, ...) do not end the wait.
+
+        With `reuse`, the record may be one the EndPoint refills on the next
+        such call (a request handled at once needs nothing of its own);
+        ReceptionRecord.keep() keeps it. A response to a request in flight
+        is always a record of its own.
         """
         clock = self.clock
         start = now = clock()
         swallowed = 0
         while True:
             finished = self._timed_out
-            wait = self._service(now) if self._records else -1
+            wait = self._service(now)
             if timeout_ms is None and self._timed_out != finished:
                 # With no time limit, a CON giving up (or a wait expiring)
                 # ends the call: otherwise a quiet network would hide it forever.
@@ -477,7 +872,10 @@ class EndPoint:
                 if timeout_ms is not None and ticks_diff(now, start) >= timeout_ms:
                     return None
                 continue
-            rx = self._receive(sock, now)
+            try:
+                rx = self._receive(sock, now, reuse)
+            except MemoryError:
+                rx = self._starved(sock)
             if rx is not None:
                 return rx
             # Swallowed by the message layer (a ping, a duplicate, junk): keep
@@ -487,6 +885,29 @@ class EndPoint:
             if timeout_ms is not None and (
                     ticks_diff(now, start) > timeout_ms or swallowed >= _BURST):
                 return None
+
+    def _starved(self, sock):
+        # Out of memory while taking in a datagram: it is dropped and
+        # counted. If the read itself failed, the datagram is still queued
+        # and the next poll would fail the same way at once, forever when
+        # no hole in the heap fits a full-size read buffer: so collect, and
+        # read it with a 1-byte buffer, which discards it (UDP truncates).
+        self.memory_errors += 1
+        self.dropped += 1
+        self._busy = False
+        rx = self._taking
+        if rx is not None:
+            # Taken in, then lost on the way: its retransmission is new.
+            self._taking = None
+            rx.forget()
+        if self._reading is not None:
+            self._reading = None
+            gc.collect()
+            try:
+                sock.recvfrom(1)
+            except Exception:  # nothing there after all, or still no memory
+                pass
+        return None
 
     def _wait(self, wait_ms):
         # One readable socket, or None when wait_ms (-1: forever) passes.
@@ -506,24 +927,68 @@ class EndPoint:
             return self._socks[s] if isinstance(s, int) else s  # upy-ok: fd or socket
         return None
 
-    def _receive(self, sock, now):
+    def _read(self, sock):
+        # One datagram: the (data, remote) pair recvfrom gives, or None.
+        self._reading = sock
         try:
-            data, remote = sock.recvfrom(self.max_message_size + 1)
+            got = sock.recvfrom(self.max_message_size + 1)
         except OSError:  # EAGAIN, or an ICMP error reported on the socket
+            got = None
+        self._reading = None
+        return got
+
+    def _receive(self, sock, now, reuse):
+        got = self._read(sock)
+        if got is None:
             return None
         self._busy = self._nsocks == 1
+        data = got[0]
+        remote = got[1]
         if len(data) > self.max_message_size:
             self.dropped += 1  # truncated: cannot be trusted
             return None
         try:
-            rx = ReceptionRecord(self, data, remote)
+            if reuse:
+                rx = self._refill(data, remote)
+            else:
+                rx = ReceptionRecord(self, data, remote)
         except DecodeError as e:
             self.dropped += 1
             if e.transaction_type == _CON and not e.bad_version:
                 self._send_empty(_RST, e.transaction_id, remote)
             return None
-        rx.sock = sock
-        return self._dispatch(rx, now)
+        if sock is not self._socket:
+            rx.sock = sock
+        self._taking = rx
+        rx = self._dispatch(rx, now)
+        self._taking = None
+        return rx
+
+    def _refill(self, data, remote):
+        # The reusable record, holding the datagram `data` from `remote`.
+        rx = self._spare
+        if rx is None:
+            # Made with every attribute it will ever set, so refilling it
+            # never grows its table (nor its Message's).
+            rx = object.__new__(ReceptionRecord)
+            rx.end_point = self
+            rx.message = Message()
+            rx.pertains_to = None
+            rx.sock = None
+            rx._entry = -1
+            self._spare = rx
+        else:
+            rx.pertains_to = None
+            rx.sock = None
+            rx._entry = -1
+        rx.remote = remote
+        rx.transaction_id = rx.message.decode_from(data)
+        return rx
+
+    def _kept(self, rx):
+        # `rx` is held by a record (a response): never refill it.
+        if self._spare is rx:
+            self._spare = None
 
     def _dispatch(self, rx, now):
         m = rx.message
@@ -543,13 +1008,18 @@ class EndPoint:
             if mtype == _CON:
                 self._send_empty(_RST, rx.transaction_id, rx.remote)
             return None
-        old = self._find_duplicate(rx, now)
-        if old is not None:
+        d = self._dedup
+        s = d.find(rx.transaction_id, rx.remote, now)
+        if s >= 0:
             self.duplicates += 1
-            if mtype == _CON and old._reply is not None:
-                self._reply(old)
+            if mtype == _CON:
+                reply = d.replayed(s)
+                if type(reply) is int:
+                    self._send_empty(reply, rx.transaction_id, rx.remote)
+                elif reply is not None:
+                    self._sendto(reply, rx.remote)
             return None
-        self._remember(rx, now)
+        rx._entry = d.add(rx.transaction_id, rx.remote, ticks_add(now, self._lifetime(mtype)), now)
         if code >= 64:
             rec = self._by_token(m.token, rx.remote)
             if rec is None:
@@ -561,18 +1031,38 @@ class EndPoint:
             self._response(rec, rx, now)
         return rx
 
+    def _lifetime(self, mtype):
+        # How long a received message is remembered: EXCHANGE_LIFETIME for a
+        # CON, NON_LIFETIME for a NON.
+        life = self._lifetimes
+        if (life is None or life[0] != self.ack_timeout_ms
+                or life[1] != self.ack_random_factor or life[2] != self.max_retransmit):
+            # Derived once (float arithmetic, two properties), not per message;
+            # made again if the application retunes the parameters.
+            life = self._lifetimes = (self.ack_timeout_ms, self.ack_random_factor,
+                                      self.max_retransmit, self.exchange_lifetime_ms,
+                                      self.non_lifetime_ms)
+        return life[3] if mtype == _CON else life[4]
+
     def _on_ack_or_reset(self, rx, mtype, code, now):
         tid = rx.transaction_id
         rec = None
-        for r in self._records:
-            if r.transaction_id == tid and r.remote == rx.remote and r._state != _QUEUED:
+        if self._indexed:
+            r = self._tids.get(tid)
+            if r is not None and r.remote == rx.remote and r._state != _QUEUED:
                 rec = r
-                break
+        else:
+            for r in self._records:
+                if r.transaction_id == tid and r.remote == rx.remote and r._state != _QUEUED:
+                    rec = r
+                    break
         if rec is None or (mtype == _RST and code != 0) or code < 64 and code != 0 or code >= 192:
             self.dropped += 1  # matches nothing, or not a valid ACK/RST
             if rec is None and mtype == _RST and code == 0 and self.on_unmatched_reset is not None:
+                self._kept(rx)  # the callback may keep it
                 self.on_unmatched_reset(rx)
             return None
+        self._kept(rx)
         rx.pertains_to = rec
         rec.last_event_time = now
         if mtype == _RST:
@@ -588,21 +1078,25 @@ class EndPoint:
             self._response(rec, rx, now)  # piggybacked response
         elif 1 <= rec.message.code <= 31:
             # Empty ACK to a request: the response comes separately.
-            rec._state = _WAIT_RESPONSE
-            rec.next_event_time = ticks_add(now, self.exchange_lifetime_ms)
+            self._set_state(rec, _WAIT_RESPONSE)
+            self._deadline(rec, ticks_add(now, self.exchange_lifetime_ms))
         else:
             self._finish(rec)
         return rx
 
     def _response(self, rec, rx, now):
+        self._kept(rx)
         rx.pertains_to = rec
         rec.last_event_time = now
         if rec.response is None:
             rec.response = rx
         responses = rec.responses
-        if len(responses) >= _MAX_RESPONSES:
-            del responses[0]
-        responses.append(rx)
+        if not responses:
+            rec.responses = [rx]
+        else:
+            if len(responses) >= _MAX_RESPONSES:
+                del responses[0]
+            responses.append(rx)
         if rec._state == _WAIT_ACK:
             # A separate response can overtake the lost ACK: it acknowledges.
             rec.response_type = _ACK
@@ -610,71 +1104,36 @@ class EndPoint:
         if rec._multicast:
             # Every group member may answer (RFC 7252 §8.2): keep collecting
             # until the NON_LIFETIME set when the request went out.
-            rec._state = _WAIT_RESPONSE
+            self._set_state(rec, _WAIT_RESPONSE)
         elif rec.several_responses:
             # More responses come on this token (notifications, say) until
             # the sender cancels the record.
-            rec._state = _WAIT_RESPONSE
-            rec.next_event_time = None
+            self._set_state(rec, _WAIT_RESPONSE)
+            self._deadline(rec, None)
         else:
             self._finish(rec)
 
     def _by_token(self, token, remote):
         # The request in flight with this token (and remote, unless the
         # request went to a multicast group: answers come from unicast).
-        for rec in self._records:
-            if (rec.message.token == token and rec._state != _QUEUED
-                    and 1 <= rec.message.code <= 31
-                    and (remote is None or rec.remote == remote or rec._multicast)):
+        if self._indexed:
+            r = self._tokens.get(token)
+            if r is None:
+                return None
+            if type(r) is not list:
+                return r if self._answers(r, remote) else None
+            recs = r
+        else:
+            recs = self._records
+        for rec in recs:
+            if rec._token == token and self._answers(rec, remote):
                 return rec
         return None
 
-    # -- duplicate detection (RFC 7252 §4.5) -------------------------------
-
-    def _find_duplicate(self, rx, now):
-        tid = rx.transaction_id
-        index = self._dedup_index
-        if index is not None:
-            old = index.get((tid, rx.remote))
-        else:
-            old = None
-            for e in self._dedup:
-                if e.transaction_id == tid and e.remote == rx.remote:
-                    old = e
-                    break
-        if old is not None and ticks_diff(old._expires, now) > 0:
-            return old
-        return None
-
-    def _remember(self, rx, now):
-        # A ring: the slot reused is the oldest one. Entries live for
-        # EXCHANGE_LIFETIME (CON) or NON_LIFETIME (NON), or until dedup_size
-        # newer messages have pushed them out.
-        life = self._lifetimes
-        if (life is None or life[0] != self.ack_timeout_ms
-                or life[1] != self.ack_random_factor or life[2] != self.max_retransmit):
-            # Derived once (float arithmetic, two properties), not per message;
-            # made again if the application retunes the parameters.
-            life = self._lifetimes = (self.ack_timeout_ms, self.ack_random_factor,
-                                      self.max_retransmit, self.exchange_lifetime_ms,
-                                      self.non_lifetime_ms)
-        rx._expires = ticks_add(now, life[3] if rx.message.transaction_type == _CON else life[4])
-        if self.dedup_size <= 0:
-            return
-        d = self._dedup
-        index = self._dedup_index
-        if len(d) < self.dedup_size:
-            d.append(rx)
-        else:
-            victim = d[self._dedup_next]
-            if index is not None:
-                key = (victim.transaction_id, victim.remote)
-                if index.get(key) is victim:
-                    del index[key]
-            d[self._dedup_next] = rx
-            self._dedup_next = (self._dedup_next + 1) % self.dedup_size
-        if index is not None:
-            index[(rx.transaction_id, rx.remote)] = rx
+    def _answers(self, rec, remote):
+        # Can a response from `remote` be for `rec`?
+        return (rec._state != _QUEUED and 1 <= rec.message.code <= 31
+                and (remote is None or rec.remote == remote or rec._multicast))
 
 
 # -- addresses -------------------------------------------------------------

@@ -62,6 +62,7 @@ _BLOCK1 = const(27)
 _PROXY_URI = const(35)
 _PROXY_SCHEME = const(39)
 _NO_RESPONSE = const(258)
+_RECOGNIZED = const(-2)  # message.RECOGNIZED: option_next() passes unrecognized elective options
 
 # Response codes (codes.py has them all; these are the ones sent from here).
 _CONTENT = const(69)
@@ -170,31 +171,61 @@ class Request:
     block2, the values of those options (None when absent).
     """
 
-    # Class-level defaults: a plain request sets only what differs, which
-    # saves time per request on CPython and heap on a board.
+    # What most requests never set is a class-level default; whoever sets
+    # it on a request also sets _rare, so _load knows to clear it again.
+    # (A request made fresh, for a notification say, stays a small object.)
     content_format = None
     accept = None
     deferred = None
-    multicast = False
     _no_response = 0  # RFC 7967 bitmap
     _bad = 0  # the unrecognized critical option behind a 4.02
-    _path = None
-    _query = ()
-    _done = False  # a response (or a decision not to send one) went out
+    _path = None  # path and query as tuples of str, once read
+    _query = None
     _block1 = None  # the Block1 / Block2 option values (RFC 7959), if any
     _block2 = None
     _body = None  # the assembled Block1 body, when there is one
     _observe = None  # the request's Observe value (RFC 7641), if any
+    _kept = False  # held beyond its handling: never reused
 
     def __init__(self, server, rx, multicast):
         self.server = server
+        self._rare = False
+        self._load(rx, multicast)
+
+    def _load(self, rx, multicast):
+        # Point this request at `rx`: a Request the server reuses carries
+        # nothing over from the last one, and its attribute table does not
+        # grow (an allocation on a board).
         self.rx = rx
         m = self.message = rx.message
         self.remote = rx.remote
         self.code = m.code
         self.confirmable = m.transaction_type == _CON
-        if multicast:
-            self.multicast = True
+        self.multicast = multicast
+        self._done = False  # a response (or a decision not to send one) went out
+        if self._rare:
+            self._rare = False
+            self.content_format = None
+            self.accept = None
+            self.deferred = None
+            self._no_response = 0
+            self._bad = 0
+            self._path = None
+            self._query = None
+            self._block1 = None
+            self._block2 = None
+            self._body = None
+            self._observe = None
+            self._kept = False
+
+    def keep(self):
+        """Keep this Request (and its message) for use after the handler
+        returns. The server otherwise reuses it for the next request: a
+        handler that keeps a request without deferring it calls this. The
+        server does so itself for a deferred request, an Observe
+        registration and whatever an extension sees."""
+        self._kept = True
+        self._rare = True
 
     @property
     def observe(self):
@@ -217,11 +248,17 @@ class Request:
         if p is None:
             p = _strings(self.message, _URI_PATH)
             self._path = p
+            self._rare = True
         return p
 
     @property
     def query(self):
-        return self._query
+        q = self._query
+        if q is None:
+            q = _strings(self.message, _URI_QUERY)
+            self._query = q
+            self._rare = True
+        return q
 
     @property
     def payload(self):
@@ -233,6 +270,7 @@ class Request:
     @payload.setter
     def payload(self, body):
         self._body = body
+        self._rare = True
 
     @property
     def token(self):
@@ -245,6 +283,8 @@ class Request:
         if d is None:
             d = Deferred(self)
             self.deferred = d
+            self._kept = True
+            self._rare = True
             if self.confirmable and not self._done:
                 self.rx.ack()
         return d
@@ -296,14 +336,39 @@ class Deferred:
 
 def _strings(msg, number):
     # The values of option `number` as a tuple of str; ValueError if one is
-    # not UTF-8 (Option.value leaves such a value as bytes).
+    # not UTF-8.
+    cur = [0, 0, 0, 0, 0]
+    ob = msg.cursor(cur)
     out = []
-    for o in msg.findOptions(number):
-        v = o.value
-        if not isinstance(v, str):
-            raise ValueError("option %d is not UTF-8" % number)
-        out.append(v)
+    while option_next(ob, cur, number) >= 0:
+        out.append(ob[cur[0]:cur[0] + cur[1]].decode("utf-8"))
     return tuple(out)
+
+
+def _utf8(buf, pos, n):
+    # Is buf[pos:pos + n] well-formed UTF-8 (RFC 3629: no overlong form, no
+    # surrogate, nothing past U+10FFFF)? Read in place, allocating nothing:
+    # no string is made for a path segment nobody will read.
+    end = pos + n
+    while pos < end:
+        b = buf[pos]
+        pos += 1
+        if b < 0x80:
+            continue
+        if b < 0xC2 or b > 0xF4:
+            return False
+        k = 1 if b < 0xE0 else 2 if b < 0xF0 else 3
+        if pos + k > end:
+            return False
+        c = buf[pos]
+        if (c < (0xA0 if b == 0xE0 else 0x90 if b == 0xF0 else 0x80)
+                or c > (0x9F if b == 0xED else 0x8F if b == 0xF4 else 0xBF)):
+            return False
+        for i in range(pos + 1, pos + k):
+            if buf[i] & 0xC0 != 0x80:
+                return False
+        pos += k
+    return True
 
 
 def _same(buf, pos, seg):
@@ -377,6 +442,13 @@ class Server:
         self._specs = {}  # option number -> (min_len, max_len, repeatable), registered only
         self._cf_options = {}  # Content-Format -> its encoded option (bounded)
         self._cur = [0, 0, 0, 0, 0]  # the option cursor route() walks with
+        # The Request handle() fills for each request, and the one a
+        # notification is rendered with: reused while nobody keeps them, so
+        # a request handled at once costs no object (see Request.keep).
+        self._spare = None
+        self._spare_notification = None
+        self._depth = 0  # handle() calls in progress (a handler may serve)
+        self._out = [0, b"", None, ()]  # what _render() made: code, payload, cf, options
         self._running = False
         self.errors = 0  # handler exceptions and responses that could not be sent
         self.dropped = 0  # delayed multicast responses dropped (queue full)
@@ -526,6 +598,7 @@ class Server:
         self.errors += 1
         hook = self.on_error
         if hook is not None:
+            req.keep()  # the hook may hold on to it (a log of failures)
             try:
                 hook(req, exc)
             except Exception:  # a broken log hook must not stop the server
@@ -549,6 +622,14 @@ class Server:
         registration; a body larger than a block, or a request with Block1 or
         Block2, is cut to the block asked for. None, or anything that fails
         on the way, is 5.00, after fail()."""
+        self._render(req, res, result)
+        out = self._out
+        return out[0], out[1], out[2], out[3]
+
+    def _render(self, req, res, result):
+        # render(), leaving the parts in self._out: handle() reads them at
+        # once, with no tuple built per request. (Nothing between the two
+        # runs application code, so one list serves however deep the calls.)
         try:
             if result is None:
                 raise TypeError("handler returned None without defer()")
@@ -571,6 +652,9 @@ class Server:
                         total = result[4]
             if not 64 <= code <= 191:  # a 2.xx to 5.xx response code (RFC 7252 §12.1.2)
                 raise ValueError("not a response code: %r" % (code,))
+            t = type(payload)
+            if t is not bytes and t is not str and not callable(payload):
+                payload = bytes(payload)  # pyright: ignore[reportArgumentType]: TypeError for what is no bytes, checked at run time
             if res is not None:
                 cts = res.ct
                 if cf is None and payload and cts is not None and code >> 5 == 2:
@@ -582,24 +666,33 @@ class Server:
                         cf = cts[0]
                 if (req._observe is not None and req.code == _GET and res.obs
                         and not req.multicast):
+                    req.keep()  # the observer table may hold it
                     options = self.hook("observe").respond(req, res, code, options)
             # Does the answer need Block-wise transfer (RFC 7959)? Asked
             # here only: every response passes this way.
             if (req._block2 is not None or req._block1 is not None or callable(payload)
                     or len(payload) > self.block_size):
+                req.keep()  # the block table may hold it
                 code, payload, options = self.hook("block").shape(
                     req, res, code, payload, cf, options, total)
         except Exception as e:
             self.fail(req, e)
-            return _FAILED
-        return code, payload, cf, options
+            code = _INTERNAL_SERVER_ERROR
+            payload = b""
+            cf = None
+            options = ()
+        out = self._out
+        out[0] = code
+        out[1] = payload
+        out[2] = cf
+        out[3] = options
 
     def answer(self, req, code, payload=b"", content_format=None, options=()):
         """Send the response to `req` now: piggybacked on the ACK for a CON,
         a NON for a NON; after the leisure delay for a group; separately
         when the handler deferred; or, when suppressed, only the empty ACK a
         CON needs. Once per request: later calls do nothing. A response
-        that cannot be sent (too large, table full) becomes 5.00."""
+        that cannot be sent (too large, unusable options) becomes 5.00."""
         d = req.deferred
         if d is not None:
             # The handler deferred but also returned (or raised): send it
@@ -613,32 +706,51 @@ class Server:
         if req._done:
             return
         req._done = True
-        rx = req.rx
         if self._suppressed(req, code):
             if req.confirmable:
-                rx.ack()
+                req.rx.ack()
             return
+        if req.multicast:
+            self._hold(req, code, payload, content_format, options)
+            return
+        # Written straight into the EndPoint's buffer: no response Message.
+        if options:
+            ob = self._encoded(req, content_format, options)
+        else:
+            ob = self.option_bytes(content_format)
+        if ob is not None:
+            if req.rx.respond(code, payload, ob):
+                return
+            self.fail(req, ValueError("a response of %d bytes or more does not fit "
+                                      "max_message_size" % len(payload)))
+        if code != _INTERNAL_SERVER_ERROR:
+            req._done = False
+            self.answer(req, _INTERNAL_SERVER_ERROR)
+
+    def _encoded(self, req, cf, options):
+        # option_bytes(cf, options), or None after fail() if they are unusable.
+        try:
+            return self.option_bytes(cf, options)
+        except Exception as e:
+            self.fail(req, e)
+            return None
+
+    def _hold(self, req, code, payload, cf, options):
+        # The answer to a group request waits for its leisure delay (RFC
+        # 7252 §8.2): a Message, held by the "group" extension.
+        req.keep()
         try:
             msg = self.message(_ACK if req.confirmable else _NON, code, payload,
-                               req.token, content_format, options)
-            if req.multicast:
-                self.hook("group").hold(req, msg)
-            elif req.confirmable:
-                rx.ack(msg)
-            else:
-                self.end_point.send(msg, req.remote)
-        except Exception as e:  # too large for max_message_size, table full...
+                               req.token, cf, options)
+            self.hook("group").hold(req, msg)
+        except Exception as e:
             self.fail(req, e)
-            if code != _INTERNAL_SERVER_ERROR:
-                req._done = False
-                self.answer(req, _INTERNAL_SERVER_ERROR)
 
-    def message(self, mtype, code, payload, token, content_format=None, options=()):
-        """A response Message. Options are kept in order (a non-repeatable
-        one given twice: the last wins); content_format goes in as
-        Content-Format. Alone, its option bytes come from a small cache,
-        not from an option list encoded anew."""
-        m = Message(mtype, code, payload, token)
+    def option_bytes(self, content_format=None, options=()):
+        """The options of a response in wire form: `options` (Option
+        instances, kept in order; a non-repeatable one given twice: the last
+        wins) and Content-Format. A lone Content-Format's bytes come from a
+        small cache, not encoded anew."""
         cf = content_format
         if options:
             opts = []
@@ -646,14 +758,22 @@ class Server:
                 insert_option(opts, o, not o.repeatable)
             if cf is not None:
                 insert_option(opts, make(_CONTENT_FORMAT, uint_bytes(cf)), True)
-            m.set_options(opts)
-        elif cf is not None:
-            ob = self._cf_options.get(cf)
-            if ob is None:
-                ob = encode_options((make(_CONTENT_FORMAT, uint_bytes(cf)),))
-                if len(self._cf_options) < _MAX_CF_CACHE:
-                    self._cf_options[cf] = ob
-            m.set_options(ob)
+            return encode_options(opts)
+        if cf is None:
+            return b""
+        ob = self._cf_options.get(cf)
+        if ob is None:
+            ob = encode_options((make(_CONTENT_FORMAT, uint_bytes(cf)),))
+            if len(self._cf_options) < _MAX_CF_CACHE:
+                self._cf_options[cf] = ob
+        return ob
+
+    def message(self, mtype, code, payload, token, content_format=None, options=()):
+        """A response Message (for an answer sent later: a separate one, a
+        group's, a notification), its options as option_bytes() makes them."""
+        m = Message(mtype, code, payload, token)
+        if options or content_format is not None:
+            m.set_options(self.option_bytes(content_format, options))
         return m
 
     def notification_request(self, registration):
@@ -674,13 +794,19 @@ class Server:
         """One EndPoint.process(): wait at most timeout_ms (None: no limit)
         for a message. A request is handled (None is returned); anything else
         (a response for a Client on the same EndPoint, an ACK) is returned.
-        Delayed multicast responses are sent when due meanwhile."""
+        Delayed multicast responses are sent when due meanwhile.
+
+        A MemoryError while handling a request drops it (counted in the
+        EndPoint's memory_errors; a CON's retransmission is then taken as
+        new): it never leaves process()."""
         group = self._hooks.get("group")
         if group is None or not group.count:
-            rx = self.end_point.process(timeout_ms)
-            if rx is None or self.handle(rx):
+            # The EndPoint's reusable record, unless a handler is serving
+            # from inside another request's handling (it holds that record).
+            rx = self.end_point.process(timeout_ms, self._depth == 0)
+            if rx is None:
                 return None
-            return rx
+            return self._take(rx)
         clock = self._clock
         start = clock()
         while True:
@@ -695,18 +821,36 @@ class Server:
             if wait >= 0 and (t is None or wait < t):
                 t = wait
                 cut = True
-            rx = self.end_point.process(t)
+            rx = self.end_point.process(t, self._depth == 0)
             if rx is not None:
-                if self.handle(rx):
-                    return None
-                return rx
+                return self._take(rx)
             if not cut:
                 return None
+
+    def _take(self, rx):
+        # What process() received: None once handled as a request, else
+        # the record, the caller's to keep.
+        try:
+            if self.handle(rx):
+                return None
+        except MemoryError:
+            # Dropped, and forgotten by the duplicate cache so the peer's
+            # retransmission gets a fresh try.
+            self._depth = 0
+            ep = self.end_point
+            ep.memory_errors += 1
+            ep.dropped += 1
+            rx.forget()
+            return None
+        rx.keep()
+        return rx
 
     def serve(self, seconds=None, tick=None, tick_ms=1000):
         """Loop process() for `seconds` (None: until stop()). tick(), if
         given, is called every tick_ms meanwhile: where an application
-        reads its sensors and calls notify() (Observe)."""
+        reads its sensors and calls notify() (Observe). A MemoryError in
+        tick() is counted in the EndPoint's memory_errors and the loop goes
+        on; other exceptions from it end serve()."""
         self._running = True
         clock = self._clock
         start = clock()
@@ -719,7 +863,7 @@ class Server:
                     due = ticks_add(due, tick_ms)
                     if ticks_diff(due, clock()) < 0:
                         due = ticks_add(clock(), tick_ms)  # late: no burst of ticks
-                    tick()
+                    self._tick(tick)
                     left = ticks_diff(due, clock())
                 if left < 0:
                     left = 0
@@ -734,6 +878,12 @@ class Server:
             self.process(t)
         self._running = False
 
+    def _tick(self, tick):
+        try:
+            tick()
+        except MemoryError:
+            self.end_point.memory_errors += 1
+
     def stop(self):
         """Make serve() return (within a second)."""
         self._running = False
@@ -742,60 +892,90 @@ class Server:
         """Answer `rx` (a ReceptionRecord from EndPoint.process) if it is a
         request: True if it was one, False (untouched) otherwise."""
         m = rx.message
-        code = m.code
-        if not 1 <= code <= 31:
+        if not 1 <= m.code <= 31:
             if m.transaction_type == _RST:
                 obs = self._hooks.get("observe")
                 if obs is not None:
                     obs.reset(rx)  # an observer rejected a notification
             return False
         sock = rx.sock
-        req = Request(self, rx, sock is not None and sock is not self.end_point.socket)
+        multicast = sock is not None and sock is not self.end_point.socket
+        # The spare Request, unless a handler is using it (serving from
+        # inside a handler takes a fresh one).
+        req = self._spare
+        if req is None:
+            req = Request(self, rx, multicast)
+        else:
+            self._spare = None
+            req._load(rx, multicast)
+        self._depth += 1
+        self._dispatch(req)
+        self._depth -= 1
+        if req._kept:
+            rx.keep()  # it stays with its request (deferred, observing...)
+        else:
+            self._spare = req
+        return True
+
+    def _dispatch(self, req):
+        # A request through routing, the checks, its handler and the answer.
         res = self.route(req)
         if not isinstance(res, Resource):
             if res == _BAD_OPTION and not req.confirmable:
                 # An unrecognized critical option in a NON message: reject
                 # it (RFC 7252 §5.4.1, §4.3), silently for a group (§8.2).
                 if not req.multicast:
-                    rx.reset()
-                return True
+                    req.rx.reset()
+                return
             # 4.02 says which option (RFC 7252 §5.4.1: a diagnostic payload).
             self.answer(req, res, b"option %d" % req._bad if res == _BAD_OPTION else b"")
-            return True
+            return
+        code = req.code
         handler = res.handlers[code - 1] if code <= 7 else None
         if handler is None:
             self.answer(req, _METHOD_NOT_ALLOWED)
-            return True
+            return
+        if (req._rare or res.accepts is not None) and not self._acceptable(req, res):
+            return
+        b1 = req._block1
+        if b1 is not None:
+            req.keep()
+            handler = self.hook("block").upload(req, res, handler)
+            if handler is None:
+                return  # answered there: 2.31, 4.08, 4.13, or streamed
+        result = self.call(req, handler)
+        if result is None and req.deferred is not None:
+            return  # the application answers later
+        self._render(req, res, result)
+        out = self._out
+        self.answer(req, out[0], out[1], out[2], out[3])
+
+    def _acceptable(self, req, res):
+        # The checks for a request with options beyond its path (or with a
+        # resource that names the formats it accepts): False
+        # once answered here (4.15, 4.06, 4.00, or the rest of an upload's
+        # response, RFC 7959 §2.7).
         ok = res.accepts
-        if ok is not None and m.payload and not _among(ok, req.content_format):
+        if ok is not None and req.message.payload and not _among(ok, req.content_format):
             self.answer(req, _UNSUPPORTED_CONTENT_FORMAT)
-            return True
+            return False
         cts = res.ct
         if cts is not None and req.accept is not None and not _among(cts, req.accept):
             self.answer(req, _NOT_ACCEPTABLE)
-            return True
+            return False
         b2 = req._block2
         if b2 is not None and b2 & 7 == 7:
             self.answer(req, _BAD_REQUEST, b"Block2 SZX 7")  # reserved (RFC 7959 §2.2)
-            return True
-        b1 = req._block1
-        if b2 is not None and b2 >> 4 and b1 is None and code != _GET:
+            return False
+        if b2 is not None and b2 >> 4 and req._block1 is None and req.code != _GET:
             blocks = self._hooks.get("block")
             kept = blocks.kept(req, res) if blocks is not None else None
             if kept is not None:
-                # The rest of the response to an upload (RFC 7959 §2.7).
-                p = self.render(req, res, kept)
-                self.answer(req, p[0], p[1], p[2], p[3])
-                return True
-        if b1 is not None:
-            handler = self.hook("block").upload(req, res, handler)
-            if handler is None:
-                return True  # answered there: 2.31, 4.08, 4.13, or streamed
-        result = self.call(req, handler)
-        if result is None and req.deferred is not None:
-            return True  # the application answers later
-        p = self.render(req, res, result)
-        self.answer(req, p[0], p[1], p[2], p[3])
+                req.keep()
+                self._render(req, res, kept)
+                out = self._out
+                self.answer(req, out[0], out[1], out[2], out[3])
+                return False
         return True
 
     # -- reading the request -------------------------------------------------
@@ -804,53 +984,61 @@ class Server:
         """The Resource for `req`, or the error code to answer it with
         (4.02, 4.00, 4.04, 5.05): every option checked and the path looked
         up in one walk over the received option bytes, allocating nothing
-        on a board. Sets the request's content_format, accept, query, and
-        its No-Response, Block1, Block2 and Observe values. handle() does
-        this first."""
-        m = req.message
+        on a board. Sets the request's content_format, accept, and its
+        No-Response, Block1, Block2 and Observe values (path and query are
+        made as strings only when read). handle() does this first."""
         cur = self._cur
-        ob = m.cursor(cur)
+        ob = req.message.cursor(cur)
         node = self._root
         sub = node if node[1] is not None and node[1].subtree else None
-        depth = 0  # Uri-Path options seen
-        queries = 0
         bad = 0  # the first unrecognized critical option, + 1
+        text = True  # every path segment and query is UTF-8
         proxy = False
         prev = -1
         specs = self._specs
-        number = option_next(ob, cur)
+        # Unrecognized elective options are ignored (RFC 7252 §5.4.1): the
+        # cursor passes over them without coming back here for each.
+        number = option_next(ob, cur, _RECOGNIZED)
         while number >= 0:
             pos = cur[0]
             n = cur[1]
             if number == _URI_PATH:
-                depth += 1
                 if n > 255:
                     bad = bad or number + 1
-                elif node is not None:
+                else:
                     found = None
-                    for child in node[2]:
-                        seg = child[0]
-                        if len(seg) == n and _same(ob, pos, seg):
-                            found = child
-                            break
+                    if node is not None:
+                        for child in node[2]:
+                            seg = child[0]
+                            if len(seg) == n and _same(ob, pos, seg):
+                                found = child
+                                break
                     node = found
-                    if found is not None and found[1] is not None and found[1].subtree:
+                    if found is None:
+                        # Registered segments are UTF-8 by construction;
+                        # any other is checked in place (no string made).
+                        text = text and _utf8(ob, pos, n)
+                    elif found[1] is not None and found[1].subtree:
                         sub = found
             elif number == _URI_QUERY:
-                queries += 1
                 if n > 255:
                     bad = bad or number + 1
+                else:
+                    text = text and _utf8(ob, pos, n)
             elif number == _CONTENT_FORMAT:
                 if n <= 2 and number != prev:  # elective: a bad or extra one is ignored
                     req.content_format = uint_at(ob, pos, n)
+                    req._rare = True
             elif number == _ACCEPT:
                 if n > 2 or number == prev:
                     bad = bad or number + 1
                 else:
                     req.accept = uint_at(ob, pos, n)
+                    req._rare = True
             elif number == _NO_RESPONSE:
                 if n <= 1 and number != prev:
                     req._no_response = uint_at(ob, pos, n)
+                    req._rare = True
             else:
                 spec = specs.get(number)
                 if spec is None:
@@ -868,34 +1056,28 @@ class Server:
                     proxy = True
                 elif number == _BLOCK2:
                     req._block2 = uint_at(ob, pos, n)
+                    req._rare = True
                 elif number == _BLOCK1:
                     req._block1 = uint_at(ob, pos, n)
+                    req._rare = True
                 elif number == _OBSERVE:
                     req._observe = uint_at(ob, pos, n)
+                    req._rare = True
             prev = number
             # (No call past the last option when no payload follows.)
-            number = option_next(ob, cur) if cur[2] < cur[3] else -1
+            number = option_next(ob, cur, _RECOGNIZED) if cur[2] < cur[3] else -1
         if bad:
             req._bad = bad - 1
+            req._rare = True
             return _BAD_OPTION
         if proxy:
             return _PROXYING_NOT_SUPPORTED
-        if queries:
-            try:
-                req._query = _strings(m, _URI_QUERY)
-            except ValueError:
-                return _BAD_REQUEST
+        if not text:
+            return _BAD_REQUEST  # a path or query that is not UTF-8 (RFC 7252 §5.10.1)
         if node is not None and node[1] is not None:
-            return node[1]  # registered segments are UTF-8 by construction
-        if sub is not None or depth:
-            # A subtree's handler reads request.path; a path no resource
-            # has is 4.04, or 4.00 if it is not even UTF-8.
-            try:
-                req._path = _strings(m, _URI_PATH)
-            except ValueError:
-                return _BAD_REQUEST
+            return node[1]
         if sub is not None:
-            return sub[1]
+            return sub[1]  # its handler reads request.path
         return _NOT_FOUND
 
     # -- answering ------------------------------------------------------------
