@@ -11,17 +11,17 @@ NON is dropped; a response whose token matches no request gets RST (CON) or
 is dropped (NON); an ACK or RST matching nothing is ignored; a malformed CON
 gets RST; anything else malformed, or of another CoAP version, is dropped.
 A datagram that cannot be taken in for want of memory is dropped and
-counted (`memory_errors`); MemoryError never leaves process().
+counted (`memory_errors`): MemoryError never leaves process().
+
+What a request served this way costs on a board: recvfrom's result (the one
+allocation no code can avoid), and a memoryview of the reply when its length
+differs from the last one's. The Server takes requests in a record and
+Message the EndPoint reuses (process(reuse=True)), answers them straight
+into the EndPoint's buffer (ReceptionRecord.respond), and the reply is
+remembered as bytes in a buffer its slot of the duplicate cache keeps.
 
 Clock, random source, socket factory and poller are arguments so tests can run
 deterministically, on CPython and in the MicroPython VM alike.
-
-What a served request costs here, on a board: recvfrom's result (the one
-allocation no code can avoid) and a memoryview of the reply's length when
-it differs from the last one sent. The receive record and its Message are
-reused for the Server (process(reuse=True)), replies are remembered as
-bytes in buffers each slot of the duplicate cache keeps, and empty ACK/RST
-go out of a 4-byte buffer of their own.
 """
 import gc
 
@@ -46,18 +46,17 @@ _EMSGSIZE = const(90)  # Linux's errno for "message too long"
 _EINVAL = const(22)  # and for an address the socket cannot send to
 _BURST = const(64)  # datagrams one timed process() call may swallow
 # Tables up to this size are scanned: on a board's small tables a scan in C
-# (list.count, `in`) allocates nothing, where a dict keyed by (id, remote)
-# would build a key tuple per message. Larger ones (a gateway's) get indexes.
+# (`in`, list.count) allocates nothing, where a dict keyed by (id, remote)
+# builds a key per message. Larger ones (a gateway's) get indexes.
 _LINEAR = const(32)
+_MAX_RESPONSES = const(4)  # responses a record keeps (the last ones)
+_GEN_WRAP = const(0x1FFFFFFF)  # dedup generations stay small ints on a board
 
 # TransmissionRecord states
 _QUEUED = const(0)  # waiting for its first transmission (maybe for NSTART)
 _WAIT_ACK = const(1)  # CON sent, retransmitting until ACK/RST
 _WAIT_RESPONSE = const(2)  # request delivered, waiting for the response
 _DONE = const(3)  # finished, no longer in the in-flight table
-
-_MAX_RESPONSES = const(4)  # responses a record keeps (the last ones)
-_GEN_WRAP = const(0x1FFFFFFF)  # dedup generations stay small ints on a board
 
 
 class CapacityError(Exception):
@@ -74,12 +73,12 @@ class TransmissionRecord:
     a response the record stays open, with no deadline, until cancel().
     """
 
-    # Class-level defaults: a record sets only what it changes, so a NON
-    # sent once stays a small object (an attribute added later grows the
-    # instance's table on a board, so everything a record may set is here).
+    # Class-level defaults: a record sets only what it changes, so one sent
+    # once stays a small object (and no attribute set later grows it).
     several_responses = False
     created_time = None  # first transmission
     last_event_time = None
+    next_event_time = None
     remaining_attempts = 0
     response = None
     responses = ()  # then a list, bounded: the last _MAX_RESPONSES
@@ -95,7 +94,6 @@ class TransmissionRecord:
         self.message = message
         self.remote = remote
         self.transaction_id = None  # type: int | None
-        self.next_event_time = None  # type: int | None
         self._state = _QUEUED
         self._token = message.token  # the key it is indexed under
 
@@ -122,15 +120,15 @@ class ReceptionRecord:
     """A received message (coapy's API). `ack()` and `reset()` answer it; the
     answer is remembered so a duplicate of this message gets it again.
 
-    A record from process() is the application's to keep. One from
-    process(reuse=True) is the EndPoint's: it is refilled by the next such
-    call unless keep() was called on it (the Server does so for every
+    A record process() returns is the application's to keep. One that
+    process(reuse=True) returns belongs to the EndPoint, which refills it on
+    the next such call unless keep() was called (the Server keeps each
     request it holds on to: a deferred one, an observer's registration).
     """
 
     # Class-level defaults, so a record sets few attributes of its own.
     pertains_to = None
-    sock = None  # the socket it arrived on (a registered multicast one?)
+    sock = None  # the socket it arrived on, when not the primary one
     _entry = -1  # its generation in the duplicate cache (-1: not remembered)
 
     def __init__(self, end_point, packed, remote):
@@ -163,21 +161,26 @@ class ReceptionRecord:
         ep._dedup.reply(self._entry, data)  # remembered only once it could be sent
 
     def respond(self, code, payload=b"", options=b""):
-        """Answer this request with a response built from its parts,
-        written straight into the EndPoint's buffer (no Message is made):
-        piggybacked on the ACK of a CON (and remembered for its duplicates),
-        or a NON with a message ID of its own for a NON (sent at once;
-        nothing waits for it). `options`: option bytes in wire form
-        (message.encode_options()); `payload`: bytes or str. Returns False,
-        sending nothing, when it is larger than max_message_size."""
+        """Answer this request with a response made of its parts, written
+        straight into the EndPoint's buffer (no Message): piggybacked on the
+        ACK of a CON (and remembered for its duplicates), or a NON with a
+        message ID of its own to a NON (sent at once; nothing waits for it).
+        `options`: option bytes in wire form (message.encode_options());
+        `payload`: bytes or str. False, and nothing sent, when the response
+        is larger than max_message_size."""
         ep = self.end_point
-        m = self.message
-        con = m.transaction_type == _CON
+        con = self.message.transaction_type == _CON
         tid = self.transaction_id if con else ep.next_transaction_id()
-        n = encode_reply_into(ep._tx, m, _ACK if con else _NON, code, tid, options, payload)
+        n = encode_reply_into(ep._tx, self.message, _ACK if con else _NON, code, tid,
+                              options, payload)
         if n < 0:
             return False
-        data = ep._view(n)
+        # _tx[0:n] to send: a board builds a memoryview for it, so the last
+        # one is kept for the next answer of that length (the same resource,
+        # read again and again, answers with the same length).
+        data = ep._last
+        if len(data) != n:
+            data = ep._last = ep._txv[0:n]
         ep._sendto(data, self.remote)
         if con:
             ep._dedup.reply(self._entry, data)
@@ -210,22 +213,21 @@ class _Dedup:
     at construction, one slot per message.
 
     A reply is kept as its bytes, copied into a buffer the slot keeps for
-    the next message it holds, so remembering one allocates nothing once
-    the buffers have grown to the replies' size. At worst the cache holds
+    the messages it holds after: remembering one allocates nothing once the
+    buffers have grown to the replies' size, and at worst the cache holds
     size * max_message_size bytes of replies.
 
     When every slot is taken, a newcomer from remote P takes the oldest
-    entry, unless that belongs to a remote holding fewer entries than P:
-    then P gives up its own oldest instead. So a peer sending a flood only
-    ever pushes out its own entries, and the table is shared out evenly
-    among busy peers; another peer's entry goes only to a newcomer or to a
-    peer with fewer entries. (A peer is a remote address: an attacker with
-    many ports is many peers, and a large enough burst of them still flushes
-    the table. Size it for the traffic of one EXCHANGE_LIFETIME.)
+    entry, unless its owner holds fewer entries than P: then P gives up its
+    own oldest instead. So a peer sending a burst only pushes out its own
+    entries, and the table is shared out evenly among busy peers; another
+    peer's entry goes only to a newcomer, or to a peer holding fewer. (A
+    peer is a remote address: an attacker with many ports is many peers,
+    and a burst of enough of them still flushes the table.)
 
     Each insertion gives its slot a new generation (slot + k * size): a
-    ReceptionRecord holds the generation, so a reply recorded after its
-    entry was pushed out is not stored against the newcomer.
+    ReceptionRecord holds it, so a reply to an entry pushed out meanwhile is
+    not stored against the newcomer in its slot.
     """
 
     def __init__(self, size):
@@ -236,49 +238,49 @@ class _Dedup:
         self.gens = list(range(size))
         self.lens = [0] * size  # the reply: 0 none yet, _ACK/_RST (2, 3) empty, else its length
         self.bufs = [None] * size  # type: list  # each slot's reply buffer (grown on demand)
-        # Insertion order, oldest first: a doubly linked list over slots, so
-        # an entry can go from anywhere in it without a shift.
+        # Insertion order, oldest first: a doubly linked list over the slots,
+        # so an entry leaves from anywhere in it without a shift.
         self.older = [-1] * size
         self.newer = [-1] * size
         self.head = -1
         self.tail = -1
         self.free = list(range(size))  # a stack of free slots
         self.nfree = size
-        # A large table's index, (id, remote) -> slot; a small one is
-        # scanned, which allocates nothing (a key tuple would).
+        # A large table's index: (id, remote) -> slot.
         self.index = {} if size > _LINEAR else None
 
-    def __len__(self):
-        return self.size - self.nfree
-
-    def find(self, tid, remote, now):
-        """The slot of an unexpired entry for (tid, remote), or -1."""
+    def note(self, tid, remote, now, expires):
+        """Take a message in: -2 - its slot if it duplicates an entry that has
+        not expired, else its generation once remembered until `expires`
+        (-1: size 0, nothing is)."""
         index = self.index
+        tids = self.tids
         if index is not None:
             s = index.get((tid, remote), -1)
             if s >= 0 and ticks_diff(self.expires[s], now) > 0:
-                return s
-            return -1
-        tids = self.tids
-        if tid not in tids:  # the common case: one scan in C
-            return -1
-        remotes = self.remotes
-        for s in range(self.size):
-            if tids[s] == tid and remotes[s] == remote and ticks_diff(self.expires[s], now) > 0:
-                return s
-        return -1
-
-    def add(self, tid, remote, expires, now):
-        """Remember a message until `expires`; returns its generation."""
-        if self.size == 0:
+                return -2 - s
+        elif tid in tids:  # (one scan in C: the common case is a miss)
+            remotes = self.remotes
+            for s in range(self.size):
+                if tids[s] == tid and remotes[s] == remote and ticks_diff(self.expires[s], now) > 0:
+                    return -2 - s
+        if not self.size:
             return -1
         if self.nfree:
             self.nfree -= 1
             s = self.free[self.nfree]
         else:
-            s = self._victim(remote, now)
+            s = self.head
+            owner = self.remotes[s]
+            if owner != remote and ticks_diff(self.expires[s], now) > 0:
+                remotes = self.remotes
+                if remotes.count(remote) >= remotes.count(owner):  # (scans in C)
+                    # It gives up its own oldest: the first of its entries
+                    # from the old end (near it, for a peer holding many).
+                    while remotes[s] != remote:
+                        s = self.newer[s]
             self._unlink(s)
-        self.tids[s] = tid
+        tids[s] = tid
         self.remotes[s] = remote
         self.expires[s] = expires
         self.lens[s] = 0
@@ -286,8 +288,7 @@ class _Dedup:
         if g > _GEN_WRAP:
             g = s
         self.gens[s] = g
-        # Newest at the tail.
-        t = self.tail
+        t = self.tail  # the newest, at the tail
         self.older[s] = t
         self.newer[s] = -1
         if t >= 0:
@@ -295,26 +296,9 @@ class _Dedup:
         else:
             self.head = s
         self.tail = s
-        index = self.index
         if index is not None:
             index[(tid, remote)] = s
         return g
-
-    def _victim(self, remote, now):
-        # The slot a newcomer from `remote` takes when every slot is in use.
-        h = self.head
-        owner = self.remotes[h]
-        if owner == remote or ticks_diff(self.expires[h], now) <= 0:
-            return h
-        remotes = self.remotes
-        if remotes.count(remote) < remotes.count(owner):  # (scans in C)
-            return h
-        # Its own oldest: the first of its entries from the old end (near
-        # it, for a peer holding that many).
-        s = h
-        while remotes[s] != remote:
-            s = self.newer[s]
-        return s
 
     def _unlink(self, s):
         o = self.older[s]
@@ -337,7 +321,7 @@ class _Dedup:
 
     def drop(self, gen):
         """Free the entry of generation `gen`, if it is still there."""
-        if gen >= 0 and self.size:
+        if gen >= 0:
             s = gen % self.size
             if self.gens[s] == gen and self.tids[s] >= 0:
                 self._unlink(s)
@@ -345,8 +329,8 @@ class _Dedup:
                 self.nfree += 1
 
     def reply(self, gen, data):
-        """Record the reply to the entry of generation `gen` (if it is still
-        there): _ACK or _RST for an empty one, else the bytes sent."""
+        """Record the reply to the entry of generation `gen`, if it is still
+        there: _ACK or _RST for an empty one, else the bytes sent."""
         if gen < 0:
             return
         s = gen % self.size
@@ -358,21 +342,11 @@ class _Dedup:
         n = len(data)
         buf = self.bufs[s]
         if buf is None or len(buf) < n:
-            # Grown in steps of 32 bytes, so replies of about one size settle
+            # Grown in steps of 32 bytes: replies of about one size settle
             # into buffers that are reused from then on.
             buf = self.bufs[s] = bytearray((n + 31) & ~31)
         buf[0:n] = data
         self.lens[s] = n
-
-    def replayed(self, s):
-        """The reply to replay for slot `s`: None if none was sent yet,
-        _ACK/_RST for an empty one, else a memoryview of its bytes."""
-        n = self.lens[s]
-        if n == 0:
-            return None
-        if n == _ACK or n == _RST:
-            return n
-        return memoryview(self.bufs[s])[0:n]
 
 
 def _random_bits(nbits):
@@ -388,13 +362,13 @@ class EndPoint:
     a longer ack_timeout_ms. Bounds: `max_in_flight` transmissions tracked at
     once (send() raises CapacityError beyond it) and `dedup_size` received
     messages remembered for duplicate detection (fixed at construction; the
-    cache's replies take at most dedup_size * max_message_size bytes); the
+    replies it keeps take at most dedup_size * max_message_size bytes); the
     small defaults suit a board, a gateway raises them.
 
     Counters, for monitoring: `dropped` (datagrams ignored: malformed,
-    unmatched, oversized, or not taken in for want of memory),
-    `duplicates` (answered from the cache or dropped) and `memory_errors`
-    (datagrams lost to a MemoryError, also counted in `dropped`).
+    unmatched, oversized, or lost for want of memory), `duplicates`
+    (answered from the cache or dropped) and `memory_errors` (datagrams lost
+    to a MemoryError, also counted in `dropped`).
     """
 
     def __init__(
@@ -431,7 +405,6 @@ class EndPoint:
         self.rand = rand or _random_bits
         make_socket = socket_factory or socket.socket  # pyright: ignore[reportOptionalMemberAccess]: no socket module: socket_factory= is given
         sock = make_socket(address_family, socket_type, socket_proto)
-        sock.setblocking(False)
         self._socket = sock
         if poll_factory is None:
             import select
@@ -444,24 +417,24 @@ class EndPoint:
         self._ipoll = getattr(self._poller, "ipoll", None)
         self._socks = {}  # fileno -> socket, for CPython's poll results
         self._nsocks = 0
-        self._register(sock)
+        self.register(sock)
         self._tx = bytearray(max_message_size)
         self._txv = memoryview(self._tx)
-        self._last = self._txv[0:0]  # the view of _tx sent last (see _view)
+        self._last = self._txv[0:0]  # the view of _tx sent last
         self._empty = bytearray(4)  # empty ACK/RST go out of this, whole
         self._records = []  # TransmissionRecords in flight, oldest first
-        # The records _service() has to look at: those queued for their
-        # first transmission, and those with a deadline. An Observe
-        # registration waiting for its next notification is in neither, so
-        # a thousand of them cost nothing per process() call.
+        # What _service() looks at: the records queued for their first
+        # transmission, and those with a deadline. An Observe registration
+        # waiting for its next notification is in neither: a thousand of
+        # them cost nothing per process() call.
         self._queue = []
         self._timers = []
         self._walk = False  # True: a queued record may start (new, or an NSTART slot freed)
         self._due = None  # no deadline in _timers comes before this (None: none has one)
-        # Indexes of a large in-flight table, kept once it first grows past
-        # _LINEAR (a small one is scanned, which allocates nothing): token ->
-        # record (or a list of those sharing it), message ID -> record, and
-        # remote -> CONs to it awaiting their ACK (for NSTART).
+        # Indexes of a large in-flight table, kept from when it first grows
+        # past _LINEAR (a small one is scanned, which allocates nothing):
+        # token -> record (or a list of those sharing it), message ID ->
+        # record, and remote -> its CONs awaiting their ACK (for NSTART).
         self._indexed = False
         self._tokens = {}
         self._tids = {}
@@ -472,7 +445,7 @@ class EndPoint:
         self._taking = None  # the record being dispatched
         self._busy = False  # the last process() call received something
         self._timed_out = 0  # records finished by their own timers
-        self._lifetimes = None  # the parameters, EXCHANGE_LIFETIME, NON_LIFETIME
+        self._life = (0, 0, 0, 0, 0)  # the parameters, EXCHANGE_LIFETIME, NON_LIFETIME
         self._tid = self.rand(16)
         self.on_unacknowledged = None  # callable(record) when a CON gives up
         # callable(rx) for an empty RST that matches no record in flight: an
@@ -512,7 +485,7 @@ class EndPoint:
     def dedup_count(self):
         """How many received messages are remembered for duplicate
         detection: at most dedup_size."""
-        return len(self._dedup)
+        return self._dedup.size - self._dedup.nfree
 
     # -- sockets ------------------------------------------------------------
 
@@ -529,9 +502,6 @@ class EndPoint:
     def register(self, sock):
         """Also receive on `sock` (e.g. a multicast socket)."""
         sock.setblocking(False)
-        self._register(sock)
-
-    def _register(self, sock):
         self._nsocks += 1
         self._poller.register(sock, _POLLIN)
         fileno = getattr(sock, "fileno", None)
@@ -559,18 +529,17 @@ class EndPoint:
             for i in range(len(t)):
                 t[i] = self.rand(8)
             t = bytes(t)
-            if not t or self._holder(t) is None:
+            if not t:
                 return t
-
-    def _holder(self, token):
-        # A record in flight whose message has `token`, or None.
-        if self._indexed:
-            r = self._tokens.get(token)
-            return r[0] if type(r) is list else r
-        for rec in self._records:
-            if rec._token == token:
-                return rec
-        return None
+            if self._indexed:
+                if t not in self._tokens:
+                    return t
+            else:
+                for rec in self._records:
+                    if rec._token == t:
+                        break
+                else:
+                    return t
 
     # -- sending ------------------------------------------------------------
 
@@ -579,66 +548,50 @@ class EndPoint:
         if message.transaction_type > _NON:
             raise ValueError("send CON or NON; answer with ReceptionRecord.ack/reset")
         self._check_size(message)
-        if len(self._records) >= self.max_in_flight:
-            raise CapacityError("%d transmissions already in flight" % len(self._records))
+        recs = self._records
+        if len(recs) >= self.max_in_flight:
+            raise CapacityError("%d transmissions already in flight" % len(recs))
         rec = TransmissionRecord(self, message, remote)
         if message.code < 32:  # a request: to a group? (responses go to one peer)
             rec._multicast = is_multicast(remote)
         rec.transaction_id = self.next_transaction_id()
         rec.next_event_time = self.clock()  # pyright: ignore[reportAttributeAccessIssue]: the stubs give ticks a type of their own; they are ints
-        self._track(rec)
-        return rec
-
-    def _track(self, rec):
-        # A new record in flight, queued: in the table, its indexes and the
-        # walk of the next _service().
-        recs = self._records
         recs.append(rec)
         self._queue.append(rec)
         self._walk = True
         if self._indexed:
-            self._index(rec)
+            self._index(rec, True)
         elif len(recs) > _LINEAR:
-            # Grown past what a scan handles well: index it from now on.
+            # Grown past what a scan handles well: indexed from now on.
             self._indexed = True
             for r in recs:
-                self._index(r)
+                self._index(r, True)
                 if r._state == _WAIT_ACK:
-                    self._acks(r.remote, 1)
+                    self._waiting[r.remote] = self._waiting.get(r.remote, 0) + 1
+        return rec
 
-    def _index(self, rec):
-        self._tids[rec.transaction_id] = rec
-        index = self._tokens
+    def _index(self, rec, add):
+        # Put `rec` in the token and message ID indexes, or take it out.
+        tokens = self._tokens
         t = rec._token
-        r = index.get(t)
-        if r is None:
-            index[t] = rec
-        elif type(r) is list:
-            r.append(rec)
-        else:
-            index[t] = [r, rec]  # a token shared (tokens of length 0, say)
-
-    def _unindex(self, rec):
+        r = tokens.get(t)
+        if add:
+            self._tids[rec.transaction_id] = rec
+            if r is None:
+                tokens[t] = rec
+            elif type(r) is list:
+                r.append(rec)
+            else:
+                tokens[t] = [r, rec]  # a token shared (tokens of length 0, say)
+            return
         if self._tids.get(rec.transaction_id) is rec:
             del self._tids[rec.transaction_id]
-        index = self._tokens
-        t = rec._token
-        r = index.get(t)
         if r is rec:
-            del index[t]
+            del tokens[t]
         elif type(r) is list:
             r.remove(rec)
             if len(r) == 1:
-                index[t] = r[0]
-
-    def _acks(self, remote, delta):
-        # Count the CONs to `remote` awaiting their ACK (large tables only).
-        w = self._waiting
-        n = w.get(remote, 0) + delta
-        if n:
-            w[remote] = n
-        else:
-            del w[remote]
+                tokens[t] = r[0]
 
     def _outstanding(self, remote):
         # CON messages to `remote` still waiting for their ACK (for NSTART).
@@ -651,31 +604,25 @@ class EndPoint:
         return n
 
     def _set_state(self, rec, state):
-        # Every change of state goes through here, so the count of CONs
-        # awaiting their ACK stays true.
+        # Every change of state comes here, so the count of CONs awaiting
+        # their ACK stays true.
         old = rec._state
         rec._state = state
-        if self._indexed:
-            if old == _WAIT_ACK:
-                self._acks(rec.remote, -1)
-            if state == _WAIT_ACK:
-                self._acks(rec.remote, 1)
-        if old == _WAIT_ACK and self._queue:
-            self._walk = True  # an NSTART slot is free: a queued CON may go
+        if old == _WAIT_ACK or state == _WAIT_ACK:
+            if self._indexed:
+                w = self._waiting
+                n = w.get(rec.remote, 0) + (1 if state == _WAIT_ACK else -1)
+                if n:
+                    w[rec.remote] = n
+                else:
+                    del w[rec.remote]
+            if old == _WAIT_ACK and self._queue:
+                self._walk = True  # an NSTART slot is free: a queued CON may go
 
     def _check_size(self, message):
         if message.wire_size() > self.max_message_size:
             raise ValueError("message of %d bytes exceeds max_message_size %d"
                              % (message.wire_size(), self.max_message_size))
-
-    def _view(self, n):
-        # _tx[0:n] as an object sendto() takes. A board builds a memoryview
-        # for it; answers of one length follow each other (the same resource
-        # read again and again), so the last one is kept and reused.
-        v = self._last
-        if len(v) != n:
-            v = self._last = self._txv[0:n]
-        return v
 
     def _encode(self, message, tid):
         # The message as something to send (a view of _tx on a board, where
@@ -683,7 +630,11 @@ class EndPoint:
         # faster there), or None when it is larger than max_message_size.
         try:
             if IS_MICROPYTHON:
-                return self._view(message.encode_into(self._tx, tid))
+                n = message.encode_into(self._tx, tid)
+                data = self._last
+                if len(data) != n:
+                    data = self._last = self._txv[0:n]
+                return data
             data = message.encode(tid)
         except ValueError:
             return None  # larger than the buffer (grown since send() checked?)
@@ -701,12 +652,12 @@ class EndPoint:
             return _EINVAL
         return None
 
-    def _transmit(self, message, tid, remote):
-        # Encode and send; returns an errno or None.
-        data = self._encode(message, tid)
+    def _transmit(self, rec):
+        # Encode and send a record's message; returns an errno or None.
+        data = self._encode(rec.message, rec.transaction_id)
         if data is None:
             return _EMSGSIZE
-        return self._sendto(data, remote)
+        return self._sendto(data, rec.remote)
 
     def _send_empty(self, mtype, tid, remote):
         # An empty ACK or RST, written into a buffer of its own (no Message,
@@ -718,31 +669,6 @@ class EndPoint:
         except (OSError, TypeError, ValueError):
             pass  # the peer will retransmit, or did not deserve an answer
 
-    def _start(self, rec, now):
-        # First transmission of a queued record.
-        m = rec.message
-        rec.created_time = now
-        rec.last_event_time = now
-        rec.error = self._transmit(m, rec.transaction_id, rec.remote)
-        if rec.error == _EMSGSIZE or rec.error == _EINVAL:
-            self._finish(rec)  # cannot go out at all; `error` says why
-            return
-        if m.transaction_type == _CON and not rec._multicast:
-            span = int(self.ack_timeout_ms * (self.ack_random_factor - 1))
-            rec._timeout_ms = self.ack_timeout_ms + ((span * self.rand(16)) >> 16)
-            rec.remaining_attempts = self.max_retransmit
-            self._set_state(rec, _WAIT_ACK)
-            self._deadline(rec, ticks_add(now, rec._timeout_ms))
-        elif 1 <= m.code <= 31:
-            # A NON request (or a CON to a multicast group, sent once):
-            # responses are matched by token until NON_LIFETIME has passed.
-            rec.response_type = _NON
-            self._set_state(rec, _WAIT_RESPONSE)
-            self._deadline(rec, ticks_add(now, self.non_lifetime_ms))
-        else:
-            rec.response_type = _NON
-            self._finish(rec)
-
     def _finish(self, rec):
         if rec._state != _DONE:
             if rec._state == _QUEUED and rec in self._queue:
@@ -751,7 +677,7 @@ class EndPoint:
             self._deadline(rec, None)
             self._records.remove(rec)
             if self._indexed:
-                self._unindex(rec)
+                self._index(rec, False)
 
     def _deadline(self, rec, t):
         # Give `rec` the deadline `t` (None: none); _service() watches it.
@@ -769,70 +695,77 @@ class EndPoint:
 
     def _service(self, now):
         """Transmit what is due; return ms until the next timed event (or -1)."""
-        wait = self._expire(now)
+        wait = -1
+        due = self._due
+        if due is not None and ticks_diff(due, now) <= 0:
+            # A deadline passed: retransmit or give up what is due, and find
+            # the next deadline.
+            timers = self._timers
+            i = 0
+            while i < len(timers):
+                rec = timers[i]
+                if ticks_diff(rec.next_event_time, now) <= 0:
+                    if rec._state == _WAIT_ACK and rec.remaining_attempts > 0:
+                        rec.remaining_attempts -= 1
+                        rec._timeout_ms *= 2
+                        rec.last_event_time = now
+                        rec.next_event_time = ticks_add(now, rec._timeout_ms)
+                        rec.error = self._transmit(rec)
+                    else:
+                        rec._gave_up = rec._state == _WAIT_ACK
+                        self._timed_out += 1
+                        self._finish(rec)
+                        if rec._gave_up and self.on_unacknowledged is not None:
+                            self.on_unacknowledged(rec)
+                        continue  # it left the list: index i is the next record
+                d = ticks_diff(rec.next_event_time, now)
+                if wait < 0 or d < wait:
+                    wait = d if d > 0 else 0
+                i += 1
+            self._due = due = ticks_add(now, wait) if wait >= 0 else None
         if self._walk:
             # New records, or an NSTART slot freed (maybe just now, by a CON
-            # that gave up): first transmissions, and their deadlines.
+            # that gave up): first transmissions, each that NSTART allows.
             self._walk = False
-            self._start_queued(now)
-            due = self._due
-            if due is not None:
-                d = ticks_diff(due, now)
-                if d < 0:
-                    d = 0
-                if wait < 0 or d < wait:
-                    wait = d
-        return wait
-
-    def _expire(self, now):
-        # Retransmit or give up what is due; ms until the next deadline (-1: none).
-        due = self._due
-        if due is None:
-            return -1  # nothing has a deadline
-        d = ticks_diff(due, now)
-        if d > 0:
-            return d  # nothing is due yet: no walk
-        # Something is due: handle every deadline passed, and find the next.
-        wait = -1
-        timers = self._timers
-        i = 0
-        while i < len(timers):
-            rec = timers[i]
-            if ticks_diff(rec.next_event_time, now) <= 0:
-                if rec._state == _WAIT_ACK and rec.remaining_attempts > 0:
-                    rec.remaining_attempts -= 1
-                    rec._timeout_ms *= 2
-                    rec.last_event_time = now
-                    rec.next_event_time = ticks_add(now, rec._timeout_ms)
-                    rec.error = self._transmit(rec.message, rec.transaction_id, rec.remote)
+            queue = self._queue
+            i = 0
+            while i < len(queue):
+                rec = queue[i]
+                if (rec.message.transaction_type == _CON
+                        and self._outstanding(rec.remote) >= self.nstart):
+                    i += 1  # NSTART: wait for an ACK to free a slot
                 else:
-                    rec._gave_up = rec._state == _WAIT_ACK
-                    self._timed_out += 1
-                    self._finish(rec)
-                    if rec._gave_up and self.on_unacknowledged is not None:
-                        self.on_unacknowledged(rec)
-                    continue  # it left the list: index i is the next record
-            d = ticks_diff(rec.next_event_time, now)
-            if d < 0:
-                d = 0
-            if wait < 0 or d < wait:
-                wait = d
-            i += 1
-        self._due = ticks_add(now, wait) if wait >= 0 else None
-        return wait
+                    del queue[i]
+                    self._start(rec, now)
+            due = self._due
+        if due is None:
+            return -1
+        wait = ticks_diff(due, now)
+        return wait if wait > 0 else 0
 
-    def _start_queued(self, now):
-        # First transmissions: every queued record NSTART lets go.
-        queue = self._queue
-        i = 0
-        while i < len(queue):
-            rec = queue[i]
-            if (rec.message.transaction_type == _CON
-                    and self._outstanding(rec.remote) >= self.nstart):
-                i += 1  # NSTART: wait for an ACK to free a slot
-            else:
-                del queue[i]
-                self._start(rec, now)
+    def _start(self, rec, now):
+        # First transmission of a queued record (already off the queue).
+        m = rec.message
+        rec.created_time = now
+        rec.last_event_time = now
+        rec.error = self._transmit(rec)
+        if rec.error == _EMSGSIZE or rec.error == _EINVAL:
+            self._finish(rec)  # cannot go out at all; `error` says why
+        elif m.transaction_type == _CON and not rec._multicast:
+            span = int(self.ack_timeout_ms * (self.ack_random_factor - 1))
+            rec._timeout_ms = self.ack_timeout_ms + ((span * self.rand(16)) >> 16)
+            rec.remaining_attempts = self.max_retransmit
+            self._set_state(rec, _WAIT_ACK)
+            self._deadline(rec, ticks_add(now, rec._timeout_ms))
+        elif 1 <= m.code <= 31:
+            # A NON request (or a CON to a multicast group, sent once):
+            # responses are matched by token until NON_LIFETIME has passed.
+            rec.response_type = _NON
+            self._set_state(rec, _WAIT_RESPONSE)
+            self._deadline(rec, ticks_add(now, self.non_lifetime_ms))
+        else:
+            rec.response_type = _NON
+            self._finish(rec)
 
     # -- receiving ----------------------------------------------------------
 
@@ -855,23 +788,30 @@ class EndPoint:
         swallowed = 0
         while True:
             finished = self._timed_out
-            wait = self._service(now)
+            wait = self._service(now) if self._due is not None or self._walk else -1
             if timeout_ms is None and self._timed_out != finished:
                 # With no time limit, a CON giving up (or a wait expiring)
                 # ends the call: otherwise a quiet network would hide it forever.
                 return None
-            if timeout_ms is not None:
-                left = int(timeout_ms) - ticks_diff(now, start)
-                if left < 0:
-                    left = 0
-                if wait < 0 or left < wait:
-                    wait = left
-            sock = self._wait(wait)
-            now = clock()
-            if sock is None:
-                if timeout_ms is not None and ticks_diff(now, start) >= timeout_ms:
-                    return None
-                continue
+            if self._busy:
+                # Under load, read the socket straight away: a datagram is
+                # likely waiting, and the poll system call would cost as much
+                # as the read. (Only with one socket, so none is starved.)
+                self._busy = False
+                sock = self._socket
+            else:
+                if timeout_ms is not None:
+                    left = int(timeout_ms) - ticks_diff(now, start)
+                    if left < 0:
+                        left = 0
+                    if wait < 0 or left < wait:
+                        wait = left
+                sock = self._wait(wait)
+                now = clock()
+                if sock is None:
+                    if timeout_ms is not None and ticks_diff(now, start) >= timeout_ms:
+                        return None
+                    continue
             try:
                 rx = self._receive(sock, now, reuse)
             except MemoryError:
@@ -911,12 +851,6 @@ class EndPoint:
 
     def _wait(self, wait_ms):
         # One readable socket, or None when wait_ms (-1: forever) passes.
-        if self._busy:
-            # Under load, read the socket straight away: a datagram is likely
-            # waiting, and the poll system call would cost as much as the
-            # read. (Only with one socket, so none is starved.)
-            self._busy = False
-            return self._socket
         ipoll = self._ipoll
         if ipoll is not None:
             for ev in ipoll(wait_ms):
@@ -927,20 +861,16 @@ class EndPoint:
             return self._socks[s] if isinstance(s, int) else s  # upy-ok: fd or socket
         return None
 
-    def _read(self, sock):
-        # One datagram: the (data, remote) pair recvfrom gives, or None.
+    def _receive(self, sock, now, reuse):
+        # One datagram off `sock`, through the message layer: the record to
+        # hand up, or None.
         self._reading = sock
         try:
             got = sock.recvfrom(self.max_message_size + 1)
         except OSError:  # EAGAIN, or an ICMP error reported on the socket
-            got = None
-        self._reading = None
-        return got
-
-    def _receive(self, sock, now, reuse):
-        got = self._read(sock)
-        if got is None:
+            self._reading = None
             return None
+        self._reading = None
         self._busy = self._nsocks == 1
         data = got[0]
         remote = got[1]
@@ -948,10 +878,22 @@ class EndPoint:
             self.dropped += 1  # truncated: cannot be trusted
             return None
         try:
-            if reuse:
-                rx = self._refill(data, remote)
+            rx = self._spare if reuse else None
+            if rx is not None:
+                # The reused record: made with every attribute it will ever
+                # set, so refilling it never grows its table (nor its Message's).
+                rx.transaction_id = rx.message.decode_from(data)
+                rx.pertains_to = None
+                rx.sock = None
+                rx._entry = -1
+                rx.remote = remote
             else:
                 rx = ReceptionRecord(self, data, remote)
+                if reuse:
+                    rx.pertains_to = None
+                    rx.sock = None
+                    rx._entry = -1
+                    self._spare = rx
         except DecodeError as e:
             self.dropped += 1
             if e.transaction_type == _CON and not e.bad_version:
@@ -964,64 +906,49 @@ class EndPoint:
         self._taking = None
         return rx
 
-    def _refill(self, data, remote):
-        # The reusable record, holding the datagram `data` from `remote`.
-        rx = self._spare
-        if rx is None:
-            # Made with every attribute it will ever set, so refilling it
-            # never grows its table (nor its Message's).
-            rx = object.__new__(ReceptionRecord)
-            rx.end_point = self
-            rx.message = Message()
-            rx.pertains_to = None
-            rx.sock = None
-            rx._entry = -1
-            self._spare = rx
-        else:
-            rx.pertains_to = None
-            rx.sock = None
-            rx._entry = -1
-        rx.remote = remote
-        rx.transaction_id = rx.message.decode_from(data)
-        return rx
-
-    def _kept(self, rx):
-        # `rx` is held by a record (a response): never refill it.
-        if self._spare is rx:
-            self._spare = None
-
     def _dispatch(self, rx, now):
         m = rx.message
         mtype = m.transaction_type
         code = m.code
+        tid = rx.transaction_id
+        remote = rx.remote
         if mtype >= _ACK:
             return self._on_ack_or_reset(rx, mtype, code, now)
-        if code == 0:
-            if mtype == _CON:  # a ping (RFC 7252 §4.3)
-                self._send_empty(_RST, rx.transaction_id, rx.remote)
-            else:
+        if code == 0 or 32 <= code <= 63 or code >= 192:
+            # A ping (RFC 7252 §4.3) gets RST; so does a CON of a reserved
+            # class (1, 6, 7: RFC 7252 §12.1); the rest is dropped.
+            if code:
+                self.dropped += 1
+            if mtype == _CON:
+                self._send_empty(_RST, tid, remote)
+            elif not code:
                 self.dropped += 1
             return None
-        if 32 <= code <= 63 or code >= 192:
-            # Classes 1, 6 and 7 are reserved (RFC 7252 §12.1): reject.
-            self.dropped += 1
-            if mtype == _CON:
-                self._send_empty(_RST, rx.transaction_id, rx.remote)
-            return None
+        # How long it is remembered: EXCHANGE_LIFETIME (CON), NON_LIFETIME
+        # (NON). Derived once, not per message (float arithmetic); again if
+        # the application retunes the parameters.
+        life = self._life
+        if (life[0] != self.ack_timeout_ms or life[1] != self.ack_random_factor
+                or life[2] != self.max_retransmit):
+            life = self._life = (self.ack_timeout_ms, self.ack_random_factor,
+                                 self.max_retransmit, self.exchange_lifetime_ms,
+                                 self.non_lifetime_ms)
         d = self._dedup
-        s = d.find(rx.transaction_id, rx.remote, now)
-        if s >= 0:
+        g = d.note(tid, remote, now, ticks_add(now, life[3] if mtype == _CON else life[4]))
+        if g < -1:
+            # A duplicate: a CON gets the reply again, if one was sent.
             self.duplicates += 1
             if mtype == _CON:
-                reply = d.replayed(s)
-                if type(reply) is int:
-                    self._send_empty(reply, rx.transaction_id, rx.remote)
-                elif reply is not None:
-                    self._sendto(reply, rx.remote)
+                s = -2 - g
+                n = d.lens[s]
+                if n == _ACK or n == _RST:
+                    self._send_empty(n, tid, remote)
+                elif n:
+                    self._sendto(memoryview(d.bufs[s])[0:n], remote)
             return None
-        rx._entry = d.add(rx.transaction_id, rx.remote, ticks_add(now, self._lifetime(mtype)), now)
+        rx._entry = g
         if code >= 64:
-            rec = self._by_token(m.token, rx.remote)
+            rec = self._by_token(m.token, remote)
             if rec is None:
                 # Nobody asked: reject a CON, ignore a NON (RFC 7252 §5.3.2).
                 self.dropped += 1
@@ -1031,18 +958,10 @@ class EndPoint:
             self._response(rec, rx, now)
         return rx
 
-    def _lifetime(self, mtype):
-        # How long a received message is remembered: EXCHANGE_LIFETIME for a
-        # CON, NON_LIFETIME for a NON.
-        life = self._lifetimes
-        if (life is None or life[0] != self.ack_timeout_ms
-                or life[1] != self.ack_random_factor or life[2] != self.max_retransmit):
-            # Derived once (float arithmetic, two properties), not per message;
-            # made again if the application retunes the parameters.
-            life = self._lifetimes = (self.ack_timeout_ms, self.ack_random_factor,
-                                      self.max_retransmit, self.exchange_lifetime_ms,
-                                      self.non_lifetime_ms)
-        return life[3] if mtype == _CON else life[4]
+    def _kept(self, rx):
+        # `rx` stays with a record (or a callback): never refill it.
+        if self._spare is rx:
+            self._spare = None
 
     def _on_ack_or_reset(self, rx, mtype, code, now):
         tid = rx.transaction_id
@@ -1116,24 +1035,17 @@ class EndPoint:
     def _by_token(self, token, remote):
         # The request in flight with this token (and remote, unless the
         # request went to a multicast group: answers come from unicast).
+        recs = self._records
         if self._indexed:
             r = self._tokens.get(token)
             if r is None:
                 return None
-            if type(r) is not list:
-                return r if self._answers(r, remote) else None
-            recs = r
-        else:
-            recs = self._records
+            recs = r if type(r) is list else (r,)
         for rec in recs:
-            if rec._token == token and self._answers(rec, remote):
+            if (rec._token == token and rec._state != _QUEUED and 1 <= rec.message.code <= 31
+                    and (remote is None or rec.remote == remote or rec._multicast)):
                 return rec
         return None
-
-    def _answers(self, rec, remote):
-        # Can a response from `remote` be for `rec`?
-        return (rec._state != _QUEUED and 1 <= rec.message.code <= 31
-                and (remote is None or rec.remote == remote or rec._multicast))
 
 
 # -- addresses -------------------------------------------------------------

@@ -34,11 +34,18 @@ them, fail() reports an error, now() reads the clock, message() builds a
 response Message. Every response goes through that one pipeline: a
 handler's, a deferred one, a notification, a streamed upload's.
 
-Per request, beyond what the EndPoint allocates: a Request, the response
-Message and whatever the handler builds. Options are read in one walk over
-the received bytes with the codec's option cursor, and the resource is found
-by comparing path segments as bytes, so no path string is built unless the
-handler asks for request.path.
+What a request costs: nothing of its own but what the handler builds. The
+server takes it in a Request it reuses (and the EndPoint in a record and
+Message it reuses), unless something holds on to it: a deferred request, an
+observer's registration, one an extension or on_error saw (Request.keep()).
+Options are read in one walk over the received bytes with the codec's option
+cursor; the resource is found by comparing path segments as bytes, so no
+path or query string is made unless the handler asks for request.path or
+request.query; the response is written straight into the EndPoint's buffer
+(ReceptionRecord.respond), with no response Message.
+
+A MemoryError while a request is taken in or handled drops it (counted in
+the EndPoint's memory_errors): it never leaves process() or serve().
 """
 from ._compat import IS_MICROPYTHON, const, ticks_add, ticks_diff
 from .message import Message, encode_options, insert_option, option_next
@@ -62,7 +69,7 @@ _BLOCK1 = const(27)
 _PROXY_URI = const(35)
 _PROXY_SCHEME = const(39)
 _NO_RESPONSE = const(258)
-_RECOGNIZED = const(-2)  # message.RECOGNIZED: option_next() passes unrecognized elective options
+_RECOGNIZED = const(-2)  # message.RECOGNIZED: the cursor passes unrecognized elective options
 
 # Response codes (codes.py has them all; these are the ones sent from here).
 _CONTENT = const(69)
@@ -79,10 +86,8 @@ _LINK_FORMAT = const(40)
 # Cached Content-Format option bytes: a bounded cache, like every table here.
 _MAX_CF_CACHE = const(8)
 
-# What call() returns for a handler that raised, and render() for an answer
-# it could not make: 5.00, built once.
+# What call() returns for a handler that raised: 5.00, built once.
 _RAISED = (_INTERNAL_SERVER_ERROR, b"")
-_FAILED = (_INTERNAL_SERVER_ERROR, b"", None, ())
 
 
 class Response:
@@ -166,25 +171,30 @@ class Request:
 
     Plain attributes: message, remote, code, content_format, accept (None
     when absent), confirmable, multicast (it came to a group address), rx
-    (the EndPoint's ReceptionRecord). Computed when first read: path and
-    query (tuples of str), payload, token. Read-only: observe, block1 and
-    block2, the values of those options (None when absent).
+    (the EndPoint's ReceptionRecord), and observe, block1 and block2: the
+    values of those options (None when absent), for extensions to read.
+    Computed when first read: path and query (tuples of str), payload,
+    token.
+
+    The server reuses a Request (and its message) for the next request once
+    its handler has returned, unless it deferred it: a handler that keeps a
+    request to read later calls keep().
     """
 
     # What most requests never set is a class-level default; whoever sets
-    # it on a request also sets _rare, so _load knows to clear it again.
+    # one on a request also sets _rare, so _load knows to clear it again.
     # (A request made fresh, for a notification say, stays a small object.)
     content_format = None
     accept = None
     deferred = None
+    observe = None  # the request's Observe value (RFC 7641)
+    block1 = None  # the Block1 / Block2 option values (RFC 7959)
+    block2 = None
     _no_response = 0  # RFC 7967 bitmap
     _bad = 0  # the unrecognized critical option behind a 4.02
     _path = None  # path and query as tuples of str, once read
     _query = None
-    _block1 = None  # the Block1 / Block2 option values (RFC 7959), if any
-    _block2 = None
     _body = None  # the assembled Block1 body, when there is one
-    _observe = None  # the request's Observe value (RFC 7641), if any
     _kept = False  # held beyond its handling: never reused
 
     def __init__(self, server, rx, multicast):
@@ -208,46 +218,29 @@ class Request:
             self.content_format = None
             self.accept = None
             self.deferred = None
+            self.observe = None
+            self.block1 = None
+            self.block2 = None
             self._no_response = 0
             self._bad = 0
             self._path = None
             self._query = None
-            self._block1 = None
-            self._block2 = None
             self._body = None
-            self._observe = None
             self._kept = False
 
     def keep(self):
-        """Keep this Request (and its message) for use after the handler
-        returns. The server otherwise reuses it for the next request: a
-        handler that keeps a request without deferring it calls this. The
+        """Keep this Request (and its message) for use after its handler
+        returns: the server then makes a new one for the next request. The
         server does so itself for a deferred request, an Observe
-        registration and whatever an extension sees."""
+        registration, and any request an extension or on_error sees."""
         self._kept = True
         self._rare = True
-
-    @property
-    def observe(self):
-        """The request's Observe value: 0 register, 1 deregister, or None."""
-        return self._observe
-
-    @property
-    def block1(self):
-        """The Block1 option's value as a uint (num << 4 | more << 3 | szx), or None."""
-        return self._block1
-
-    @property
-    def block2(self):
-        """The Block2 option's value as a uint (num << 4 | more << 3 | szx), or None."""
-        return self._block2
 
     @property
     def path(self):
         p = self._path
         if p is None:
-            p = _strings(self.message, _URI_PATH)
-            self._path = p
+            p = self._path = _strings(self.message, _URI_PATH, self.server._cur)
             self._rare = True
         return p
 
@@ -255,8 +248,7 @@ class Request:
     def query(self):
         q = self._query
         if q is None:
-            q = _strings(self.message, _URI_QUERY)
-            self._query = q
+            q = self._query = _strings(self.message, _URI_QUERY, self.server._cur)
             self._rare = True
         return q
 
@@ -281,10 +273,8 @@ class Request:
         (the same one if called again); its respond() sends the response."""
         d = self.deferred
         if d is None:
-            d = Deferred(self)
-            self.deferred = d
-            self._kept = True
-            self._rare = True
+            d = self.deferred = Deferred(self)
+            self.keep()
             if self.confirmable and not self._done:
                 self.rx.ack()
         return d
@@ -334,15 +324,17 @@ class Deferred:
         return self.record
 
 
-def _strings(msg, number):
-    # The values of option `number` as a tuple of str; ValueError if one is
-    # not UTF-8.
-    cur = [0, 0, 0, 0, 0]
+def _strings(msg, number, cur):
+    # The values of option `number` as a tuple of str (walked with the
+    # cursor `cur`); ValueError if one is not UTF-8.
     ob = msg.cursor(cur)
+    if option_next(ob, cur, number) < 0:
+        return ()  # none: nothing made
     out = []
-    while option_next(ob, cur, number) >= 0:
+    while True:
         out.append(ob[cur[0]:cur[0] + cur[1]].decode("utf-8"))
-    return tuple(out)
+        if option_next(ob, cur, number) < 0:
+            return tuple(out)
 
 
 def _utf8(buf, pos, n):
@@ -441,12 +433,11 @@ class Server:
         self._listing = []  # [path, Resource] in registration order (discovery)
         self._specs = {}  # option number -> (min_len, max_len, repeatable), registered only
         self._cf_options = {}  # Content-Format -> its encoded option (bounded)
+        self._links = None  # the listing link_format() made last (see there)
         self._cur = [0, 0, 0, 0, 0]  # the option cursor route() walks with
-        # The Request handle() fills for each request, and the one a
-        # notification is rendered with: reused while nobody keeps them, so
-        # a request handled at once costs no object (see Request.keep).
+        # The Request handle() fills for each request: reused while nobody
+        # keeps it, so a request handled at once costs no object.
         self._spare = None
-        self._spare_notification = None
         self._depth = 0  # handle() calls in progress (a handler may serve)
         self._out = [0, b"", None, ()]  # what _render() made: code, payload, cf, options
         self._running = False
@@ -498,15 +489,39 @@ class Server:
         /.well-known/core serves it: every resource but that one, with its
         discovery attributes, targets percent-encoded (link.py). `query`: a
         discovery filter (§4.1) such as 'rt=temp*', or a list of them that
-        must all pass; None lists everything."""
+        must all pass; None lists everything.
+
+        The full listing is kept, and served again while the resources and
+        their discovery attributes stay as they were: a node is asked for
+        it often, and making it costs far more than checking it."""
+        listing = self._listing
+        kept = self._links  # [text, then per resource: it and its attributes]
+        if not query and kept is not None and len(kept) == 1 + 7 * len(listing):
+            i = 1
+            for e in listing:
+                r = e[1]
+                if (kept[i] is not r or kept[i + 1] != r.rt or kept[i + 2] != r.if_
+                        or kept[i + 3] != r.ct or kept[i + 4] != r.sz
+                        or kept[i + 5] != r.title or kept[i + 6] != r.obs):
+                    break
+                i += 7
+            else:
+                return kept[0]
         # Imported here: a node that is never asked does not load link.py.
         from .link import resource_links
 
         entries = []
-        for path, res in self._listing:
+        for path, res in listing:
             if res is not self.well_known:
                 entries.append((path, res.link_attrs()))
-        return resource_links(entries, query)
+        text = resource_links(entries, query)
+        if not query:
+            kept = [text]
+            for e in listing:
+                r = e[1]
+                kept += (r, r.rt, r.if_, r.ct, r.sz, r.title, r.obs)
+            self._links = kept
+        return text
 
     def _discover(self, request):
         text = self.link_format(request.query)
@@ -524,14 +539,8 @@ class Server:
         notification built by calling its GET handler again. Returns how
         many were sent."""
         obs = self._hooks.get("observe")
-        if obs is None:
-            return 0
-        res = path_or_resource
-        if not isinstance(res, Resource):
-            res = self.find(res)
-            if res is None:
-                return 0
-        return obs.notify(res)
+        res = self._resource(path_or_resource)
+        return 0 if obs is None or res is None else obs.notify(res)
 
     def observers(self, path_or_resource=None):
         """How many observers (of one resource, or in total)."""
@@ -540,12 +549,14 @@ class Server:
             return 0
         if path_or_resource is None:
             return obs.count()
-        res = path_or_resource
-        if not isinstance(res, Resource):
-            res = self.find(res)
-            if res is None:
-                return 0
-        return obs.count(res)
+        res = self._resource(path_or_resource)
+        return 0 if res is None else obs.count(res)
+
+    def _resource(self, path_or_resource):
+        # A Resource, or the one registered at a path (None if none is).
+        if isinstance(path_or_resource, Resource):
+            return path_or_resource
+        return self.find(path_or_resource)
 
     # -- table sizes (read-only) ------------------------------------------------
 
@@ -627,9 +638,9 @@ class Server:
         return out[0], out[1], out[2], out[3]
 
     def _render(self, req, res, result):
-        # render(), leaving the parts in self._out: handle() reads them at
-        # once, with no tuple built per request. (Nothing between the two
-        # runs application code, so one list serves however deep the calls.)
+        # render(), leaving the parts in self._out: its caller reads them at
+        # once, and no tuple is made per request. (Nothing in between runs
+        # application code, so one list serves however deep the calls.)
         try:
             if result is None:
                 raise TypeError("handler returned None without defer()")
@@ -664,13 +675,12 @@ class Server:
                         cf = cts
                     elif len(cts) == 1:
                         cf = cts[0]
-                if (req._observe is not None and req.code == _GET and res.obs
-                        and not req.multicast):
+                if req.observe is not None and req.code == _GET and res.obs and not req.multicast:
                     req.keep()  # the observer table may hold it
                     options = self.hook("observe").respond(req, res, code, options)
             # Does the answer need Block-wise transfer (RFC 7959)? Asked
             # here only: every response passes this way.
-            if (req._block2 is not None or req._block1 is not None or callable(payload)
+            if (req.block2 is not None or req.block1 is not None or callable(payload)
                     or len(payload) > self.block_size):
                 req.keep()  # the block table may hold it
                 code, payload, options = self.hook("block").shape(
@@ -711,46 +721,41 @@ class Server:
                 req.rx.ack()
             return
         if req.multicast:
-            self._hold(req, code, payload, content_format, options)
+            # Held for its leisure delay (RFC 7252 §8.2), as a Message.
+            req.keep()
+            msg = self._built(req, _ACK if req.confirmable else _NON, code, payload,
+                              content_format, options)
+            if msg is not None:
+                self.hook("group").hold(req, msg)
             return
-        # Written straight into the EndPoint's buffer: no response Message.
-        if options:
-            ob = self._encoded(req, content_format, options)
-        else:
-            ob = self.option_bytes(content_format)
+        # Straight into the EndPoint's buffer: no response Message.
+        ob = self._built(req, -1, 0, b"", content_format, options)
         if ob is not None:
             if req.rx.respond(code, payload, ob):
                 return
-            self.fail(req, ValueError("a response of %d bytes or more does not fit "
-                                      "max_message_size" % len(payload)))
+            self.fail(req, ValueError("the response does not fit max_message_size"))
         if code != _INTERNAL_SERVER_ERROR:
             req._done = False
             self.answer(req, _INTERNAL_SERVER_ERROR)
 
-    def _encoded(self, req, cf, options):
-        # option_bytes(cf, options), or None after fail() if they are unusable.
+    def _built(self, req, mtype, code, payload, cf, options):
+        # option_bytes(cf, options) (mtype -1), or a Message of that type:
+        # None after fail() when that cannot be made (options that are not
+        # Options, say).
         try:
-            return self.option_bytes(cf, options)
+            if mtype < 0:
+                return self.option_bytes(cf, options)
+            return self.message(mtype, code, payload, req.token, cf, options)
         except Exception as e:
             self.fail(req, e)
             return None
 
-    def _hold(self, req, code, payload, cf, options):
-        # The answer to a group request waits for its leisure delay (RFC
-        # 7252 §8.2): a Message, held by the "group" extension.
-        req.keep()
-        try:
-            msg = self.message(_ACK if req.confirmable else _NON, code, payload,
-                               req.token, cf, options)
-            self.hook("group").hold(req, msg)
-        except Exception as e:
-            self.fail(req, e)
-
     def option_bytes(self, content_format=None, options=()):
-        """The options of a response in wire form: `options` (Option
-        instances, kept in order; a non-repeatable one given twice: the last
-        wins) and Content-Format. A lone Content-Format's bytes come from a
-        small cache, not encoded anew."""
+        """The options of a response in wire form (for
+        ReceptionRecord.respond): `options` (Option instances, kept in
+        order; a non-repeatable one given twice: the last wins) and
+        Content-Format. A lone Content-Format's bytes come from a small
+        cache, not encoded anew."""
         cf = content_format
         if options:
             opts = []
@@ -784,8 +789,8 @@ class Server:
         req = Request(self, registration.rx, False)
         req.confirmable = False
         self.route(req)
-        req._observe = None
-        req._block2 = None
+        req.observe = None
+        req.block2 = None
         return req
 
     # -- receiving ------------------------------------------------------------
@@ -796,53 +801,48 @@ class Server:
         (a response for a Client on the same EndPoint, an ACK) is returned.
         Delayed multicast responses are sent when due meanwhile.
 
-        A MemoryError while handling a request drops it (counted in the
+        A MemoryError while a request is handled drops it (counted in the
         EndPoint's memory_errors; a CON's retransmission is then taken as
         new): it never leaves process()."""
+        ep = self.end_point
         group = self._hooks.get("group")
         if group is None or not group.count:
-            # The EndPoint's reusable record, unless a handler is serving
-            # from inside another request's handling (it holds that record).
-            rx = self.end_point.process(timeout_ms, self._depth == 0)
-            if rx is None:
-                return None
-            return self._take(rx)
-        clock = self._clock
-        start = clock()
-        while True:
-            now = clock()
-            wait = group.send_due(now)
-            cut = False
-            t = timeout_ms
-            if t is not None:
-                t = int(t) - ticks_diff(now, start)
-                if t < 0:
-                    t = 0
-            if wait >= 0 and (t is None or wait < t):
-                t = wait
-                cut = True
-            rx = self.end_point.process(t, self._depth == 0)
-            if rx is not None:
-                return self._take(rx)
-            if not cut:
-                return None
-
-    def _take(self, rx):
-        # What process() received: None once handled as a request, else
-        # the record, the caller's to keep.
+            # The EndPoint's reusable record, unless this is a handler
+            # serving while another request is handled (that one holds it).
+            rx = ep.process(timeout_ms, self._depth == 0)
+        else:
+            clock = self._clock
+            start = clock()
+            while True:
+                now = clock()
+                wait = group.send_due(now)
+                cut = False
+                t = timeout_ms
+                if t is not None:
+                    t = int(t) - ticks_diff(now, start)
+                    if t < 0:
+                        t = 0
+                if wait >= 0 and (t is None or wait < t):
+                    t = wait
+                    cut = True
+                rx = ep.process(t, self._depth == 0)
+                if rx is not None or not cut:
+                    break
+        if rx is None:
+            return None
+        depth = self._depth
         try:
             if self.handle(rx):
                 return None
         except MemoryError:
-            # Dropped, and forgotten by the duplicate cache so the peer's
+            # Dropped, and forgotten by the duplicate cache, so the peer's
             # retransmission gets a fresh try.
-            self._depth = 0
-            ep = self.end_point
+            self._depth = depth
             ep.memory_errors += 1
             ep.dropped += 1
             rx.forget()
             return None
-        rx.keep()
+        rx.keep()  # not a request: the caller's to keep
         return rx
 
     def serve(self, seconds=None, tick=None, tick_ms=1000):
@@ -863,7 +863,10 @@ class Server:
                     due = ticks_add(due, tick_ms)
                     if ticks_diff(due, clock()) < 0:
                         due = ticks_add(clock(), tick_ms)  # late: no burst of ticks
-                    self._tick(tick)
+                    try:
+                        tick()
+                    except MemoryError:
+                        self.end_point.memory_errors += 1
                     left = ticks_diff(due, clock())
                 if left < 0:
                     left = 0
@@ -878,12 +881,6 @@ class Server:
             self.process(t)
         self._running = False
 
-    def _tick(self, tick):
-        try:
-            tick()
-        except MemoryError:
-            self.end_point.memory_errors += 1
-
     def stop(self):
         """Make serve() return (within a second)."""
         self._running = False
@@ -892,7 +889,8 @@ class Server:
         """Answer `rx` (a ReceptionRecord from EndPoint.process) if it is a
         request: True if it was one, False (untouched) otherwise."""
         m = rx.message
-        if not 1 <= m.code <= 31:
+        code = m.code
+        if not 1 <= code <= 31:
             if m.transaction_type == _RST:
                 obs = self._hooks.get("observe")
                 if obs is not None:
@@ -900,8 +898,8 @@ class Server:
             return False
         sock = rx.sock
         multicast = sock is not None and sock is not self.end_point.socket
-        # The spare Request, unless a handler is using it (serving from
-        # inside a handler takes a fresh one).
+        # The spare Request, unless a handler is using it (one serving
+        # from inside a handler gets a fresh one).
         req = self._spare
         if req is None:
             req = Request(self, rx, multicast)
@@ -909,7 +907,18 @@ class Server:
             self._spare = None
             req._load(rx, multicast)
         self._depth += 1
-        self._dispatch(req)
+        res = self.route(req)
+        if not isinstance(res, Resource):
+            if res == _BAD_OPTION and not req.confirmable:
+                # An unrecognized critical option in a NON message: reject
+                # it (RFC 7252 §5.4.1, §4.3), silently for a group (§8.2).
+                if not multicast:
+                    rx.reset()
+            else:
+                # 4.02 says which option (RFC 7252 §5.4.1: a diagnostic payload).
+                self.answer(req, res, b"option %d" % req._bad if res == _BAD_OPTION else b"")
+        else:
+            self._respond(req, res, code)
         self._depth -= 1
         if req._kept:
             rx.keep()  # it stays with its request (deferred, observing...)
@@ -917,66 +926,48 @@ class Server:
             self._spare = req
         return True
 
-    def _dispatch(self, req):
-        # A request through routing, the checks, its handler and the answer.
-        res = self.route(req)
-        if not isinstance(res, Resource):
-            if res == _BAD_OPTION and not req.confirmable:
-                # An unrecognized critical option in a NON message: reject
-                # it (RFC 7252 §5.4.1, §4.3), silently for a group (§8.2).
-                if not req.multicast:
-                    req.rx.reset()
-                return
-            # 4.02 says which option (RFC 7252 §5.4.1: a diagnostic payload).
-            self.answer(req, res, b"option %d" % req._bad if res == _BAD_OPTION else b"")
-            return
-        code = req.code
+    def _respond(self, req, res, code):
+        # A routed request through the checks, its handler and the answer.
+        result = None
         handler = res.handlers[code - 1] if code <= 7 else None
         if handler is None:
             self.answer(req, _METHOD_NOT_ALLOWED)
             return
-        if (req._rare or res.accepts is not None) and not self._acceptable(req, res):
-            return
-        b1 = req._block1
-        if b1 is not None:
-            req.keep()
-            handler = self.hook("block").upload(req, res, handler)
-            if handler is None:
-                return  # answered there: 2.31, 4.08, 4.13, or streamed
-        result = self.call(req, handler)
-        if result is None and req.deferred is not None:
-            return  # the application answers later
+        if req._rare or res.accepts is not None:
+            # Checks for a request with options beyond its path, or for a
+            # resource that names the formats it accepts.
+            ok = res.accepts
+            if ok is not None and req.message.payload and not _among(ok, req.content_format):
+                self.answer(req, _UNSUPPORTED_CONTENT_FORMAT)
+                return
+            cts = res.ct
+            if cts is not None and req.accept is not None and not _among(cts, req.accept):
+                self.answer(req, _NOT_ACCEPTABLE)
+                return
+            b2 = req.block2
+            if b2 is not None and b2 & 7 == 7:
+                self.answer(req, _BAD_REQUEST, b"Block2 SZX 7")  # reserved (RFC 7959 §2.2)
+                return
+            if b2 is not None and b2 >> 4 and req.block1 is None and code != _GET:
+                blocks = self._hooks.get("block")
+                kept = blocks.kept(req, res) if blocks is not None else None
+                if kept is not None:
+                    # The rest of the response to an upload (RFC 7959 §2.7).
+                    req.keep()
+                    result = kept
+                    handler = None
+            if req.block1 is not None:
+                req.keep()
+                handler = self.hook("block").upload(req, res, handler)
+                if handler is None:
+                    return  # answered there: 2.31, 4.08, 4.13, or streamed
+        if handler is not None:
+            result = self.call(req, handler)
+            if result is None and req.deferred is not None:
+                return  # the application answers later
         self._render(req, res, result)
         out = self._out
         self.answer(req, out[0], out[1], out[2], out[3])
-
-    def _acceptable(self, req, res):
-        # The checks for a request with options beyond its path (or with a
-        # resource that names the formats it accepts): False
-        # once answered here (4.15, 4.06, 4.00, or the rest of an upload's
-        # response, RFC 7959 §2.7).
-        ok = res.accepts
-        if ok is not None and req.message.payload and not _among(ok, req.content_format):
-            self.answer(req, _UNSUPPORTED_CONTENT_FORMAT)
-            return False
-        cts = res.ct
-        if cts is not None and req.accept is not None and not _among(cts, req.accept):
-            self.answer(req, _NOT_ACCEPTABLE)
-            return False
-        b2 = req._block2
-        if b2 is not None and b2 & 7 == 7:
-            self.answer(req, _BAD_REQUEST, b"Block2 SZX 7")  # reserved (RFC 7959 §2.2)
-            return False
-        if b2 is not None and b2 >> 4 and req._block1 is None and req.code != _GET:
-            blocks = self._hooks.get("block")
-            kept = blocks.kept(req, res) if blocks is not None else None
-            if kept is not None:
-                req.keep()
-                self._render(req, res, kept)
-                out = self._out
-                self.answer(req, out[0], out[1], out[2], out[3])
-                return False
-        return True
 
     # -- reading the request -------------------------------------------------
 
@@ -1055,13 +1046,13 @@ class Server:
                 elif number == _PROXY_URI or number == _PROXY_SCHEME:
                     proxy = True
                 elif number == _BLOCK2:
-                    req._block2 = uint_at(ob, pos, n)
+                    req.block2 = uint_at(ob, pos, n)
                     req._rare = True
                 elif number == _BLOCK1:
-                    req._block1 = uint_at(ob, pos, n)
+                    req.block1 = uint_at(ob, pos, n)
                     req._rare = True
                 elif number == _OBSERVE:
-                    req._observe = uint_at(ob, pos, n)
+                    req.observe = uint_at(ob, pos, n)
                     req._rare = True
             prev = number
             # (No call past the last option when no payload follows.)
