@@ -51,6 +51,9 @@ _BURST = const(64)  # datagrams one timed process() call may swallow
 _LINEAR = const(32)
 _MAX_RESPONSES = const(4)  # responses a record keeps (the last ones)
 _GEN_WRAP = const(0x1FFFFFFF)  # dedup generations stay small ints on a board
+# After a read failed for want of memory: the buffer it is tried again with
+# (a request of a path and a few options fits in it).
+_SMALL_READ = const(128)
 
 # TransmissionRecord states
 _QUEUED = const(0)  # waiting for its first transmission (maybe for NSTART)
@@ -181,7 +184,10 @@ class ReceptionRecord:
         data = ep._last
         if len(data) != n:
             data = ep._last = ep._txv[0:n]
-        ep._sendto(data, self.remote)
+        try:
+            ep._socket.sendto(data, self.remote)
+        except (OSError, TypeError, ValueError):
+            pass  # the peer will retransmit a CON; a NON may be lost anyway
         if con:
             ep._dedup.reply(self._entry, data)
         return True
@@ -279,7 +285,15 @@ class _Dedup:
                     # from the old end (near it, for a peer holding many).
                     while remotes[s] != remote:
                         s = self.newer[s]
-            self._unlink(s)
+            if s == self.head and index is None:
+                # The oldest goes (a peer's steady stream): off the head.
+                h = self.head = self.newer[s]
+                if h >= 0:
+                    self.older[h] = -1
+                else:
+                    self.tail = -1  # it was the only one
+            else:
+                self._unlink(s)
         tids[s] = tid
         self.remotes[s] = remote
         self.expires[s] = expires
@@ -815,7 +829,9 @@ class EndPoint:
             try:
                 rx = self._receive(sock, now, reuse)
             except MemoryError:
-                rx = self._starved(sock)
+                # Short of memory: this call ends here, whatever it got, so
+                # the application's loop runs (and may free some).
+                return self._starved(sock, now, reuse)
             if rx is not None:
                 return rx
             # Swallowed by the message layer (a ping, a duplicate, junk): keep
@@ -826,27 +842,40 @@ class EndPoint:
                     ticks_diff(now, start) > timeout_ms or swallowed >= _BURST):
                 return None
 
-    def _starved(self, sock):
-        # Out of memory while taking in a datagram: it is dropped and
-        # counted. If the read itself failed, the datagram is still queued
-        # and the next poll would fail the same way at once, forever when
-        # no hole in the heap fits a full-size read buffer: so collect, and
-        # read it with a 1-byte buffer, which discards it (UDP truncates).
+    def _starved(self, sock, now, reuse):
+        # Out of memory while taking in a datagram: counted, and the record
+        # taken in, if any, forgotten (its retransmission is then new). If
+        # the read itself failed, the datagram is still queued and the next
+        # poll would fail the same way at once, forever while no hole in the
+        # heap fits a full-size read buffer: so collect, and read it with a
+        # small buffer. A small datagram (most requests) is then served
+        # still; a larger one, truncated, is dropped.
         self.memory_errors += 1
-        self.dropped += 1
         self._busy = False
         rx = self._taking
         if rx is not None:
-            # Taken in, then lost on the way: its retransmission is new.
             self._taking = None
             rx.forget()
-        if self._reading is not None:
-            self._reading = None
-            gc.collect()
+        if self._reading is None:
+            self.dropped += 1
+            return None
+        self._reading = None
+        gc.collect()
+        try:
+            got = sock.recvfrom(_SMALL_READ + 1)
+            if len(got[0]) <= _SMALL_READ:
+                return self._take(got, sock, now, reuse)
+        except OSError:
+            return None  # gone after all
+        except MemoryError:
+            # Not even that: read one byte, which leaves nothing queued.
+            self.memory_errors += 1
+            self._taking = None
             try:
                 sock.recvfrom(1)
-            except Exception:  # nothing there after all, or still no memory
+            except Exception:  # (still no memory: the next call tries again)
                 pass
+        self.dropped += 1
         return None
 
     def _wait(self, wait_ms):
@@ -872,6 +901,10 @@ class EndPoint:
             return None
         self._reading = None
         self._busy = self._nsocks == 1
+        return self._take(got, sock, now, reuse)
+
+    def _take(self, got, sock, now, reuse):
+        # The (datagram, remote) pair recvfrom gave, through the message layer.
         data = got[0]
         remote = got[1]
         if len(data) > self.max_message_size:

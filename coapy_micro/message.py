@@ -234,7 +234,12 @@ def encode_reply_into(buf, request, mtype, code, tid, ob, payload):
     buf[2] = tid >> 8
     buf[3] = tid & 0xFF
     if tkl:
-        _copy(buf, 4, src, 0 if tok is not None else 4, tkl)
+        a = 4 if tok is None else 0  # in the datagram, after its header
+        if IS_MICROPYTHON:  # (a slice would allocate there)
+            for i in range(tkl):
+                buf[4 + i] = src[a + i]
+        else:
+            buf[4:pos] = src[a:a + tkl]
     if on:
         buf[pos:pos + on] = ob
         pos += on
@@ -601,8 +606,11 @@ class Message:
                 raise DecodeError("bad token length")
             if code == 0 and n > 4:
                 raise DecodeError("Empty message with token, options or payload")
-            cur = _cursor(4 + tkl, n)
-            option_next(raw, cur, _PAST)  # checks every option
+            end = n
+            if 4 + tkl < n:
+                cur = _cursor(4 + tkl, n)
+                option_next(raw, cur, _PAST)  # checks every option
+                end = cur[3]
         except DecodeError as e:
             e.transaction_type = mtype
             e.transaction_id = tid
@@ -613,7 +621,7 @@ class Message:
         self._raw = raw
         self._ob = raw
         self._o0 = 4 + tkl
-        self._o1 = cur[3]  # the payload marker, or the end
+        self._o1 = end  # the payload marker, or the end
         # Token and payload are sliced from the datagram when first asked
         # for; a reused message forgets the ones it sliced before.
         if self._token is not None:

@@ -89,6 +89,43 @@ _MAX_CF_CACHE = const(8)
 # What call() returns for a handler that raised: 5.00, built once.
 _RAISED = (_INTERNAL_SERVER_ERROR, b"")
 
+# The garbage collector's threshold a serving loop sets (set_gc_threshold):
+# at most this, or an eighth of the heap on a smaller one.
+GC_THRESHOLD_BYTES = const(32768)
+
+
+def set_gc_threshold(threshold_bytes=None):
+    """On MicroPython, make the garbage collector run after every
+    `threshold_bytes` allocated (gc.threshold; None: GC_THRESHOLD_BYTES, or
+    an eighth of the heap if that is less), unless the application has set
+    a threshold of its own. Returns the threshold in force (None on
+    CPython, which needs none). Server.serve() calls it; a node running a
+    loop of its own calls it once before.
+
+    Why: MicroPython collects only when an allocation fails, by default.
+    Until then a request's leftovers (recvfrom's datagram and address) pile
+    up, and every allocation of more than one block (a read buffer, a call
+    frame) searches past the small holes among them: a served request got
+    slower with every request since the last collection, 4 to 7 times
+    slower than right after one on the unix port. Collecting after a
+    bounded amount keeps that search short, and the heap in use below the
+    live data plus the threshold.
+    """
+    if not IS_MICROPYTHON:
+        return None
+    import gc
+
+    t = gc.threshold()
+    if t < 0:
+        t = threshold_bytes
+        if t is None:
+            t = (gc.mem_free() + gc.mem_alloc()) >> 3
+            if t > GC_THRESHOLD_BYTES:
+                t = GC_THRESHOLD_BYTES
+        gc.threshold(t)
+        t = gc.threshold()  # as the collector keeps it (whole blocks)
+    return t
+
 
 class Response:
     """What a handler returns: `Response(69, b'21.5', content_format=0)`.
@@ -364,14 +401,12 @@ def _utf8(buf, pos, n):
 
 
 def _same(buf, pos, seg):
-    # buf[pos:pos + len(seg)] == seg. A slice is fastest on CPython; on a
-    # board the byte loop allocates nothing (a slice would).
-    if IS_MICROPYTHON:
-        for i in range(len(seg)):
-            if buf[pos + i] != seg[i]:
-                return False
-        return True
-    return buf[pos:pos + len(seg)] == seg
+    # buf[pos:pos + len(seg)] == seg, byte by byte: on a board a slice would
+    # allocate. (CPython compares a slice, faster there: see route().)
+    for i in range(len(seg)):
+        if buf[pos + i] != seg[i]:
+            return False
+    return True
 
 
 def _segments(path):
@@ -646,7 +681,11 @@ class Server:
                 raise TypeError("handler returned None without defer()")
             options = ()
             total = None
-            if isinstance(result, Response):
+            cf = None
+            if type(result) is tuple and len(result) == 2:
+                code = result[0]  # (code, payload): what most handlers return
+                payload = result[1]
+            elif isinstance(result, Response):
                 code = result.code
                 payload = result.payload
                 cf = result.content_format
@@ -680,8 +719,8 @@ class Server:
                     options = self.hook("observe").respond(req, res, code, options)
             # Does the answer need Block-wise transfer (RFC 7959)? Asked
             # here only: every response passes this way.
-            if (req.block2 is not None or req.block1 is not None or callable(payload)
-                    or len(payload) > self.block_size):
+            if ((req._rare and (req.block2 is not None or req.block1 is not None))
+                    or callable(payload) or len(payload) > self.block_size):
                 req.keep()  # the block table may hold it
                 code, payload, options = self.hook("block").shape(
                     req, res, code, payload, cf, options, total)
@@ -716,7 +755,7 @@ class Server:
         if req._done:
             return
         req._done = True
-        if self._suppressed(req, code):
+        if (req._rare or req.multicast) and self._suppressed(req, code):
             if req.confirmable:
                 req.rx.ack()
             return
@@ -729,7 +768,12 @@ class Server:
                 self.hook("group").hold(req, msg)
             return
         # Straight into the EndPoint's buffer: no response Message.
-        ob = self._built(req, -1, 0, b"", content_format, options)
+        if options:
+            ob = self._built(req, -1, 0, b"", content_format, options)
+        elif content_format is None:
+            ob = b""
+        else:
+            ob = self._cf_options.get(content_format) or self.option_bytes(content_format)
         if ob is not None:
             if req.rx.respond(code, payload, ob):
                 return
@@ -852,6 +896,7 @@ class Server:
         tick() is counted in the EndPoint's memory_errors and the loop goes
         on; other exceptions from it end serve()."""
         self._running = True
+        set_gc_threshold()
         clock = self._clock
         start = clock()
         due = ticks_add(start, tick_ms)
@@ -986,7 +1031,6 @@ class Server:
         text = True  # every path segment and query is UTF-8
         proxy = False
         prev = -1
-        specs = self._specs
         # Unrecognized elective options are ignored (RFC 7252 §5.4.1): the
         # cursor passes over them without coming back here for each.
         number = option_next(ob, cur, _RECOGNIZED)
@@ -1001,7 +1045,8 @@ class Server:
                     if node is not None:
                         for child in node[2]:
                             seg = child[0]
-                            if len(seg) == n and _same(ob, pos, seg):
+                            if len(seg) == n and (_same(ob, pos, seg) if IS_MICROPYTHON
+                                                  else ob[pos:pos + n] == seg):
                                 found = child
                                 break
                     node = found
@@ -1031,6 +1076,7 @@ class Server:
                     req._no_response = uint_at(ob, pos, n)
                     req._rare = True
             else:
+                specs = self._specs
                 spec = specs.get(number)
                 if spec is None:
                     cls = option_class(number)
@@ -1057,6 +1103,8 @@ class Server:
             prev = number
             # (No call past the last option when no payload follows.)
             number = option_next(ob, cur, _RECOGNIZED) if cur[2] < cur[3] else -1
+        if node is not None and node[1] is not None and text and not (bad or proxy):
+            return node[1]  # (the common case first)
         if bad:
             req._bad = bad - 1
             req._rare = True
@@ -1065,8 +1113,6 @@ class Server:
             return _PROXYING_NOT_SUPPORTED
         if not text:
             return _BAD_REQUEST  # a path or query that is not UTF-8 (RFC 7252 §5.10.1)
-        if node is not None and node[1] is not None:
-            return node[1]
         if sub is not None:
             return sub[1]  # its handler reads request.path
         return _NOT_FOUND

@@ -195,6 +195,20 @@ def test_dedup_entries_are_shared_out_among_peers():
     assert send(a, 0) == 1 and s.dedup_count == 8, s.dedup_count
 
 
+def test_a_cache_of_one_or_two_entries_still_detects_the_latest():
+    for size in (1, 2):
+        net, s, rogue = server_with_rogue(dedup_size=size)
+        for t in range(5):
+            m = Message(CON, POST, token=b"k").encode(0x700 + t)
+            rogue.sendto(m, SERVER)
+            got = drain(s)
+            assert len(got) == 1, (size, t, got)
+            got[0].ack(Message(ACK, CHANGED))
+            rogue.sendto(m, SERVER)  # its retransmission: replayed, not delivered
+            assert drain(s) == [] and s.dedup_count == min(t + 1, size), (size, t)
+        assert s.duplicates == 5 and len(net.sent(SERVER, ROGUE)) == 10, (size, s.duplicates)
+
+
 def test_dedup_size_zero_remembers_nothing():
     net, s, rogue = server_with_rogue(dedup_size=0)
     req = Message(NON, POST, token=b"k").encode(3)
