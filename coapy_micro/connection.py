@@ -91,6 +91,7 @@ class TransmissionRecord:
     _gave_up = False
     _multicast = False
     _timer = False  # in the EndPoint's list of records with a deadline
+    _superseding = None  # the Message EndPoint.supersede() put in this one's place
 
     def __init__(self, end_point, message, remote):
         self.end_point = end_point
@@ -252,8 +253,12 @@ class _Dedup:
         self.tail = -1
         self.free = list(range(size))  # a stack of free slots
         self.nfree = size
-        # A large table's index: (id, remote) -> slot.
-        self.index = {} if size > _LINEAR else None
+        # A large table's index, (id, remote) -> slot, on CPython. MicroPython
+        # scans even a large one: `in` over a list of small ints is quick in
+        # C there, and allocates nothing, where a dict lookup builds a key
+        # tuple, and a dict whose keys come and go fills with deleted slots
+        # that every lookup of a new key walks past.
+        self.index = {} if size > _LINEAR and not IS_MICROPYTHON else None
 
     def note(self, tid, remote, now, expires):
         """Take a message in: -2 - its slot if it duplicates an entry that has
@@ -431,6 +436,7 @@ class EndPoint:
         self._ipoll = getattr(self._poller, "ipoll", None)
         self._socks = {}  # fileno -> socket, for CPython's poll results
         self._nsocks = 0
+        self._sockets = []  # every socket received on, the primary first (sockets)
         self.register(sock)
         self._tx = bytearray(max_message_size)
         self._txv = memoryview(self._tx)
@@ -466,6 +472,14 @@ class EndPoint:
         # RST to a NON we sent, whose record is already finished (a server
         # that notifies observers learns this way that one has gone).
         self.on_unmatched_reset = None
+        # callable(remote, reason) when a datagram is dropped for a reason
+        # the application should hear of: larger than max_message_size, or
+        # malformed (`reason` says which, in words). The Client sets it to
+        # say why a request timed out; called on the drop path only.
+        self.on_dropped = None
+        # callable(record) when send() has queued a message: process()
+        # transmits it, so an event loop driving this EndPoint wakes up.
+        self.on_queued = None
         # Counters, for monitoring (and the abuse test).
         self.dropped = 0  # datagrams ignored: malformed, unmatched, oversized
         self.duplicates = 0  # duplicates answered or dropped
@@ -513,10 +527,18 @@ class EndPoint:
         by getaddrinfo (raw bytes on the MicroPython unix port)."""
         self._socket.bind(resolve(address))
 
+    @property
+    def sockets(self):
+        """Every socket this EndPoint receives on, the primary one first
+        (then those added by register()): what an event loop waits on.
+        Read-only."""
+        return self._sockets
+
     def register(self, sock):
         """Also receive on `sock` (e.g. a multicast socket)."""
         sock.setblocking(False)
         self._nsocks += 1
+        self._sockets.append(sock)
         self._poller.register(sock, _POLLIN)
         fileno = getattr(sock, "fileno", None)
         if fileno is not None:
@@ -570,7 +592,15 @@ class EndPoint:
             rec._multicast = is_multicast(remote)
         rec.transaction_id = self.next_transaction_id()
         rec.next_event_time = self.clock()  # pyright: ignore[reportAttributeAccessIssue]: the stubs give ticks a type of their own; they are ints
+        self._queued(rec)
+        return rec
+
+    def _queued(self, rec):
+        # `rec` joins the in-flight table, queued: in the table, its indexes
+        # and the queue the next _service() starts from.
+        recs = self._records
         recs.append(rec)
+        rec._state = _QUEUED
         self._queue.append(rec)
         self._walk = True
         if self._indexed:
@@ -581,8 +611,90 @@ class EndPoint:
             for r in recs:
                 self._index(r, True)
                 if r._state == _WAIT_ACK:
-                    self._waiting[r.remote] = self._waiting.get(r.remote, 0) + 1
-        return rec
+                    k = _key(r.remote)
+                    self._waiting[k] = self._waiting.get(k, 0) + 1
+        if self.on_queued is not None:
+            self.on_queued(rec)  # an event loop wakes for it
+
+    def supersede(self, record, message):
+        """Send `message` in place of `record`: a newer state of what
+        `record` carried, such as the next notification to an observer (RFC
+        7641 §4.5.2). Returns `record`, which now carries `message`.
+
+        While `record` is a CON awaiting its ACK, `message` takes its place
+        but keeps its retransmission counter and timeout: it goes out, with a
+        new Message ID, at the record's next retransmission, so however often
+        a record is superseded, a peer that acknowledges nothing makes it
+        give up after MAX_TRANSMIT_SPAN. An ACK of the message in transit
+        (the peer is there) sends `message` at once, as a new transmission;
+        an RST or the last timeout ends both. Only a CON takes a CON's place.
+
+        Otherwise (`record` finished, or made with TransmissionRecord(end_point,
+        message, remote) and never sent) `message` is a new transmission on
+        the same record, with a new Message ID: a NON goes out at once and
+        takes no place in the in-flight table; a CON is queued as send()
+        queues it (CapacityError when the table is full). A record still
+        queued just carries `message` when its turn comes. Raises ValueError
+        as send() does, and for a request awaiting its response."""
+        if message.transaction_type > _NON:
+            raise ValueError("send CON or NON; answer with ReceptionRecord.ack/reset")
+        self._check_size(message)
+        state = record._state
+        if state == _WAIT_ACK:
+            if message.transaction_type != _CON:
+                raise ValueError("only a CON takes the place of a CON awaiting its ACK")
+            record._superseding = message
+            return record
+        if state == _WAIT_RESPONSE:
+            raise ValueError("a request awaiting its response is not superseded")
+        if state == _QUEUED and record in self._records:
+            self._carry(record, message, record.transaction_id)
+            return record
+        if message.transaction_type == _CON and len(self._records) >= self.max_in_flight:
+            raise CapacityError("%d transmissions already in flight" % len(self._records))
+        record._state = _DONE  # (a new record that never went out)
+        self._renew(record, message, self.clock())
+        return record
+
+    def _carry(self, rec, message, tid):
+        # `rec` carries `message` under Message ID `tid` from now on (its
+        # indexes follow: the token may differ).
+        if self._indexed and rec._state != _DONE:
+            self._index(rec, False)
+            rec.message = message
+            rec._token = message.token
+            rec.transaction_id = tid
+            self._index(rec, True)
+        else:
+            rec.message = message
+            rec._token = message.token
+            rec.transaction_id = tid
+        rec._superseding = None
+
+    def _renew(self, rec, message, now):
+        # `rec` carries `message` from now on, as a new transmission with a
+        # new Message ID (supersede()): a NON is sent now and finished, a
+        # CON queued for _service() to start.
+        self._carry(rec, message, self.next_transaction_id())
+        rec._gave_up = False
+        if message.transaction_type == _NON:
+            rec.created_time = rec.last_event_time = now
+            rec.response_type = _NON
+            rec.error = self._transmit(rec)
+            self._finish(rec)
+            return
+        rec.next_event_time = now
+        if rec._state == _DONE:
+            self._queued(rec)
+            return
+        # In the table (acknowledged just now): back to the queue.
+        self._deadline(rec, None)
+        rec.next_event_time = now
+        self._set_state(rec, _QUEUED)
+        self._queue.append(rec)
+        self._walk = True
+        if self.on_queued is not None:
+            self.on_queued(rec)
 
     def _index(self, rec, add):
         # Put `rec` in the token and message ID indexes, or take it out.
@@ -610,7 +722,7 @@ class EndPoint:
     def _outstanding(self, remote):
         # CON messages to `remote` still waiting for their ACK (for NSTART).
         if self._indexed:
-            return self._waiting.get(remote, 0)
+            return self._waiting.get(_key(remote), 0)
         n = 0
         for rec in self._records:
             if rec._state == _WAIT_ACK and rec.remote == remote:
@@ -625,11 +737,12 @@ class EndPoint:
         if old == _WAIT_ACK or state == _WAIT_ACK:
             if self._indexed:
                 w = self._waiting
-                n = w.get(rec.remote, 0) + (1 if state == _WAIT_ACK else -1)
+                k = _key(rec.remote)
+                n = w.get(k, 0) + (1 if state == _WAIT_ACK else -1)
                 if n:
-                    w[rec.remote] = n
+                    w[k] = n
                 else:
-                    del w[rec.remote]
+                    del w[k]
             if old == _WAIT_ACK and self._queue:
                 self._walk = True  # an NSTART slot is free: a queued CON may go
 
@@ -724,6 +837,10 @@ class EndPoint:
                         rec._timeout_ms *= 2
                         rec.last_event_time = now
                         rec.next_event_time = ticks_add(now, rec._timeout_ms)
+                        if rec._superseding is not None:
+                            # supersede(): the newer message goes out in this
+                            # one's place, on its counter and timeout.
+                            self._carry(rec, rec._superseding, self.next_transaction_id())
                         rec.error = self._transmit(rec)
                     else:
                         rec._gave_up = rec._state == _WAIT_ACK
@@ -780,6 +897,28 @@ class EndPoint:
         else:
             rec.response_type = _NON
             self._finish(rec)
+
+    def next_event_ms(self, now):
+        """ms from `now` (ticks) until process() has something to do
+        without a datagram arriving: a first transmission (0), a
+        retransmission, a wait for a response that expires; -1 for nothing.
+        A CON held back by NSTART has no time of its own: the ACK that frees
+        its slot, or the timer of the CON holding it, comes first. Read-only:
+        how long an event loop may sleep between datagrams. (It looks at the
+        queue and the records with a deadline only: not at the Observe
+        registrations waiting for their next notification.)"""
+        for rec in self._queue:
+            if (rec.message.transaction_type != _CON
+                    or self._outstanding(rec.remote) < self.nstart):
+                return 0
+        wait = -1
+        for rec in self._timers:
+            d = ticks_diff(rec.next_event_time, now)
+            if d <= 0:
+                return 0
+            if wait < 0 or d < wait:
+                wait = d
+        return wait
 
     # -- receiving ----------------------------------------------------------
 
@@ -909,6 +1048,9 @@ class EndPoint:
         remote = got[1]
         if len(data) > self.max_message_size:
             self.dropped += 1  # truncated: cannot be trusted
+            if self.on_dropped is not None:
+                self.on_dropped(remote, "larger than max_message_size (%d bytes)"
+                                % self.max_message_size)
             return None
         try:
             rx = self._spare if reuse else None
@@ -929,6 +1071,8 @@ class EndPoint:
                     self._spare = rx
         except DecodeError as e:
             self.dropped += 1
+            if self.on_dropped is not None:
+                self.on_dropped(remote, "malformed (%s)" % (e,))
             if e.transaction_type == _CON and not e.bad_version:
                 self._send_empty(_RST, e.transaction_id, remote)
             return None
@@ -1032,6 +1176,8 @@ class EndPoint:
             # Empty ACK to a request: the response comes separately.
             self._set_state(rec, _WAIT_RESPONSE)
             self._deadline(rec, ticks_add(now, self.exchange_lifetime_ms))
+        elif rec._superseding is not None:
+            self._renew(rec, rec._superseding, now)  # supersede(): its turn now
         else:
             self._finish(rec)
         return rx
@@ -1082,6 +1228,12 @@ class EndPoint:
 
 
 # -- addresses -------------------------------------------------------------
+
+
+def _key(remote):
+    # `remote` as a dict key: an address may come as a bytearray, which is
+    # not hashable (raw sockaddr bytes on the MicroPython unix port).
+    return bytes(remote) if type(remote) is bytearray else remote
 
 
 def resolve(address):

@@ -56,6 +56,7 @@ _NON = const(1)
 _ACK = const(2)
 _RST = const(3)
 _GET = const(1)
+_FETCH = const(5)
 
 # Option numbers the walk in route() treats by itself.
 _OBSERVE = const(6)
@@ -233,10 +234,12 @@ class Request:
     _query = None
     _body = None  # the assembled Block1 body, when there is one
     _kept = False  # held beyond its handling: never reused
+    multicast = False  # it came to a group address
+    _done = False  # a response (or a decision not to send one) went out
+    _rare = False  # one of the attributes above was set (see _load)
 
     def __init__(self, server, rx, multicast):
         self.server = server
-        self._rare = False
         self._load(rx, multicast)
 
     def _load(self, rx, multicast):
@@ -248,8 +251,12 @@ class Request:
         self.remote = rx.remote
         self.code = m.code
         self.confirmable = m.transaction_type == _CON
-        self.multicast = multicast
-        self._done = False  # a response (or a decision not to send one) went out
+        # Written only when they differ from the class defaults: a fresh
+        # request (a notification's) then holds six attributes, not nine.
+        if multicast or self.multicast:
+            self.multicast = multicast
+        if self._done:
+            self._done = False
         if self._rare:
             self._rare = False
             self.content_format = None
@@ -473,6 +480,7 @@ class Server:
         # The Request handle() fills for each request: reused while nobody
         # keeps it, so a request handled at once costs no object.
         self._spare = None
+        self._spare_notification = None  # and the one notification_request() fills
         self._depth = 0  # handle() calls in progress (a handler may serve)
         self._out = [0, b"", None, ()]  # what _render() made: code, payload, cf, options
         self._running = False
@@ -508,10 +516,13 @@ class Server:
         return resource
 
     def find(self, path):
-        """The Resource registered at `path`, or None."""
-        norm = "/".join(_segments(path))
+        """The Resource registered at `path`, or None. (Allocates nothing
+        for a path without a leading '/': notify('sensors/temp') asks this
+        every time.)"""
+        if path.startswith("/"):
+            path = path[1:]  # the one difference _segments() makes
         for entry in self._listing:
-            if entry[0] == norm:
+            if entry[0] == path:
                 return entry[1]
         return None
 
@@ -826,15 +837,22 @@ class Server:
         return m
 
     def notification_request(self, registration):
-        """A fresh Request on the message of `registration` (the Request an
+        """A Request on the message of `registration` (the Request an
         observer registered with), as a notification is made from: the same
         path, query and Accept; not confirmable; no Observe, and no Block2
-        (a notification starts at block 0, RFC 7959 §3.4)."""
-        req = Request(self, registration.rx, False)
+        (a notification starts at block 0, RFC 7959 §3.4). One Request
+        serves call after call, as handle()'s does: it is good until the
+        next call, unless kept (Request.keep())."""
+        req = self._spare_notification
+        if req is None or req._kept:
+            req = self._spare_notification = Request(self, registration.rx, False)
+        else:
+            req._load(registration.rx, False)
         req.confirmable = False
         self.route(req)
         req.observe = None
-        req.block2 = None
+        if req.block2 is not None:  # (none set: the request stays a size smaller)
+            req.block2 = None
         return req
 
     # -- receiving ------------------------------------------------------------
@@ -973,7 +991,6 @@ class Server:
 
     def _respond(self, req, res, code):
         # A routed request through the checks, its handler and the answer.
-        result = None
         handler = res.handlers[code - 1] if code <= 7 else None
         if handler is None:
             self.answer(req, _METHOD_NOT_ALLOWED)
@@ -993,23 +1010,21 @@ class Server:
             if b2 is not None and b2 & 7 == 7:
                 self.answer(req, _BAD_REQUEST, b"Block2 SZX 7")  # reserved (RFC 7959 §2.2)
                 return
-            if b2 is not None and b2 >> 4 and req.block1 is None and code != _GET:
-                blocks = self._hooks.get("block")
-                kept = blocks.kept(req, res) if blocks is not None else None
-                if kept is not None:
-                    # The rest of the response to an upload (RFC 7959 §2.7).
-                    req.keep()
-                    result = kept
-                    handler = None
+            if b2 is not None and b2 >> 4 and code != _GET and code != _FETCH:
+                # A later block of the answer to a request that changes state
+                # (RFC 7959 §2.7): from the answer kept for it, or refused,
+                # never by running the handler (the change) again.
+                req.keep()
+                self.hook("block").later(req, res)
+                return
             if req.block1 is not None:
                 req.keep()
                 handler = self.hook("block").upload(req, res, handler)
                 if handler is None:
                     return  # answered there: 2.31, 4.08, 4.13, or streamed
-        if handler is not None:
-            result = self.call(req, handler)
-            if result is None and req.deferred is not None:
-                return  # the application answers later
+        result = self.call(req, handler)
+        if result is None and req.deferred is not None:
+            return  # the application answers later
         self._render(req, res, result)
         out = self._out
         self.answer(req, out[0], out[1], out[2], out[3])

@@ -1,18 +1,24 @@
-# What serving costs on a board: bytes of heap allocated per request inside
-# the MicroPython VM, with the package loaded from .mpy as a board loads it.
-# tools/bench_server.py runs this through tools/mpvm/run.mjs and prints the
-# `name value` lines.
+# What serving costs on a board, inside the MicroPython VM with the package
+# loaded from .mpy as a board loads it. tools/bench_alloc.py runs this
+# through tools/mpvm/run.mjs and reads the `name value` lines it prints:
+#
+#   (no argument)  bytes of heap allocated per request served and per
+#                  notification (one observer; then per observer of 16)
+#   node           the heap the demo node holds: node_app imported
+#                  (heap_node_import), then the Node made and one CON GET
+#                  /sensors/temp served (heap_node_running), each the growth
+#                  of gc.mem_alloc() after a collection over a reading taken
+#                  before the import; node_app is loaded from source, as
+#                  `make deploy` puts it on a board
 #
 # The socket here is a stand-in that costs nothing: recvfrom hands back a
 # (datagram, address) pair built before the measurement and sendto keeps
 # nothing, so every byte counted is the stack's own (on a board recvfrom's
-# result comes on top). Each figure is the mean over ROUNDS requests in the
-# steady state (dedup ring full, caches warm), each with its own message ID.
+# result comes on top). Each per-request figure is the mean over ROUNDS
+# requests in the steady state (dedup ring full, caches warm), each with its
+# own message ID.
 import gc
-
-from coapy_micro.connection import EndPoint
-from coapy_micro.message import Message
-from coapy_micro.server import Resource, Server
+import sys
 
 ROUNDS = 32
 ADDR = ("10.0.0.1", 5683)
@@ -60,9 +66,47 @@ class Poller:
 
 
 SOCK = Sock()
+
+
+def node_heap():
+    class Keeping(Sock):  # keeps the answer, to check it
+        def sendto(self, data, addr):
+            self.sent = bytes(data)
+            return len(data)
+
+    sock = Keeping()
+    # CON GET /sensors/temp, token 0x01, message ID 0x0101.
+    get = (b"\x41\x01\x01\x01\x01\xb7sensors\x04temp", ADDR)
+    gc.collect()
+    base = gc.mem_alloc()
+    import node_app
+    from coapy_micro.connection import EndPoint
+
+    gc.collect()
+    print("heap_node_import", gc.mem_alloc() - base)
+    ep = EndPoint(clock=lambda: 1000, rand=lambda n: 0, socket_factory=lambda f, t, p: sock,
+                  poll_factory=Poller)
+    node = node_app.Node(end_point=ep, read_c=lambda: 21.5, log=lambda s: None)
+    sock.ready = get
+    node.server.process(0)
+    answer = sock.sent
+    assert answer[1] == 69 and answer.endswith(b"21.50"), answer
+    sock.sent = answer = None  # the answer is not the node's to keep
+    gc.collect()
+    print("heap_node_running", gc.mem_alloc() - base)
+
+
+if sys.argv[1:] == ["node"]:
+    node_heap()
+    sys.exit(0)
+
+from coapy_micro.connection import EndPoint  # noqa: E402
+from coapy_micro.message import Message  # noqa: E402
+from coapy_micro.server import Resource, Server  # noqa: E402
+
 ep = EndPoint(clock=lambda: 1000, rand=lambda n: 0, socket_factory=lambda f, t, p: SOCK,
               poll_factory=Poller)
-srv = Server(ep)
+srv = Server(ep, max_observers=16, max_observers_per_resource=16)
 READING = [21.5]
 srv.add("sensors/temp", Resource(get=lambda r: (69, "%.2f" % READING[0]), rt="temperature-c",
                                  if_="sensor", ct=0, title="Temperature", obs=True))
@@ -123,3 +167,36 @@ gc.collect()
 before = gc.mem_alloc()
 notify_rounds()
 print("alloc_notification", (gc.mem_alloc() - before) // ROUNDS)
+
+# The same with the Resource itself (Server.notify(path) builds the path's
+# string to look it up), then with 16 observers: per observer, what a round
+# costs once the representation is rendered once for all of them.
+TEMP = srv.find("sensors/temp")
+
+
+def notify_resource(rounds):
+    for _ in range(rounds):
+        READING[0] += 0.25
+        srv.notify(TEMP)
+        srv.process(0)
+
+
+def per_round():
+    notify_resource(ROUNDS)  # warm: every observer's record and message made
+    gc.collect()
+    before = gc.mem_alloc()
+    notify_resource(ROUNDS)
+    return (gc.mem_alloc() - before) // ROUNDS
+
+
+print("alloc_notification_resource", per_round())
+for i in range(15):
+    MID[0] += 1
+    m = Message(0, 1, b"", bytes((MID[0] >> 8, MID[0] & 255, i)), uri_path="sensors/temp",
+                observe=0)
+    SOCK.ready = (m.encode(MID[0]), ("10.0.1.%d" % i, 5683))
+    srv.process(0)
+SOCK.ready = None
+srv.process(0)
+assert srv.observers("sensors/temp") == 16
+print("alloc_notification_16_observers_each", per_round() // 16)
