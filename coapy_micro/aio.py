@@ -26,9 +26,9 @@ underneath), driven by the event loop instead of a polling loop:
   alarm at once through EndPoint.on_queued.
 - Fairness: one wake-up handles at most a few datagrams, then the other
   tasks get their turn (a flood cannot starve a sensor task).
-- What is allocated per served request is what Server.process() allocates,
-  and less: a wake-up reads the socket only when a poll said it holds a
-  datagram, so no failed read (and its exception) ends it.
+- What is allocated per served request is what Server.process() allocates
+  (recvfrom's result: the record, message and Request are reused), and what
+  the asyncio core's wait for the socket costs (its I/O queue).
 
 One driver runs each EndPoint: serve(srv) and AsyncClient(end_point=
 srv.end_point) may share one (a node that serves and also asks); requests

@@ -253,6 +253,9 @@ class _Dedup:
         self.tail = -1
         self.free = list(range(size))  # a stack of free slots
         self.nfree = size
+        # remote -> how many entries it holds (who yields when the table is
+        # full); a key per peer with entries, so a busy node keeps a few.
+        self.counts = {}
         # A large table's index, (id, remote) -> slot, on CPython. MicroPython
         # scans even a large one: `in` over a list of small ints is quick in
         # C there, and allocates nothing, where a dict lookup builds a key
@@ -284,23 +287,18 @@ class _Dedup:
             s = self.head
             owner = self.remotes[s]
             if owner != remote and ticks_diff(self.expires[s], now) > 0:
-                remotes = self.remotes
-                if remotes.count(remote) >= remotes.count(owner):  # (scans in C)
+                counts = self.counts
+                if counts.get(_key(remote), 0) >= counts[_key(owner)]:
                     # It gives up its own oldest: the first of its entries
                     # from the old end (near it, for a peer holding many).
+                    remotes = self.remotes
                     while remotes[s] != remote:
                         s = self.newer[s]
-            if s == self.head and index is None:
-                # The oldest goes (a peer's steady stream): off the head.
-                h = self.head = self.newer[s]
-                if h >= 0:
-                    self.older[h] = -1
-                else:
-                    self.tail = -1  # it was the only one
-            else:
-                self._unlink(s)
+            self._unlink(s)
         tids[s] = tid
         self.remotes[s] = remote
+        k = _key(remote)
+        self.counts[k] = self.counts.get(k, 0) + 1
         self.expires[s] = expires
         self.lens[s] = 0
         g = self.gens[s] + self.size
@@ -335,6 +333,13 @@ class _Dedup:
             key = (self.tids[s], self.remotes[s])
             if index.get(key) == s:
                 del index[key]
+        counts = self.counts
+        k = _key(self.remotes[s])
+        n = counts[k] - 1
+        if n:
+            counts[k] = n
+        else:
+            del counts[k]
         self.tids[s] = -1
         self.remotes[s] = None
 
@@ -1039,7 +1044,11 @@ class EndPoint:
             self._reading = None
             return None
         self._reading = None
-        self._busy = self._nsocks == 1
+        # Under load, the next call reads straight away, without a poll: on
+        # CPython, where the poll system call costs about what a read does.
+        # Not on a board: there a read that finds nothing allocates its full
+        # buffer and an OSError, where ipoll allocates nothing.
+        self._busy = self._nsocks == 1 and not IS_MICROPYTHON
         return self._take(got, sock, now, reuse)
 
     def _take(self, got, sock, now, reuse):

@@ -90,18 +90,13 @@ _MAX_CF_CACHE = const(8)
 # What call() returns for a handler that raised: 5.00, built once.
 _RAISED = (_INTERNAL_SERVER_ERROR, b"")
 
-# The garbage collector's threshold a serving loop sets (set_gc_threshold):
-# at most this, or an eighth of the heap on a smaller one.
-GC_THRESHOLD_BYTES = const(32768)
-
-
 def set_gc_threshold(threshold_bytes=None):
     """On MicroPython, make the garbage collector run after every
-    `threshold_bytes` allocated (gc.threshold; None: GC_THRESHOLD_BYTES, or
-    an eighth of the heap if that is less), unless the application has set
-    a threshold of its own. Returns the threshold in force (None on
-    CPython, which needs none). Server.serve() calls it; a node running a
-    loop of its own calls it once before.
+    `threshold_bytes` allocated (gc.threshold; None: an eighth of the heap,
+    24 KB of a board's 192 KB), unless the application has set a threshold
+    of its own. Returns the threshold in force (None on CPython, which
+    needs none). Server.serve() calls it; a node running a loop of its own
+    calls it once before.
 
     Why: MicroPython collects only when an allocation fails, by default.
     Until then a request's leftovers (recvfrom's datagram and address) pile
@@ -110,7 +105,9 @@ def set_gc_threshold(threshold_bytes=None):
     slower with every request since the last collection, 4 to 7 times
     slower than right after one on the unix port. Collecting after a
     bounded amount keeps that search short, and the heap in use below the
-    live data plus the threshold.
+    live data plus the threshold. (A collection costs in proportion to the
+    heap, so a fixed small threshold would make a large heap collect too
+    often: an eighth of it keeps that cost a small share of each request's.)
     """
     if not IS_MICROPYTHON:
         return None
@@ -121,8 +118,6 @@ def set_gc_threshold(threshold_bytes=None):
         t = threshold_bytes
         if t is None:
             t = (gc.mem_free() + gc.mem_alloc()) >> 3
-            if t > GC_THRESHOLD_BYTES:
-                t = GC_THRESHOLD_BYTES
         gc.threshold(t)
         t = gc.threshold()  # as the collector keeps it (whole blocks)
     return t

@@ -10,7 +10,7 @@ import gc
 import support
 from fakenet import SERVER, Net
 from coapy_micro.connection import EndPoint
-from coapy_micro.server import GC_THRESHOLD_BYTES, Resource, Server, set_gc_threshold
+from coapy_micro.server import Resource, Server, set_gc_threshold
 
 GET, CONTENT = 1, 69
 
@@ -27,7 +27,7 @@ def test_serve_sets_the_threshold_unless_the_application_did():
     before = gc.threshold()
     try:
         heap = gc.mem_free() + gc.mem_alloc()
-        _reset(min(GC_THRESHOLD_BYTES, heap >> 3))
+        _reset(heap >> 3)  # an eighth of the heap
         want = gc.threshold()  # (kept in whole blocks of the heap)
         _reset(-1)
         net = Net()
