@@ -26,9 +26,9 @@ underneath), driven by the event loop instead of a polling loop:
   alarm at once through EndPoint.on_queued.
 - Fairness: one wake-up handles at most a few datagrams, then the other
   tasks get their turn (a flood cannot starve a sensor task).
-- What is allocated per served request is what Server.process() allocates,
-  and less: a wake-up reads the socket only when a poll said it holds a
-  datagram, so no failed read (and its exception) ends it.
+- What is allocated per served request is what Server.process() allocates
+  (recvfrom's result: the record, message and Request are reused), and what
+  the asyncio core's wait for the socket costs (its I/O queue).
 
 One driver runs each EndPoint: serve(srv) and AsyncClient(end_point=
 srv.end_point) may share one (a node that serves and also asks); requests
@@ -350,7 +350,9 @@ class _Driver:
         start = clock()
         n = 0
         while True:
-            rx = ep.process(0)  # timers, then at most one message
+            # Timers, then at most one message: for a Server, in the record
+            # the EndPoint reuses (as Server.process() takes it).
+            rx = ep.process(0, self.server is not None)
             n += 1
             if rx is not None:
                 self._dispatch(rx)
@@ -365,6 +367,7 @@ class _Driver:
         srv = self.server
         if srv is not None and srv.handle(rx):
             return
+        rx.keep()  # no request: the client's, or the application's, to keep
         ac = self.client
         if ac is not None:
             c = ac.client

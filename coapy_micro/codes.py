@@ -51,23 +51,17 @@ GATEWAY_TIMEOUT = const(164)
 PROXYING_NOT_SUPPORTED = const(165)
 HOP_LIMIT_REACHED = const(168)
 
-# (code, name) pairs, for display and for parsing names typed by people.
-_NAMES = (
-    (0, "EMPTY"),
-    (1, "GET"), (2, "POST"), (3, "PUT"), (4, "DELETE"),
-    (5, "FETCH"), (6, "PATCH"), (7, "IPATCH"),
-    (65, "CREATED"), (66, "DELETED"), (67, "VALID"), (68, "CHANGED"),
-    (69, "CONTENT"), (95, "CONTINUE"),
-    (128, "BAD_REQUEST"), (129, "UNAUTHORIZED"), (130, "BAD_OPTION"),
-    (131, "FORBIDDEN"), (132, "NOT_FOUND"), (133, "METHOD_NOT_ALLOWED"),
-    (134, "NOT_ACCEPTABLE"), (136, "REQUEST_ENTITY_INCOMPLETE"),
-    (137, "CONFLICT"), (140, "PRECONDITION_FAILED"),
-    (141, "REQUEST_ENTITY_TOO_LARGE"), (143, "UNSUPPORTED_CONTENT_FORMAT"),
-    (150, "UNPROCESSABLE_ENTITY"), (157, "TOO_MANY_REQUESTS"),
-    (160, "INTERNAL_SERVER_ERROR"), (161, "NOT_IMPLEMENTED"),
-    (162, "BAD_GATEWAY"), (163, "SERVICE_UNAVAILABLE"),
-    (164, "GATEWAY_TIMEOUT"), (165, "PROXYING_NOT_SUPPORTED"),
-    (168, "HOP_LIMIT_REACHED"),
+# The names above, for display and for parsing names typed by people: one
+# string (a table of pairs would cost an object per pair on a board); each
+# name's number is its constant in this module.
+_CODE_NAMES = (
+    "EMPTY GET POST PUT DELETE FETCH PATCH IPATCH CREATED DELETED VALID CHANGED"
+    " CONTENT CONTINUE BAD_REQUEST UNAUTHORIZED BAD_OPTION FORBIDDEN NOT_FOUND"
+    " METHOD_NOT_ALLOWED NOT_ACCEPTABLE REQUEST_ENTITY_INCOMPLETE CONFLICT"
+    " PRECONDITION_FAILED REQUEST_ENTITY_TOO_LARGE UNSUPPORTED_CONTENT_FORMAT"
+    " UNPROCESSABLE_ENTITY TOO_MANY_REQUESTS INTERNAL_SERVER_ERROR NOT_IMPLEMENTED"
+    " BAD_GATEWAY SERVICE_UNAVAILABLE GATEWAY_TIMEOUT PROXYING_NOT_SUPPORTED"
+    " HOP_LIMIT_REACHED"
 )
 
 
@@ -91,8 +85,9 @@ def dotted(code):
 
 def name(code):
     """69 -> 'CONTENT'; an unregistered code gives its dotted form."""
-    for c, n in _NAMES:
-        if c == code:
+    g = globals()
+    for n in _CODE_NAMES.split():
+        if g[n] == code:
             return n
     return dotted(code)
 
@@ -100,9 +95,8 @@ def name(code):
 def parse(text):
     """'2.05', 'CONTENT', 'content', 'get' or '69' -> 69. ValueError otherwise."""
     t = text.strip().upper().replace("-", "_").replace(" ", "_")
-    for c, n in _NAMES:
-        if n == t:
-            return c
+    if t in _CODE_NAMES.split():
+        return globals()[t]
     dot = t.find(".")
     if dot > 0:
         cls, det = t[:dot], t[dot + 1:]
@@ -126,40 +120,46 @@ CBOR = const(60)
 SENML_JSON = const(110)
 SENML_CBOR = const(112)
 
-_FORMATS = (
-    (0, "text/plain;charset=utf-8"),
-    (16, "application/cose;cose-type=\"cose-encrypt0\""),
-    (17, "application/cose;cose-type=\"cose-mac0\""),
-    (18, "application/cose;cose-type=\"cose-sign1\""),
-    (40, "application/link-format"),
-    (41, "application/xml"),
-    (42, "application/octet-stream"),
-    (47, "application/exi"),
-    (50, "application/json"),
-    (51, "application/json-patch+json"),
-    (52, "application/merge-patch+json"),
-    (60, "application/cbor"),
-    (61, "application/cwt"),
-    (62, "application/multipart-core"),
-    (63, "application/cbor-seq"),
-    (110, "application/senml+json"),
-    (111, "application/sensml+json"),
-    (112, "application/senml+cbor"),
-    (113, "application/sensml+cbor"),
-    (114, "application/senml-exi"),
-    (115, "application/sensml-exi"),
-    (256, "application/coap-group+json"),
-    (310, "application/senml+xml"),
-    (311, "application/sensml+xml"),
-    (10000, "application/vnd.ocf+cbor"),
-    (11542, "application/vnd.oma.lwm2m+tlv"),
-    (11543, "application/vnd.oma.lwm2m+json"),
-)
+# Content-Format number and media type, a line each (one string, as above).
+_FORMATS = """0 text/plain;charset=utf-8
+16 application/cose;cose-type="cose-encrypt0"
+17 application/cose;cose-type="cose-mac0"
+18 application/cose;cose-type="cose-sign1"
+40 application/link-format
+41 application/xml
+42 application/octet-stream
+47 application/exi
+50 application/json
+51 application/json-patch+json
+52 application/merge-patch+json
+60 application/cbor
+61 application/cwt
+62 application/multipart-core
+63 application/cbor-seq
+110 application/senml+json
+111 application/sensml+json
+112 application/senml+cbor
+113 application/sensml+cbor
+114 application/senml-exi
+115 application/sensml-exi
+256 application/coap-group+json
+310 application/senml+xml
+311 application/sensml+xml
+10000 application/vnd.ocf+cbor
+11542 application/vnd.oma.lwm2m+tlv
+11543 application/vnd.oma.lwm2m+json"""
+
+
+def _formats():
+    # (number, media type) for each line of _FORMATS.
+    for line in _FORMATS.split("\n"):
+        sp = line.find(" ")
+        yield int(line[:sp]), line[sp + 1:]
 
 
 def media_type(number):
     """40 -> 'application/link-format'; None for an unregistered number."""
-    for n, t in _FORMATS:
+    for n, t in _formats():
         if n == number:
             return t
     return None
@@ -178,7 +178,7 @@ def content_format(text):
             return n
     if t == "text/plain" or t == "text":
         return 0
-    for n, m in _FORMATS:
+    for n, m in _formats():
         if m == t or m[m.find("/") + 1:] == t:
             return n
     raise ValueError("unknown Content-Format %r" % text)

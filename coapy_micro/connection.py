@@ -10,17 +10,28 @@ a CON ping gets RST; a duplicate CON gets the reply already sent; a duplicate
 NON is dropped; a response whose token matches no request gets RST (CON) or
 is dropped (NON); an ACK or RST matching nothing is ignored; a malformed CON
 gets RST; anything else malformed, or of another CoAP version, is dropped.
+A datagram that cannot be taken in for want of memory is dropped and
+counted (`memory_errors`): MemoryError never leaves process().
+
+What a request served this way costs on a board: recvfrom's result (the one
+allocation no code can avoid), and a memoryview of the reply when its length
+differs from the last one's. The Server takes requests in a record and
+Message the EndPoint reuses (process(reuse=True)), answers them straight
+into the EndPoint's buffer (ReceptionRecord.respond), and the reply is
+remembered as bytes in a buffer its slot of the duplicate cache keeps.
 
 Clock, random source, socket factory and poller are arguments so tests can run
 deterministically, on CPython and in the MicroPython VM alike.
 """
+import gc
+
 try:
     import socket
 except ImportError:  # the WebAssembly port: pass socket_factory/poll_factory
     socket = None
 
 from ._compat import IS_MICROPYTHON, const, ticks_add, ticks_diff, ticks_ms
-from .message import DecodeError, Message, encode_empty_into
+from .message import DecodeError, Message, encode_empty_into, encode_reply_into
 
 # coapy's connection module exports these; re-exported here on purpose.
 __all__ = ("Message", "EndPoint", "TransmissionRecord", "ReceptionRecord",
@@ -34,7 +45,15 @@ _POLLIN = const(1)
 _EMSGSIZE = const(90)  # Linux's errno for "message too long"
 _EINVAL = const(22)  # and for an address the socket cannot send to
 _BURST = const(64)  # datagrams one timed process() call may swallow
-_LINEAR_DEDUP = const(32)  # dedup caches up to this size are scanned
+# Tables up to this size are scanned: on a board's small tables a scan in C
+# (`in`, list.count) allocates nothing, where a dict keyed by (id, remote)
+# builds a key per message. Larger ones (a gateway's) get indexes.
+_LINEAR = const(32)
+_MAX_RESPONSES = const(4)  # responses a record keeps (the last ones)
+_GEN_WRAP = const(0x1FFFFFFF)  # dedup generations stay small ints on a board
+# After a read failed for want of memory: the buffer it is tried again with
+# (a request of a path and a few options fits in it).
+_SMALL_READ = const(128)
 
 # TransmissionRecord states
 _QUEUED = const(0)  # waiting for its first transmission (maybe for NSTART)
@@ -57,7 +76,21 @@ class TransmissionRecord:
     a response the record stays open, with no deadline, until cancel().
     """
 
+    # Class-level defaults: a record sets only what it changes, so one sent
+    # once stays a small object (and no attribute set later grows it).
     several_responses = False
+    created_time = None  # first transmission
+    last_event_time = None
+    next_event_time = None
+    remaining_attempts = 0
+    response = None
+    responses = ()  # then a list, bounded: the last _MAX_RESPONSES
+    response_type = None
+    error = None  # errno of the last failed sendto, if any
+    _timeout_ms = 0
+    _gave_up = False
+    _multicast = False
+    _timer = False  # in the EndPoint's list of records with a deadline
     _superseding = None  # the Message EndPoint.supersede() put in this one's place
 
     def __init__(self, end_point, message, remote):
@@ -65,18 +98,8 @@ class TransmissionRecord:
         self.message = message
         self.remote = remote
         self.transaction_id = None  # type: int | None
-        self.created_time = None  # first transmission
-        self.last_event_time = None
-        self.next_event_time = None  # type: int | None
-        self.remaining_attempts = 0
-        self.response = None
-        self.responses = []  # bounded: the last few (see _MAX_RESPONSES)
-        self.response_type = None
-        self.error = None  # errno of the last failed sendto, if any
         self._state = _QUEUED
-        self._timeout_ms = 0
-        self._gave_up = False
-        self._multicast = False
+        self._token = message.token  # the key it is indexed under
 
     @property
     def packed(self):
@@ -97,18 +120,20 @@ class TransmissionRecord:
         self.end_point._finish(self)
 
 
-_MAX_RESPONSES = const(4)
-
-
 class ReceptionRecord:
     """A received message (coapy's API). `ack()` and `reset()` answer it; the
-    answer is remembered so a duplicate of this message gets it again."""
+    answer is remembered so a duplicate of this message gets it again.
 
-    # Class-level defaults, so a record sets four attributes, not eight.
+    A record process() returns is the application's to keep. One that
+    process(reuse=True) returns belongs to the EndPoint, which refills it on
+    the next such call unless keep() was called (the Server keeps each
+    request it holds on to: a deferred one, an observer's registration).
+    """
+
+    # Class-level defaults, so a record sets few attributes of its own.
     pertains_to = None
-    sock = None  # the socket it arrived on (a registered multicast one?)
-    _reply = None  # the Message sent in answer, or _ACK/_RST if empty
-    _expires = 0
+    sock = None  # the socket it arrived on, when not the primary one
+    _entry = -1  # its generation in the duplicate cache (-1: not remembered)
 
     def __init__(self, end_point, packed, remote):
         self.end_point = end_point
@@ -125,21 +150,227 @@ class ReceptionRecord:
             raise ValueError("only a CON message is acknowledged")
         ep = self.end_point
         if message is None:
-            self._reply = _ACK
             ep._send_empty(_ACK, self.transaction_id, self.remote)
+            ep._dedup.reply(self._entry, _ACK)
             return
         message.make_ack()
         if not message.token:
             message.token = self.message.token
-        if ep._transmit(message, self.transaction_id, self.remote) == _EMSGSIZE:
+        data = ep._encode(message, self.transaction_id)
+        if data is None:
             ep._check_size(message)  # too large: raises, saying how large
             message.encode(self.transaction_id)  # else raises what is wrong
-        self._reply = message  # remembered only once it could be sent
+            raise ValueError("message cannot be encoded")
+        ep._sendto(data, self.remote)
+        ep._dedup.reply(self._entry, data)  # remembered only once it could be sent
+
+    def respond(self, code, payload=b"", options=b""):
+        """Answer this request with a response made of its parts, written
+        straight into the EndPoint's buffer (no Message): piggybacked on the
+        ACK of a CON (and remembered for its duplicates), or a NON with a
+        message ID of its own to a NON (sent at once; nothing waits for it).
+        `options`: option bytes in wire form (message.encode_options());
+        `payload`: bytes or str. False, and nothing sent, when the response
+        is larger than max_message_size."""
+        ep = self.end_point
+        con = self.message.transaction_type == _CON
+        tid = self.transaction_id if con else ep.next_transaction_id()
+        n = encode_reply_into(ep._tx, self.message, _ACK if con else _NON, code, tid,
+                              options, payload)
+        if n < 0:
+            return False
+        # _tx[0:n] to send: a board builds a memoryview for it, so the last
+        # one is kept for the next answer of that length (the same resource,
+        # read again and again, answers with the same length).
+        data = ep._last
+        if len(data) != n:
+            data = ep._last = ep._txv[0:n]
+        try:
+            ep._socket.sendto(data, self.remote)
+        except (OSError, TypeError, ValueError):
+            pass  # the peer will retransmit a CON; a NON may be lost anyway
+        if con:
+            ep._dedup.reply(self._entry, data)
+        return True
 
     def reset(self):
         """Answer this message with RST (it could not be processed)."""
-        self._reply = _RST
-        self.end_point._reply(self)
+        ep = self.end_point
+        ep._send_empty(_RST, self.transaction_id, self.remote)
+        ep._dedup.reply(self._entry, _RST)
+
+    def keep(self):
+        """Keep this record: a later process(reuse=True) will not refill it.
+        (A record process() returned without reuse is kept anyway.)"""
+        ep = self.end_point
+        if ep._spare is self:
+            ep._spare = None
+
+    def forget(self):
+        """Forget this message for duplicate detection: a retransmission of
+        it is then taken as a new message (for a request that could not be
+        processed, say for want of memory)."""
+        self.end_point._dedup.drop(self._entry)
+        self._entry = -1
+
+
+class _Dedup:
+    """Messages received lately, for duplicate detection (RFC 7252 §4.5):
+    message ID, remote, expiry and the reply sent, in parallel lists made
+    at construction, one slot per message.
+
+    A reply is kept as its bytes, copied into a buffer the slot keeps for
+    the messages it holds after: remembering one allocates nothing once the
+    buffers have grown to the replies' size, and at worst the cache holds
+    size * max_message_size bytes of replies.
+
+    When every slot is taken, a newcomer from remote P takes the oldest
+    entry, unless its owner holds fewer entries than P: then P gives up its
+    own oldest instead. So a peer sending a burst only pushes out its own
+    entries, and the table is shared out evenly among busy peers; another
+    peer's entry goes only to a newcomer, or to a peer holding fewer. (A
+    peer is a remote address: an attacker with many ports is many peers,
+    and a burst of enough of them still flushes the table.)
+
+    Each insertion gives its slot a new generation (slot + k * size): a
+    ReceptionRecord holds it, so a reply to an entry pushed out meanwhile is
+    not stored against the newcomer in its slot.
+    """
+
+    def __init__(self, size):
+        self.size = size
+        self.tids = [-1] * size  # -1: a free slot
+        self.remotes = [None] * size
+        self.expires = [0] * size
+        self.gens = list(range(size))
+        self.lens = [0] * size  # the reply: 0 none yet, _ACK/_RST (2, 3) empty, else its length
+        self.bufs = [None] * size  # type: list  # each slot's reply buffer (grown on demand)
+        # Insertion order, oldest first: a doubly linked list over the slots,
+        # so an entry leaves from anywhere in it without a shift.
+        self.older = [-1] * size
+        self.newer = [-1] * size
+        self.head = -1
+        self.tail = -1
+        self.free = list(range(size))  # a stack of free slots
+        self.nfree = size
+        # remote -> how many entries it holds (who yields when the table is
+        # full); a key per peer with entries, so a busy node keeps a few.
+        self.counts = {}
+        # A large table's index, (id, remote) -> slot, on CPython. MicroPython
+        # scans even a large one: `in` over a list of small ints is quick in
+        # C there, and allocates nothing, where a dict lookup builds a key
+        # tuple, and a dict whose keys come and go fills with deleted slots
+        # that every lookup of a new key walks past.
+        self.index = {} if size > _LINEAR and not IS_MICROPYTHON else None
+
+    def note(self, tid, remote, now, expires):
+        """Take a message in: -2 - its slot if it duplicates an entry that has
+        not expired, else its generation once remembered until `expires`
+        (-1: size 0, nothing is)."""
+        index = self.index
+        tids = self.tids
+        if index is not None:
+            s = index.get((tid, remote), -1)
+            if s >= 0 and ticks_diff(self.expires[s], now) > 0:
+                return -2 - s
+        elif tid in tids:  # (one scan in C: the common case is a miss)
+            remotes = self.remotes
+            for s in range(self.size):
+                if tids[s] == tid and remotes[s] == remote and ticks_diff(self.expires[s], now) > 0:
+                    return -2 - s
+        if not self.size:
+            return -1
+        if self.nfree:
+            self.nfree -= 1
+            s = self.free[self.nfree]
+        else:
+            s = self.head
+            owner = self.remotes[s]
+            if owner != remote and ticks_diff(self.expires[s], now) > 0:
+                counts = self.counts
+                if counts.get(_key(remote), 0) >= counts[_key(owner)]:
+                    # It gives up its own oldest: the first of its entries
+                    # from the old end (near it, for a peer holding many).
+                    remotes = self.remotes
+                    while remotes[s] != remote:
+                        s = self.newer[s]
+            self._unlink(s)
+        tids[s] = tid
+        self.remotes[s] = remote
+        k = _key(remote)
+        self.counts[k] = self.counts.get(k, 0) + 1
+        self.expires[s] = expires
+        self.lens[s] = 0
+        g = self.gens[s] + self.size
+        if g > _GEN_WRAP:
+            g = s
+        self.gens[s] = g
+        t = self.tail  # the newest, at the tail
+        self.older[s] = t
+        self.newer[s] = -1
+        if t >= 0:
+            self.newer[t] = s
+        else:
+            self.head = s
+        self.tail = s
+        if index is not None:
+            index[(tid, remote)] = s
+        return g
+
+    def _unlink(self, s):
+        o = self.older[s]
+        n = self.newer[s]
+        if o >= 0:
+            self.newer[o] = n
+        else:
+            self.head = n
+        if n >= 0:
+            self.older[n] = o
+        else:
+            self.tail = o
+        index = self.index
+        if index is not None:
+            key = (self.tids[s], self.remotes[s])
+            if index.get(key) == s:
+                del index[key]
+        counts = self.counts
+        k = _key(self.remotes[s])
+        n = counts[k] - 1
+        if n:
+            counts[k] = n
+        else:
+            del counts[k]
+        self.tids[s] = -1
+        self.remotes[s] = None
+
+    def drop(self, gen):
+        """Free the entry of generation `gen`, if it is still there."""
+        if gen >= 0:
+            s = gen % self.size
+            if self.gens[s] == gen and self.tids[s] >= 0:
+                self._unlink(s)
+                self.free[self.nfree] = s
+                self.nfree += 1
+
+    def reply(self, gen, data):
+        """Record the reply to the entry of generation `gen`, if it is still
+        there: _ACK or _RST for an empty one, else the bytes sent."""
+        if gen < 0:
+            return
+        s = gen % self.size
+        if self.gens[s] != gen:
+            return  # pushed out meanwhile: nothing to replay it to
+        if type(data) is int:
+            self.lens[s] = data
+            return
+        n = len(data)
+        buf = self.bufs[s]
+        if buf is None or len(buf) < n:
+            # Grown in steps of 32 bytes: replies of about one size settle
+            # into buffers that are reused from then on.
+            buf = self.bufs[s] = bytearray((n + 31) & ~31)
+        buf[0:n] = data
+        self.lens[s] = n
 
 
 def _random_bits(nbits):
@@ -154,8 +385,14 @@ class EndPoint:
     Transmission parameters (RFC 7252 §4.8) are per endpoint: slow links want
     a longer ack_timeout_ms. Bounds: `max_in_flight` transmissions tracked at
     once (send() raises CapacityError beyond it) and `dedup_size` received
-    messages remembered for duplicate detection; the small defaults suit a
-    board, a gateway raises them.
+    messages remembered for duplicate detection (fixed at construction; the
+    replies it keeps take at most dedup_size * max_message_size bytes); the
+    small defaults suit a board, a gateway raises them.
+
+    Counters, for monitoring: `dropped` (datagrams ignored: malformed,
+    unmatched, oversized, or lost for want of memory), `duplicates`
+    (answered from the cache or dropped) and `memory_errors` (datagrams lost
+    to a MemoryError, also counted in `dropped`).
     """
 
     def __init__(
@@ -192,7 +429,6 @@ class EndPoint:
         self.rand = rand or _random_bits
         make_socket = socket_factory or socket.socket  # pyright: ignore[reportOptionalMemberAccess]: no socket module: socket_factory= is given
         sock = make_socket(address_family, socket_type, socket_proto)
-        sock.setblocking(False)
         self._socket = sock
         if poll_factory is None:
             import select
@@ -206,18 +442,35 @@ class EndPoint:
         self._socks = {}  # fileno -> socket, for CPython's poll results
         self._nsocks = 0
         self._sockets = []  # every socket received on, the primary first (sockets)
-        self._register(sock)
+        self.register(sock)
         self._tx = bytearray(max_message_size)
         self._txv = memoryview(self._tx)
+        self._last = self._txv[0:0]  # the view of _tx sent last
+        self._empty = bytearray(4)  # empty ACK/RST go out of this, whole
         self._records = []  # TransmissionRecords in flight, oldest first
-        self._dedup = []  # ReceptionRecords remembered, a ring of dedup_size
-        self._dedup_next = 0
-        # A gateway's large cache gets a (tid, remote) index; a board's small
-        # one is scanned, which allocates nothing (a key tuple would).
-        self._dedup_index = {} if dedup_size > _LINEAR_DEDUP else None
+        # What _service() looks at: the records queued for their first
+        # transmission, and those with a deadline. An Observe registration
+        # waiting for its next notification is in neither: a thousand of
+        # them cost nothing per process() call.
+        self._queue = []
+        self._timers = []
+        self._walk = False  # True: a queued record may start (new, or an NSTART slot freed)
+        self._due = None  # no deadline in _timers comes before this (None: none has one)
+        # Indexes of a large in-flight table, kept from when it first grows
+        # past _LINEAR (a small one is scanned, which allocates nothing):
+        # token -> record (or a list of those sharing it), message ID ->
+        # record, and remote -> its CONs awaiting their ACK (for NSTART).
+        self._indexed = False
+        self._tokens = {}
+        self._tids = {}
+        self._waiting = {}
+        self._dedup = _Dedup(dedup_size)
+        self._spare = None  # the ReceptionRecord process(reuse=True) refills
+        self._reading = None  # the socket of a recvfrom in progress
+        self._taking = None  # the record being dispatched
         self._busy = False  # the last process() call received something
         self._timed_out = 0  # records finished by their own timers
-        self._lifetimes = None  # the parameters, EXCHANGE_LIFETIME, NON_LIFETIME
+        self._life = (0, 0, 0, 0, 0)  # the parameters, EXCHANGE_LIFETIME, NON_LIFETIME
         self._tid = self.rand(16)
         self.on_unacknowledged = None  # callable(record) when a CON gives up
         # callable(rx) for an empty RST that matches no record in flight: an
@@ -235,6 +488,7 @@ class EndPoint:
         # Counters, for monitoring (and the abuse test).
         self.dropped = 0  # datagrams ignored: malformed, unmatched, oversized
         self.duplicates = 0  # duplicates answered or dropped
+        self.memory_errors = 0  # datagrams lost for want of memory
 
     # -- derived transmission parameters (RFC 7252 §4.8.2) ------------------
 
@@ -264,7 +518,7 @@ class EndPoint:
     def dedup_count(self):
         """How many received messages are remembered for duplicate
         detection: at most dedup_size."""
-        return len(self._dedup)
+        return self._dedup.size - self._dedup.nfree
 
     # -- sockets ------------------------------------------------------------
 
@@ -278,11 +532,6 @@ class EndPoint:
         by getaddrinfo (raw bytes on the MicroPython unix port)."""
         self._socket.bind(resolve(address))
 
-    def register(self, sock):
-        """Also receive on `sock` (e.g. a multicast socket)."""
-        sock.setblocking(False)
-        self._register(sock)
-
     @property
     def sockets(self):
         """Every socket this EndPoint receives on, the primary one first
@@ -290,7 +539,9 @@ class EndPoint:
         Read-only."""
         return self._sockets
 
-    def _register(self, sock):
+    def register(self, sock):
+        """Also receive on `sock` (e.g. a multicast socket)."""
+        sock.setblocking(False)
         self._nsocks += 1
         self._sockets.append(sock)
         self._poller.register(sock, _POLLIN)
@@ -321,11 +572,15 @@ class EndPoint:
             t = bytes(t)
             if not t:
                 return t
-            for rec in self._records:
-                if rec.message.token == t:
-                    break
+            if self._indexed:
+                if t not in self._tokens:
+                    return t
             else:
-                return t
+                for rec in self._records:
+                    if rec._token == t:
+                        break
+                else:
+                    return t
 
     # -- sending ------------------------------------------------------------
 
@@ -334,17 +589,37 @@ class EndPoint:
         if message.transaction_type > _NON:
             raise ValueError("send CON or NON; answer with ReceptionRecord.ack/reset")
         self._check_size(message)
-        if len(self._records) >= self.max_in_flight:
-            raise CapacityError("%d transmissions already in flight" % len(self._records))
+        recs = self._records
+        if len(recs) >= self.max_in_flight:
+            raise CapacityError("%d transmissions already in flight" % len(recs))
         rec = TransmissionRecord(self, message, remote)
         if message.code < 32:  # a request: to a group? (responses go to one peer)
             rec._multicast = is_multicast(remote)
         rec.transaction_id = self.next_transaction_id()
         rec.next_event_time = self.clock()  # pyright: ignore[reportAttributeAccessIssue]: the stubs give ticks a type of their own; they are ints
-        self._records.append(rec)
-        if self.on_queued is not None:
-            self.on_queued(rec)
+        self._queued(rec)
         return rec
+
+    def _queued(self, rec):
+        # `rec` joins the in-flight table, queued: in the table, its indexes
+        # and the queue the next _service() starts from.
+        recs = self._records
+        recs.append(rec)
+        rec._state = _QUEUED
+        self._queue.append(rec)
+        self._walk = True
+        if self._indexed:
+            self._index(rec, True)
+        elif len(recs) > _LINEAR:
+            # Grown past what a scan handles well: indexed from now on.
+            self._indexed = True
+            for r in recs:
+                self._index(r, True)
+                if r._state == _WAIT_ACK:
+                    k = _key(r.remote)
+                    self._waiting[k] = self._waiting.get(k, 0) + 1
+        if self.on_queued is not None:
+            self.on_queued(rec)  # an event loop wakes for it
 
     def supersede(self, record, message):
         """Send `message` in place of `record`: a newer state of what
@@ -377,55 +652,128 @@ class EndPoint:
             return record
         if state == _WAIT_RESPONSE:
             raise ValueError("a request awaiting its response is not superseded")
-        recs = self._records
-        if state == _QUEUED and record in recs:
-            record.message = message
+        if state == _QUEUED and record in self._records:
+            self._carry(record, message, record.transaction_id)
             return record
-        if message.transaction_type == _CON and len(recs) >= self.max_in_flight:
-            raise CapacityError("%d transmissions already in flight" % len(recs))
+        if message.transaction_type == _CON and len(self._records) >= self.max_in_flight:
+            raise CapacityError("%d transmissions already in flight" % len(self._records))
         record._state = _DONE  # (a new record that never went out)
         self._renew(record, message, self.clock())
         return record
+
+    def _carry(self, rec, message, tid):
+        # `rec` carries `message` under Message ID `tid` from now on (its
+        # indexes follow: the token may differ).
+        if self._indexed and rec._state != _DONE:
+            self._index(rec, False)
+            rec.message = message
+            rec._token = message.token
+            rec.transaction_id = tid
+            self._index(rec, True)
+        else:
+            rec.message = message
+            rec._token = message.token
+            rec.transaction_id = tid
+        rec._superseding = None
 
     def _renew(self, rec, message, now):
         # `rec` carries `message` from now on, as a new transmission with a
         # new Message ID (supersede()): a NON is sent now and finished, a
         # CON queued for _service() to start.
-        rec.message = message
-        rec._superseding = None
+        self._carry(rec, message, self.next_transaction_id())
         rec._gave_up = False
-        rec.transaction_id = self.next_transaction_id()
         if message.transaction_type == _NON:
             rec.created_time = rec.last_event_time = now
             rec.response_type = _NON
-            rec.error = self._transmit(message, rec.transaction_id, rec.remote)
+            rec.error = self._transmit(rec)
             self._finish(rec)
             return
-        if rec._state == _DONE:
-            self._records.append(rec)
-        rec._state = _QUEUED
         rec.next_event_time = now
+        if rec._state == _DONE:
+            self._queued(rec)
+            return
+        # In the table (acknowledged just now): back to the queue.
+        self._deadline(rec, None)
+        rec.next_event_time = now
+        self._set_state(rec, _QUEUED)
+        self._queue.append(rec)
+        self._walk = True
         if self.on_queued is not None:
-            self.on_queued(rec)  # as send() does: an event loop wakes for it
+            self.on_queued(rec)
+
+    def _index(self, rec, add):
+        # Put `rec` in the token and message ID indexes, or take it out.
+        tokens = self._tokens
+        t = rec._token
+        r = tokens.get(t)
+        if add:
+            self._tids[rec.transaction_id] = rec
+            if r is None:
+                tokens[t] = rec
+            elif type(r) is list:
+                r.append(rec)
+            else:
+                tokens[t] = [r, rec]  # a token shared (tokens of length 0, say)
+            return
+        if self._tids.get(rec.transaction_id) is rec:
+            del self._tids[rec.transaction_id]
+        if r is rec:
+            del tokens[t]
+        elif type(r) is list:
+            r.remove(rec)
+            if len(r) == 1:
+                tokens[t] = r[0]
+
+    def _outstanding(self, remote):
+        # CON messages to `remote` still waiting for their ACK (for NSTART).
+        if self._indexed:
+            return self._waiting.get(_key(remote), 0)
+        n = 0
+        for rec in self._records:
+            if rec._state == _WAIT_ACK and rec.remote == remote:
+                n += 1
+        return n
+
+    def _set_state(self, rec, state):
+        # Every change of state comes here, so the count of CONs awaiting
+        # their ACK stays true.
+        old = rec._state
+        rec._state = state
+        if old == _WAIT_ACK or state == _WAIT_ACK:
+            if self._indexed:
+                w = self._waiting
+                k = _key(rec.remote)
+                n = w.get(k, 0) + (1 if state == _WAIT_ACK else -1)
+                if n:
+                    w[k] = n
+                else:
+                    del w[k]
+            if old == _WAIT_ACK and self._queue:
+                self._walk = True  # an NSTART slot is free: a queued CON may go
 
     def _check_size(self, message):
         if message.wire_size() > self.max_message_size:
             raise ValueError("message of %d bytes exceeds max_message_size %d"
                              % (message.wire_size(), self.max_message_size))
 
-    def _transmit(self, message, tid, remote):
-        # Encode and send; returns an errno or None. A board encodes into the
-        # endpoint's buffer (no allocation); CPython builds bytes, faster there.
+    def _encode(self, message, tid):
+        # The message as something to send (a view of _tx on a board, where
+        # encoding into the buffer allocates nothing; bytes on CPython,
+        # faster there), or None when it is larger than max_message_size.
         try:
             if IS_MICROPYTHON:
-                data = self._txv[:message.encode_into(self._tx, tid)]
-            else:
-                data = message.encode(tid)
-                if len(data) > self.max_message_size:
-                    return _EMSGSIZE
+                n = message.encode_into(self._tx, tid)
+                data = self._last
+                if len(data) != n:
+                    data = self._last = self._txv[0:n]
+                return data
+            data = message.encode(tid)
         except ValueError:
-            # Larger than the buffer (grown since send() checked?): never sent.
-            return _EMSGSIZE
+            return None  # larger than the buffer (grown since send() checked?)
+        return data if len(data) <= self.max_message_size else None
+
+    def _sendto(self, data, remote):
+        # Send; returns an errno or None.
         try:
             self._socket.sendto(data, remote)
         except OSError as e:
@@ -436,101 +784,124 @@ class EndPoint:
             return _EINVAL
         return None
 
+    def _transmit(self, rec):
+        # Encode and send a record's message; returns an errno or None.
+        data = self._encode(rec.message, rec.transaction_id)
+        if data is None:
+            return _EMSGSIZE
+        return self._sendto(data, rec.remote)
+
     def _send_empty(self, mtype, tid, remote):
-        # An empty ACK or RST, written straight into the buffer (no Message).
+        # An empty ACK or RST, written into a buffer of its own (no Message,
+        # no slice: the 4 bytes are the whole buffer).
+        buf = self._empty
+        encode_empty_into(buf, mtype, tid)
         try:
-            self._socket.sendto(self._txv[:encode_empty_into(self._tx, mtype, tid)], remote)
+            self._socket.sendto(buf, remote)
         except (OSError, TypeError, ValueError):
             pass  # the peer will retransmit, or did not deserve an answer
 
-    def _reply(self, rx):
-        reply = rx._reply
-        if isinstance(reply, Message):
-            self._transmit(reply, rx.transaction_id, rx.remote)
-        else:
-            self._send_empty(reply, rx.transaction_id, rx.remote)
-
-    def _outstanding(self, remote):
-        # CON messages to `remote` still waiting for their ACK (for NSTART).
-        n = 0
-        for rec in self._records:
-            if rec._state == _WAIT_ACK and rec.remote == remote:
-                n += 1
-        return n
-
-    def _start(self, rec, now):
-        # First transmission of a queued record.
-        m = rec.message
-        rec.created_time = now
-        rec.last_event_time = now
-        rec.error = self._transmit(m, rec.transaction_id, rec.remote)
-        if rec.error == _EMSGSIZE or rec.error == _EINVAL:
-            self._finish(rec)  # cannot go out at all; `error` says why
-            return
-        if m.transaction_type == _CON and not rec._multicast:
-            span = int(self.ack_timeout_ms * (self.ack_random_factor - 1))
-            rec._timeout_ms = self.ack_timeout_ms + ((span * self.rand(16)) >> 16)
-            rec.remaining_attempts = self.max_retransmit
-            rec._state = _WAIT_ACK
-            rec.next_event_time = ticks_add(now, rec._timeout_ms)
-        elif 1 <= m.code <= 31:
-            # A NON request (or a CON to a multicast group, sent once):
-            # responses are matched by token until NON_LIFETIME has passed.
-            rec.response_type = _NON
-            rec._state = _WAIT_RESPONSE
-            rec.next_event_time = ticks_add(now, self.non_lifetime_ms)
-        else:
-            rec.response_type = _NON
-            self._finish(rec)
-
     def _finish(self, rec):
         if rec._state != _DONE:
-            rec._state = _DONE
-            rec.next_event_time = None
+            if rec._state == _QUEUED and rec in self._queue:
+                self._queue.remove(rec)
+            self._set_state(rec, _DONE)
+            self._deadline(rec, None)
             self._records.remove(rec)
+            if self._indexed:
+                self._index(rec, False)
+
+    def _deadline(self, rec, t):
+        # Give `rec` the deadline `t` (None: none); _service() watches it.
+        rec.next_event_time = t
+        if t is None:
+            if rec._timer:
+                rec._timer = False
+                self._timers.remove(rec)
+            return
+        if not rec._timer:
+            rec._timer = True
+            self._timers.append(rec)
+        if self._due is None or ticks_diff(t, self._due) < 0:
+            self._due = t
 
     def _service(self, now):
         """Transmit what is due; return ms until the next timed event (or -1)."""
         wait = -1
-        recs = self._records
-        i = 0
-        while i < len(recs):
-            rec = recs[i]
-            if rec._state == _QUEUED:
+        due = self._due
+        if due is not None and ticks_diff(due, now) <= 0:
+            # A deadline passed: retransmit or give up what is due, and find
+            # the next deadline.
+            timers = self._timers
+            i = 0
+            while i < len(timers):
+                rec = timers[i]
+                if ticks_diff(rec.next_event_time, now) <= 0:
+                    if rec._state == _WAIT_ACK and rec.remaining_attempts > 0:
+                        rec.remaining_attempts -= 1
+                        rec._timeout_ms *= 2
+                        rec.last_event_time = now
+                        rec.next_event_time = ticks_add(now, rec._timeout_ms)
+                        if rec._superseding is not None:
+                            # supersede(): the newer message goes out in this
+                            # one's place, on its counter and timeout.
+                            self._carry(rec, rec._superseding, self.next_transaction_id())
+                        rec.error = self._transmit(rec)
+                    else:
+                        rec._gave_up = rec._state == _WAIT_ACK
+                        self._timed_out += 1
+                        self._finish(rec)
+                        if rec._gave_up and self.on_unacknowledged is not None:
+                            self.on_unacknowledged(rec)
+                        continue  # it left the list: index i is the next record
+                d = ticks_diff(rec.next_event_time, now)
+                if wait < 0 or d < wait:
+                    wait = d if d > 0 else 0
+                i += 1
+            self._due = due = ticks_add(now, wait) if wait >= 0 else None
+        if self._walk:
+            # New records, or an NSTART slot freed (maybe just now, by a CON
+            # that gave up): first transmissions, each that NSTART allows.
+            self._walk = False
+            queue = self._queue
+            i = 0
+            while i < len(queue):
+                rec = queue[i]
                 if (rec.message.transaction_type == _CON
                         and self._outstanding(rec.remote) >= self.nstart):
                     i += 1  # NSTART: wait for an ACK to free a slot
-                    continue
-                self._start(rec, now)
-            elif rec.next_event_time is not None and ticks_diff(rec.next_event_time, now) <= 0:
-                if rec._state == _WAIT_ACK and rec.remaining_attempts > 0:
-                    rec.remaining_attempts -= 1
-                    rec._timeout_ms *= 2
-                    rec.last_event_time = now
-                    rec.next_event_time = ticks_add(now, rec._timeout_ms)
-                    if rec._superseding is not None:
-                        # supersede(): the newer message goes out in this
-                        # one's place, on its counter and timeout.
-                        rec.message = rec._superseding
-                        rec._superseding = None
-                        rec.transaction_id = self.next_transaction_id()
-                    rec.error = self._transmit(rec.message, rec.transaction_id, rec.remote)
                 else:
-                    rec._gave_up = rec._state == _WAIT_ACK
-                    self._timed_out += 1
-                    self._finish(rec)
-                    if rec._gave_up and self.on_unacknowledged is not None:
-                        self.on_unacknowledged(rec)
-            if rec._state == _DONE:
-                continue  # removed from the list: index i is the next record
-            if rec.next_event_time is not None:
-                d = ticks_diff(rec.next_event_time, now)
-                if d < 0:
-                    d = 0
-                if wait < 0 or d < wait:
-                    wait = d
-            i += 1
-        return wait
+                    del queue[i]
+                    self._start(rec, now)
+            due = self._due
+        if due is None:
+            return -1
+        wait = ticks_diff(due, now)
+        return wait if wait > 0 else 0
+
+    def _start(self, rec, now):
+        # First transmission of a queued record (already off the queue).
+        m = rec.message
+        rec.created_time = now
+        rec.last_event_time = now
+        rec.error = self._transmit(rec)
+        if rec.error == _EMSGSIZE or rec.error == _EINVAL:
+            self._finish(rec)  # cannot go out at all; `error` says why
+        elif m.transaction_type == _CON and not rec._multicast:
+            span = int(self.ack_timeout_ms * (self.ack_random_factor - 1))
+            rec._timeout_ms = self.ack_timeout_ms + ((span * self.rand(16)) >> 16)
+            rec.remaining_attempts = self.max_retransmit
+            self._set_state(rec, _WAIT_ACK)
+            self._deadline(rec, ticks_add(now, rec._timeout_ms))
+        elif 1 <= m.code <= 31:
+            # A NON request (or a CON to a multicast group, sent once):
+            # responses are matched by token until NON_LIFETIME has passed.
+            rec.response_type = _NON
+            self._set_state(rec, _WAIT_RESPONSE)
+            self._deadline(rec, ticks_add(now, self.non_lifetime_ms))
+        else:
+            rec.response_type = _NON
+            self._finish(rec)
 
     def next_event_ms(self, now):
         """ms from `now` (ticks) until process() has something to do
@@ -538,26 +909,25 @@ class EndPoint:
         retransmission, a wait for a response that expires; -1 for nothing.
         A CON held back by NSTART has no time of its own: the ACK that frees
         its slot, or the timer of the CON holding it, comes first. Read-only:
-        how long an event loop may sleep between datagrams."""
-        wait = -1
-        for rec in self._records:
-            if rec._state == _QUEUED:
-                if (rec.message.transaction_type == _CON
-                        and self._outstanding(rec.remote) >= self.nstart):
-                    continue
+        how long an event loop may sleep between datagrams. (It looks at the
+        queue and the records with a deadline only: not at the Observe
+        registrations waiting for their next notification.)"""
+        for rec in self._queue:
+            if (rec.message.transaction_type != _CON
+                    or self._outstanding(rec.remote) < self.nstart):
                 return 0
-            t = rec.next_event_time
-            if t is not None:
-                d = ticks_diff(t, now)
-                if d <= 0:
-                    return 0
-                if wait < 0 or d < wait:
-                    wait = d
+        wait = -1
+        for rec in self._timers:
+            d = ticks_diff(rec.next_event_time, now)
+            if d <= 0:
+                return 0
+            if wait < 0 or d < wait:
+                wait = d
         return wait
 
     # -- receiving ----------------------------------------------------------
 
-    def process(self, timeout_ms=None):
+    def process(self, timeout_ms=None, reuse=False):
         """Transmit and retransmit what is due, then wait at most timeout_ms
         (None: no limit) for one message for the application.
 
@@ -565,30 +935,47 @@ class EndPoint:
         limit: when a CON gave up or a wait for a response expired, so the
         application gets to look). Messages the message layer answers itself
         (pings, duplicates, ...) do not end the wait.
+
+        With `reuse`, the record may be one the EndPoint refills on the next
+        such call (a request handled at once needs nothing of its own);
+        ReceptionRecord.keep() keeps it. A response to a request in flight
+        is always a record of its own.
         """
         clock = self.clock
         start = now = clock()
         swallowed = 0
         while True:
             finished = self._timed_out
-            wait = self._service(now) if self._records else -1
+            wait = self._service(now) if self._due is not None or self._walk else -1
             if timeout_ms is None and self._timed_out != finished:
                 # With no time limit, a CON giving up (or a wait expiring)
                 # ends the call: otherwise a quiet network would hide it forever.
                 return None
-            if timeout_ms is not None:
-                left = int(timeout_ms) - ticks_diff(now, start)
-                if left < 0:
-                    left = 0
-                if wait < 0 or left < wait:
-                    wait = left
-            sock = self._wait(wait)
-            now = clock()
-            if sock is None:
-                if timeout_ms is not None and ticks_diff(now, start) >= timeout_ms:
-                    return None
-                continue
-            rx = self._receive(sock, now)
+            if self._busy:
+                # Under load, read the socket straight away: a datagram is
+                # likely waiting, and the poll system call would cost as much
+                # as the read. (Only with one socket, so none is starved.)
+                self._busy = False
+                sock = self._socket
+            else:
+                if timeout_ms is not None:
+                    left = int(timeout_ms) - ticks_diff(now, start)
+                    if left < 0:
+                        left = 0
+                    if wait < 0 or left < wait:
+                        wait = left
+                sock = self._wait(wait)
+                now = clock()
+                if sock is None:
+                    if timeout_ms is not None and ticks_diff(now, start) >= timeout_ms:
+                        return None
+                    continue
+            try:
+                rx = self._receive(sock, now, reuse)
+            except MemoryError:
+                # Short of memory: this call ends here, whatever it got, so
+                # the application's loop runs (and may free some).
+                return self._starved(sock, now, reuse)
             if rx is not None:
                 return rx
             # Swallowed by the message layer (a ping, a duplicate, junk): keep
@@ -599,14 +986,44 @@ class EndPoint:
                     ticks_diff(now, start) > timeout_ms or swallowed >= _BURST):
                 return None
 
+    def _starved(self, sock, now, reuse):
+        # Out of memory while taking in a datagram: counted, and the record
+        # taken in, if any, forgotten (its retransmission is then new). If
+        # the read itself failed, the datagram is still queued and the next
+        # poll would fail the same way at once, forever while no hole in the
+        # heap fits a full-size read buffer: so collect, and read it with a
+        # small buffer. A small datagram (most requests) is then served
+        # still; a larger one, truncated, is dropped.
+        self.memory_errors += 1
+        self._busy = False
+        rx = self._taking
+        if rx is not None:
+            self._taking = None
+            rx.forget()
+        if self._reading is None:
+            self.dropped += 1
+            return None
+        self._reading = None
+        gc.collect()
+        try:
+            got = sock.recvfrom(_SMALL_READ + 1)
+            if len(got[0]) <= _SMALL_READ:
+                return self._take(got, sock, now, reuse)
+        except OSError:
+            return None  # gone after all
+        except MemoryError:
+            # Not even that: read one byte, which leaves nothing queued.
+            self.memory_errors += 1
+            self._taking = None
+            try:
+                sock.recvfrom(1)
+            except Exception:  # (still no memory: the next call tries again)
+                pass
+        self.dropped += 1
+        return None
+
     def _wait(self, wait_ms):
         # One readable socket, or None when wait_ms (-1: forever) passes.
-        if self._busy:
-            # Under load, read the socket straight away: a datagram is likely
-            # waiting, and the poll system call would cost as much as the
-            # read. (Only with one socket, so none is starved.)
-            self._busy = False
-            return self._socket
         ipoll = self._ipoll
         if ipoll is not None:
             for ev in ipoll(wait_ms):
@@ -617,12 +1034,27 @@ class EndPoint:
             return self._socks[s] if isinstance(s, int) else s  # upy-ok: fd or socket
         return None
 
-    def _receive(self, sock, now):
+    def _receive(self, sock, now, reuse):
+        # One datagram off `sock`, through the message layer: the record to
+        # hand up, or None.
+        self._reading = sock
         try:
-            data, remote = sock.recvfrom(self.max_message_size + 1)
+            got = sock.recvfrom(self.max_message_size + 1)
         except OSError:  # EAGAIN, or an ICMP error reported on the socket
+            self._reading = None
             return None
-        self._busy = self._nsocks == 1
+        self._reading = None
+        # Under load, the next call reads straight away, without a poll: on
+        # CPython, where the poll system call costs about what a read does.
+        # Not on a board: there a read that finds nothing allocates its full
+        # buffer and an OSError, where ipoll allocates nothing.
+        self._busy = self._nsocks == 1 and not IS_MICROPYTHON
+        return self._take(got, sock, now, reuse)
+
+    def _take(self, got, sock, now, reuse):
+        # The (datagram, remote) pair recvfrom gave, through the message layer.
+        data = got[0]
+        remote = got[1]
         if len(data) > self.max_message_size:
             self.dropped += 1  # truncated: cannot be trusted
             if self.on_dropped is not None:
@@ -630,7 +1062,22 @@ class EndPoint:
                                 % self.max_message_size)
             return None
         try:
-            rx = ReceptionRecord(self, data, remote)
+            rx = self._spare if reuse else None
+            if rx is not None:
+                # The reused record: made with every attribute it will ever
+                # set, so refilling it never grows its table (nor its Message's).
+                rx.transaction_id = rx.message.decode_from(data)
+                rx.pertains_to = None
+                rx.sock = None
+                rx._entry = -1
+                rx.remote = remote
+            else:
+                rx = ReceptionRecord(self, data, remote)
+                if reuse:
+                    rx.pertains_to = None
+                    rx.sock = None
+                    rx._entry = -1
+                    self._spare = rx
         except DecodeError as e:
             self.dropped += 1
             if self.on_dropped is not None:
@@ -638,36 +1085,56 @@ class EndPoint:
             if e.transaction_type == _CON and not e.bad_version:
                 self._send_empty(_RST, e.transaction_id, remote)
             return None
-        rx.sock = sock
-        return self._dispatch(rx, now)
+        if sock is not self._socket:
+            rx.sock = sock
+        self._taking = rx
+        rx = self._dispatch(rx, now)
+        self._taking = None
+        return rx
 
     def _dispatch(self, rx, now):
         m = rx.message
         mtype = m.transaction_type
         code = m.code
+        tid = rx.transaction_id
+        remote = rx.remote
         if mtype >= _ACK:
             return self._on_ack_or_reset(rx, mtype, code, now)
-        if code == 0:
-            if mtype == _CON:  # a ping (RFC 7252 §4.3)
-                self._send_empty(_RST, rx.transaction_id, rx.remote)
-            else:
+        if code == 0 or 32 <= code <= 63 or code >= 192:
+            # A ping (RFC 7252 §4.3) gets RST; so does a CON of a reserved
+            # class (1, 6, 7: RFC 7252 §12.1); the rest is dropped.
+            if code:
+                self.dropped += 1
+            if mtype == _CON:
+                self._send_empty(_RST, tid, remote)
+            elif not code:
                 self.dropped += 1
             return None
-        if 32 <= code <= 63 or code >= 192:
-            # Classes 1, 6 and 7 are reserved (RFC 7252 §12.1): reject.
-            self.dropped += 1
-            if mtype == _CON:
-                self._send_empty(_RST, rx.transaction_id, rx.remote)
-            return None
-        old = self._find_duplicate(rx, now)
-        if old is not None:
+        # How long it is remembered: EXCHANGE_LIFETIME (CON), NON_LIFETIME
+        # (NON). Derived once, not per message (float arithmetic); again if
+        # the application retunes the parameters.
+        life = self._life
+        if (life[0] != self.ack_timeout_ms or life[1] != self.ack_random_factor
+                or life[2] != self.max_retransmit):
+            life = self._life = (self.ack_timeout_ms, self.ack_random_factor,
+                                 self.max_retransmit, self.exchange_lifetime_ms,
+                                 self.non_lifetime_ms)
+        d = self._dedup
+        g = d.note(tid, remote, now, ticks_add(now, life[3] if mtype == _CON else life[4]))
+        if g < -1:
+            # A duplicate: a CON gets the reply again, if one was sent.
             self.duplicates += 1
-            if mtype == _CON and old._reply is not None:
-                self._reply(old)
+            if mtype == _CON:
+                s = -2 - g
+                n = d.lens[s]
+                if n == _ACK or n == _RST:
+                    self._send_empty(n, tid, remote)
+                elif n:
+                    self._sendto(memoryview(d.bufs[s])[0:n], remote)
             return None
-        self._remember(rx, now)
+        rx._entry = g
         if code >= 64:
-            rec = self._by_token(m.token, rx.remote)
+            rec = self._by_token(m.token, remote)
             if rec is None:
                 # Nobody asked: reject a CON, ignore a NON (RFC 7252 §5.3.2).
                 self.dropped += 1
@@ -677,18 +1144,30 @@ class EndPoint:
             self._response(rec, rx, now)
         return rx
 
+    def _kept(self, rx):
+        # `rx` stays with a record (or a callback): never refill it.
+        if self._spare is rx:
+            self._spare = None
+
     def _on_ack_or_reset(self, rx, mtype, code, now):
         tid = rx.transaction_id
         rec = None
-        for r in self._records:
-            if r.transaction_id == tid and r.remote == rx.remote and r._state != _QUEUED:
+        if self._indexed:
+            r = self._tids.get(tid)
+            if r is not None and r.remote == rx.remote and r._state != _QUEUED:
                 rec = r
-                break
+        else:
+            for r in self._records:
+                if r.transaction_id == tid and r.remote == rx.remote and r._state != _QUEUED:
+                    rec = r
+                    break
         if rec is None or (mtype == _RST and code != 0) or code < 64 and code != 0 or code >= 192:
             self.dropped += 1  # matches nothing, or not a valid ACK/RST
             if rec is None and mtype == _RST and code == 0 and self.on_unmatched_reset is not None:
+                self._kept(rx)  # the callback may keep it
                 self.on_unmatched_reset(rx)
             return None
+        self._kept(rx)
         rx.pertains_to = rec
         rec.last_event_time = now
         if mtype == _RST:
@@ -704,8 +1183,8 @@ class EndPoint:
             self._response(rec, rx, now)  # piggybacked response
         elif 1 <= rec.message.code <= 31:
             # Empty ACK to a request: the response comes separately.
-            rec._state = _WAIT_RESPONSE
-            rec.next_event_time = ticks_add(now, self.exchange_lifetime_ms)
+            self._set_state(rec, _WAIT_RESPONSE)
+            self._deadline(rec, ticks_add(now, self.exchange_lifetime_ms))
         elif rec._superseding is not None:
             self._renew(rec, rec._superseding, now)  # supersede(): its turn now
         else:
@@ -713,14 +1192,18 @@ class EndPoint:
         return rx
 
     def _response(self, rec, rx, now):
+        self._kept(rx)
         rx.pertains_to = rec
         rec.last_event_time = now
         if rec.response is None:
             rec.response = rx
         responses = rec.responses
-        if len(responses) >= _MAX_RESPONSES:
-            del responses[0]
-        responses.append(rx)
+        if not responses:
+            rec.responses = [rx]
+        else:
+            if len(responses) >= _MAX_RESPONSES:
+                del responses[0]
+            responses.append(rx)
         if rec._state == _WAIT_ACK:
             # A separate response can overtake the lost ACK: it acknowledges.
             rec.response_type = _ACK
@@ -728,74 +1211,38 @@ class EndPoint:
         if rec._multicast:
             # Every group member may answer (RFC 7252 §8.2): keep collecting
             # until the NON_LIFETIME set when the request went out.
-            rec._state = _WAIT_RESPONSE
+            self._set_state(rec, _WAIT_RESPONSE)
         elif rec.several_responses:
             # More responses come on this token (notifications, say) until
             # the sender cancels the record.
-            rec._state = _WAIT_RESPONSE
-            rec.next_event_time = None
+            self._set_state(rec, _WAIT_RESPONSE)
+            self._deadline(rec, None)
         else:
             self._finish(rec)
 
     def _by_token(self, token, remote):
         # The request in flight with this token (and remote, unless the
         # request went to a multicast group: answers come from unicast).
-        for rec in self._records:
-            if (rec.message.token == token and rec._state != _QUEUED
-                    and 1 <= rec.message.code <= 31
+        recs = self._records
+        if self._indexed:
+            r = self._tokens.get(token)
+            if r is None:
+                return None
+            recs = r if type(r) is list else (r,)
+        for rec in recs:
+            if (rec._token == token and rec._state != _QUEUED and 1 <= rec.message.code <= 31
                     and (remote is None or rec.remote == remote or rec._multicast)):
                 return rec
         return None
 
-    # -- duplicate detection (RFC 7252 §4.5) -------------------------------
-
-    def _find_duplicate(self, rx, now):
-        tid = rx.transaction_id
-        index = self._dedup_index
-        if index is not None:
-            old = index.get((tid, rx.remote))
-        else:
-            old = None
-            for e in self._dedup:
-                if e.transaction_id == tid and e.remote == rx.remote:
-                    old = e
-                    break
-        if old is not None and ticks_diff(old._expires, now) > 0:
-            return old
-        return None
-
-    def _remember(self, rx, now):
-        # A ring: the slot reused is the oldest one. Entries live for
-        # EXCHANGE_LIFETIME (CON) or NON_LIFETIME (NON), or until dedup_size
-        # newer messages have pushed them out.
-        life = self._lifetimes
-        if (life is None or life[0] != self.ack_timeout_ms
-                or life[1] != self.ack_random_factor or life[2] != self.max_retransmit):
-            # Derived once (float arithmetic, two properties), not per message;
-            # made again if the application retunes the parameters.
-            life = self._lifetimes = (self.ack_timeout_ms, self.ack_random_factor,
-                                      self.max_retransmit, self.exchange_lifetime_ms,
-                                      self.non_lifetime_ms)
-        rx._expires = ticks_add(now, life[3] if rx.message.transaction_type == _CON else life[4])
-        if self.dedup_size <= 0:
-            return
-        d = self._dedup
-        index = self._dedup_index
-        if len(d) < self.dedup_size:
-            d.append(rx)
-        else:
-            victim = d[self._dedup_next]
-            if index is not None:
-                key = (victim.transaction_id, victim.remote)
-                if index.get(key) is victim:
-                    del index[key]
-            d[self._dedup_next] = rx
-            self._dedup_next = (self._dedup_next + 1) % self.dedup_size
-        if index is not None:
-            index[(rx.transaction_id, rx.remote)] = rx
-
 
 # -- addresses -------------------------------------------------------------
+
+
+def _key(remote):
+    # `remote` as a dict key: an address may come as a bytearray, which is
+    # not hashable (raw sockaddr bytes on the MicroPython unix port).
+    return bytes(remote) if type(remote) is bytearray else remote
 
 
 def resolve(address):

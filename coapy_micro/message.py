@@ -19,7 +19,7 @@ try:
     IS_MICROPYTHON = True
 except ImportError:  # CPython. (Not from _compat on a board: it would load
     from ._compat import IS_MICROPYTHON, const  # one more module with the codec.)
-from .options import KEYWORDS, Option, make, uint_at
+from .options import KEYWORDS, KNOWN, Option, make, uint_at
 
 _CON = const(0)
 _NON = const(1)
@@ -29,6 +29,7 @@ _RST = const(3)
 _PAYLOAD_MARKER = const(0xFF)
 _STRING = const(3)  # options.STRING, the string option format
 _PAST = const(65536)  # an option number no option has: walk to the end
+RECOGNIZED = const(-2)  # option_next(): the next registered or critical option
 
 
 class DecodeError(ValueError):
@@ -63,25 +64,29 @@ def option_next(buf, cur, want=-1):
 
     With `want` >= 0, step to the next option numbered `want` instead,
     checking the ones before it: -1 once an option numbered above it comes
-    (options are ordered), the cursor left on that one. Raises DecodeError
-    on any format error (RFC 7252 §3.1): the walk is also decode's check.
+    (options are ordered), the cursor left on that one. With `want` ==
+    RECOGNIZED (-2), step to the next option that is registered or critical,
+    passing over the unrecognized elective ones, which a recipient ignores
+    (RFC 7252 §5.4.1): a server reads a request so, and a datagram of
+    hundreds of junk options costs it one tight loop. Raises DecodeError on
+    any format error (RFC 7252 §3.1): the walk is also decode's check.
     """
     pos = cur[2]
     end = cur[3]
     number = cur[4]
     while pos < end:
         at = pos
-        prev = number
         b = buf[pos]
         pos += 1
         n = b & 15
         if b < 0xD0 and n < 13:
-            # The common case: delta and length both fit in their nibbles.
-            number += b >> 4
+            d = b >> 4  # the common case: delta and length both fit in their nibbles
         else:
             if b == _PAYLOAD_MARKER:
                 if pos >= end:  # a marker with no payload after it
                     raise DecodeError("bad payload marker")
+                if number > 65535:
+                    raise DecodeError("option number above 65535")
                 cur[2] = cur[3] = at
                 return -1
             d = b >> 4
@@ -106,22 +111,26 @@ def option_next(buf, cur, want=-1):
                 else:
                     n = ((buf[pos] << 8) | buf[pos + 1]) + 269
                     pos += 2
-            number += d
-        if number > 65535:
-            raise DecodeError("option number above 65535")
+        number += d
         if pos + n > end:
             raise DecodeError("option past the end")
-        if want < 0 or number == want:
-            cur[0] = pos
-            cur[1] = n
-            cur[2] = pos + n
-            cur[4] = number
-            return number
-        if number > want:
-            cur[2] = at  # left before the option past `want`'s place
-            cur[4] = prev
-            return -1
+        if number >= want:  # (numbers only grow: a walk to the end checks them there)
+            if number > 65535:
+                raise DecodeError("option number above 65535")
+            if number == want or want == -1 or (want == -2 and (
+                    number & 1 or number >> 3 < len(KNOWN) and KNOWN[number >> 3] >> (number & 7) & 1)):
+                cur[0] = pos
+                cur[1] = n
+                cur[2] = pos + n
+                cur[4] = number
+                return number
+            if want >= 0:
+                cur[2] = at  # left before the option past `want`'s place
+                cur[4] = number - d
+                return -1
         pos += n
+    if number > 65535:
+        raise DecodeError("option number above 65535")
     cur[2] = pos
     cur[4] = number
     return -1
@@ -200,6 +209,44 @@ def encode_empty_into(buf, transaction_type, transaction_id):
     buf[2] = transaction_id >> 8
     buf[3] = transaction_id & 0xFF
     return 4
+
+
+def encode_reply_into(buf, request, mtype, code, tid, ob, payload):
+    """Write a message answering `request` (a Message) into `buf`: the
+    given type, code and message ID, the request's token, the options `ob`
+    (wire form, as encode_options() makes them) and `payload` (bytes, or
+    str: UTF-8). Returns its length, or -1 (nothing written) if `buf` is
+    too small. No response Message is made, and nothing is allocated for a
+    bytes payload: this is how a server answers."""
+    if type(payload) is str:
+        payload = payload.encode("utf-8")
+    tok = request._token
+    src = request._raw if tok is None else tok
+    tkl = len(src) if tok is not None else src[0] & 15
+    pos = 4 + tkl
+    on = len(ob)
+    pn = len(payload)
+    end = pos + on + (1 + pn if pn else 0)
+    if end > len(buf):
+        return -1
+    buf[0] = 0x40 | (mtype << 4) | tkl
+    buf[1] = code
+    buf[2] = tid >> 8
+    buf[3] = tid & 0xFF
+    if tkl:
+        a = 4 if tok is None else 0  # in the datagram, after its header
+        if IS_MICROPYTHON:  # (a slice would allocate there)
+            for i in range(tkl):
+                buf[4 + i] = src[a + i]
+        else:
+            buf[4:pos] = src[a:a + tkl]
+    if on:
+        buf[pos:pos + on] = ob
+        pos += on
+    if pn:
+        buf[pos] = _PAYLOAD_MARKER
+        buf[pos + 1:end] = payload
+    return end
 
 
 # The cursor the codec's own walks use. One per module on MicroPython, where
@@ -528,6 +575,18 @@ class Message:
 
         Raises DecodeError, and nothing else, for every malformed datagram.
         """
+        msg = object.__new__(cls)
+        return msg.decode_from(packed), msg
+
+    def decode_from(self, packed):
+        """Make this message the decoding of the datagram `packed`, in
+        place, and return its transaction id. Raises DecodeError (the
+        message is then unusable until the next decode) as decode() does.
+
+        decode() builds a new message and a pair for its answer; an EndPoint
+        that reuses one message for every datagram it takes in calls this,
+        which allocates nothing.
+        """
         raw = packed if type(packed) is bytes else bytes(packed)
         n = len(raw)
         if n < 4:
@@ -547,24 +606,29 @@ class Message:
                 raise DecodeError("bad token length")
             if code == 0 and n > 4:
                 raise DecodeError("Empty message with token, options or payload")
-            cur = _scratch if IS_MICROPYTHON else [0, 0, 0, 0, 0]
-            cur[2] = 4 + tkl
-            cur[3] = n
-            cur[4] = 0
-            option_next(raw, cur, _PAST)  # checks every option
+            end = n
+            if 4 + tkl < n:
+                cur = _cursor(4 + tkl, n)
+                option_next(raw, cur, _PAST)  # checks every option
+                end = cur[3]
         except DecodeError as e:
             e.transaction_type = mtype
             e.transaction_id = tid
             e.code = code
             raise
-        msg = object.__new__(cls)
-        msg._type = mtype
-        msg.code = code
-        msg._raw = raw
-        msg._ob = raw
-        msg._o0 = 4 + tkl
-        msg._o1 = cur[3]  # the payload marker, or the end
-        return tid, msg
+        self._type = mtype
+        self.code = code
+        self._raw = raw
+        self._ob = raw
+        self._o0 = 4 + tkl
+        self._o1 = end  # the payload marker, or the end
+        # Token and payload are sliced from the datagram when first asked
+        # for; a reused message forgets the ones it sliced before.
+        if self._token is not None:
+            self._token = None
+        if self._payload is not None:
+            self._payload = None
+        return tid
 
     def __repr__(self):
         c = self.code

@@ -73,6 +73,12 @@ _NAMES = (
     " NoResponse no_response RequestTag request_tag "
 )
 _COUNT = const(24)
+# Bit n is set for each registered option number n (all are below 296): an
+# unknown number is told apart at once, without a walk of _SPEC (a request
+# may carry hundreds of unknown options). tests/portable/test_options.py
+# checks it against _SPEC.
+KNOWN = (b"\xfa\xdb\x93\x18\x88\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+         b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x10\x04\x00\x00\x00\x10")
 
 _classes = {}  # option number -> class, filled as classes are first named
 
@@ -136,6 +142,7 @@ class Option:
                 self.min_len = cls.min_len
                 self.max_len = cls.max_len
                 self.repeatable = cls.repeatable
+                self._block = cls._block  # Option(23, (2, True, 6)) as Block2((2, True, 6))
         elif number is not None:
             # A registered class takes the value first: UriPath("a") (or
             # UriPath(value="a")).
@@ -223,7 +230,7 @@ def option_class(number):
     and kept.
     """
     cls = _classes.get(number)
-    if cls is None:
+    if cls is None and number >> 3 < len(KNOWN) and KNOWN[number >> 3] >> (number & 7) & 1:
         for s in range(0, len(_SPEC), 6):
             if (_SPEC[s] << 8) | _SPEC[s + 1] == number:
                 f = _SPEC[s + 2]

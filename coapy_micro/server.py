@@ -34,11 +34,18 @@ them, fail() reports an error, now() reads the clock, message() builds a
 response Message. Every response goes through that one pipeline: a
 handler's, a deferred one, a notification, a streamed upload's.
 
-Per request, beyond what the EndPoint allocates: a Request, the response
-Message and whatever the handler builds. Options are read in one walk over
-the received bytes with the codec's option cursor, and the resource is found
-by comparing path segments as bytes, so no path string is built unless the
-handler asks for request.path.
+What a request costs: nothing of its own but what the handler builds. The
+server takes it in a Request it reuses (and the EndPoint in a record and
+Message it reuses), unless something holds on to it: a deferred request, an
+observer's registration, one an extension or on_error saw (Request.keep()).
+Options are read in one walk over the received bytes with the codec's option
+cursor; the resource is found by comparing path segments as bytes, so no
+path or query string is made unless the handler asks for request.path or
+request.query; the response is written straight into the EndPoint's buffer
+(ReceptionRecord.respond), with no response Message.
+
+A MemoryError while a request is taken in or handled drops it (counted in
+the EndPoint's memory_errors): it never leaves process() or serve().
 """
 from ._compat import IS_MICROPYTHON, const, ticks_add, ticks_diff
 from .message import Message, encode_options, insert_option, option_next
@@ -63,6 +70,7 @@ _BLOCK1 = const(27)
 _PROXY_URI = const(35)
 _PROXY_SCHEME = const(39)
 _NO_RESPONSE = const(258)
+_RECOGNIZED = const(-2)  # message.RECOGNIZED: the cursor passes unrecognized elective options
 
 # Response codes (codes.py has them all; these are the ones sent from here).
 _CONTENT = const(69)
@@ -79,10 +87,40 @@ _LINK_FORMAT = const(40)
 # Cached Content-Format option bytes: a bounded cache, like every table here.
 _MAX_CF_CACHE = const(8)
 
-# What call() returns for a handler that raised, and render() for an answer
-# it could not make: 5.00, built once.
+# What call() returns for a handler that raised: 5.00, built once.
 _RAISED = (_INTERNAL_SERVER_ERROR, b"")
-_FAILED = (_INTERNAL_SERVER_ERROR, b"", None, ())
+
+def set_gc_threshold(threshold_bytes=None):
+    """On MicroPython, make the garbage collector run after every
+    `threshold_bytes` allocated (gc.threshold; None: an eighth of the heap,
+    24 KB of a board's 192 KB), unless the application has set a threshold
+    of its own. Returns the threshold in force (None on CPython, which
+    needs none). Server.serve() calls it; a node running a loop of its own
+    calls it once before.
+
+    Why: MicroPython collects only when an allocation fails, by default.
+    Until then a request's leftovers (recvfrom's datagram and address) pile
+    up, and every allocation of more than one block (a read buffer, a call
+    frame) searches past the small holes among them: a served request got
+    slower with every request since the last collection, 4 to 7 times
+    slower than right after one on the unix port. Collecting after a
+    bounded amount keeps that search short, and the heap in use below the
+    live data plus the threshold. (A collection costs in proportion to the
+    heap, so a fixed small threshold would make a large heap collect too
+    often: an eighth of it keeps that cost a small share of each request's.)
+    """
+    if not IS_MICROPYTHON:
+        return None
+    import gc
+
+    t = gc.threshold()
+    if t < 0:
+        t = threshold_bytes
+        if t is None:
+            t = (gc.mem_free() + gc.mem_alloc()) >> 3
+        gc.threshold(t)
+        t = gc.threshold()  # as the collector keeps it (whole blocks)
+    return t
 
 
 class Response:
@@ -166,63 +204,92 @@ class Request:
 
     Plain attributes: message, remote, code, content_format, accept (None
     when absent), confirmable, multicast (it came to a group address), rx
-    (the EndPoint's ReceptionRecord). Computed when first read: path and
-    query (tuples of str), payload, token. Read-only: observe, block1 and
-    block2, the values of those options (None when absent).
+    (the EndPoint's ReceptionRecord), and observe, block1 and block2: the
+    values of those options (None when absent), for extensions to read.
+    Computed when first read: path and query (tuples of str), payload,
+    token.
+
+    The server reuses a Request (and its message) for the next request once
+    its handler has returned, unless it deferred it: a handler that keeps a
+    request to read later calls keep().
     """
 
-    # Class-level defaults: a plain request sets only what differs, which
-    # saves time per request on CPython and heap on a board.
+    # What most requests never set is a class-level default; whoever sets
+    # one on a request also sets _rare, so _load knows to clear it again.
+    # (A request made fresh, for a notification say, stays a small object.)
     content_format = None
     accept = None
     deferred = None
-    multicast = False
+    observe = None  # the request's Observe value (RFC 7641)
+    block1 = None  # the Block1 / Block2 option values (RFC 7959)
+    block2 = None
     _no_response = 0  # RFC 7967 bitmap
     _bad = 0  # the unrecognized critical option behind a 4.02
-    _path = None
-    _query = ()
-    _done = False  # a response (or a decision not to send one) went out
-    _block1 = None  # the Block1 / Block2 option values (RFC 7959), if any
-    _block2 = None
+    _path = None  # path and query as tuples of str, once read
+    _query = None
     _body = None  # the assembled Block1 body, when there is one
-    _observe = None  # the request's Observe value (RFC 7641), if any
+    _kept = False  # held beyond its handling: never reused
+    multicast = False  # it came to a group address
+    _done = False  # a response (or a decision not to send one) went out
+    _rare = False  # one of the attributes above was set (see _load)
 
     def __init__(self, server, rx, multicast):
         self.server = server
+        self._load(rx, multicast)
+
+    def _load(self, rx, multicast):
+        # Point this request at `rx`: a Request the server reuses carries
+        # nothing over from the last one, and its attribute table does not
+        # grow (an allocation on a board).
         self.rx = rx
         m = self.message = rx.message
         self.remote = rx.remote
         self.code = m.code
         self.confirmable = m.transaction_type == _CON
-        if multicast:
-            self.multicast = True
+        # Written only when they differ from the class defaults: a fresh
+        # request (a notification's) then holds six attributes, not nine.
+        if multicast or self.multicast:
+            self.multicast = multicast
+        if self._done:
+            self._done = False
+        if self._rare:
+            self._rare = False
+            self.content_format = None
+            self.accept = None
+            self.deferred = None
+            self.observe = None
+            self.block1 = None
+            self.block2 = None
+            self._no_response = 0
+            self._bad = 0
+            self._path = None
+            self._query = None
+            self._body = None
+            self._kept = False
 
-    @property
-    def observe(self):
-        """The request's Observe value: 0 register, 1 deregister, or None."""
-        return self._observe
-
-    @property
-    def block1(self):
-        """The Block1 option's value as a uint (num << 4 | more << 3 | szx), or None."""
-        return self._block1
-
-    @property
-    def block2(self):
-        """The Block2 option's value as a uint (num << 4 | more << 3 | szx), or None."""
-        return self._block2
+    def keep(self):
+        """Keep this Request (and its message) for use after its handler
+        returns: the server then makes a new one for the next request. The
+        server does so itself for a deferred request, an Observe
+        registration, and any request an extension or on_error sees."""
+        self._kept = True
+        self._rare = True
 
     @property
     def path(self):
         p = self._path
         if p is None:
-            p = _strings(self.message, _URI_PATH)
-            self._path = p
+            p = self._path = _strings(self.message, _URI_PATH, self.server._cur)
+            self._rare = True
         return p
 
     @property
     def query(self):
-        return self._query
+        q = self._query
+        if q is None:
+            q = self._query = _strings(self.message, _URI_QUERY, self.server._cur)
+            self._rare = True
+        return q
 
     @property
     def payload(self):
@@ -234,6 +301,7 @@ class Request:
     @payload.setter
     def payload(self, body):
         self._body = body
+        self._rare = True
 
     @property
     def token(self):
@@ -244,8 +312,8 @@ class Request:
         (the same one if called again); its respond() sends the response."""
         d = self.deferred
         if d is None:
-            d = Deferred(self)
-            self.deferred = d
+            d = self.deferred = Deferred(self)
+            self.keep()
             if self.confirmable and not self._done:
                 self.rx.ack()
         return d
@@ -295,27 +363,52 @@ class Deferred:
         return self.record
 
 
-def _strings(msg, number):
-    # The values of option `number` as a tuple of str; ValueError if one is
-    # not UTF-8 (Option.value leaves such a value as bytes).
+def _strings(msg, number, cur):
+    # The values of option `number` as a tuple of str (walked with the
+    # cursor `cur`); ValueError if one is not UTF-8.
+    ob = msg.cursor(cur)
+    if option_next(ob, cur, number) < 0:
+        return ()  # none: nothing made
     out = []
-    for o in msg.findOptions(number):
-        v = o.value
-        if not isinstance(v, str):
-            raise ValueError("option %d is not UTF-8" % number)
-        out.append(v)
-    return tuple(out)
+    while True:
+        out.append(ob[cur[0]:cur[0] + cur[1]].decode("utf-8"))
+        if option_next(ob, cur, number) < 0:
+            return tuple(out)
+
+
+def _utf8(buf, pos, n):
+    # Is buf[pos:pos + n] well-formed UTF-8 (RFC 3629: no overlong form, no
+    # surrogate, nothing past U+10FFFF)? Read in place, allocating nothing:
+    # no string is made for a path segment nobody will read.
+    end = pos + n
+    while pos < end:
+        b = buf[pos]
+        pos += 1
+        if b < 0x80:
+            continue
+        if b < 0xC2 or b > 0xF4:
+            return False
+        k = 1 if b < 0xE0 else 2 if b < 0xF0 else 3
+        if pos + k > end:
+            return False
+        c = buf[pos]
+        if (c < (0xA0 if b == 0xE0 else 0x90 if b == 0xF0 else 0x80)
+                or c > (0x9F if b == 0xED else 0x8F if b == 0xF4 else 0xBF)):
+            return False
+        for i in range(pos + 1, pos + k):
+            if buf[i] & 0xC0 != 0x80:
+                return False
+        pos += k
+    return True
 
 
 def _same(buf, pos, seg):
-    # buf[pos:pos + len(seg)] == seg. A slice is fastest on CPython; on a
-    # board the byte loop allocates nothing (a slice would).
-    if IS_MICROPYTHON:
-        for i in range(len(seg)):
-            if buf[pos + i] != seg[i]:
-                return False
-        return True
-    return buf[pos:pos + len(seg)] == seg
+    # buf[pos:pos + len(seg)] == seg, byte by byte: on a board a slice would
+    # allocate. (CPython compares a slice, faster there: see route().)
+    for i in range(len(seg)):
+        if buf[pos + i] != seg[i]:
+            return False
+    return True
 
 
 def _segments(path):
@@ -377,7 +470,14 @@ class Server:
         self._listing = []  # [path, Resource] in registration order (discovery)
         self._specs = {}  # option number -> (min_len, max_len, repeatable), registered only
         self._cf_options = {}  # Content-Format -> its encoded option (bounded)
+        self._links = None  # the listing link_format() made last (see there)
         self._cur = [0, 0, 0, 0, 0]  # the option cursor route() walks with
+        # The Request handle() fills for each request: reused while nobody
+        # keeps it, so a request handled at once costs no object.
+        self._spare = None
+        self._spare_notification = None  # and the one notification_request() fills
+        self._depth = 0  # handle() calls in progress (a handler may serve)
+        self._out = [0, b"", None, ()]  # what _render() made: code, payload, cf, options
         self._running = False
         self.errors = 0  # handler exceptions and responses that could not be sent
         self.dropped = 0  # delayed multicast responses dropped (queue full)
@@ -411,10 +511,13 @@ class Server:
         return resource
 
     def find(self, path):
-        """The Resource registered at `path`, or None."""
-        norm = "/".join(_segments(path))
+        """The Resource registered at `path`, or None. (Allocates nothing
+        for a path without a leading '/': notify('sensors/temp') asks this
+        every time.)"""
+        if path.startswith("/"):
+            path = path[1:]  # the one difference _segments() makes
         for entry in self._listing:
-            if entry[0] == norm:
+            if entry[0] == path:
                 return entry[1]
         return None
 
@@ -427,15 +530,39 @@ class Server:
         /.well-known/core serves it: every resource but that one, with its
         discovery attributes, targets percent-encoded (link.py). `query`: a
         discovery filter (§4.1) such as 'rt=temp*', or a list of them that
-        must all pass; None lists everything."""
+        must all pass; None lists everything.
+
+        The full listing is kept, and served again while the resources and
+        their discovery attributes stay as they were: a node is asked for
+        it often, and making it costs far more than checking it."""
+        listing = self._listing
+        kept = self._links  # [text, then per resource: it and its attributes]
+        if not query and kept is not None and len(kept) == 1 + 7 * len(listing):
+            i = 1
+            for e in listing:
+                r = e[1]
+                if (kept[i] is not r or kept[i + 1] != r.rt or kept[i + 2] != r.if_
+                        or kept[i + 3] != r.ct or kept[i + 4] != r.sz
+                        or kept[i + 5] != r.title or kept[i + 6] != r.obs):
+                    break
+                i += 7
+            else:
+                return kept[0]
         # Imported here: a node that is never asked does not load link.py.
         from .link import resource_links
 
         entries = []
-        for path, res in self._listing:
+        for path, res in listing:
             if res is not self.well_known:
                 entries.append((path, res.link_attrs()))
-        return resource_links(entries, query)
+        text = resource_links(entries, query)
+        if not query:
+            kept = [text]
+            for e in listing:
+                r = e[1]
+                kept += (r, r.rt, r.if_, r.ct, r.sz, r.title, r.obs)
+            self._links = kept
+        return text
 
     def _discover(self, request):
         text = self.link_format(request.query)
@@ -453,14 +580,8 @@ class Server:
         notification built by calling its GET handler again. Returns how
         many were sent."""
         obs = self._hooks.get("observe")
-        if obs is None:
-            return 0
-        res = path_or_resource
-        if not isinstance(res, Resource):
-            res = self.find(res)
-            if res is None:
-                return 0
-        return obs.notify(res)
+        res = self._resource(path_or_resource)
+        return 0 if obs is None or res is None else obs.notify(res)
 
     def observers(self, path_or_resource=None):
         """How many observers (of one resource, or in total)."""
@@ -469,12 +590,14 @@ class Server:
             return 0
         if path_or_resource is None:
             return obs.count()
-        res = path_or_resource
-        if not isinstance(res, Resource):
-            res = self.find(res)
-            if res is None:
-                return 0
-        return obs.count(res)
+        res = self._resource(path_or_resource)
+        return 0 if res is None else obs.count(res)
+
+    def _resource(self, path_or_resource):
+        # A Resource, or the one registered at a path (None if none is).
+        if isinstance(path_or_resource, Resource):
+            return path_or_resource
+        return self.find(path_or_resource)
 
     # -- table sizes (read-only) ------------------------------------------------
 
@@ -527,6 +650,7 @@ class Server:
         self.errors += 1
         hook = self.on_error
         if hook is not None:
+            req.keep()  # the hook may hold on to it (a log of failures)
             try:
                 hook(req, exc)
             except Exception:  # a broken log hook must not stop the server
@@ -550,12 +674,24 @@ class Server:
         registration; a body larger than a block, or a request with Block1 or
         Block2, is cut to the block asked for. None, or anything that fails
         on the way, is 5.00, after fail()."""
+        self._render(req, res, result)
+        out = self._out
+        return out[0], out[1], out[2], out[3]
+
+    def _render(self, req, res, result):
+        # render(), leaving the parts in self._out: its caller reads them at
+        # once, and no tuple is made per request. (Nothing in between runs
+        # application code, so one list serves however deep the calls.)
         try:
             if result is None:
                 raise TypeError("handler returned None without defer()")
             options = ()
             total = None
-            if isinstance(result, Response):
+            cf = None
+            if type(result) is tuple and len(result) == 2:
+                code = result[0]  # (code, payload): what most handlers return
+                payload = result[1]
+            elif isinstance(result, Response):
                 code = result.code
                 payload = result.payload
                 cf = result.content_format
@@ -572,6 +708,9 @@ class Server:
                         total = result[4]
             if not 64 <= code <= 191:  # a 2.xx to 5.xx response code (RFC 7252 §12.1.2)
                 raise ValueError("not a response code: %r" % (code,))
+            t = type(payload)
+            if t is not bytes and t is not str and not callable(payload):
+                payload = bytes(payload)  # pyright: ignore[reportArgumentType]: TypeError for what is no bytes, checked at run time
             if res is not None:
                 cts = res.ct
                 if cf is None and payload and cts is not None and code >> 5 == 2:
@@ -581,26 +720,34 @@ class Server:
                         cf = cts
                     elif len(cts) == 1:
                         cf = cts[0]
-                if (req._observe is not None and req.code == _GET and res.obs
-                        and not req.multicast):
+                if req.observe is not None and req.code == _GET and res.obs and not req.multicast:
+                    req.keep()  # the observer table may hold it
                     options = self.hook("observe").respond(req, res, code, options)
             # Does the answer need Block-wise transfer (RFC 7959)? Asked
             # here only: every response passes this way.
-            if (req._block2 is not None or req._block1 is not None or callable(payload)
-                    or len(payload) > self.block_size):
+            if ((req._rare and (req.block2 is not None or req.block1 is not None))
+                    or callable(payload) or len(payload) > self.block_size):
+                req.keep()  # the block table may hold it
                 code, payload, options = self.hook("block").shape(
                     req, res, code, payload, cf, options, total)
         except Exception as e:
             self.fail(req, e)
-            return _FAILED
-        return code, payload, cf, options
+            code = _INTERNAL_SERVER_ERROR
+            payload = b""
+            cf = None
+            options = ()
+        out = self._out
+        out[0] = code
+        out[1] = payload
+        out[2] = cf
+        out[3] = options
 
     def answer(self, req, code, payload=b"", content_format=None, options=()):
         """Send the response to `req` now: piggybacked on the ACK for a CON,
         a NON for a NON; after the leisure delay for a group; separately
         when the handler deferred; or, when suppressed, only the empty ACK a
         CON needs. Once per request: later calls do nothing. A response
-        that cannot be sent (too large, table full) becomes 5.00."""
+        that cannot be sent (too large, unusable options) becomes 5.00."""
         d = req.deferred
         if d is not None:
             # The handler deferred but also returned (or raised): send it
@@ -614,32 +761,51 @@ class Server:
         if req._done:
             return
         req._done = True
-        rx = req.rx
-        if self._suppressed(req, code):
+        if (req._rare or req.multicast) and self._suppressed(req, code):
             if req.confirmable:
-                rx.ack()
+                req.rx.ack()
             return
-        try:
-            msg = self.message(_ACK if req.confirmable else _NON, code, payload,
-                               req.token, content_format, options)
-            if req.multicast:
+        if req.multicast:
+            # Held for its leisure delay (RFC 7252 §8.2), as a Message.
+            req.keep()
+            msg = self._built(req, _ACK if req.confirmable else _NON, code, payload,
+                              content_format, options)
+            if msg is not None:
                 self.hook("group").hold(req, msg)
-            elif req.confirmable:
-                rx.ack(msg)
-            else:
-                self.end_point.send(msg, req.remote)
-        except Exception as e:  # too large for max_message_size, table full...
-            self.fail(req, e)
-            if code != _INTERNAL_SERVER_ERROR:
-                req._done = False
-                self.answer(req, _INTERNAL_SERVER_ERROR)
+            return
+        # Straight into the EndPoint's buffer: no response Message.
+        if options:
+            ob = self._built(req, -1, 0, b"", content_format, options)
+        elif content_format is None:
+            ob = b""
+        else:
+            ob = self._cf_options.get(content_format) or self.option_bytes(content_format)
+        if ob is not None:
+            if req.rx.respond(code, payload, ob):
+                return
+            self.fail(req, ValueError("the response does not fit max_message_size"))
+        if code != _INTERNAL_SERVER_ERROR:
+            req._done = False
+            self.answer(req, _INTERNAL_SERVER_ERROR)
 
-    def message(self, mtype, code, payload, token, content_format=None, options=()):
-        """A response Message. Options are kept in order (a non-repeatable
-        one given twice: the last wins); content_format goes in as
-        Content-Format. Alone, its option bytes come from a small cache,
-        not from an option list encoded anew."""
-        m = Message(mtype, code, payload, token)
+    def _built(self, req, mtype, code, payload, cf, options):
+        # option_bytes(cf, options) (mtype -1), or a Message of that type:
+        # None after fail() when that cannot be made (options that are not
+        # Options, say).
+        try:
+            if mtype < 0:
+                return self.option_bytes(cf, options)
+            return self.message(mtype, code, payload, req.token, cf, options)
+        except Exception as e:
+            self.fail(req, e)
+            return None
+
+    def option_bytes(self, content_format=None, options=()):
+        """The options of a response in wire form (for
+        ReceptionRecord.respond): `options` (Option instances, kept in
+        order; a non-repeatable one given twice: the last wins) and
+        Content-Format. A lone Content-Format's bytes come from a small
+        cache, not encoded anew."""
         cf = content_format
         if options:
             opts = []
@@ -647,26 +813,41 @@ class Server:
                 insert_option(opts, o, not o.repeatable)
             if cf is not None:
                 insert_option(opts, make(_CONTENT_FORMAT, uint_bytes(cf)), True)
-            m.set_options(opts)
-        elif cf is not None:
-            ob = self._cf_options.get(cf)
-            if ob is None:
-                ob = encode_options((make(_CONTENT_FORMAT, uint_bytes(cf)),))
-                if len(self._cf_options) < _MAX_CF_CACHE:
-                    self._cf_options[cf] = ob
-            m.set_options(ob)
+            return encode_options(opts)
+        if cf is None:
+            return b""
+        ob = self._cf_options.get(cf)
+        if ob is None:
+            ob = encode_options((make(_CONTENT_FORMAT, uint_bytes(cf)),))
+            if len(self._cf_options) < _MAX_CF_CACHE:
+                self._cf_options[cf] = ob
+        return ob
+
+    def message(self, mtype, code, payload, token, content_format=None, options=()):
+        """A response Message (for an answer sent later: a separate one, a
+        group's, a notification), its options as option_bytes() makes them."""
+        m = Message(mtype, code, payload, token)
+        if options or content_format is not None:
+            m.set_options(self.option_bytes(content_format, options))
         return m
 
     def notification_request(self, registration):
-        """A fresh Request on the message of `registration` (the Request an
+        """A Request on the message of `registration` (the Request an
         observer registered with), as a notification is made from: the same
         path, query and Accept; not confirmable; no Observe, and no Block2
-        (a notification starts at block 0, RFC 7959 §3.4)."""
-        req = Request(self, registration.rx, False)
+        (a notification starts at block 0, RFC 7959 §3.4). One Request
+        serves call after call, as handle()'s does: it is good until the
+        next call, unless kept (Request.keep())."""
+        req = self._spare_notification
+        if req is None or req._kept:
+            req = self._spare_notification = Request(self, registration.rx, False)
+        else:
+            req._load(registration.rx, False)
         req.confirmable = False
         self.route(req)
-        req._observe = None
-        req._block2 = None
+        req.observe = None
+        if req.block2 is not None:  # (none set: the request stays a size smaller)
+            req.block2 = None
         return req
 
     # -- receiving ------------------------------------------------------------
@@ -675,40 +856,60 @@ class Server:
         """One EndPoint.process(): wait at most timeout_ms (None: no limit)
         for a message. A request is handled (None is returned); anything else
         (a response for a Client on the same EndPoint, an ACK) is returned.
-        Delayed multicast responses are sent when due meanwhile."""
+        Delayed multicast responses are sent when due meanwhile.
+
+        A MemoryError while a request is handled drops it (counted in the
+        EndPoint's memory_errors; a CON's retransmission is then taken as
+        new): it never leaves process()."""
+        ep = self.end_point
         group = self._hooks.get("group")
         if group is None or not group.count:
-            rx = self.end_point.process(timeout_ms)
-            if rx is None or self.handle(rx):
+            # The EndPoint's reusable record, unless this is a handler
+            # serving while another request is handled (that one holds it).
+            rx = ep.process(timeout_ms, self._depth == 0)
+        else:
+            clock = self._clock
+            start = clock()
+            while True:
+                now = clock()
+                wait = group.send_due(now)
+                cut = False
+                t = timeout_ms
+                if t is not None:
+                    t = int(t) - ticks_diff(now, start)
+                    if t < 0:
+                        t = 0
+                if wait >= 0 and (t is None or wait < t):
+                    t = wait
+                    cut = True
+                rx = ep.process(t, self._depth == 0)
+                if rx is not None or not cut:
+                    break
+        if rx is None:
+            return None
+        depth = self._depth
+        try:
+            if self.handle(rx):
                 return None
-            return rx
-        clock = self._clock
-        start = clock()
-        while True:
-            now = clock()
-            wait = group.send_due(now)
-            cut = False
-            t = timeout_ms
-            if t is not None:
-                t = int(t) - ticks_diff(now, start)
-                if t < 0:
-                    t = 0
-            if wait >= 0 and (t is None or wait < t):
-                t = wait
-                cut = True
-            rx = self.end_point.process(t)
-            if rx is not None:
-                if self.handle(rx):
-                    return None
-                return rx
-            if not cut:
-                return None
+        except MemoryError:
+            # Dropped, and forgotten by the duplicate cache, so the peer's
+            # retransmission gets a fresh try.
+            self._depth = depth
+            ep.memory_errors += 1
+            ep.dropped += 1
+            rx.forget()
+            return None
+        rx.keep()  # not a request: the caller's to keep
+        return rx
 
     def serve(self, seconds=None, tick=None, tick_ms=1000):
         """Loop process() for `seconds` (None: until stop()). tick(), if
         given, is called every tick_ms meanwhile: where an application
-        reads its sensors and calls notify() (Observe)."""
+        reads its sensors and calls notify() (Observe). A MemoryError in
+        tick() is counted in the EndPoint's memory_errors and the loop goes
+        on; other exceptions from it end serve()."""
         self._running = True
+        set_gc_threshold()
         clock = self._clock
         start = clock()
         due = ticks_add(start, tick_ms)
@@ -720,7 +921,10 @@ class Server:
                     due = ticks_add(due, tick_ms)
                     if ticks_diff(due, clock()) < 0:
                         due = ticks_add(clock(), tick_ms)  # late: no burst of ticks
-                    tick()
+                    try:
+                        tick()
+                    except MemoryError:
+                        self.end_point.memory_errors += 1
                     left = ticks_diff(due, clock())
                 if left < 0:
                     left = 0
@@ -751,51 +955,74 @@ class Server:
                     obs.reset(rx)  # an observer rejected a notification
             return False
         sock = rx.sock
-        req = Request(self, rx, sock is not None and sock is not self.end_point.socket)
+        multicast = sock is not None and sock is not self.end_point.socket
+        # The spare Request, unless a handler is using it (one serving
+        # from inside a handler gets a fresh one).
+        req = self._spare
+        if req is None:
+            req = Request(self, rx, multicast)
+        else:
+            self._spare = None
+            req._load(rx, multicast)
+        self._depth += 1
         res = self.route(req)
         if not isinstance(res, Resource):
             if res == _BAD_OPTION and not req.confirmable:
                 # An unrecognized critical option in a NON message: reject
                 # it (RFC 7252 §5.4.1, §4.3), silently for a group (§8.2).
-                if not req.multicast:
+                if not multicast:
                     rx.reset()
-                return True
-            # 4.02 says which option (RFC 7252 §5.4.1: a diagnostic payload).
-            self.answer(req, res, b"option %d" % req._bad if res == _BAD_OPTION else b"")
-            return True
+            else:
+                # 4.02 says which option (RFC 7252 §5.4.1: a diagnostic payload).
+                self.answer(req, res, b"option %d" % req._bad if res == _BAD_OPTION else b"")
+        else:
+            self._respond(req, res, code)
+        self._depth -= 1
+        if req._kept:
+            rx.keep()  # it stays with its request (deferred, observing...)
+        else:
+            self._spare = req
+        return True
+
+    def _respond(self, req, res, code):
+        # A routed request through the checks, its handler and the answer.
         handler = res.handlers[code - 1] if code <= 7 else None
         if handler is None:
             self.answer(req, _METHOD_NOT_ALLOWED)
-            return True
-        ok = res.accepts
-        if ok is not None and m.payload and not _among(ok, req.content_format):
-            self.answer(req, _UNSUPPORTED_CONTENT_FORMAT)
-            return True
-        cts = res.ct
-        if cts is not None and req.accept is not None and not _among(cts, req.accept):
-            self.answer(req, _NOT_ACCEPTABLE)
-            return True
-        b2 = req._block2
-        if b2 is not None and b2 & 7 == 7:
-            self.answer(req, _BAD_REQUEST, b"Block2 SZX 7")  # reserved (RFC 7959 §2.2)
-            return True
-        b1 = req._block1
-        if b2 is not None and b2 >> 4 and code != _GET and code != _FETCH:
-            # A later block of the answer to a request that changes state
-            # (RFC 7959 §2.7): from the answer kept for it, or refused,
-            # never by running the handler (the change) again.
-            self.hook("block").later(req, res)
-            return True
-        if b1 is not None:
-            handler = self.hook("block").upload(req, res, handler)
-            if handler is None:
-                return True  # answered there: 2.31, 4.08, 4.13, or streamed
+            return
+        if req._rare or res.accepts is not None:
+            # Checks for a request with options beyond its path, or for a
+            # resource that names the formats it accepts.
+            ok = res.accepts
+            if ok is not None and req.message.payload and not _among(ok, req.content_format):
+                self.answer(req, _UNSUPPORTED_CONTENT_FORMAT)
+                return
+            cts = res.ct
+            if cts is not None and req.accept is not None and not _among(cts, req.accept):
+                self.answer(req, _NOT_ACCEPTABLE)
+                return
+            b2 = req.block2
+            if b2 is not None and b2 & 7 == 7:
+                self.answer(req, _BAD_REQUEST, b"Block2 SZX 7")  # reserved (RFC 7959 §2.2)
+                return
+            if b2 is not None and b2 >> 4 and code != _GET and code != _FETCH:
+                # A later block of the answer to a request that changes state
+                # (RFC 7959 §2.7): from the answer kept for it, or refused,
+                # never by running the handler (the change) again.
+                req.keep()
+                self.hook("block").later(req, res)
+                return
+            if req.block1 is not None:
+                req.keep()
+                handler = self.hook("block").upload(req, res, handler)
+                if handler is None:
+                    return  # answered there: 2.31, 4.08, 4.13, or streamed
         result = self.call(req, handler)
         if result is None and req.deferred is not None:
-            return True  # the application answers later
-        p = self.render(req, res, result)
-        self.answer(req, p[0], p[1], p[2], p[3])
-        return True
+            return  # the application answers later
+        self._render(req, res, result)
+        out = self._out
+        self.answer(req, out[0], out[1], out[2], out[3])
 
     # -- reading the request -------------------------------------------------
 
@@ -803,54 +1030,63 @@ class Server:
         """The Resource for `req`, or the error code to answer it with
         (4.02, 4.00, 4.04, 5.05): every option checked and the path looked
         up in one walk over the received option bytes, allocating nothing
-        on a board. Sets the request's content_format, accept, query, and
-        its No-Response, Block1, Block2 and Observe values. handle() does
-        this first."""
-        m = req.message
+        on a board. Sets the request's content_format, accept, and its
+        No-Response, Block1, Block2 and Observe values (path and query are
+        made as strings only when read). handle() does this first."""
         cur = self._cur
-        ob = m.cursor(cur)
+        ob = req.message.cursor(cur)
         node = self._root
         sub = node if node[1] is not None and node[1].subtree else None
-        depth = 0  # Uri-Path options seen
-        queries = 0
         bad = 0  # the first unrecognized critical option, + 1
+        text = True  # every path segment and query is UTF-8
         proxy = False
         prev = -1
-        specs = self._specs
-        number = option_next(ob, cur)
+        # Unrecognized elective options are ignored (RFC 7252 §5.4.1): the
+        # cursor passes over them without coming back here for each.
+        number = option_next(ob, cur, _RECOGNIZED)
         while number >= 0:
             pos = cur[0]
             n = cur[1]
             if number == _URI_PATH:
-                depth += 1
                 if n > 255:
                     bad = bad or number + 1
-                elif node is not None:
+                else:
                     found = None
-                    for child in node[2]:
-                        seg = child[0]
-                        if len(seg) == n and _same(ob, pos, seg):
-                            found = child
-                            break
+                    if node is not None:
+                        for child in node[2]:
+                            seg = child[0]
+                            if len(seg) == n and (_same(ob, pos, seg) if IS_MICROPYTHON
+                                                  else ob[pos:pos + n] == seg):
+                                found = child
+                                break
                     node = found
-                    if found is not None and found[1] is not None and found[1].subtree:
+                    if found is None:
+                        # Registered segments are UTF-8 by construction;
+                        # any other is checked in place (no string made).
+                        text = text and _utf8(ob, pos, n)
+                    elif found[1] is not None and found[1].subtree:
                         sub = found
             elif number == _URI_QUERY:
-                queries += 1
                 if n > 255:
                     bad = bad or number + 1
+                else:
+                    text = text and _utf8(ob, pos, n)
             elif number == _CONTENT_FORMAT:
                 if n <= 2 and number != prev:  # elective: a bad or extra one is ignored
                     req.content_format = uint_at(ob, pos, n)
+                    req._rare = True
             elif number == _ACCEPT:
                 if n > 2 or number == prev:
                     bad = bad or number + 1
                 else:
                     req.accept = uint_at(ob, pos, n)
+                    req._rare = True
             elif number == _NO_RESPONSE:
                 if n <= 1 and number != prev:
                     req._no_response = uint_at(ob, pos, n)
+                    req._rare = True
             else:
+                specs = self._specs
                 spec = specs.get(number)
                 if spec is None:
                     cls = option_class(number)
@@ -866,35 +1102,29 @@ class Server:
                 elif number == _PROXY_URI or number == _PROXY_SCHEME:
                     proxy = True
                 elif number == _BLOCK2:
-                    req._block2 = uint_at(ob, pos, n)
+                    req.block2 = uint_at(ob, pos, n)
+                    req._rare = True
                 elif number == _BLOCK1:
-                    req._block1 = uint_at(ob, pos, n)
+                    req.block1 = uint_at(ob, pos, n)
+                    req._rare = True
                 elif number == _OBSERVE:
-                    req._observe = uint_at(ob, pos, n)
+                    req.observe = uint_at(ob, pos, n)
+                    req._rare = True
             prev = number
             # (No call past the last option when no payload follows.)
-            number = option_next(ob, cur) if cur[2] < cur[3] else -1
+            number = option_next(ob, cur, _RECOGNIZED) if cur[2] < cur[3] else -1
+        if node is not None and node[1] is not None and text and not (bad or proxy):
+            return node[1]  # (the common case first)
         if bad:
             req._bad = bad - 1
+            req._rare = True
             return _BAD_OPTION
         if proxy:
             return _PROXYING_NOT_SUPPORTED
-        if queries:
-            try:
-                req._query = _strings(m, _URI_QUERY)
-            except ValueError:
-                return _BAD_REQUEST
-        if node is not None and node[1] is not None:
-            return node[1]  # registered segments are UTF-8 by construction
-        if sub is not None or depth:
-            # A subtree's handler reads request.path; a path no resource
-            # has is 4.04, or 4.00 if it is not even UTF-8.
-            try:
-                req._path = _strings(m, _URI_PATH)
-            except ValueError:
-                return _BAD_REQUEST
+        if not text:
+            return _BAD_REQUEST  # a path or query that is not UTF-8 (RFC 7252 §5.10.1)
         if sub is not None:
-            return sub[1]
+            return sub[1]  # its handler reads request.path
         return _NOT_FOUND
 
     # -- answering ------------------------------------------------------------

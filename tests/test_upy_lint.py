@@ -63,6 +63,11 @@ def test_look_alikes_are_not_findings():
         "    def m(self):\n"
         "        self.a = 2\n"
         "        self.b = 3\n"
+        "class R:\n"  # set by a method __init__ calls: set while it is made
+        "    def __init__(self, x):\n"
+        "        self._load(x)\n"
+        "    def _load(self, x):\n"
+        "        self.x = x\n"
     )
     assert rules(clean) == [], rules(clean)
     assert rules("ok = isinstance(v, (int, bool))\n") == []

@@ -276,14 +276,20 @@ class _Checker(ast.NodeVisitor):
             if isinstance(item, ast.Assign) and any(
                     isinstance(t, ast.Name) and t.id == "__slots__" for t in item.targets):
                 self.flag(item, "U06")
+        # What __init__ stores, itself or through a method of the class it
+        # calls (self._load(...)): set while the object is made, either way.
+        builders = {"__init__"}
         for item in node.body:
             if isinstance(item, ast.FunctionDef) and item.name == "__init__":
-                init_attrs |= _self_stores(item)
+                builders |= _self_calls(item)
             if isinstance(item, ast.FunctionDef) and item.name == "__del__":
                 self.flag(item, "U18")
+        for item in node.body:
+            if isinstance(item, ast.FunctionDef) and item.name in builders:
+                init_attrs |= _self_stores(item)
         known = defaults | init_attrs
         for item in node.body:
-            if isinstance(item, ast.FunctionDef) and item.name != "__init__" and not _is_static(item):
+            if isinstance(item, ast.FunctionDef) and item.name not in builders and not _is_static(item):
                 for store in _self_store_nodes(item):
                     if store.attr not in known:
                         self.flag(store, "U21")
@@ -307,6 +313,19 @@ def _self_store_nodes(fn):
         if (isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store)
                 and isinstance(n.value, ast.Name) and n.value.id == me):
             out.append(n)
+    return out
+
+
+def _self_calls(fn):
+    # Names of the methods `fn` calls on its first argument (self.x(...)).
+    if not fn.args.args:
+        return set()
+    me = fn.args.args[0].arg
+    out = set()
+    for n in ast.walk(fn):
+        if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                and isinstance(n.func.value, ast.Name) and n.func.value.id == me):
+            out.add(n.func.attr)
     return out
 
 

@@ -29,3 +29,31 @@ def run_vm(pkg, script, *args):
         sys.exit("MicroPython VM benchmark %s failed:\n%s%s"
                  % (Path(script).name, proc.stdout, proc.stderr))
     return {k: int(v) for k, v in (line.split() for line in proc.stdout.splitlines())}
+
+
+def held_after_import(pkg, *modules):
+    """Bytes of heap still held, once garbage is collected, after importing
+    `modules` in a fresh VM with the package from the folder `pkg`.
+
+    A script run in the VM cannot measure that itself: there, gc.collect()
+    frees nothing while a Python frame is live, so a figure read inside one
+    also counts what loading left behind (buffers of the .mpy loader, about
+    a sixth more for the codec), which a board's collector takes back. The
+    test harness of tools/mpvm/run.mjs collects between test functions, with
+    no frame live, so the imports are made in one such function and the heap
+    read at the start of the next."""
+    import tempfile
+
+    imports = "\n".join("    import %s" % m for m in modules)
+    src = ("import support\nR = {}\n\n\ndef test_0():\n    R['base'] = support.heap_now()\n"
+           "%s\n\n\ndef test_1():\n    print('held', support.heap_now() - R['base'])\n" % imports)
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp, "held_after_import.py")
+        script.write_text(src)
+        cmd = ["node", str(ROOT / "tools" / "mpvm" / "run.mjs"), "--pkg", str(pkg), "--echo",
+               "--tests", str(script)]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    for line in proc.stdout.splitlines():
+        if line.startswith("held "):
+            return int(line.split()[1])
+    sys.exit("MicroPython VM measurement failed:\n%s%s" % (proc.stdout, proc.stderr))

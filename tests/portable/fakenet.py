@@ -215,7 +215,7 @@ class Poller:
 
 
 class Net:
-    def __init__(self, seed=1, base=0):
+    def __init__(self, seed=1, base=0, log=True):
         self.now = 0  # ms since the start; the log uses it
         self.base = base  # ticks value at now == 0
         self.rng = Lcg(seed)  # network decisions
@@ -224,7 +224,10 @@ class Net:
         self.bound = []  # bound Sockets
         self.queue = []  # in flight: [due, seq, src, socket, data]
         self.seq = 0
-        self.log = []  # (now, src, dst, data) of every datagram sent
+        # (now, src, dst, data) of every datagram sent; None: not kept (a
+        # long run's log, allocated between its garbage, would spread live
+        # objects over the whole heap and leave no large free block)
+        self.log = [] if log else None
         self.recv_cost = 0  # ms each recvfrom takes (to model a busy CPU)
         self.pairs = []  # (EndPoint, Poller) made by endpoint()
         self.inbox = []  # (EndPoint, ReceptionRecord) when run() has no on_rx
@@ -276,7 +279,8 @@ class Net:
         n = k.count
         if k.fail is not None and n in k.fail:
             raise OSError(errno.ENOMEM)
-        self.log.append((self.now, src, dst, data))
+        if self.log is not None:
+            self.log.append((self.now, src, dst, data))
         if k.drops(n, data, self.rng):
             k.dropped += 1
             return

@@ -204,7 +204,7 @@ CONTINUE = 95
 
 class Script:
     def __init__(self, answer, client_kw=None, keep=True):
-        self.net = Net()
+        self.net = Net(log=keep)
         self.cep = self.net.endpoint(CLIENT)
         self.c = Client(self.cep, **(client_kw or {}))
         self.got = []  # the requests the server received (keep=False: None each)

@@ -147,6 +147,68 @@ def test_full_dedup_cache_evicts_the_oldest():
     assert len(net.sent(SERVER, ROGUE)) == 12, net.sent(SERVER, ROGUE)  # 7 ACKs + 5 replays
 
 
+# Regression: the cache was one ring shared by every peer, so sixteen
+# datagrams from another port, between a CON POST and its retransmission,
+# pushed the POST out and its handler ran twice (RFC 7252 §4.5: process it
+# once).
+
+def test_a_flood_from_another_port_does_not_flush_a_pending_exchange():
+    for size in (16, 64):  # a board's table (scanned) and a gateway's (indexed)
+        net, s, rogue = server_with_rogue(dedup_size=size)
+        flood = net.socket(("10.0.0.66", 40001))  # the same host, another port
+        runs = []
+        post = Message(CON, POST, token=b"p", payload=b"+1").encode(0x0101)
+        rogue.sendto(post, SERVER)
+        for rx in drain(s):
+            runs.append(rx.transaction_id)
+            rx.ack(Message(ACK, CHANGED, payload=b"done"))
+        for i in range(size + 16):  # the cache's size, and more
+            flood.sendto(Message(CON, POST, token=b"f").encode(0x2000 + i), SERVER)
+            for rx in drain(s):
+                rx.ack(Message(ACK, CHANGED))
+        assert s.dedup_count == size, (size, s.dedup_count)
+        rogue.sendto(post, SERVER)  # the client retransmits: its ACK was lost
+        assert drain(s) == [] and runs == [0x0101], (size, runs)
+        sent = net.sent(SERVER, ROGUE)
+        assert len(sent) == 2 and sent[0][1] == sent[1][1], (size, sent)  # replayed
+
+
+def test_dedup_entries_are_shared_out_among_peers():
+    # A newcomer takes the oldest entry; a peer holding at least as many as
+    # the owner of the oldest gives up its own oldest instead.
+    net, s, a = server_with_rogue(dedup_size=8)
+    b = net.socket(("10.0.0.67", 40000))
+    c = net.socket(("10.0.0.68", 40000))
+
+    def send(sock, t):
+        sock.sendto(Message(NON, GET, token=b"x").encode(t), SERVER)
+        return len(drain(s))
+
+    for t in range(3):
+        assert send(a, t) == 1  # a holds 3
+    for t in range(100, 120):
+        assert send(b, t) == 1  # b floods: fills the rest, then rotates its own
+    for t in range(3):
+        assert send(a, t) == 0, t  # a's three are all still known
+    assert send(b, 119) == 0 and send(b, 100) == 1  # b kept only its newest
+    assert send(c, 7) == 1  # a newcomer takes the oldest entry (one of a's)
+    assert send(a, 0) == 1 and s.dedup_count == 8, s.dedup_count
+
+
+def test_a_cache_of_one_or_two_entries_still_detects_the_latest():
+    for size in (1, 2):
+        net, s, rogue = server_with_rogue(dedup_size=size)
+        for t in range(5):
+            m = Message(CON, POST, token=b"k").encode(0x700 + t)
+            rogue.sendto(m, SERVER)
+            got = drain(s)
+            assert len(got) == 1, (size, t, got)
+            got[0].ack(Message(ACK, CHANGED))
+            rogue.sendto(m, SERVER)  # its retransmission: replayed, not delivered
+            assert drain(s) == [] and s.dedup_count == min(t + 1, size), (size, t)
+        assert s.duplicates == 5 and len(net.sent(SERVER, ROGUE)) == 10, (size, s.duplicates)
+
+
 def test_dedup_size_zero_remembers_nothing():
     net, s, rogue = server_with_rogue(dedup_size=0)
     req = Message(NON, POST, token=b"k").encode(3)

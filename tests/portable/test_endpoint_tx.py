@@ -230,3 +230,47 @@ def test_is_multicast_allocates_nothing_for_a_tuple():
         support.assert_no_alloc(is_multicast, addr)
     if not support.IS_MICROPYTHON:
         raise support.Skip("allocation is measured in the MicroPython VM")
+
+
+# Regression: past 32 records the EndPoint indexes them, the CONs awaiting
+# their ACK by remote; an address given as a bytearray (raw sockaddr bytes,
+# as the unix port's getaddrinfo result may be copied) is not hashable, and
+# the 33rd request to such a remote raised TypeError.
+
+class _AnyAddress:
+    def __init__(self):
+        self.sent = []
+
+    def setblocking(self, flag):
+        pass
+
+    def sendto(self, data, addr):
+        self.sent.append(addr)
+        return len(data)
+
+    def recvfrom(self, n):
+        raise OSError(11)
+
+
+class _Never:
+    def register(self, sock, events):
+        pass
+
+    def poll(self, timeout=-1):
+        return []
+
+
+def test_a_large_table_takes_addresses_given_as_bytearray():
+    sock = _AnyAddress()
+    ep = EndPoint(max_in_flight=64, socket_factory=lambda f, t, p: sock, poll_factory=_Never,
+                  clock=lambda: 1000, rand=fixed(0))
+    remote = bytearray(b"\x02\x00\x16\x33\x7f\x00\x00\x01" + bytes(8))
+    recs = [ep.send(Message(CON, GET, token=b"t%d" % i), remote) for i in range(40)]
+    ep.process(0)
+    assert len(sock.sent) == 1 and ep.in_flight == 40, (len(sock.sent), ep.in_flight)  # NSTART
+    recs[0].cancel()  # its NSTART slot frees: the next one goes
+    ep.process(0)
+    assert len(sock.sent) == 2 and recs[1].created_time is not None, len(sock.sent)
+    for r in recs:
+        r.cancel()
+    assert ep.in_flight == 0, ep.in_flight

@@ -277,6 +277,29 @@ def test_generic_option_for_registered_number():
     assert c == options.ContentFormat(50)
 
 
+# Regression: the generic class took a registered option's format but not its
+# Block nature, so Option(23, (2, True, 6)) raised TypeError while
+# Block2((2, True, 6)) worked (the generic class promises to equal it).
+
+def test_generic_option_for_a_block_number_takes_the_tuple():
+    for number, cls in ((23, options.Block2), (27, options.Block1)):
+        o = Option(number, (2, True, 6))
+        assert o == cls((2, True, 6)) and o.raw == b"\x2e", (number, o.raw)
+        assert o.value == (2, True, 6), o.value
+        assert Option(number, 0x2E) == o, number  # the uint form too
+
+
+def test_registered_number_set_matches_the_table():
+    # options.KNOWN, the bitmap that tells an unknown number at once,
+    # names exactly the registered numbers.
+    numbers = [r[1] for r in REGISTERED]
+    for n in range(0, 300):
+        known = n >> 3 < len(options.KNOWN) and options.KNOWN[n >> 3] >> (n & 7) & 1 == 1
+        assert known == (n in numbers), n
+        assert (options.option_class(n) is not None) == (n in numbers), n
+    assert options.option_class(65535) is None and options.option_class(2000) is None
+
+
 def test_generic_option_for_unknown_number():
     o = Option(65000, b"\x01\x02")
     assert o.number == 65000

@@ -4,7 +4,7 @@
 # Rules: module-level `def test_*()` only, asserts show their values, no pytest.
 import support
 from fakenet import CLIENT, ROGUE, SERVER, Net, mtype, pair
-from coapy_micro.connection import Message
+from coapy_micro.connection import EndPoint, Message
 from coapy_micro.message import encode_options
 from coapy_micro.options import Option
 from coapy_micro.server import Resource, Response, Server
@@ -555,6 +555,70 @@ def test_path_lookup_allocates_nothing_on_micropython():
     if not support.IS_MICROPYTHON:
         raise support.Skip("allocation is measured in the MicroPython VM")
     support.assert_no_alloc(rig.srv.route, r)
+
+
+class _Ready:
+    """A socket whose recvfrom hands over a (datagram, address) pair made
+    beforehand and whose sendto keeps nothing: what serving allocates is
+    then the stack's own."""
+
+    def __init__(self):
+        self.ready = None
+
+    def setblocking(self, flag):
+        pass
+
+    def bind(self, addr):
+        pass
+
+    def sendto(self, data, addr):
+        return len(data)
+
+    def recvfrom(self, n):
+        r = self.ready
+        if r is None:
+            raise OSError(11)
+        self.ready = None
+        return r
+
+
+class _ReadyPoller:
+    def __init__(self):
+        self.sock = None
+        self.yes = None
+
+    def register(self, sock, events):
+        self.sock = sock
+        self.yes = [(sock, 1)]
+
+    def poll(self, timeout=-1):
+        return self.yes if self.sock.ready is not None else []
+
+
+def test_serving_allocates_nothing_per_option():
+    # A request of hundreds of options (unknown elective ones, queries, a
+    # path that matches nothing) allocates no more than a plain one: options
+    # are read in place, strings made only when a handler asks for them.
+    sock = _Ready()
+    ep = EndPoint(socket_factory=lambda f, t, p: sock, poll_factory=_ReadyPoller)
+    srv = Server(ep)
+    srv.add("x", Resource(get=const_handler(CONTENT, b"ok")))
+    kinds = (
+        [Option(11, "x")],
+        [Option(11, "x")] + [Option(2048 + 2 * i) for i in range(300)],
+        [Option(11, "x")] + [Option(15, "q=1")] * 150,
+        [Option(11, "s%d" % (i % 10)) for i in range(200)],  # 4.04
+    )
+    got = []
+    for i, opts in enumerate(kinds):
+        for j in range(3):  # the last: caches warm, cursor reused
+            tid = 0x500 + 8 * i + j
+            sock.ready = (raw(GET, opts, tid=tid), ROGUE)
+            got.append(support.alloc_bytes(srv.process, 0))
+    if not support.IS_MICROPYTHON:
+        raise support.Skip("allocation is measured in the MicroPython VM")
+    plain = got[2]
+    assert max(got[5], got[8], got[11]) <= plain, got
 
 
 # -- the calls the server's extensions use ----------------------------------------

@@ -9,6 +9,8 @@
 //       `@@START {"file","test"}`, after it `@@RESULT {"file","test","outcome","detail"}`
 //       (outcome passed|failed|skipped); anything else on stdout is noise.
 //       An import failure is one failed result with test "<import>".
+//       With --echo, what the tests print goes to stdout too (a benchmark that
+//       needs the harness's collection between steps reports figures so).
 //
 // Both modes install coapy_micro/**.py as /lib/coapy_micro, the test
 // helpers (every tests/portable/*.py but test_*.py: support.py, fakenet.py...)
@@ -26,11 +28,12 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const TEST_DEF = /^def (test_\w+)\s*\(/gm;
 
 function usage(msg) {
-  process.stderr.write(`${msg}\nusage: run.mjs [--heap BYTES] [--pkg DIR] (--script FILE.py [ARGS...] | --tests FILE.py...)\n`);
+  process.stderr.write(`${msg}\nusage: run.mjs [--heap BYTES] [--pkg DIR] [--echo] (--script FILE.py [ARGS...] | --tests FILE.py...)\n`);
   process.exit(2);
 }
 
 let heap = 512 * 1024;
+let echo = false;
 let pkgDir = path.join(ROOT, "coapy_micro");
 let mode = null;
 let files = [];
@@ -39,6 +42,7 @@ while (argv.length && !mode) {
   const a = argv.shift();
   if (a === "--heap") heap = Number(argv.shift());
   else if (a === "--pkg") pkgDir = path.resolve(argv.shift());
+  else if (a === "--echo") echo = true;
   else if (a === "--script" || a === "--tests") { mode = a.slice(2); files = argv; }
   else usage(`unknown argument ${a}`);
 }
@@ -146,7 +150,10 @@ def _mpvm_call(fn, arg):
 
 async function runTests(files) {
   let output = "";
-  sink = (_stream, text) => { output += text; };
+  sink = (_stream, text) => {
+    output += text;
+    if (echo) process.stdout.write(text);
+  };
   let failed = false;
   const emit = (marker, rec) => process.stdout.write(`${marker} ${JSON.stringify(rec)}\n`);
   for (const file of files) {
