@@ -650,8 +650,9 @@ class Gateway:
         now = now or time.time()
         c = self.counters()
         host = self.address[0]
-        head = "coapy gateway on %s:%d: %d endpoints" % (
-            "[%s]" % host if ":" in host else host, self.address[1], c["endpoints"])
+        head = "coapy gateway on %s:%d: %d endpoint%s" % (
+            "[%s]" % host if ":" in host else host, self.address[1], c["endpoints"],
+            "" if c["endpoints"] == 1 else "s")
         if self.mqtt is not None:
             head += ", mqtt %s" % c["mqtt"]
         lines = [head]
