@@ -28,12 +28,20 @@ import collections
 import json
 import os
 import select
+import socket
 import struct
 import subprocess
 import sys
 import time
 
 _HEAD = struct.Struct(">cI")
+_CORK = getattr(socket, "TCP_CORK", None)  # Linux; elsewhere packets go as paho sends them
+
+
+def _nothing(*args):
+    pass
+
+
 _TOPIC = struct.Struct(">H")
 _FLAGS_TOPIC = struct.Struct(">BH")
 
@@ -117,7 +125,36 @@ class Publisher:
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
         c.on_message = self._on_message
+        # With these set (paho's hooks for an application's own event loop),
+        # publish() only queues its packet instead of sending it at once:
+        # write() then sends all that pump() queued in one go.
+        c.on_socket_register_write = _nothing
+        c.on_socket_unregister_write = _nothing
         return c
+
+    def write(self):
+        """Send what paho has queued, corked: one send per packet (paho's
+        way) would be one TCP segment each, with the broker woken for each;
+        corked, the kernel sends them in as few segments as fit. A loopback
+        profile measured about 20 µs per uncorked send under load."""
+        c = self.client
+        if c is None or not c.want_write():
+            return
+        sock = c.socket()
+        cork = _CORK if sock is not None and _CORK is not None else None
+        if cork is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
+            except OSError:
+                cork = None
+        try:
+            c.loop_write()
+        finally:
+            if cork is not None:
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, cork, 0)  # sends what waits
+                except OSError:
+                    pass  # the connection is gone: paho's next read or write says so
 
     # paho callbacks (called from loop_read / loop_write in this thread)
 
@@ -245,9 +282,9 @@ class Publisher:
                 if c.want_write():
                     wl.append(sock)
             try:
-                r, w, _ = select.select(rl, wl, [], 0.05)
+                r, _, _ = select.select(rl, wl, [], 0.05)
             except (OSError, ValueError):
-                r, w = [], []
+                r = []
             if stdin in r:
                 try:
                     data = os.read(stdin, 1 << 20)
@@ -262,10 +299,9 @@ class Publisher:
             if c is not None:
                 if sock is not None and sock in r:
                     c.loop_read(100)
-                if sock is not None and sock in w:
-                    c.loop_write()
                 c.loop_misc()
             self.pump()
+            self.write()
             now = time.monotonic()
             if now >= next_status:
                 self.status()
