@@ -63,9 +63,14 @@ test: setup
 lint:
 	$(PYTHON) tools/upy_lint.py coapy_micro ports
 
+# Every benchmark, then a table of every target met or not (tools/bench.py:
+# it runs each tools/bench_*.py in a set order, so a new one is picked up by
+# being there). `make bench BENCH="server alloc"` runs some of them; each
+# script also runs alone with its own options (`--help`), e.g.
+# `.venv/bin/python tools/bench_server.py --only coapy_micro,bare --seconds 2`.
+BENCH ?=
 bench: setup
-	$(VPY) tools/bench_codec.py
-	$(VPY) tools/bench_server.py
+	$(VPY) tools/bench.py $(BENCH)
 
 # The main job: a sensor node (on the MicroPython unix port) and a gateway
 # (on CPython) talking CoAP over loopback. The unix port is installed into

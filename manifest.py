@@ -15,6 +15,7 @@ package(
     files=(
         "__init__.py",
         "_compat.py",
+        "aio.py",
         "block.py",
         "client.py",
         "client_block.py",

@@ -34,17 +34,22 @@ EXIT_CLIENT_ERROR = 4  # the response was 4.xx
 EXIT_SERVER_ERROR = 5  # the response was 5.xx
 EXIT_RESET = 6
 EXIT_UNREACHABLE = 7
+EXIT_BLOCK = 8  # the transfer in blocks failed (client_block.BlockError)
 
 EXIT_HELP = """exit status:
   0  success: a 2.xx response (or `serve` stopped)
   1  other errors (unreadable --payload file, not link-format, a 1.xx/3.xx code...)
   2  usage error: bad arguments, URI or Content-Format
-  3  timeout: no response within --timeout
+  3  timeout: no response within --timeout, or the whole transfer did not
+     finish within --deadline
   4  the response was a 4.xx client error (4.04 Not Found, ...)
   5  the response was a 5.xx server error
   6  the server answered with RST (it could not process the request)
   7  unreachable: the host name did not resolve, sending failed, or no
      acknowledgement came after every retransmission
+  8  the transfer in blocks (RFC 7959) failed: the server broke the
+     block-wise rules (the message says how), the body kept changing, or
+     it was larger than --max-body
 """
 
 METHODS = ("get", "post", "put", "delete", "fetch", "patch", "ipatch")
@@ -61,9 +66,17 @@ DEFAULT_TIMEOUT_S = 10.0
 # EndPoint's 1152.
 CLIENT_MAX_MESSAGE = 65507
 SERVE_MAX_MESSAGE = 4096
-# The largest body moved in blocks (RFC 7959): read by the command, or
-# uploaded to `coapy serve`'s /upload.
-MAX_BODY = 16 * 1024 * 1024
+# The largest body the command reads in blocks (RFC 7959) unless
+# --max-body says otherwise: what CoAP moves is small, and a server handing
+# out 16-byte blocks makes one request per 16 bytes (65,536 for this).
+MAX_BODY = 1024 * 1024
+# The longest a request may take as a whole, all its blocks included,
+# unless --deadline says otherwise: --timeout bounds each exchange only.
+DEFAULT_DEADLINE_S = 120.0
+# A transfer still going after this long shows its progress on stderr,
+# then once a second.
+PROGRESS_AFTER_S = 2.0
+# The largest body uploaded to `coapy serve`'s /upload.
 SERVE_MAX_BODY = 1024 * 1024
 
 
@@ -105,8 +118,11 @@ def _client(args):
         return ep
 
     # --block: the Block1 size of uploads and the Block2 size asked for.
+    deadline = getattr(args, "deadline", DEFAULT_DEADLINE_S)
     return Client(timeout_ms=int(args.timeout * 1000), end_point_factory=factory,
-                  block_size=getattr(args, "block", None) or 1024, max_body=MAX_BODY)
+                  block_size=getattr(args, "block", None) or 1024,
+                  max_body=getattr(args, "max_body", MAX_BODY),
+                  transfer_timeout_ms=int(deadline * 1000))
 
 
 # -- requests -----------------------------------------------------------------
@@ -132,24 +148,81 @@ def _write_payload(payload):
     out.flush()
 
 
+class Progress:
+    """How far a long transfer in blocks has got, on stderr: nothing for
+    the first PROGRESS_AFTER_S, then a line a second (rewritten in place on
+    a terminal)."""
+
+    def __init__(self, out=None, after_s=PROGRESS_AFTER_S, clock=None):
+        import time
+
+        self.out = out or sys.stderr
+        self.clock = clock or time.monotonic
+        self.start = self.clock()
+        self.next = self.start + after_s
+        self.shown = False
+
+    def update(self, h):
+        """Show the state of the Pending `h` if it is time to."""
+        x = h.transfer
+        now = self.clock()
+        if x is None or now < self.next:
+            return
+        self.next = now + 1.0
+        way = "received" if x.down is not None or x.up is None else "sent"
+        line = "coapy: %d bytes %s in %d requests, %.0f s" % (x.moved, way, x.requests,
+                                                              now - self.start)
+        tty = self.out.isatty()
+        self.out.write(("\r" + line) if tty else line + "\n")
+        self.out.flush()
+        self.shown = tty
+
+    def close(self):
+        if self.shown:
+            self.out.write("\n")  # leave the last line on the terminal
+            self.out.flush()
+            self.shown = False
+
+
 def _run_request(client, method, uri, **kw):
     """(Response or None, exit status), errors already reported."""
     from .uri import UriError
 
     try:
-        return client.request(method, uri, **kw), EXIT_OK
+        h = client.start(method, uri, **kw)
     except UriError as e:
         _err("bad URI: %s" % e)
         return None, EXIT_USAGE
-    except RequestTimeout:
-        _err("no response from %s within %g s" % (uri, client.timeout_ms / 1000))
-        return None, EXIT_TIMEOUT
-    except Reset:
-        _err("%s answered with RST (reset)" % uri)
-        return None, EXIT_RESET
     except Unreachable as e:
         _err("%s is unreachable: %s" % (uri, e))
         return None, EXIT_UNREACHABLE
+    progress = Progress()
+    try:
+        while not h.done:
+            client.process(200)
+            progress.update(h)
+    finally:
+        progress.close()
+    e = h.error
+    if e is None:
+        return h.response, EXIT_OK
+    if isinstance(e, RequestTimeout):
+        _err("%s: %s (--timeout %g s per exchange, --deadline %g s in all)"
+             % (uri, e, client.timeout_ms / 1000, (client.transfer_timeout_ms or 0) / 1000))
+        return None, EXIT_TIMEOUT
+    if isinstance(e, Reset):
+        _err("%s answered with RST (reset)" % uri)
+        return None, EXIT_RESET
+    if isinstance(e, Unreachable):
+        _err("%s is unreachable: %s" % (uri, e))
+        return None, EXIT_UNREACHABLE
+    from .client_block import BlockError
+
+    if isinstance(e, BlockError):
+        _err("%s: the transfer in blocks failed: %s" % (uri, e))
+        return None, EXIT_BLOCK
+    _err("%s: %s" % (uri, e))
+    return None, EXIT_ERROR
 
 
 def cmd_request(args):
@@ -202,8 +275,11 @@ def _observe_args(argv):
 
 def _observe(client, args):
     # get --observe [SECONDS]: each notification's payload on a line of its
-    # own as it arrives, until SECONDS pass (0: until interrupted).
-    from ._compat import ticks_add, ticks_diff
+    # own as it arrives, until SECONDS pass (0: until interrupted). The
+    # duration is measured with time.monotonic(): ticks cannot reach a
+    # week (they wrap at 2**30 ms, and ticks_diff sees half of that).
+    import time
+
     from .uri import UriError
 
     def show(resp):
@@ -220,18 +296,18 @@ def _observe(client, args):
         _err("bad URI: %s" % e)
         return EXIT_USAGE
     seconds = args.observe
-    now = client.now()
-    end = ticks_add(now, int(seconds * 1000)) if seconds else None
-    first = ticks_add(now, client.timeout_ms)
+    now = time.monotonic()
+    end = now + seconds if seconds else None
+    first = now + client.timeout_ms / 1000
     try:
         while not ob.done:
-            now = client.now()
-            if end is not None and ticks_diff(end, now) <= 0:
+            now = time.monotonic()
+            if end is not None and now >= end:
                 break
-            if ob.last is None and ticks_diff(first, now) <= 0:
+            if ob.last is None and now >= first:
                 _err("no response from %s within %g s" % (args.uri, client.timeout_ms / 1000))
                 return EXIT_TIMEOUT
-            wait = 200 if end is None else min(200, max(0, ticks_diff(end, now)))
+            wait = 200 if end is None else min(200, max(0, int((end - now) * 1000)))
             client.process(wait)
     except KeyboardInterrupt:
         pass
@@ -244,6 +320,9 @@ def _observe(client, args):
     if isinstance(ob.error, RequestTimeout):
         _err("no response from %s" % args.uri)
         return EXIT_TIMEOUT
+    if ob.error is not None and ob.last is None:
+        _err("%s: %s" % (args.uri, ob.error))
+        return EXIT_ERROR
     if not ob.done:
         ob.cancel()
         client.process(100)  # let the deregistration go out
@@ -431,6 +510,18 @@ def _seconds_arg(text):
     return v
 
 
+def _bytes_arg(text):
+    import argparse
+
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError("a number of bytes above 0, not %r" % text)
+    return v
+
+
 def _block_arg(text):
     import argparse
 
@@ -482,6 +573,12 @@ def build_parser():
         p.add_argument("--block", type=_block_arg, metavar="SIZE", default=None,
                        help="block size (16, 32 ... 1024) for a payload sent in blocks "
                             "and for the blocks of the response (RFC 7959; default 1024)")
+        p.add_argument("--max-body", type=_bytes_arg, metavar="BYTES", default=MAX_BODY,
+                       help="the largest response body read in blocks (default %d)" % MAX_BODY)
+        p.add_argument("--deadline", type=_seconds_arg, metavar="SECONDS",
+                       default=DEFAULT_DEADLINE_S,
+                       help="give up when the whole request, all its blocks included, takes "
+                            "longer (default %g)" % DEFAULT_DEADLINE_S)
         if m == "get":
             p.add_argument("--observe", type=float, nargs="?", const=0, default=None,
                            metavar="SECONDS",

@@ -17,13 +17,23 @@ first, the response later in a CON that is acknowledged here, RFC 7252
 4.04 is an answer, not an error) or one of the typed errors below.
 
 Timeouts: `timeout_ms` bounds the whole request (transmissions, the wait for
-a separate response). The default, DEFAULT_TIMEOUT_MS = 30 s, covers the
-first four transmissions of a CON (at 0, 2-3, 6-9 and 14-21 s with the
-RFC's defaults) plus time for a slow separate response, without a caller
+a separate response); for a request that moves in blocks, each block's
+exchange, and `transfer_timeout_ms` (None by default) the whole transfer.
+The default, DEFAULT_TIMEOUT_MS = 30 s, covers the first four
+transmissions of a CON (at 0, 2-3, 6-9 and 14-21 s with the RFC's
+defaults) plus time for a slow separate response, without a caller
 waiting MAX_TRANSMIT_WAIT (93 s) for a node that is simply off.
 `timeout_ms=None` waits as long as the RFC allows: the EndPoint's own
 give-up (MAX_TRANSMIT_SPAN, then Unreachable), EXCHANGE_LIFETIME for a
-separate response, NON_LIFETIME for the answer to a NON request.
+separate response, NON_LIFETIME for the answer to a NON request. Durations
+are capped at LONGEST_MS (2**28 ms, about 3 days): ticks cannot reach
+further (ticks_add raises beyond half their period on a board).
+
+Why a request failed: when an EndPoint drops a datagram from the peer of a
+pending request (larger than its max_message_size, malformed; see
+EndPoint.on_dropped, which the client sets on its EndPoints), the error the
+request ends with says how many were dropped and why; a RequestTimeout
+that is really "the answers were too large" says so.
 
 Block-wise transfer (RFC 7959, client_block.py) and Observe (RFC 7641,
 client_observe.py) are loaded the first time a request needs them, by
@@ -43,7 +53,7 @@ from ._compat import const, ticks_add, ticks_diff, ticks_ms
 from .connection import EndPoint, Message, is_multicast
 from .message import insert_option
 from .options import Option
-from .outcome import CoapError, RequestTimeout, Reset, Response, Unreachable
+from .outcome import CoapError, RequestTimeout, Reset, Response, Unreachable, peer_text
 
 __all__ = ("Client", "Pending", "Response", "CoapError", "RequestTimeout",
            "Reset", "Unreachable", "BlockError", "BodyChanged", "DEFAULT_TIMEOUT_MS")
@@ -63,6 +73,14 @@ _SLICE_MS = const(10)
 # The longest wait while a request is held back before its first
 # transmission (NSTART: behind another request to the same peer).
 _UNSENT_MS = const(1000)
+# The longest duration the client puts on ticks: 2**28 ms, half of what
+# ticks_diff can tell apart on a board (2**29 ms).
+LONGEST_MS = const(0x10000000)
+# When the time of one observation has come, those whose time comes within
+# this many ms are seen to in the same walk (re-registering up to this
+# early is allowed, RFC 7641 §3.3.1): so walks come at most about once per
+# this interval, however their times are spread.
+_OBS_SLACK_MS = const(1000)
 
 # sendto errors that mean the peer cannot be reached at all, as opposed to a
 # passing shortage (ENOMEM, ENOBUFS) that the next retransmission may get
@@ -92,6 +110,14 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
+def _capped(ms):
+    # A duration as an int ticks can carry (LONGEST_MS at most, 0 at least).
+    ms = int(ms)
+    if ms > LONGEST_MS:
+        return LONGEST_MS
+    return 0 if ms < 0 else ms
+
+
 def _is_hard_error(err):
     import errno
 
@@ -108,14 +134,20 @@ class Pending:
     TransmissionRecord, `request` the Message sent, `acknowledged` True once
     an empty ACK said a separate response will follow. `transfer`: the
     block-wise state (client_block.Transfer) of a request that moves in
-    blocks, else None."""
+    blocks, else None. `dropped`: how many datagrams from its peer an
+    EndPoint dropped while it was pending (`drop_reason`: why the last one).
+    """
 
-    def __init__(self, client, record, deadline, callback):
+    dropped = 0
+    drop_reason = None
+
+    def __init__(self, client, record, deadline, callback, limit=None):
         self.client = client
         self.record = record
         self.request = record.message
         self.remote = record.remote
         self.deadline = deadline  # ticks, or None: the EndPoint's limits only
+        self._limit = limit  # ticks: when transfer_timeout_ms ends, or None
         self.callback = callback
         self.done = False
         self.response = None
@@ -150,7 +182,7 @@ class Pending:
         """Send `message` in place of the request in flight, on the same
         handle: the next request of a block-wise transfer (a new token and
         message ID). The current record is cancelled; the new exchange gets
-        the request's whole timeout."""
+        the request's whole timeout, up to the end of its transfer_timeout_ms."""
         rec = self.record
         rec.cancel()
         self.record = rec.end_point.send(message, self.remote)
@@ -158,11 +190,28 @@ class Pending:
         self.acknowledged = False
         self._tried = False
         t = self._timeout
-        self.deadline = None if t is None else ticks_add(self.client.now(), int(t))
+        d = None if t is None else ticks_add(self.client.now(), _capped(t))
+        lim = self._limit
+        if lim is not None and (d is None or ticks_diff(lim, d) < 0):
+            d = lim
+        self.deadline = d
 
     def __repr__(self):
         state = "waiting" if not self.done else (self.error or self.response)
         return "<Pending %s>" % (state,)
+
+
+def _told(h, text):
+    # An error's text, with what the EndPoint dropped from the peer and, for
+    # a transfer in blocks, how far it got.
+    x = h.transfer
+    if x is not None and x.requests > 1:
+        text += " (the transfer had moved %d bytes in %d requests)" % (x.moved, x.requests)
+    n = h.dropped
+    if n:
+        text += "; %d datagram%s from %s dropped: %s" % (
+            n, "" if n == 1 else "s", peer_text(h.remote), h.drop_reason)
+    return text
 
 
 def _earlier(wait, d):
@@ -170,6 +219,13 @@ def _earlier(wait, d):
     if d < 0:
         d = 0
     return d if wait is None or d < wait else wait
+
+
+def _sooner(wait, d):
+    # The sooner of two waits in ms (each >= 0, or -1 for none).
+    if d < 0:
+        return wait
+    return d if wait < 0 or d < wait else wait
 
 
 def _method_code(method):
@@ -216,14 +272,21 @@ class Client:
       application (one Pending); timeout_ms then bounds each block's exchange.
       A second upload to a resource while one is under way carries a
       Request-Tag (RFC 9175), so the server keeps the two bodies apart.
+      A server that breaks the block-wise rules ends the request with a
+      BlockError saying how (client_block.py).
+    transfer_timeout_ms: None, or the longest a request may take as a
+      whole, all its blocks included (RequestTimeout then, saying how far
+      it got): timeout_ms alone bounds each block's exchange, and a server
+      holding 16-byte blocks makes max_body / 16 exchanges of a body.
     """
 
     def __init__(self, end_point=None, timeout_ms=DEFAULT_TIMEOUT_MS,
                  end_point_factory=None, getaddrinfo=None, clock=None,
-                 block_size=1024, max_body=65536):
+                 block_size=1024, max_body=65536, transfer_timeout_ms=None):
         self.timeout_ms = timeout_ms
         self.block_size = block_size
         self.max_body = max_body
+        self.transfer_timeout_ms = transfer_timeout_ms
         self.on_unhandled = None  # callable(rx) for what request() does not take
         self._given = end_point
         self._factory = end_point_factory
@@ -233,9 +296,18 @@ class Client:
         self._pending = []
         self._last = None  # (uri, _destination(uri)) for an IP-literal host
         self._hooks = {}  # extension name -> the object it registered (set_hook)
-        self._observations = None  # [client_observe.Observation], made by observe()
+        # Observations (made by observe()): all of them, a record ->
+        # observation index for handle(), those whose registration awaits an
+        # answer (checked each round), and the earliest time one of the
+        # others may have something to do (a lower bound: notifications
+        # only move an observation's time later), so a round walks them all
+        # only when that time has come, not on every process().
+        self._observations = []
+        self._obs_index = {}
+        self._obs_waiting = []
+        self._obs_wake = None  # type: int | None
         if end_point is not None:
-            self._adopt_clock(end_point)
+            self._adopt(end_point)
 
     # -- end points ---------------------------------------------------------
 
@@ -246,10 +318,22 @@ class Client:
             return [self._given]
         return [pair[1] for pair in self._made]
 
-    def _adopt_clock(self, ep):
+    def _adopt(self, ep):
         if self._clock is None:
             # The client must measure time with the EndPoint's (injectable) clock.
             self._clock = getattr(ep, "clock", None)
+        if getattr(ep, "on_dropped", 0) is None:
+            ep.on_dropped = self.on_dropped  # why a request may time out
+
+    def on_dropped(self, remote, reason):
+        """What the client sets as its EndPoints' on_dropped (unless one
+        was set already: an application that sets its own can call this
+        from it): counts a datagram from `remote` dropped for `reason` on
+        the requests pending to `remote`, so their errors can say so."""
+        for h in self._pending:
+            if h.remote == remote:
+                h.dropped += 1
+                h.drop_reason = reason
 
     def now(self):
         """The client's clock: the EndPoint's (so a test's fake clock
@@ -290,7 +374,7 @@ class Client:
                 ep.close()
                 raise
         self._made.append([family, ep])
-        self._adopt_clock(ep)
+        self._adopt(ep)
         return ep
 
     def _resolve(self, host, port):
@@ -377,8 +461,13 @@ class Client:
         rec = ep.send(msg, remote)  # ValueError: too big; CapacityError: table full
         if timeout_ms == -1:
             timeout_ms = self.timeout_ms
-        deadline = None if timeout_ms is None else ticks_add(self.now(), int(timeout_ms))
-        h = Pending(self, rec, deadline, callback)
+        now = self.now()
+        deadline = None if timeout_ms is None else ticks_add(now, _capped(timeout_ms))
+        total = self.transfer_timeout_ms
+        limit = None if total is None else ticks_add(now, _capped(total))
+        if limit is not None and (deadline is None or ticks_diff(limit, deadline) < 0):
+            deadline = limit
+        h = Pending(self, rec, deadline, callback, limit)
         h._timeout = timeout_ms
         h.transfer = xfer
         self._pending.append(h)
@@ -402,16 +491,51 @@ class Client:
         for o in options:
             msg.addOption(o)
         o = observation(self, ep, remote, msg, callback, margin_ms, uri)
-        if self._observations is None:
-            self._observations = []
         self._observations.append(o)
+        self._obs_index[o.record] = o
+        if o.waiting:
+            self._obs_waiting.append(o)
         return o
+
+    def ended(self, o):
+        """Forget the observation `o`, which has ended (Observation.end()
+        calls this): it is no longer looked up, checked or waited for."""
+        obs = self._observations
+        rec = o.record
+        if self._obs_index.get(rec) is o:
+            del self._obs_index[rec]
+        if o in obs:
+            obs.remove(o)
+        if o in self._obs_waiting:
+            self._obs_waiting.remove(o)
+
+    def _observed(self, o, rec, waited, now):
+        # After o.handle() or o.check(): `rec` was its record before, `waited`
+        # its `waiting`. Keep the index, the waiting list and the wake time.
+        if o.done:
+            return  # ended() has forgotten it
+        if o.record is not rec:
+            index = self._obs_index
+            if index.get(rec) is o:
+                del index[rec]
+            index[o.record] = o
+        if o.waiting != waited:
+            if o.waiting:
+                self._obs_waiting.append(o)
+            else:
+                self._obs_waiting.remove(o)
+        d = o.wait_ms(now)
+        if d is not None:
+            t = ticks_add(now, _capped(d))
+            w = self._obs_wake
+            if w is None or ticks_diff(t, w) < 0:
+                self._obs_wake = t
 
     @property
     def observations(self):
         """The observations still running (Client.observe)."""
         out = []
-        for o in self._observations or ():
+        for o in self._observations:
             if not o.done:
                 out.append(o)
         return out
@@ -476,10 +600,13 @@ class Client:
         now = self.now()
         wait = timeout_ms
         if self._observations:
-            for o in self._observations:
-                d = o.wait_ms(now)
-                if d is not None:
-                    wait = _earlier(wait, d)
+            w = self._obs_wake
+            if w is not None:
+                wait = _earlier(wait, ticks_diff(w, now))
+            for o in self._obs_waiting:
+                rec = o.record
+                if rec.created_time is not None and rec.next_event_time is not None:
+                    wait = _earlier(wait, ticks_diff(rec.next_event_time, now))
         for h in self._pending:
             rec = h.record
             if h.deadline is not None:
@@ -492,6 +619,27 @@ class Client:
                 h._tried = True
             elif rec.next_event_time is not None:
                 wait = _earlier(wait, ticks_diff(rec.next_event_time, now))
+        return wait
+
+    def next_event_ms(self, now):
+        """ms from `now` (ticks) until the client has something to do
+        without a datagram arriving: a request's deadline, an observation to
+        renew, a timer of its EndPoints (0: now; -1: nothing). Read-only:
+        how long an event loop may sleep between datagrams (check() then
+        does what is due)."""
+        wait = -1
+        for h in self._pending:
+            if h.deadline is not None:
+                d = ticks_diff(h.deadline, now)
+                wait = _sooner(wait, d if d > 0 else 0)
+        for o in self._observations or ():
+            d = o.wait_ms(now)
+            if d is not None:
+                wait = _sooner(wait, d)
+        if self._given is not None:
+            wait = _sooner(wait, self._given.next_event_ms(now))
+        for pair in self._made:
+            wait = _sooner(wait, pair[1].next_event_ms(now))
         return wait
 
     def _process_many(self, eps, wait):
@@ -522,14 +670,15 @@ class Client:
         rec = rx.pertains_to
         if rec is None:
             return False
-        obs = self._observations
-        if obs:
-            for o in obs:
-                if o.record is rec:
-                    o.handle(rx, self.now())
-                    if o.done:
-                        obs.remove(o)
-                    return True
+        index = self._obs_index
+        if index:
+            o = index.get(rec)
+            if o is not None:
+                now = self.now()
+                waited = o.waiting
+                o.handle(rx, now)
+                self._observed(o, rec, waited, now)
+                return True
         for h in self._pending:
             if h.record is rec:
                 break
@@ -537,7 +686,7 @@ class Client:
             return False
         m = rx.message
         if m.transaction_type == _RST:
-            self._finish(h, None, Reset("%s answered with RST" % (rec.remote,)))
+            self._finish(h, None, Reset("%s answered with RST" % (peer_text(rec.remote),)))
         elif rx is rec.response or rx in rec.responses:
             if m.transaction_type == _CON:
                 rx.ack()  # the separate response (RFC 7252 §5.2.2)
@@ -552,16 +701,8 @@ class Client:
         application that runs the EndPoint itself and passes what it
         receives to handle() calls it after each process()."""
         now = self.now()
-        obs = self._observations
-        if obs:
-            i = 0
-            while i < len(obs):
-                o = obs[i]
-                o.check(now)
-                if o.done:
-                    del obs[i]  # ended: forgotten here, the one place
-                else:
-                    i += 1
+        if self._observations:
+            self._check_observations(now)
         i = 0
         while i < len(self._pending):
             h = self._pending[i]
@@ -573,29 +714,62 @@ class Client:
                 # handle(): the record still has it.
                 rx = rec.response
                 if rx.message.transaction_type == _RST:
-                    err = Reset("%s answered with RST" % (rec.remote,))
+                    err = Reset("%s answered with RST" % (peer_text(rec.remote),))
                 else:
                     self._answered(h, rx)
                     if h.record is not rec or h.done:
                         continue  # the next block is out, or h is over
                     resp = Response(rx)
             elif rec.is_unacknowledged:
-                err = Unreachable("no acknowledgement from %s after %d transmissions"
-                                  % (rec.remote, 1 + rec.end_point.max_retransmit))
+                err = Unreachable(_told(h, "no acknowledgement from %s after %d transmissions" % (
+                    peer_text(rec.remote), 1 + rec.end_point.max_retransmit)))
             elif rec.error is not None and _is_hard_error(rec.error):
-                err = Unreachable("cannot send to %s: errno %d" % (rec.remote, rec.error))
+                err = Unreachable("cannot send to %s: errno %d"
+                                  % (peer_text(rec.remote), rec.error))
                 err.errno = rec.error
             elif rec.done:
                 if rec.error is not None:
                     err = CoapError("the request could not be sent: errno %d" % rec.error)
                 else:
-                    err = RequestTimeout("no response from %s" % (rec.remote,))
+                    err = RequestTimeout(_told(h, "no response from %s" % (peer_text(rec.remote),)))
             elif h.deadline is not None and ticks_diff(now, h.deadline) >= 0:
-                err = RequestTimeout("no response from %s in time" % (rec.remote,))
+                lim = h._limit
+                if lim is not None and ticks_diff(now, lim) >= 0:
+                    text = ("the request to %s did not finish within transfer_timeout_ms (%d ms)"
+                            % (peer_text(rec.remote), _capped(self.transfer_timeout_ms or 0)))
+                else:
+                    text = "no response from %s in time" % (peer_text(rec.remote),)
+                err = RequestTimeout(_told(h, text))
             if err is None and resp is None:
                 i += 1
             else:
                 self._finish(h, resp, err)  # removes h: index i is the next one
+
+    def _check_observations(self, now):
+        # Those whose registration awaits an answer, every round (few, and
+        # for a short time): only one whose record the EndPoint has finished
+        # (it gave up, or the wait for a response ran out) has news.
+        waiting = self._obs_waiting
+        for i in range(len(waiting) - 1, -1, -1):
+            if i >= len(waiting):
+                continue  # a callback ended others meanwhile
+            o = waiting[i]
+            rec = o.record
+            if rec.done:
+                o.check(now)
+                self._observed(o, rec, True, now)
+        # The others only when the earliest time one of them named has come.
+        w = self._obs_wake
+        if w is None or ticks_diff(now, w) < 0:
+            return
+        self._obs_wake = None
+        soon = ticks_add(now, _OBS_SLACK_MS)
+        obs = self._observations
+        for o in list(obs):  # a copy: check() may end some
+            if not o.done and not o.waiting:
+                rec = o.record
+                o.check(soon)
+                self._observed(o, rec, False, now)
 
     def _finish(self, h, response, error, call=True):
         h.done = True
@@ -620,10 +794,9 @@ class Client:
         client made (not one it was given)."""
         while self._pending:
             self._pending[0].cancel()
-        if self._observations:
-            for o in self._observations:
-                o.end()  # forgotten: notifications get RST
-            self._observations = None
+        for o in list(self._observations):
+            o.end()  # forgotten (ended()): notifications get RST
+        self._obs_wake = None
         for pair in self._made:
             pair[1].close()
         self._made = []

@@ -16,6 +16,29 @@ handle, up to Client(max_body=) bytes (else BlockError); when the ETag
 changes between blocks the transfer starts over, at most twice (then
 BodyChanged). The Pending ends with one Response carrying the whole body.
 
+Every transfer ends after a bounded number of requests: each block either
+moves the transfer on by a whole block (16 bytes at least) or ends it with
+a BlockError that says what the server did wrong, so a body of max_body
+bytes takes at most max_body / 16 + 1 requests per attempt (three attempts
+at most). A server that breaks the block-wise rules is not followed:
+
+- a Block2 block other than the last (M set) carries exactly its block
+  size (§2.2: every block but the last is full, §2.4), so an empty block 0
+  with M set, which would be asked for again and again, is an error;
+- a block must start where the body so far ends (§2.4), and a transfer
+  that has begun ends only with the block that has M unset: a 2.xx without
+  Block2 in its middle would silently cut the body short;
+- an upload's block that is not the last must be acknowledged with Block1
+  (2.31 Continue, or a 2.xx with Block1 from a server that stores blocks as
+  they come, §2.5): a final 2.xx without Block1 after the first block means
+  the server did not take the body in blocks, although Block1 is critical
+  (§2.1, RFC 7252 §5.4.1: it should have answered 4.02) and has probably
+  stored the first block alone;
+- the reserved SZX 7 (§2.2) is an error in a response's Block2.
+
+An error response (4.xx, 5.xx) in the middle of a transfer ends it with
+that response, as it is: the application sees the code.
+
 It works through the client's public calls: Pending.resend() sends a
 transfer's next request, Pending.finish() ends it with an error.
 """
@@ -23,7 +46,7 @@ from ._compat import const
 from .block import block_option, szx_of
 from .message import Message, insert_option
 from .options import Option
-from .outcome import CoapError
+from .outcome import CoapError, peer_text
 
 _CON = const(0)
 _NON = const(1)
@@ -39,12 +62,18 @@ _CONTINUE = const(95)  # 2.31
 
 
 class BlockError(CoapError):
-    """A block-wise transfer (RFC 7959) went wrong: a block out of place,
-    or a body larger than the client's max_body."""
+    """A block-wise transfer (RFC 7959) went wrong: the server broke the
+    rules (a block out of place, short, missing, an upload not taken in
+    blocks; the message says which and cites the RFC), or the body is
+    larger than the client's max_body."""
 
 
 class BodyChanged(BlockError):
     """The resource kept changing (its ETag did) while read in blocks."""
+
+
+def _code(code):
+    return "%d.%02d" % (code >> 5, code & 31)
 
 
 class Transfer:
@@ -55,24 +84,39 @@ class Transfer:
     size, shrunk when the server's 2.31 asks. down: the Block2 body so far
     (None until a first block comes), etag: its ETag, restarts: how often
     the body changed under us (the transfer starts over, twice at most).
+    want: the Block2 number the request asked for (an application that
+    asks for a block other than 0 gets that block alone). requests: how
+    many requests the transfer has sent so far.
     """
 
     def __init__(self, request, up, szx):
         base = []
+        want = 0
         for o in request.options:
             n = o.number
             if n != _BLOCK1 and n != _BLOCK2 and n != _SIZE1 and n != _SIZE2:
                 base.append(o)
+            elif n == _BLOCK2 and up is None:
+                want = o.value[0]
         self.base = base  # the request's options, block options left out
         self.code = request.code
         self.confirmable = request.transaction_type == _CON
         self.payload = request.payload if up is None else b""
-        self.up = up
+        self.up = up  # type: bytes | None
         self.sent = 0
         self.szx = szx
         self.down = None  # type: bytearray | None
         self.etag = None  # type: bytes | None
         self.restarts = 0
+        self.want = want
+        self.requests = 1
+
+    @property
+    def moved(self):
+        """Bytes moved so far: the body received, else the body sent."""
+        if self.down is not None:
+            return len(self.down)
+        return self.sent
 
     def uploads_to(self, remote, opts):
         """Is this an upload still going to `remote` with these Uri-Path
@@ -121,57 +165,67 @@ class Blocks:
         if x is None:
             x = h.transfer = Transfer(h.request, None, 6)
         if x.up is not None:
-            if x.sent < len(x.up):  # the last block has not gone yet
-                if x.sent == 0:
-                    x.sent = 16 << x.szx  # block 0 went up with the request
-                if code != _CONTINUE:
-                    return False  # an error (4.13...) or an early final answer
-                b = m.get_uint(_BLOCK1)
-                if b is not None and (b & 7) < x.szx and (b & 7) != 7:
-                    x.szx = b & 7  # the server wants smaller blocks (§2.5)
-                size = 16 << x.szx
-                off = x.sent
-                piece = x.up[off:off + size]
-                x.sent = off + len(piece)
-                more = x.sent < len(x.up)
-                self._next(h, x, piece, block_option(_BLOCK1, off // size, more, x.szx))
-                return True
-            # The answer to the last block. With Block2 the rest of the
-            # response follows by the same method, without payload (§2.7).
-            x.up = None
+            going = self._uploaded(h, x, m, code)
+            if going is not None:
+                return going
         v = m.get_uint(_BLOCK2)
-        if v is None or code >> 5 != 2:
-            return False
+        if x.down is not None:
+            # In the middle of a Block2 transfer.
+            if code >> 5 != 2:
+                return False  # an error response: the application sees it
+            if v is None:
+                return self._fail(h, "after %d bytes in blocks %s answered %s without "
+                                  "Block2: the rest of the body is missing (RFC 7959 "
+                                  "§2.4: the last block is the one with M unset)"
+                                  % (len(x.down), peer_text(h.remote), _code(code)))
+        elif v is None or code >> 5 != 2:
+            return False  # not (or no longer) a transfer in blocks
         num = v >> 4
         more = v & 8 == 8
         szx = v & 7
         if szx == 7:
-            return False
+            return self._fail(h, "%s sent Block2 with the reserved SZX 7 (RFC 7959 §2.2)"
+                              % (peer_text(h.remote),))
         size = 16 << szx
+        n = len(m.payload)
+        if n > size or (more and n != size):
+            # §2.2, §2.4: every block but the last (M unset) is exactly its
+            # block size; the last may be shorter, none is longer.
+            return self._fail(h, "%s sent Block2 %d/%d/%d with %d bytes of payload: a block "
+                              "%s (RFC 7959 §2.2, §2.4)"
+                              % (peer_text(h.remote), num, 1 if more else 0, size, n,
+                                 "with M set carries exactly its block size" if more
+                                 else "carries at most its block size"))
         tag = m.findOption(_ETAG)
         tag = tag.raw if tag is not None else b""
         if x.down is None:
+            if num != x.want:
+                return self._fail(h, "%s answered a request for block %d with block %d "
+                                  "(RFC 7959 §2.4)" % (peer_text(h.remote), x.want, num))
             if num != 0:
-                return False  # a block we did not ask for: let the caller see it
+                return False  # the application asked for this block alone
             x.down = bytearray()
             x.etag = tag
         elif tag != x.etag:
             # The body changed between blocks (§2.4): start over, at most twice.
             x.restarts += 1
             if x.restarts > 2:
-                h.finish(error=BodyChanged("the body kept changing during the transfer"))
+                h.finish(error=BodyChanged("the body at %s kept changing during the transfer "
+                                           "(its ETag changed %d times, RFC 7959 §2.4)"
+                                           % (peer_text(h.remote), x.restarts)))
                 return True
             x.down = None
             self._next(h, x, x.payload, block_option(_BLOCK2, 0, False, szx))
             return True
         if num * size != len(x.down):
-            h.finish(error=BlockError("block %d does not follow %d bytes" % (num, len(x.down))))
-            return True
+            return self._fail(h, "%s sent block %d of %d bytes (offset %d) where the body "
+                              "so far ends at %d (RFC 7959 §2.4)"
+                              % (peer_text(h.remote), num, size, num * size, len(x.down)))
         x.down.extend(m.payload)
         client = self.client
         if len(x.down) > client.max_body:
-            h.finish(error=BlockError("the body exceeds max_body (%d bytes)" % client.max_body))
-            return True
+            return self._fail(h, "the body from %s exceeds max_body (%d bytes)"
+                              % (peer_text(h.remote), client.max_body))
         if not more:
             m.payload = bytes(x.down)
             x.down = None
@@ -186,6 +240,47 @@ class Blocks:
         self._next(h, x, x.payload, block_option(_BLOCK2, num, False, szx))
         return True
 
+    def _uploaded(self, h, x, m, code):
+        # The answer to a Block1 block: True (the next block is out, or the
+        # transfer failed), False (the final answer), None (the last block
+        # was answered: read the response on as a download).
+        up = x.up
+        if up is None:
+            return None
+        if x.sent == 0:
+            x.sent = 16 << x.szx  # block 0 went up with the request
+        if x.sent >= len(up):
+            if code == _CONTINUE:
+                return self._fail(h, "%s answered the last block of %d bytes with 2.31 "
+                                  "Continue (RFC 7959 §2.5: that asks for more)"
+                                  % (peer_text(h.remote), len(up)))
+            # The answer to the last block. With Block2 the rest of the
+            # response follows by the same method, without payload (§2.7).
+            x.up = None
+            return None
+        if code >> 5 != 2:
+            return False  # an error (4.13, 4.08...): the application sees it
+        b = m.get_uint(_BLOCK1)
+        if b is None and code != _CONTINUE:
+            return self._fail(h, "%s answered block %d of an upload of %d bytes with a final "
+                              "%s without Block1: it did not take the body in blocks and "
+                              "may have kept only the first %d bytes (Block1 is critical: "
+                              "RFC 7959 §2.1, §2.5; RFC 7252 §5.4.1)"
+                              % (peer_text(h.remote), (x.sent - 1) >> (x.szx + 4), len(up),
+                                 _code(code), x.sent))
+        if b is not None and (b & 7) < x.szx:
+            x.szx = b & 7  # the server wants smaller blocks (§2.5)
+        size = 16 << x.szx
+        off = x.sent
+        piece = up[off:off + size]
+        x.sent = off + len(piece)
+        self._next(h, x, piece, block_option(_BLOCK1, off // size, x.sent < len(up), x.szx))
+        return True
+
+    def _fail(self, h, text):
+        h.finish(error=BlockError(text))
+        return True
+
     def _next(self, h, x, payload, opt):
         # The transfer's next request, in place of the one answered: a new
         # token and message ID; the handle stays the same.
@@ -194,6 +289,7 @@ class Blocks:
         opts = list(x.base)
         insert_option(opts, opt)
         msg.set_options(opts)
+        x.requests += 1
         h.resend(msg)
 
 

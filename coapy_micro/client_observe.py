@@ -8,13 +8,21 @@ arrived (to drop reordered notifications, §3.4), and when to register again
 if no notification comes within Max-Age (§3.3.1). Its request's
 TransmissionRecord is marked several_responses, so the EndPoint keeps it
 open for the notifications that come on its token. The client passes it
-every message that pertains to that record (handle()), asks it each round
-what it waits for (wait_ms(), check()) and forgets it once `done`.
+every message that pertains to that record (handle()), and calls check()
+while its registration waits for an answer (`waiting`) and when the time
+wait_ms() gave has come; it forgets the observation once `done`.
+
+Max-Age comes from the network: a week (or a 9-byte value) must neither
+overflow ticks_add (which raises beyond half the ticks period, 2**29 ms on
+a board) nor wrap around into the past (which would re-register after
+every notification). It is capped at MAX_AGE_CAP_S: an observation whose
+server allows longer re-registers once a day, which §3.3.1 permits (a
+client may re-register at any time).
 """
 from ._compat import const, ticks_add, ticks_diff
 from .message import Message
 from .options import Option
-from .outcome import CoapError, RequestTimeout, Reset, Response, Unreachable
+from .outcome import CoapError, RequestTimeout, Reset, Response, Unreachable, peer_text
 
 _CON = const(0)
 _RST = const(3)
@@ -26,6 +34,8 @@ _HALF = const(0x800000)  # 2**23: serial arithmetic on 24-bit numbers
 # its number (the numbers may have wrapped meanwhile).
 _FRESH_MS = const(128000)
 _MAX_AGE_S = const(60)  # Max-Age when a response has none (RFC 7252 §5.10.5)
+MAX_AGE_CAP_S = const(86400)  # the longest Max-Age taken from a server: a day
+_MAX_MARGIN_MS = const(3600000)  # margin_ms beyond an hour is taken as an hour
 
 
 class ObservationEnded(CoapError):
@@ -50,7 +60,15 @@ class Observation:
     (Reset: RST; Unreachable: the registration was never acknowledged;
     RequestTimeout: it was never answered; ObservationEnded: an error
     response), or None when it was cancelled or the server answered
-    without registering. cancel() deregisters."""
+    without registering. cancel() deregisters.
+
+    on_end: None, or callable(observation), called once when it ends, for
+    whatever reason (cancel() included), so an application need not poll
+    `done`. waiting: True while the (re-)registration has had no answer.
+    """
+
+    on_end = None
+    waiting = True
 
     def __init__(self, client, ep, remote, msg, callback, margin_ms, uri=None):
         self.client = client
@@ -83,6 +101,7 @@ class Observation:
         if rec is not None and not rec.done:
             rec.cancel()
         self.reregistrations += 1
+        self.waiting = True
         m = self.request
         msg = Message(m.transaction_type, m.code, b"", m.token)
         msg.set_options(m.options)
@@ -95,15 +114,21 @@ class Observation:
         notification, an ACK, an RST."""
         m = rx.message
         if m.transaction_type == _RST:
-            self.end(Reset("%s answered with RST" % (self.remote,)))
+            self.end(Reset("%s answered with RST" % (peer_text(self.remote),)))
             return
         if m.code == 0:
             return  # the empty ACK of a separate response
         if m.transaction_type == _CON:
             rx.ack()  # CON notifications are acknowledged (§4.5)
+        self.waiting = False
         v = m.get_uint(_OBSERVE)
         age = m.get_uint(_MAX_AGE, _MAX_AGE_S)
-        self._due = ticks_add(now, age * 1000 + self.margin_ms)
+        if age > MAX_AGE_CAP_S:
+            age = MAX_AGE_CAP_S  # clamped before it meets ticks_add (see above)
+        margin = self.margin_ms
+        if not 0 <= margin <= _MAX_MARGIN_MS:
+            margin = 0 if margin < 0 else _MAX_MARGIN_MS
+        self._due = ticks_add(now, age * 1000 + margin)
         if v is not None and self._seq is not None and not fresh(self._seq, self._t, v, now):
             return  # older than what we have: reordered (§3.4)
         if v is not None:
@@ -111,21 +136,8 @@ class Observation:
             self._t = now
         b2 = m.get_uint(_BLOCK2)
         if b2 is not None and b2 & 8 and m.code >> 5 == 2 and self.uri is not None:
-            # The first block of a larger notification (RFC 7959 §3.4): the
-            # body is fetched with a plain GET, which the client reads block
-            # by block; the callback gets the whole body, unless a newer
-            # notification arrived meanwhile.
-            seq = v
-
-            def whole(h):
-                if h.response is not None and self._seq == seq and not self.done:
-                    self._deliver(h.response)
-
-            try:
-                self.client.start("get", self.uri, callback=whole)
+            if self._fetch(v):
                 return
-            except Exception:  # table full: deliver the first block as it is
-                pass
         self._deliver(Response(rx))
         if m.code >> 5 != 2:
             e = ObservationEnded("the server ended the observation with %d.%02d"
@@ -135,6 +147,22 @@ class Observation:
         elif v is None:
             self.end()  # answered without Observe: not registered (§3.1)
 
+    def _fetch(self, seq):
+        # The first block of a larger notification (RFC 7959 §3.4): the body
+        # is fetched with a plain GET, which the client reads block by block;
+        # the callback gets the whole body, unless a newer notification
+        # arrived meanwhile. (A method of its own: a closure in handle()
+        # would cost handle() a heap cell on every call on a board.)
+        def whole(h):
+            if h.response is not None and self._seq == seq and not self.done:
+                self._deliver(h.response)
+
+        try:
+            self.client.start("get", self.uri, callback=whole)
+            return True
+        except Exception:  # table full: deliver the first block as it is
+            return False
+
     def _deliver(self, r):
         self.last = r
         self.notifications += 1
@@ -143,36 +171,52 @@ class Observation:
 
     def end(self, error=None):
         """End the observation here, sending nothing (the client forgets it
-        at its next round; a notification still on its way is answered RST
-        by the EndPoint). `error`: the CoapError saying why, if any."""
+        at once; a notification still on its way is answered RST by the
+        EndPoint), then call on_end. `error`: the CoapError saying why, if
+        any."""
         if self.done:
             return
         self.done = True
+        self.waiting = False
         if error is not None:
             self.error = error
         rec = self.record
         if rec is not None and not rec.done:
             rec.cancel()
+        self.client.ended(self)  # no longer looked up, checked or waited for
+        if self.on_end is not None:
+            self.on_end(self)
 
     def check(self, now):
-        """Called each round of the client's loop: register again after
-        Max-Age, notice a registration that was never answered."""
+        """Called by the client when the time wait_ms() gave has come, and
+        when the record of a registration still `waiting` is finished:
+        register again once `now` has reached Max-Age + margin_ms after the
+        last notification (the client may pass a time a little ahead, to
+        see to several in one walk), notice a registration that was never
+        answered."""
         if self.done:
             return
         rec = self.record
         if rec is None:  # not sent yet
             return
         if rec.is_unacknowledged:
-            self.end(Unreachable("no acknowledgement from %s" % (self.remote,)))
+            self.end(Unreachable("no acknowledgement from %s" % (peer_text(self.remote),)))
             return
         if rec.done and rec.response is None:
-            self.end(RequestTimeout("no response from %s" % (self.remote,)))
+            if rec.error is not None:
+                e = Unreachable("cannot send to %s: errno %d" % (peer_text(self.remote), rec.error))
+                e.errno = rec.error
+                self.end(e)
+            else:
+                self.end(RequestTimeout("no response from %s" % (peer_text(self.remote),)))
             return
         if self._due is not None and ticks_diff(now, self._due) >= 0:
             self._renew()
 
     def wait_ms(self, now):
-        """ms until this observation has something to do (None: nothing)."""
+        """ms until this observation has something to do at a time of its
+        own (re-registration), None for nothing. While `waiting`, what it
+        waits for is its record's (the EndPoint's timers), not a time."""
         if self.done or self._due is None:
             return None
         d = ticks_diff(self._due, now)

@@ -204,6 +204,7 @@ class EndPoint:
         self._ipoll = getattr(self._poller, "ipoll", None)
         self._socks = {}  # fileno -> socket, for CPython's poll results
         self._nsocks = 0
+        self._sockets = []  # every socket received on, the primary first (sockets)
         self._register(sock)
         self._tx = bytearray(max_message_size)
         self._txv = memoryview(self._tx)
@@ -222,6 +223,14 @@ class EndPoint:
         # RST to a NON we sent, whose record is already finished (a server
         # that notifies observers learns this way that one has gone).
         self.on_unmatched_reset = None
+        # callable(remote, reason) when a datagram is dropped for a reason
+        # the application should hear of: larger than max_message_size, or
+        # malformed (`reason` says which, in words). The Client sets it to
+        # say why a request timed out; called on the drop path only.
+        self.on_dropped = None
+        # callable(record) when send() has queued a message: process()
+        # transmits it, so an event loop driving this EndPoint wakes up.
+        self.on_queued = None
         # Counters, for monitoring (and the abuse test).
         self.dropped = 0  # datagrams ignored: malformed, unmatched, oversized
         self.duplicates = 0  # duplicates answered or dropped
@@ -273,8 +282,16 @@ class EndPoint:
         sock.setblocking(False)
         self._register(sock)
 
+    @property
+    def sockets(self):
+        """Every socket this EndPoint receives on, the primary one first
+        (then those added by register()): what an event loop waits on.
+        Read-only."""
+        return self._sockets
+
     def _register(self, sock):
         self._nsocks += 1
+        self._sockets.append(sock)
         self._poller.register(sock, _POLLIN)
         fileno = getattr(sock, "fileno", None)
         if fileno is not None:
@@ -324,6 +341,8 @@ class EndPoint:
         rec.transaction_id = self.next_transaction_id()
         rec.next_event_time = self.clock()  # pyright: ignore[reportAttributeAccessIssue]: the stubs give ticks a type of their own; they are ints
         self._records.append(rec)
+        if self.on_queued is not None:
+            self.on_queued(rec)
         return rec
 
     def _check_size(self, message):
@@ -444,6 +463,29 @@ class EndPoint:
             i += 1
         return wait
 
+    def next_event_ms(self, now):
+        """ms from `now` (ticks) until process() has something to do
+        without a datagram arriving: a first transmission (0), a
+        retransmission, a wait for a response that expires; -1 for nothing.
+        A CON held back by NSTART has no time of its own: the ACK that frees
+        its slot, or the timer of the CON holding it, comes first. Read-only:
+        how long an event loop may sleep between datagrams."""
+        wait = -1
+        for rec in self._records:
+            if rec._state == _QUEUED:
+                if (rec.message.transaction_type == _CON
+                        and self._outstanding(rec.remote) >= self.nstart):
+                    continue
+                return 0
+            t = rec.next_event_time
+            if t is not None:
+                d = ticks_diff(t, now)
+                if d <= 0:
+                    return 0
+                if wait < 0 or d < wait:
+                    wait = d
+        return wait
+
     # -- receiving ----------------------------------------------------------
 
     def process(self, timeout_ms=None):
@@ -514,11 +556,16 @@ class EndPoint:
         self._busy = self._nsocks == 1
         if len(data) > self.max_message_size:
             self.dropped += 1  # truncated: cannot be trusted
+            if self.on_dropped is not None:
+                self.on_dropped(remote, "larger than max_message_size (%d bytes)"
+                                % self.max_message_size)
             return None
         try:
             rx = ReceptionRecord(self, data, remote)
         except DecodeError as e:
             self.dropped += 1
+            if self.on_dropped is not None:
+                self.on_dropped(remote, "malformed (%s)" % (e,))
             if e.transaction_type == _CON and not e.bad_version:
                 self._send_empty(_RST, e.transaction_id, remote)
             return None

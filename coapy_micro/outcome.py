@@ -7,6 +7,15 @@ of their own. Kept apart from client.py so those parts need not import it.
 """
 
 
+def peer_text(remote):
+    """A peer's address as errors show it: 'host:port' ('[v6]:port'), or
+    the repr of an address in another form (raw sockaddr bytes)."""
+    if type(remote) is tuple and len(remote) >= 2:
+        host = remote[0]
+        return ("[%s]:%s" if ":" in str(host) else "%s:%s") % (host, remote[1])
+    return repr(remote)
+
+
 class CoapError(Exception):
     """A request ended without a response. `pending` is its handle."""
 

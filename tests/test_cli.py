@@ -83,9 +83,10 @@ def test_help_documents_the_exit_statuses():
     text = p.stdout.decode()
     for cmd in ("get", "post", "put", "delete", "fetch", "patch", "ipatch", "discover", "serve"):
         assert re.search(r"^\s+%s\s" % cmd, text, re.M), cmd
-    for status in ("0", "2", "3", "4", "5", "6", "7"):
+    for status in ("0", "2", "3", "4", "5", "6", "7", "8"):
         assert re.search(r"^  %s  \S" % status, text, re.M), status
     assert "timeout" in text and "4.xx" in text and "5.xx" in text and "RST" in text
+    assert "RFC 7959" in text and "--max-body" in text and "--deadline" in text
     p = coapy("get", "--help")
     assert p.returncode == 0 and b"@FILE" in p.stdout and b"exit status" in p.stdout
 
@@ -355,4 +356,188 @@ def test_get_observe_without_seconds_runs_until_interrupted(served):
     out, errs = p.communicate(timeout=10)
     lines = out.decode().splitlines()
     assert len(lines) >= 2, (lines, errs)
+    assert p.returncode == 0, (p.returncode, errs)
+
+
+# -- servers that break the rules, and long transfers ----------------------------------
+# Every request of the command ends, in bounded time, with the body or a
+# clear message and a documented exit status, never a traceback.
+
+BLOCK1, BLOCK2, ETAG = 27, 23, 4
+
+
+def block_reply(tid, m, code=69, payload=b"", block2=None, block1=None, etag=None):
+    from coapy_micro.options import Option
+
+    r = Message(Message.ACK, code, payload, m.token)
+    if etag is not None:
+        r.addOption(Option(ETAG, etag))
+    for number, v in ((BLOCK2, block2), (BLOCK1, block1)):
+        if v is not None:
+            r.addOption(Option(number, (v[0] << 4) | (8 if v[1] else 0) | v[2]))
+    return r.encode(tid)
+
+
+def asked_block(m, number=BLOCK2):
+    o = m.findOption(number)
+    return None if o is None else o.value
+
+
+def no_traceback(p):
+    assert "Traceback" not in err(p), err(p)
+
+
+def test_empty_first_block_exits_8_at_once():
+    # Seen: Block2 0/1/1024 with no payload kept the command asking for the
+    # same block forever (700,000 requests in 60 s).
+    n = []
+
+    def reply(tid, m):
+        n.append(1)
+        return block_reply(tid, m, block2=(0, True, 6))
+    peer = ScriptedPeer(reply)
+    try:
+        p = coapy("get", peer.uri + "/x", timeout=30)
+    finally:
+        peer.close()
+    no_traceback(p)
+    assert p.returncode == 8 and p.stdout == b"", (p.returncode, err(p))
+    assert "0 bytes of payload" in err(p) and "RFC 7959" in err(p), err(p)
+    assert len(n) == 1, len(n)
+
+
+def test_body_cut_short_exits_8():
+    # Seen: block 0 (M set), then a plain 2.05: that 2.05 was printed as the
+    # whole body, exit 0.
+    def reply(tid, m):
+        if asked_block(m) is None:
+            return block_reply(tid, m, payload=b"a" * 1024, block2=(0, True, 6))
+        return block_reply(tid, m, payload=b"the end")
+    peer = ScriptedPeer(reply)
+    try:
+        p = coapy("get", peer.uri + "/x")
+    finally:
+        peer.close()
+    no_traceback(p)
+    assert p.returncode == 8 and p.stdout == b"", (p.returncode, err(p))
+    assert "the rest of the body is missing" in err(p), err(p)
+
+
+def test_upload_not_taken_in_blocks_exits_8(tmp_path):
+    # Seen: a server that ignores Block1 answers block 0 with a final 2.04:
+    # reported as success, the server had one block of the file.
+    got = []
+
+    def reply(tid, m):
+        got.append(len(m.payload))
+        return block_reply(tid, m, code=68)
+    f = tmp_path / "5k.bin"
+    f.write_bytes(bytes(5000))
+    peer = ScriptedPeer(reply)
+    try:
+        p = coapy("put", peer.uri + "/x", "--payload", "@%s" % f)
+    finally:
+        peer.close()
+    no_traceback(p)
+    assert p.returncode == 8, (p.returncode, err(p))
+    assert "did not take the body in blocks" in err(p) and "Block1 is critical" in err(p), err(p)
+    assert got == [1024], got
+
+
+def test_body_changing_all_the_time_exits_8():
+    # Seen: BodyChanged (and BlockError) printed a Python traceback, exit 1.
+    n = []
+
+    def reply(tid, m):
+        n.append(1)
+        num = (asked_block(m) or (0, False, 6))[0]
+        return block_reply(tid, m, payload=b"b" * 64, block2=(num, True, 2),
+                           etag=bytes([len(n) & 255]))
+    peer = ScriptedPeer(reply)
+    try:
+        p = coapy("get", peer.uri + "/x", "--block", "64")
+    finally:
+        peer.close()
+    no_traceback(p)
+    assert p.returncode == 8 and "kept changing" in err(p), (p.returncode, err(p))
+
+
+def endless_16_byte_blocks(count):
+    def reply(tid, m):
+        count.append(1)
+        num = (asked_block(m) or (0, False, 0))[0]
+        return block_reply(tid, m, payload=b"q" * 16, block2=(num, True, 0))
+    return reply
+
+
+def test_max_body_bounds_a_server_handing_out_16_byte_blocks():
+    # Seen: with a 16 MiB limit such a server held the command for 97 s and
+    # a million requests.
+    from coapy_micro import cli
+
+    args = cli.build_parser().parse_args(["get", "coap://127.0.0.1/x"])
+    assert args.max_body <= 1024 * 1024 and args.deadline <= 300, (args.max_body, args.deadline)
+    n = []
+    peer = ScriptedPeer(endless_16_byte_blocks(n))
+    try:
+        p = coapy("get", peer.uri + "/x", "--max-body", "4096", "--block", "16")
+    finally:
+        peer.close()
+    no_traceback(p)
+    assert p.returncode == 8 and "max_body (4096 bytes)" in err(p), (p.returncode, err(p))
+    assert len(n) == 4096 // 16 + 1, len(n)
+
+
+def test_deadline_bounds_the_whole_transfer_and_progress_shows():
+    n = []
+    peer = ScriptedPeer(endless_16_byte_blocks(n))
+    t0 = time.monotonic()
+    try:
+        p = coapy("get", peer.uri + "/x", "--max-body", "100000000", "--block", "16",
+                  "--deadline", "3.5")
+    finally:
+        peer.close()
+    took = time.monotonic() - t0
+    no_traceback(p)
+    assert p.returncode == 3, (p.returncode, err(p))
+    assert "did not finish within transfer_timeout_ms (3500 ms)" in err(p), err(p)
+    assert "--deadline 3.5 s" in err(p), err(p)
+    assert took < 30, took  # 3.5 s, with room for a loaded machine to start Python
+    lines = [ln for ln in err(p).splitlines() if "bytes received in" in ln]
+    assert 1 <= len(lines) <= 3, err(p)  # after 2 s, then once a second
+    assert re.fullmatch(r"coapy: \d+ bytes received in \d+ requests, \d s", lines[0]), lines
+
+
+def test_timeout_says_what_was_dropped():
+    # A server whose answers the EndPoint cannot take (malformed here; a
+    # datagram beyond max_message_size is the other case): the timeout says
+    # so instead of only "no response".
+    def reply(tid, m):
+        raw = bytearray(Message(Message.ACK, 69, b"ok", m.token).encode(tid))
+        raw[0] = (raw[0] & 0xF0) | 9  # token length 9: reserved (RFC 7252 §3)
+        return bytes(raw)
+    peer = ScriptedPeer(reply)
+    try:
+        p = coapy("get", peer.uri + "/x", "--timeout", "2.5")
+    finally:
+        peer.close()
+    no_traceback(p)
+    assert p.returncode == 3, (p.returncode, err(p))
+    assert re.search(r"\d datagrams? from 127\.0\.0\.1:\d+ dropped: malformed", err(p)), err(p)
+
+
+def test_get_observe_for_a_week_keeps_observing(served):
+    # Seen: `get --observe 604800` returned after 0.14 s with exit 3 (a week
+    # is beyond what ticks can hold).
+    import signal
+
+    p = subprocess.Popen([sys.executable, "-m", "coapy_micro", "get", "--observe", "604800",
+                          served + "/time"], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    time.sleep(4)
+    still = p.poll() is None
+    p.send_signal(signal.SIGINT)
+    out, errs = p.communicate(timeout=10)
+    assert still, (p.returncode, errs)
+    assert len(out.decode().splitlines()) >= 2, (out, errs)
     assert p.returncode == 0, (p.returncode, errs)

@@ -18,12 +18,21 @@ fresh token per block request. node-coap then fails the upload with 5.00
 ("Byte offset not the next in line..."). The test below pins that down; the
 Client is not changed to suit it.
 
+Block2 with 16-byte blocks: asked for blocks of 16 bytes (Block2 0/0/16),
+node-coap's server answers block 0 with M set and no payload at all, then
+block 1 with 16 bytes. RFC 7959 (sections 2.2 and 2.4) has every block but
+the last carry exactly its block size; an empty block 0 that claims more
+would have the client ask for the same offset again without end. The
+Client ends the transfer with a BlockError that says so, and `coapy get
+--block 16` exits 8 with that message (no traceback).
+
 Needs node and tools/nodecoap/node_modules (make setup); missing: skip on a
 laptop, fail under CI=true (peers.need).
 """
 import json
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -213,3 +222,27 @@ def test_block1_upload_fails_there_because_node_coap_keys_blocks_by_token(node_s
     resp = client.request("put", node_server + "/upload", LARGE, block_size=1024)
     assert resp.code == codes.INTERNAL_SERVER_ERROR, codes.dotted(resp.code)
     assert resp.payload.startswith(b"Byte offset not the next in line"), resp.payload
+
+
+def test_client_block2_of_16_bytes_gets_an_empty_first_block(node_server, client):
+    # See the module docstring: node-coap's block 0 of 16 bytes is empty
+    # with M set. Larger blocks from the same server are right.
+    from coapy_micro.block import block_option
+    from coapy_micro.client import BlockError
+
+    with pytest.raises(BlockError) as e:
+        client.request("get", node_server + "/large", options=(block_option(23, 0, False, 0),))
+    assert "Block2 0/1/16 with 0 bytes of payload" in str(e.value), str(e.value)
+    assert "RFC 7959" in str(e.value)
+    resp = client.request("get", node_server + "/large", options=(block_option(23, 0, False, 1),))
+    assert resp.payload == LARGE  # 32-byte blocks: all well
+
+
+def test_cli_block2_of_16_bytes_exits_8_with_the_reason(node_server):
+    # Seen: a Python traceback and exit status 1.
+    proc = subprocess.run([sys.executable, "-m", "coapy_micro", "get", node_server + "/large",
+                           "--block", "16"], cwd=ROOT, capture_output=True, timeout=60)
+    text = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 8 and "Traceback" not in text, (proc.returncode, text)
+    assert "the transfer in blocks failed" in text and "0 bytes of payload" in text, text
+    assert proc.stdout == b""

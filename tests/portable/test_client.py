@@ -14,6 +14,7 @@ import support
 from fakenet import CLIENT, ROGUE, SERVER, Net, Poller, Socket, mtype, tid
 from coapy_micro.client import (Client, CoapError, Pending, RequestTimeout, Reset,
                                 Response, Unreachable)
+from coapy_micro._compat import ticks_diff
 from coapy_micro.connection import EndPoint, Message
 from coapy_micro.options import Option
 from coapy_micro.uri import UriError
@@ -242,6 +243,89 @@ def test_unreachable_before_the_deadline_when_the_endpoint_gives_up():
     net, ep, c, peer = setup(silent, max_retransmit=1)
     support.raises(Unreachable, c.request, "get", URI, timeout_ms=30000)
     assert net.now == 6000, net.now  # 2000 + 4000
+
+
+def test_oversized_answers_are_named_in_the_timeout():
+    # Seen: a server ignoring the block size asked for answers with
+    # datagrams larger than max_message_size; the EndPoint drops them and
+    # the request ended in a RequestTimeout with no hint. The EndPoint now
+    # reports the drop (EndPoint.on_dropped) and the error says why.
+    def answer(t, m):
+        if m.code == GET:
+            return [(0, Message(ACK, CONTENT, b"x" * 1400, m.token), t)]
+    net, ep, c, peer = setup(answer)
+    e = support.raises(RequestTimeout, c.request, "get", URI, timeout_ms=10000)
+    text = str(e)
+    assert "3 datagrams from 10.0.0.2:5683 dropped" in text, text
+    assert "larger than max_message_size (1152 bytes)" in text, text
+    assert e.pending.dropped == 3 and ep.dropped == 3, (e.pending.dropped, ep.dropped)
+    # Unreachable (no ACK ever got through) says it too.
+    net, ep, c, peer = setup(answer)
+    e = support.raises(Unreachable, c.request, "get", URI, timeout_ms=None)
+    assert "5 datagrams from 10.0.0.2:5683 dropped: larger than" in str(e), str(e)
+
+
+def test_malformed_answers_are_named_in_the_timeout():
+    def answer(t, m):
+        if m.code == GET:
+            raw = bytearray(Message(ACK, CONTENT, b"ok", m.token).encode(t))
+            raw[0] = (raw[0] & 0xF0) | 9  # token length 9: reserved (RFC 7252 §3)
+            return [(0, _Raw(bytes(raw)), t)]
+    net, ep, c, peer = setup(answer)
+    e = support.raises(RequestTimeout, c.request, "get", URI, timeout_ms=3000)
+    assert "2 datagrams from 10.0.0.2:5683 dropped: malformed" in str(e), str(e)
+
+
+class _Raw:
+    """Stands in for a Message in a Peer's answer: these bytes as they are."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def encode(self, tid):
+        return self.data
+
+
+def test_drops_from_other_peers_are_not_counted():
+    net, ep, c, peer = setup(silent)
+    h = c.start("get", URI, timeout_ms=5000)
+    net.inject(ROGUE, CLIENT, b"x" * 1400, 100)
+    while not h.done:
+        c.process(100)
+    assert h.dropped == 0 and ep.dropped == 1, (h.dropped, ep.dropped)
+    assert "dropped" not in str(h.error), str(h.error)
+
+
+def test_an_application_on_dropped_is_kept():
+    net = Net()
+    ep = net.endpoint(CLIENT, rand=Rand())
+    seen = []
+    ep.on_dropped = lambda remote, reason: seen.append((remote, reason))
+    c = Client(ep)
+    assert ep.on_dropped is not c.on_dropped, ep.on_dropped
+    net.inject(ROGUE, CLIENT, b"\x40", 0)  # 1 byte: malformed
+    c.process(10)
+    assert len(seen) == 1 and seen[0][0] == ROGUE and "malformed" in seen[0][1], seen
+
+
+def test_durations_beyond_what_ticks_carry_are_capped():
+    # A timeout of 10 days would overflow ticks_add on a board (half the
+    # ticks period is 2**29 ms) or wrap into the past on CPython (the
+    # request timed out at once); it is capped at LONGEST_MS.
+    from coapy_micro.client import LONGEST_MS
+
+    net, ep, c, peer = setup(silent)
+    t0 = ep.clock()
+    h = c.start("get", URI, confirmable=False, timeout_ms=10 * 86400000)
+    for i in range(3):
+        c.process(1000)
+    assert not h.done, h.error
+    assert ticks_diff(h.deadline, t0) == LONGEST_MS, ticks_diff(h.deadline, t0)
+    c2 = Client(ep, transfer_timeout_ms=10 * 86400000)
+    h = c2.start("get", URI, confirmable=False)
+    for i in range(3):
+        c2.process(1000)
+    assert not h.done, h.error
 
 
 class RefusingSocket(Socket):

@@ -191,3 +191,209 @@ def test_concurrent_uploads_to_one_resource_get_a_request_tag():
     assert h1.response.code == CHANGED and h2.response.code == CHANGED, (h1, h2)
     assert len(got) == 2 and a in got and b in got, [len(g) for g in got]
     assert h1.request.findOption(292) is None and h2.request.findOption(292) is not None, h2.request
+
+
+# -- servers that break the block-wise rules: every transfer ends, in a
+# bounded number of requests, with a BlockError that says what went wrong
+# (RFC 7959). The server here is a script: answer(n, request) -> the
+# response Message (n counts the requests, from 1), sent piggybacked.
+
+ACK = 2
+CONTINUE = 95
+
+
+class Script:
+    def __init__(self, answer, client_kw=None, keep=True):
+        self.net = Net()
+        self.cep = self.net.endpoint(CLIENT)
+        self.c = Client(self.cep, **(client_kw or {}))
+        self.got = []  # the requests the server received (keep=False: None each)
+        send = self.net.send
+
+        def hooked(src, dst, data):
+            send(src, dst, data)
+            if dst != SERVER:
+                return
+            from coapy_micro.connection import Message
+
+            t, m = Message.decode(data)
+            if not m.code:
+                return
+            self.got.append(m if keep else None)
+            r = answer(len(self.got), m)
+            if r is not None:
+                r.token = m.token
+                self.net.inject(SERVER, CLIENT, r.encode(t), self.net.now + 1)
+        self.net.send = hooked
+
+    def run(self, *args, **kw):
+        h = self.c.start(*args, **kw)
+        n = 0
+        while not h.done:
+            self.c.process(100)
+            n += 1
+            assert n < 3000, (n, len(self.got))  # was: no end at all
+        return h
+
+
+def reply(code, payload=b"", block2=None, block1=None, etag=None):
+    from coapy_micro.connection import Message
+
+    m = Message(ACK, code, payload)
+    if etag is not None:
+        m.addOption(Option(ETAG, etag))
+    if block2 is not None:
+        m.addOption(Option(BLOCK2, (block2[0] << 4) | (8 if block2[1] else 0) | block2[2]))
+    if block1 is not None:
+        m.addOption(Option(BLOCK1, (block1[0] << 4) | (8 if block1[1] else 0) | block1[2]))
+    return m
+
+
+def asked(m, number):
+    o = m.findOption(number)
+    return None if o is None else o.value
+
+
+def test_empty_block_0_with_more_set_is_a_block_error_not_a_loop():
+    # Seen: Block2 0/1/1024 with no payload made the client ask for the same
+    # block forever (700,000 requests in 60 s). RFC 7959 §2.2, §2.4: every
+    # block but the last carries exactly its block size.
+    s = Script(lambda n, m: reply(CONTENT, b"", (0, True, 6)))
+    h = s.run("get", URI)
+    assert isinstance(h.error, BlockError), h.error
+    assert len(s.got) == 1, len(s.got)
+    text = str(h.error)
+    assert "0 bytes" in text and "M set" in text and "RFC 7959" in text, text
+
+
+def test_short_block_with_more_set_is_a_block_error():
+    s = Script(lambda n, m: reply(CONTENT, b"x" * 100, (n - 1, True, 2)))  # 100 of 64
+    h = s.run("get", URI)
+    assert isinstance(h.error, BlockError) and len(s.got) == 1, (h.error, len(s.got))
+    s = Script(lambda n, m: reply(CONTENT, b"x" * 40, (n - 1, n < 3, 2)))  # 40 of 64
+    h = s.run("get", URI)
+    assert isinstance(h.error, BlockError) and "40 bytes" in str(h.error), h.error
+
+
+def test_last_block_may_be_short_but_never_longer():
+    s = Script(lambda n, m: reply(CONTENT, b"a" * 64 if n == 1 else b"b" * 10, (n - 1, n == 1, 2)))
+    h = s.run("get", URI)
+    assert h.error is None and h.response.payload == b"a" * 64 + b"b" * 10, h
+    s = Script(lambda n, m: reply(CONTENT, b"a" * 64 if n == 1 else b"b" * 65, (n - 1, n == 1, 2)))
+    h = s.run("get", URI)
+    assert isinstance(h.error, BlockError) and "65 bytes" in str(h.error), h.error
+
+
+def test_plain_response_in_the_middle_of_a_transfer_is_a_block_error():
+    # Seen: block 0 (M set), then a 2.05 without Block2, returned as the
+    # whole body: silently cut short (exit 0 in the command).
+    def answer(n, m):
+        if n == 1:
+            return reply(CONTENT, b"a" * 1024, (0, True, 6))
+        return reply(CONTENT, b"tail")
+    s = Script(answer)
+    h = s.run("get", URI)
+    assert isinstance(h.error, BlockError) and h.response is None, (h.error, h.response)
+    assert "1024 bytes" in str(h.error) and "without Block2" in str(h.error), h.error
+    assert [asked(m, BLOCK2) for m in s.got] == [None, (1, False, 6)], s.got
+
+
+def test_error_response_in_the_middle_of_a_transfer_is_that_response():
+    def answer(n, m):
+        if n == 1:
+            return reply(CONTENT, b"a" * 1024, (0, True, 6))
+        return reply(163, b"busy")  # 5.03
+    s = Script(answer)
+    h = s.run("get", URI)
+    assert h.error is None and h.response.code == 163, (h.error, h.response)
+
+
+def test_block_out_of_place_is_a_block_error():
+    s = Script(lambda n, m: reply(CONTENT, b"a" * 64, (0, True, 2)))  # block 0 again and again
+    h = s.run("get", URI)
+    assert isinstance(h.error, BlockError) and len(s.got) == 2, (h.error, len(s.got))
+    assert "offset 0" in str(h.error) and "ends at 64" in str(h.error), h.error
+    # A first block other than the one asked for.
+    s = Script(lambda n, m: reply(CONTENT, b"a" * 64, (3, True, 2)))
+    h = s.run("get", URI)
+    assert isinstance(h.error, BlockError) and len(s.got) == 1, (h.error, len(s.got))
+
+
+def test_a_block_asked_for_by_the_application_comes_alone():
+    s = Script(lambda n, m: reply(CONTENT, b"c" * 64, (2, True, 2)))
+    h = s.run("get", URI, options=(Option(BLOCK2, (2 << 4) | 2),))
+    assert h.error is None and h.response.payload == b"c" * 64, h
+    assert len(s.got) == 1, len(s.got)
+
+
+def test_reserved_szx_7_is_a_block_error():
+    s = Script(lambda n, m: reply(CONTENT, b"z" * 16, (0, True, 7)))
+    h = s.run("get", URI)
+    assert isinstance(h.error, BlockError) and "SZX 7" in str(h.error), h.error
+
+
+def test_endless_16_byte_blocks_stop_at_max_body():
+    # A server that hands out correct 16-byte blocks without end: the
+    # transfer stops at max_body, after max_body / 16 + 1 requests.
+    s = Script(lambda n, m: reply(CONTENT, b"q" * 16, (n - 1, True, 0)),
+               client_kw={"max_body": 2048, "block_size": 16}, keep=False)
+    h = s.run("get", URI)
+    assert isinstance(h.error, BlockError) and "max_body" in str(h.error), h.error
+    assert len(s.got) == 2048 // 16 + 1, len(s.got)
+
+
+def test_transfer_timeout_bounds_the_whole_transfer():
+    # Each exchange is quick (1 ms), so timeout_ms never fires; the
+    # transfer as a whole is stopped by transfer_timeout_ms, saying how far
+    # it got. (The fake network answers in 1 ms; 16-byte blocks.)
+    from coapy_micro.client import RequestTimeout
+
+    s = Script(lambda n, m: reply(CONTENT, b"q" * 16, (n - 1, True, 0)),
+               client_kw={"max_body": 1 << 20, "block_size": 16, "timeout_ms": 1000,
+                          "transfer_timeout_ms": 500}, keep=False)
+    h = s.run("get", URI)
+    assert isinstance(h.error, RequestTimeout), h.error
+    assert 400 <= len(s.got) <= 520 and s.net.now <= 600, (len(s.got), s.net.now)
+    text = str(h.error)
+    assert "transfer_timeout_ms (500 ms)" in text and "requests" in text, text
+
+
+def test_upload_to_a_server_that_ignores_block1_is_a_block_error():
+    # Seen: two servers in use answer block 0 (M set) of a PUT with a final
+    # 2.04 and no Block1: reported as success, the server had stored one
+    # block. Block1 is critical (RFC 7959 §2.1, §2.5).
+    s = Script(lambda n, m: reply(CHANGED))
+    h = s.run("put", URI, body(3000))
+    assert isinstance(h.error, BlockError), (h.error, h.response)
+    text = str(h.error)
+    assert "did not take the body in blocks" in text and "1024 bytes" in text, text
+    assert len(s.got) == 1, len(s.got)
+
+
+def test_upload_acknowledged_block_by_block_with_2_04_goes_on():
+    # A server that stores blocks as they come answers each with 2.04 and
+    # Block1 (RFC 7959 §2.5, non-atomic): every block goes up.
+    def answer(n, m):
+        b = asked(m, BLOCK1)
+        return reply(CHANGED, b"", block1=(b[0], b[1], b[2]))
+    s = Script(answer)
+    data = body(3000)
+    h = s.run("put", URI, data)
+    assert h.error is None and h.response.code == CHANGED, (h.error, h.response)
+    assert b"".join(m.payload for m in s.got) == data, [len(m.payload) for m in s.got]
+
+
+def test_continue_answering_the_last_block_is_a_block_error():
+    def answer(n, m):
+        b = asked(m, BLOCK1)
+        return reply(CONTINUE, b"", block1=(b[0], True, b[2]))
+    s = Script(answer)
+    h = s.run("put", URI, body(2000))
+    assert isinstance(h.error, BlockError) and "2.31" in str(h.error), h.error
+    assert len(s.got) == 2, len(s.got)
+
+
+def test_upload_error_response_ends_it_as_that_response():
+    s = Script(lambda n, m: reply(TOO_LARGE))
+    h = s.run("put", URI, body(3000))
+    assert h.error is None and h.response.code == TOO_LARGE, (h.error, h.response)

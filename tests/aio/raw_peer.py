@@ -1,0 +1,112 @@
+# A CoAP peer written with a plain socket and hand-parsed headers (not with
+# the code under test), for the asyncio tests: it can hold CONs without
+# acknowledging them, answer in any order, answer with RST, or stay silent.
+# Runs on CPython and on the MicroPython unix port. It polls its socket with
+# short sleeps: a test peer, not the thing under test.
+import socket
+
+from aio_support import sleep_ms, ticks_diff, ticks_ms
+
+
+def _bind():
+    import random
+
+    while True:
+        port = 20000 + random.getrandbits(15) % 40000
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+        except OSError:
+            s.close()
+            continue
+        s.setblocking(False)
+        return s, port
+
+
+def parse(data):
+    """(type, code, mid, token, payload) of a datagram (RFC 7252 §3: the
+    options are stepped over, not read)."""
+    tkl = data[0] & 15
+    token = bytes(data[4:4 + tkl])
+    i = 4 + tkl
+    payload = b""
+    while i < len(data):
+        b = data[i]
+        if b == 0xFF:
+            payload = bytes(data[i + 1:])
+            break
+        i += 1
+        for nibble in (b >> 4, b & 15):  # delta, then length
+            if nibble == 13:
+                ext = data[i] + 13
+                i += 1
+            elif nibble == 14:
+                ext = (data[i] << 8) + data[i + 1] + 269
+                i += 2
+            else:
+                ext = nibble
+        i += ext  # the length: the value is skipped
+    return (data[0] >> 4) & 3, data[1], (data[2] << 8) | data[3], token, payload
+
+
+def header(mtype, code, mid, token):
+    return bytes([0x40 | (mtype << 4) | len(token), code, mid >> 8, mid & 255]) + token
+
+
+class RawPeer:
+    """mode 'hold': keep CON requests unacknowledged for hold_ms after the
+    newest arrived, then answer every held one (newest first) with a
+    piggybacked 2.05 echoing its payload. 'rst': answer each with RST.
+    'silent': answer nothing. Records `max_held` (most CONs held at once),
+    `seen` (datagrams received) and `mids` (distinct MIDs)."""
+
+    def __init__(self, mode="hold", hold_ms=30):
+        self.sock, self.port = _bind()
+        self.mode = mode
+        self.hold_ms = hold_ms
+        self.held = []  # [mid, token, payload, address]
+        self.max_held = 0
+        self.seen = 0
+        self.mids = []
+        self.held_since = 0
+        self.running = True
+
+    def uri(self, path="x"):
+        return "coap://127.0.0.1:%d/%s" % (self.port, path)
+
+    async def run(self):
+        while self.running:
+            while True:
+                try:
+                    data, addr = self.sock.recvfrom(1500)
+                except OSError:
+                    break
+                self._take(data, addr)
+            if (self.held and self.mode == "hold"
+                    and ticks_diff(ticks_ms(), self.held_since) >= self.hold_ms):
+                while self.held:
+                    mid, token, payload, addr = self.held.pop()
+                    self.sock.sendto(header(2, 69, mid, token) + b"\xff" + payload, addr)
+            await sleep_ms(2)
+
+    def _take(self, data, addr):
+        self.seen += 1
+        if len(data) < 4:
+            return
+        mtype, code, mid, token, payload = parse(data)
+        if mtype != 0 or not 1 <= code <= 31:
+            return
+        if mid in self.mids:
+            return  # a retransmission
+        self.mids.append(mid)
+        if self.mode == "rst":
+            self.sock.sendto(header(3, 0, mid, b""), addr)
+        elif self.mode == "hold":
+            self.held.append([mid, token, payload, addr])
+            self.held_since = ticks_ms()
+            if len(self.held) > self.max_held:
+                self.max_held = len(self.held)
+
+    def close(self):
+        self.running = False
+        self.sock.close()
