@@ -329,7 +329,7 @@ def main(argv=None):
     try:
         # The broker, if there can be one.
         why = None
-        if args.no_mqtt or os.environ.get("DEMO_MQTT") == "0":
+        if args.no_mqtt:
             why = "--no-mqtt"
         elif not has_paho(gw_py):
             why = "paho-mqtt is not installed for %s (make setup installs it)" % gw_py

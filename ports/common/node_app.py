@@ -114,15 +114,21 @@ class Node:
             if end_point is None:
                 self.ep.bind(bind)
             self.server = make_server(self.ep, read_c or SimulatedSensor().read_c)
+            refused = None
             if rd:
                 # Imported only here: a node without an RD does not pay the
                 # registrar's and the client's heap.
                 from coapy_micro.rd import Registrar
 
                 name = ep_name or endpoint_name(bind[1])
-                lt = lt_s or RD_LT_S
-                self.registrar = Registrar(self.server, name, rd=rd, lt_s=lt,
-                                           on_event=self._rd_event)
+                try:
+                    self.registrar = Registrar(self.server, name, rd=rd, lt_s=lt_s or RD_LT_S,
+                                               on_event=self._rd_event)
+                except ValueError as e:
+                    # A setting that cannot work (a malformed URI, a name
+                    # too long): said, and the node serves unregistered
+                    # rather than fail (a board would reset over and over).
+                    refused = e
         except BaseException:
             self.ep.close()
             raise
@@ -130,6 +136,8 @@ class Node:
         if self.registrar is not None:
             log("node: registering with the RD at %s as %s (lifetime %d s)"
                 % (rd, self.registrar.ep, self.registrar.lt_s))
+        elif refused is not None:
+            log("node: not registering with the RD at %r as %r: %s" % (rd, ep_name, refused))
 
     def _rd_event(self, registrar, event, detail):
         # What the registrar did, for the serial console / terminal.

@@ -150,3 +150,28 @@ def test_endpoint_name_without_one_configured():
     # A board: "coapy-" and its unique id in hex; elsewhere the port.
     assert name == "coapy-node-5683" or (name.startswith("coapy-") and len(name) > 6), name
     assert len(name.encode()) <= 63, name
+
+
+def test_settings_that_cannot_work_are_said_and_the_node_serves_anyway():
+    # A board would reset over and over if a bad RD_URI or RD_EP stopped it.
+    for rd, name in (("http://10.0.0.1/rd", "n1"), ("coap://10.0.0.1/rd", "x" * 64)):
+        net = Net()
+        log = []
+        node = node_app.Node(log=log.append, end_point=net.endpoint(SERVER), rd=rd,
+                             ep_name=name)
+        assert node.registrar is None, log
+        assert log[0] == "node: serving CoAP on 0.0.0.0:5683", log
+        assert log[1].startswith("node: not registering with the RD at %r" % rd), log
+        rogue = net.socket(ROGUE)
+        rogue.sendto(Message(CON, GET, token=b"h", uri_path="hello").encode(9), SERVER)
+        node.serve(seconds=0.5)
+        assert [Message.decode(d)[1].code for _, d in net.sent(SERVER, ROGUE)] == [69], log
+        node.close()
+
+
+def test_no_lifetime_configured_is_the_default():
+    for lt in (None, 0):
+        node = node_app.Node(log=lambda s: None, end_point=Net().endpoint(SERVER),
+                             rd="coap://10.0.0.1/rd", ep_name="n1", lt_s=lt)
+        assert node.registrar.lt_s == node_app.RD_LT_S, node.registrar.lt_s
+        node.close()
