@@ -481,6 +481,9 @@ def sweep(side, args, sub):
         else:
             bad = s
     best = dict(good or {"offered": 0.0, "rate": 0.0, "cpu_us": 0.0, "cpu_each": [0.0]})
+    # What a carried load is worth: what was offered (the counting window
+    # can catch up a backlog from the step's first second and count more).
+    best["rate"] = min(best["rate"], best["offered"])
     best["name"] = name
     best["steps"] = steps
     best.update(side.extra)
