@@ -58,6 +58,7 @@ class TransmissionRecord:
     """
 
     several_responses = False
+    _superseding = None  # the Message EndPoint.supersede() put in this one's place
 
     def __init__(self, end_point, message, remote):
         self.end_point = end_point
@@ -345,6 +346,68 @@ class EndPoint:
             self.on_queued(rec)
         return rec
 
+    def supersede(self, record, message):
+        """Send `message` in place of `record`: a newer state of what
+        `record` carried, such as the next notification to an observer (RFC
+        7641 §4.5.2). Returns `record`, which now carries `message`.
+
+        While `record` is a CON awaiting its ACK, `message` takes its place
+        but keeps its retransmission counter and timeout: it goes out, with a
+        new Message ID, at the record's next retransmission, so however often
+        a record is superseded, a peer that acknowledges nothing makes it
+        give up after MAX_TRANSMIT_SPAN. An ACK of the message in transit
+        (the peer is there) sends `message` at once, as a new transmission;
+        an RST or the last timeout ends both. Only a CON takes a CON's place.
+
+        Otherwise (`record` finished, or made with TransmissionRecord(end_point,
+        message, remote) and never sent) `message` is a new transmission on
+        the same record, with a new Message ID: a NON goes out at once and
+        takes no place in the in-flight table; a CON is queued as send()
+        queues it (CapacityError when the table is full). A record still
+        queued just carries `message` when its turn comes. Raises ValueError
+        as send() does, and for a request awaiting its response."""
+        if message.transaction_type > _NON:
+            raise ValueError("send CON or NON; answer with ReceptionRecord.ack/reset")
+        self._check_size(message)
+        state = record._state
+        if state == _WAIT_ACK:
+            if message.transaction_type != _CON:
+                raise ValueError("only a CON takes the place of a CON awaiting its ACK")
+            record._superseding = message
+            return record
+        if state == _WAIT_RESPONSE:
+            raise ValueError("a request awaiting its response is not superseded")
+        recs = self._records
+        if state == _QUEUED and record in recs:
+            record.message = message
+            return record
+        if message.transaction_type == _CON and len(recs) >= self.max_in_flight:
+            raise CapacityError("%d transmissions already in flight" % len(recs))
+        record._state = _DONE  # (a new record that never went out)
+        self._renew(record, message, self.clock())
+        return record
+
+    def _renew(self, rec, message, now):
+        # `rec` carries `message` from now on, as a new transmission with a
+        # new Message ID (supersede()): a NON is sent now and finished, a
+        # CON queued for _service() to start.
+        rec.message = message
+        rec._superseding = None
+        rec._gave_up = False
+        rec.transaction_id = self.next_transaction_id()
+        if message.transaction_type == _NON:
+            rec.created_time = rec.last_event_time = now
+            rec.response_type = _NON
+            rec.error = self._transmit(message, rec.transaction_id, rec.remote)
+            self._finish(rec)
+            return
+        if rec._state == _DONE:
+            self._records.append(rec)
+        rec._state = _QUEUED
+        rec.next_event_time = now
+        if self.on_queued is not None:
+            self.on_queued(rec)  # as send() does: an event loop wakes for it
+
     def _check_size(self, message):
         if message.wire_size() > self.max_message_size:
             raise ValueError("message of %d bytes exceeds max_message_size %d"
@@ -445,6 +508,12 @@ class EndPoint:
                     rec._timeout_ms *= 2
                     rec.last_event_time = now
                     rec.next_event_time = ticks_add(now, rec._timeout_ms)
+                    if rec._superseding is not None:
+                        # supersede(): the newer message goes out in this
+                        # one's place, on its counter and timeout.
+                        rec.message = rec._superseding
+                        rec._superseding = None
+                        rec.transaction_id = self.next_transaction_id()
                     rec.error = self._transmit(rec.message, rec.transaction_id, rec.remote)
                 else:
                     rec._gave_up = rec._state == _WAIT_ACK
@@ -637,6 +706,8 @@ class EndPoint:
             # Empty ACK to a request: the response comes separately.
             rec._state = _WAIT_RESPONSE
             rec.next_event_time = ticks_add(now, self.exchange_lifetime_ms)
+        elif rec._superseding is not None:
+            self._renew(rec, rec._superseding, now)  # supersede(): its turn now
         else:
             self._finish(rec)
         return rx

@@ -49,6 +49,7 @@ _NON = const(1)
 _ACK = const(2)
 _RST = const(3)
 _GET = const(1)
+_FETCH = const(5)
 
 # Option numbers the walk in route() treats by itself.
 _OBSERVE = const(6)
@@ -779,14 +780,12 @@ class Server:
             self.answer(req, _BAD_REQUEST, b"Block2 SZX 7")  # reserved (RFC 7959 §2.2)
             return True
         b1 = req._block1
-        if b2 is not None and b2 >> 4 and b1 is None and code != _GET:
-            blocks = self._hooks.get("block")
-            kept = blocks.kept(req, res) if blocks is not None else None
-            if kept is not None:
-                # The rest of the response to an upload (RFC 7959 §2.7).
-                p = self.render(req, res, kept)
-                self.answer(req, p[0], p[1], p[2], p[3])
-                return True
+        if b2 is not None and b2 >> 4 and code != _GET and code != _FETCH:
+            # A later block of the answer to a request that changes state
+            # (RFC 7959 §2.7): from the answer kept for it, or refused,
+            # never by running the handler (the change) again.
+            self.hook("block").later(req, res)
+            return True
         if b1 is not None:
             handler = self.hook("block").upload(req, res, handler)
             if handler is None:

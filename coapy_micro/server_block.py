@@ -21,6 +21,14 @@ the server; a block past the end 4.02.
 Block1 (§2.5): blocks are assembled in a table bounded by
 Server(max_assemblies=), keyed by remote, Request-Tag (RFC 9175) and
 resource, each entry dropped after Server(assembly_ms=) without a block.
+One peer must not take that table from the others, and an upload that is
+making progress must not be pushed out by newcomers: a new upload (block 0)
+finding the table full takes the place of an upload that has stalled (no
+block for three ACK timeouts of the EndPoint: a client that goes on sends
+its next block within a round trip of the 2.31, or retransmits it within
+one timeout), else of one still at its first block from a peer holding more
+than its share (half the table); otherwise it is answered 5.03 Service
+Unavailable with Max-Age saying when to try again (RFC 7252 §5.9.3.4).
 Each non-final block is answered 2.31 Continue with Block1 echoed; the
 handler sees the whole body once (request.payload), and its response
 carries Block1 (num, False, szx). A body beyond Server(max_body=) is 4.13
@@ -31,12 +39,20 @@ fn(request, num, data, more) for every block instead of assembling: for a
 non-final block a None return means "go on" (2.31), anything else is the
 response and ends the transfer; for the final block its return is the
 response, as a handler's. Only the offset of the next block is kept.
-When the response to a finished upload is itself larger than a block, it
-is kept (in the same table, same expiry) for the follow-up requests that
-ask for its further blocks with Block2 and no payload (§2.7): the handler
-is not run again for them.
+When the response to a finished upload, or to any request that changes
+state (POST, PUT, DELETE, PATCH, iPATCH), is itself larger than a block, it
+is kept (in the same table, same rules) for the follow-up requests that ask
+for its further blocks with Block2 (§2.7): the handler is not run again for
+them. A Block2 number above 0 in such a request with nothing kept for it is
+refused (4.02) before the handler runs: it would apply the change again
+for a block of an answer that is not there.
+
+ETags: the one derived from a body is remembered with the body for the
+two most recent bodies, so a download of a large body hashes it once, not
+once per block (the next block finds the same body, or an equal one,
+compared byte for byte, which is far cheaper than hashing it).
 """
-from ._compat import const, ticks_add, ticks_diff
+from ._compat import const, ticks_diff
 from .block import block_option, szx_of
 from .options import Option
 
@@ -47,11 +63,24 @@ _SIZE2 = const(28)
 _SIZE1 = const(60)
 _REQUEST_TAG = const(292)
 
+_MAX_AGE = const(14)
+_GET = const(1)
+_FETCH = const(5)
+
 _CONTINUE = const(95)  # 2.31
 _BAD_REQUEST = const(128)
 _BAD_OPTION = const(130)
 _INCOMPLETE = const(136)  # 4.08
 _TOO_LARGE = const(141)  # 4.13
+_UNAVAILABLE = const(163)  # 5.03
+
+# Table entry fields.
+_KEY = const(0)
+_BODY = const(1)  # the body so far (a bytearray), or None
+_NEXT = const(2)  # offset of the next block; -1 for a kept answer
+_LAST = const(3)  # ticks of the last block (or follow-up)
+_ANSWER = const(4)  # a kept answer, or None
+_ONWARD = const(5)  # True once past its first block (or follow-up)
 
 
 def etag_of(body):
@@ -89,14 +118,15 @@ class Blocks:
     streamed), bounded by Server.max_assemblies.
 
     An entry: [key, body bytearray or None when streamed, next offset,
-    deadline ticks], or [key, None, -1, deadline, answer] for the response
-    to a finished upload that goes out in blocks (see keep()). A list,
-    searched in order: few uploads run at once.
+    ticks of its last block, None, past its first block?], or [key, None,
+    -1, ticks, answer, ...] for an answer that goes out in blocks (see
+    keep()). A list, searched in order: few uploads run at once.
     """
 
     def __init__(self, server):
         self.server = server
         self.table = []
+        self._etags = [None, None, None, None]  # type: list[bytes | None]  # body, its ETag; the one before
 
     @property
     def count(self):
@@ -113,12 +143,6 @@ class Blocks:
         body without `total`."""
         srv = self.server
         b1 = req.block1
-        if (b1 is not None and res is not None and code != _CONTINUE
-                and (callable(payload) or len(payload) > srv.block_size)):
-            self.keep(req, res, (code, payload, cf, options, total))
-        options = list(options)
-        if b1 is not None:
-            options.append(block_option(_BLOCK1, b1 >> 4, False, b1 & 7))
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
         size = 16 << szx_of(srv.block_size)  # a power of two, as SZX says
@@ -130,6 +154,15 @@ class Blocks:
             if asked < size:
                 size = asked  # early negotiation: the client wants smaller blocks
             num = offset // size
+        if (num == 0 and res is not None and code != _CONTINUE
+                and (b1 is not None or (req.code != _GET and req.code != _FETCH))
+                and (callable(payload) or len(payload) > size)):
+            # The rest is asked for by the same request with Block2 (§2.7):
+            # kept, so the change is not made again for each block.
+            self.keep(req, res, (code, payload, cf, options, total))
+        options = list(options)
+        if b1 is not None:
+            options.append(block_option(_BLOCK1, b1 >> 4, False, b1 & 7))
         if callable(payload):
             if total is None:
                 raise ValueError("a callable body needs Response(total=)")
@@ -147,21 +180,95 @@ class Blocks:
                 piece = piece.encode("utf-8")
         else:
             if not _has(options, _ETAG):
-                options.append(Option(_ETAG, etag_of(payload)))
+                options.append(Option(_ETAG, self._etag(payload)))
             piece = payload[offset:offset + size]
         options.append(block_option(_BLOCK2, num, more, szx_of(size)))
         if num == 0:
             options.append(Option(_SIZE2, total))
         return code, piece, options
 
+    def _etag(self, body):
+        # The ETag of `body`, hashed only when it is not one of the last two
+        # bodies (the same object, or equal bytes).
+        c = self._etags
+        i = 0
+        while i < 4:
+            b = c[i]
+            if b is not None and (b is body or (len(b) == len(body) and b == body)):
+                return c[i + 1]
+            i += 2
+        tag = etag_of(body)
+        c[2] = c[0]
+        c[3] = c[1]
+        c[0] = body
+        c[1] = tag
+        return tag
+
     def _expire(self, now):
         t = self.table
+        life = self.server.assembly_ms
         i = 0
         while i < len(t):
-            if ticks_diff(now, t[i][3]) >= 0:
+            if ticks_diff(now, t[i][_LAST]) >= life:
                 del t[i]
             else:
                 i += 1
+
+    def _stall_ms(self):
+        # No block for this long, an upload has stalled: a client that goes
+        # on sends the next block within a round trip of the 2.31, or
+        # retransmits a lost one within an ACK timeout (RFC 7252 §4.2); three
+        # of them are the second retransmission's time.
+        ep = self.server.end_point
+        ms = int(ep.ack_timeout_ms * ep.ack_random_factor) * 3
+        life = self.server.assembly_ms
+        return ms if ms < life else life
+
+    def _room(self, req, now):
+        # Room in the table for a new entry of req's peer: None, after
+        # making it if need be, or the seconds until there may be some.
+        t = self.table
+        srv = self.server
+        if len(t) < srv.max_assemblies:
+            return None
+        stall = self._stall_ms()
+        victim = None
+        for e in t:  # a stalled entry, the longest stalled first
+            if ticks_diff(now, e[_LAST]) >= stall and (
+                    victim is None or ticks_diff(e[_LAST], victim[_LAST]) < 0):
+                victim = e
+        if victim is None:
+            # One still at its first block, of a peer holding more than its
+            # share (half the table): a peer may use what others leave, and
+            # gives it back when another peer comes.
+            share = srv.max_assemblies >> 1
+            if share < 1:
+                share = 1
+            for e in t:
+                peer = e[_KEY][0]
+                if e[_ONWARD] or peer == req.remote:
+                    continue
+                n = 0
+                for x in t:
+                    if x[_KEY][0] == peer:
+                        n += 1
+                if n > share and (victim is None or ticks_diff(e[_LAST], victim[_LAST]) < 0):
+                    victim = e
+        if victim is not None:
+            t.remove(victim)
+            return None
+        wait = stall
+        for e in t:
+            w = stall - ticks_diff(now, e[_LAST])
+            if w < wait:
+                wait = w
+        return (wait + 999) // 1000 if wait > 0 else 1
+
+    def _busy(self, req, seconds):
+        # 5.03: the table is full of uploads making progress (RFC 7252
+        # §5.9.3.4: Max-Age says when to try again).
+        self.server.answer(req, _UNAVAILABLE, b"uploads in progress", None,
+                           (Option(_MAX_AGE, seconds if seconds > 0 else 1),))
 
     def upload(self, req, res, handler):
         """Take a request with Block1. Returns the handler to run now (with
@@ -194,7 +301,7 @@ class Blocks:
         t = self.table
         entry = None
         for e in t:
-            if e[0] == key:
+            if e[_KEY] == key:
                 entry = e
                 break
         if num == 0:
@@ -202,26 +309,31 @@ class Blocks:
                 t.remove(entry)  # a new body replaces the unfinished one
             if not more:
                 return handler if stream is None else _Stream(stream, False)  # one block
-            self._room(t)
-            entry = [key, None if stream is not None else bytearray(), 0, 0]
+            wait = self._room(req, now)
+            if wait is not None:
+                self._busy(req, wait)
+                return None
+            entry = [key, None if stream is not None else bytearray(), 0, now, None, False]
             t.append(entry)
-        elif entry is None or entry[2] != offset:
+        elif entry is None or entry[_NEXT] != offset:
             if entry is not None:
                 t.remove(entry)
             srv.answer(req, _INCOMPLETE)
             return None
+        else:
+            entry[_ONWARD] = True
         if offset + len(data) > limit:
             t.remove(entry)
             return self._too_large(req)
-        entry[2] = offset + len(data)
-        entry[3] = ticks_add(now, srv.assembly_ms)
+        entry[_NEXT] = offset + len(data)
+        entry[_LAST] = now
         if stream is None:
-            entry[1].extend(data)
+            entry[_BODY].extend(data)
             if more:
                 self._continue(req, num, szx)
                 return None
             t.remove(entry)
-            req.payload = bytes(entry[1])
+            req.payload = bytes(entry[_BODY])
             return handler
         if not more:
             t.remove(entry)
@@ -242,43 +354,35 @@ class Blocks:
         return (req.remote, tag.raw if tag is not None else b"", res,
                 req.path if res.subtree else None)
 
-    def _room(self, t):
-        # Full: the entry with the earliest deadline goes (no dict order).
-        if len(t) >= self.server.max_assemblies:
-            old = t[0]
-            for e in t:
-                if ticks_diff(e[3], old[3]) < 0:
-                    old = e
-            t.remove(old)
-
     def keep(self, req, res, answer):
-        """Keep the response to a finished Block1 upload when it goes out
-        in Block2 blocks: the rest is asked for by the same method with
-        Block2 and no payload (§2.7), which must not run the handler again.
-        `answer`: (code, payload, content_format, options, total)."""
-        srv = self.server
-        now = srv.now()
+        """Keep the answer to a finished Block1 upload, or to a request that
+        changes state, when it goes out in Block2 blocks: the rest is asked
+        for by the same request with Block2 (§2.7), which must not run the
+        handler again. `answer`: (code, payload, content_format, options,
+        total). Not kept when the table is full of uploads in progress: the
+        follow-ups are then refused (later())."""
+        now = self.server.now()
         self._expire(now)
         key = self._key(req, res)
         t = self.table
         for e in t:
-            if e[0] == key:
+            if e[_KEY] == key:
                 t.remove(e)
                 break
-        self._room(t)
-        t.append([key, None, -1, ticks_add(now, srv.assembly_ms), answer])
+        if self._room(req, now) is None:
+            t.append([key, None, -1, now, answer, False])
 
     def kept(self, req, res):
-        """The kept answer for a Block2 follow-up of an upload (a tuple a
-        handler could return: Server.render takes it), or None; dropped
-        once its last block is asked for."""
+        """The kept answer for a Block2 follow-up (a tuple a handler could
+        return: Server.render takes it), or None; dropped once its last
+        block is asked for."""
         srv = self.server
         now = srv.now()
         self._expire(now)
         key = self._key(req, res)
         for e in self.table:
-            if e[0] == key and e[2] == -1:
-                a = e[4]
+            if e[_KEY] == key and e[_NEXT] == -1:
+                a = e[_ANSWER]
                 v = req.block2
                 size = 16 << (v & 7)
                 mine = 16 << szx_of(srv.block_size)
@@ -288,9 +392,24 @@ class Blocks:
                 if (v >> 4) * (16 << (v & 7)) + size >= total:
                     self.table.remove(e)
                 else:
-                    e[3] = ticks_add(now, srv.assembly_ms)
+                    e[_LAST] = now
+                    e[_ONWARD] = True
                 return a
         return None
+
+    def later(self, req, res):
+        """Answer a request that changes state (not GET or FETCH) asking
+        with Block2 for a block after the first: from the answer kept for
+        it (§2.7), or 4.02 when there is none, before any handler runs (a
+        second run would apply the change again, for a block of an answer
+        that is not there)."""
+        srv = self.server
+        a = self.kept(req, res)
+        if a is None:
+            srv.answer(req, _BAD_OPTION, b"Block2: no answer kept to continue")
+            return
+        p = srv.render(req, res, a)
+        srv.answer(req, p[0], p[1], p[2], p[3])
 
     def _continue(self, req, num, szx):
         # 2.31 with the block echoed; the server's own limit on the size

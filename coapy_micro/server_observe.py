@@ -4,37 +4,61 @@ Loaded by Server.hook("observe") with the first GET carrying Observe to a
 Resource(obs=True): a node that is never observed does not load it.
 
 An entry per observer: [Resource, remote, token, the registration's
-Request, notifications since the last CON, ticks of the last CON,
-TransmissionRecord of the CON in flight, message ID of the last NON
-notification]. The table is a list bounded by counts given at construction
+Request, the registration it shares a representation with, notifications
+since the last CON, ticks of the last CON, its TransmissionRecord, a spare
+Message]. The table is a list bounded by counts given at construction
 (Server(max_observers=, max_observers_per_resource=)): when full, a GET with
 Observe 0 is answered as a plain GET.
 
-A notification (Server.notify) calls the resource's GET handler again with
-a fresh Request on the registration's message, through the server's render
-pipeline: NON, with a CON every Server(notify_con_every=) and at least one
-a day (§4.5); a newer state replaces a CON still being retransmitted
-(§4.5.2). An observer goes on RST (§3.6), on a CON notification that times
-out (§4.5), on a GET with Observe 1, and after an error notification (§4.2).
+A notification round (Server.notify) renders the resource once for every
+group of observers that asked the same (the same options but Observe, the
+same payload): the GET handler runs once per group, through the server's
+render pipeline, on a Request made from the first registration of the
+group. Each observer then gets that representation with its own token, on
+its own TransmissionRecord and Message, kept from one notification to the
+next (EndPoint.supersede()), so a round allocates per group, not per
+observer.
+
+Notifications go NON, with a CON every Server(notify_con_every=) and at
+least one a day (§4.5). A NON goes out at once and holds no place in the
+EndPoint's in-flight table; CON notifications hold at most half of it
+(at least one place), so requests and responses always find room, however
+many observers there are (and to one client, as any CON, at most NSTART at
+a time: §4.5.1, the EndPoint queues the others). A CON that is due when
+that share is taken goes out NON, and the CON comes with a later
+notification.
+
+While an observer's CON is still awaiting its ACK, a newer state replaces
+it and keeps its retransmission counter and timeout (§4.5.2): it goes out at
+the next retransmission, or at once when the older one is acknowledged.
+The observer thus gets every state, or the newest one once it has
+acknowledged, and one that acknowledges nothing is removed after
+MAX_TRANSMIT_SPAN however fast the resource changes (§4.5). An observer also
+goes on RST (§3.6), on a GET with Observe 1, and after an error
+notification (§4.2).
 """
 from ._compat import const, ticks_diff
+from .message import Message, option_next
 from .options import Option
 
 _CON = const(0)
 _NON = const(1)
 _OBSERVE = const(6)
+_CONTENT_FORMAT = const(12)
 _SEQ_MASK = const(0xFFFFFF)  # Observe values are 24 bits (§4.4)
 _DAY_MS = const(86400000)  # §4.5: a CON at least every 24 hours
+_INTERNAL_SERVER_ERROR = const(160)  # 5.00
 
 # Entry fields (a list per observer: no object, no dict).
 _RES = const(0)
 _REMOTE = const(1)
 _TOKEN = const(2)
 _REQ = const(3)
-_SINCE_CON = const(4)
-_LAST_CON = const(5)
-_REC = const(6)
-_TID = const(7)  # message ID of the last NON notification (for its RST)
+_KEY = const(4)  # the registration whose representation this one shares
+_SINCE_CON = const(5)
+_LAST_CON = const(6)
+_REC = const(7)  # TransmissionRecord of the last notification, or None
+_SPARE = const(8)  # a Message the EndPoint does not hold, reused, or None
 
 
 def with_observe(options, seq):
@@ -46,21 +70,84 @@ def with_observe(options, seq):
     return out
 
 
+def _put_uint(buf, pos, v, n):
+    # v as n big-endian bytes at buf[pos:pos + n]; returns pos + n.
+    while n:
+        n -= 1
+        buf[pos] = (v >> (8 * n)) & 255
+        pos += 1
+    return pos
+
+
+def _uint_len(v):
+    n = 0
+    while v >> (8 * n):
+        n += 1
+    return n
+
+
+def observe_options(seq, cf):
+    """The option bytes (wire form) of Observe = seq and, when cf is not
+    None, Content-Format = cf: all a plain notification carries. Both
+    option numbers (6, 12) and their deltas fit a header's nibble (RFC 7252
+    §3.1), so this is a few bytes written in place."""
+    a = _uint_len(seq)
+    b = -1 if cf is None else _uint_len(cf)
+    out = bytearray(1 + a + (1 + b if b >= 0 else 0))
+    out[0] = (_OBSERVE << 4) | a
+    pos = _put_uint(out, 1, seq, a)
+    if b >= 0:
+        out[pos] = ((_CONTENT_FORMAT - _OBSERVE) << 4) | b
+        _put_uint(out, pos + 1, cf, b)
+    return bytes(out)
+
+
+def _same_ask(a, b, ca, cb):
+    # Do Messages a and b ask for the same representation: the same options
+    # but Observe, in the same order, and the same payload? Walks both
+    # option lists with the cursors ca and cb (allocates nothing).
+    if a.code != b.code or a.payload != b.payload:
+        return False
+    ba = a.cursor(ca)
+    bb = b.cursor(cb)
+    while True:
+        na = option_next(ba, ca)
+        while na == _OBSERVE:
+            na = option_next(ba, ca)
+        nb = option_next(bb, cb)
+        while nb == _OBSERVE:
+            nb = option_next(bb, cb)
+        if na != nb:
+            return False
+        if na < 0:
+            return True
+        n = ca[1]
+        if cb[1] != n:
+            return False
+        pa = ca[0]
+        pb = cb[0]
+        for i in range(n):
+            if ba[pa + i] != bb[pb + i]:
+                return False
+
+
 class Observers:
     """The server's observers: at most Server.max_observers in total and
     Server.max_observers_per_resource per Resource. `seq` is one 24-bit
-    counter for every notification this server sends: each observer sees
+    counter for every representation this server sends: each observer sees
     it increase (§4.4)."""
 
     def __init__(self, server):
         self.server = server
         self.entries = []
         self.seq = 0
+        self._ca = [0, 0, 0, 0, 0]  # option cursors for _same_ask
+        self._cb = [0, 0, 0, 0, 0]
         ep = server.end_point
         # A CON notification that times out removes its observer (§4.5);
         # an RST to a NON one does too (the EndPoint keeps no record of a
-        # NON response). Chained: an application's own hooks still hear
-        # of every record.
+        # NON response in flight). Chained: an application's own hooks
+        # still hear of every record.
         self._next_hook = ep.on_unacknowledged
         ep.on_unacknowledged = self._unacknowledged
         self._next_reset = ep.on_unmatched_reset
@@ -86,6 +173,15 @@ class Observers:
                 n += 1
         return n
 
+    def in_flight(self):
+        """How many CON notifications await their ACK (or wait to go out)."""
+        n = 0
+        for e in self.entries:
+            rec = e[_REC]
+            if rec is not None and not rec.done:
+                n += 1
+        return n
+
     def respond(self, req, res, code, options):
         """A GET with Observe to an observable resource (§4.1), answered
         with `code`: Observe 0 registers (when 2.xx and the table has room:
@@ -103,7 +199,13 @@ class Observers:
         elif (len(self.entries) >= srv.max_observers
               or self.count(res) >= srv.max_observers_per_resource):
             return options  # full: answered as a plain GET
-        self.entries.append([res, req.remote, req.token, req, 0, srv.now(), None, -1])
+        key = req
+        m = req.message
+        for e in self.entries:
+            if e[_RES] is res and _same_ask(e[_KEY].message, m, self._ca, self._cb):
+                key = e[_KEY]  # asks what another observer asked: rendered once
+                break
+        self.entries.append([res, req.remote, req.token, req, key, 0, srv.now(), None, None])
         return with_observe(options, self._next_seq())
 
     def _deregister(self, remote, token):
@@ -112,26 +214,34 @@ class Observers:
             self._drop(e)
 
     def _drop(self, e):
+        # The observer is gone: nothing more is sent to it.
         rec = e[_REC]
         if rec is not None and not rec.done:
             rec.cancel()
         if e in self.entries:
             self.entries.remove(e)
 
+    def _by_record(self, rec):
+        for e in self.entries:
+            if e[_REC] is rec:
+                return e
+        return None
+
     def reset(self, rx):
-        """An RST to a notification (CON or NON): the client is gone (§3.6)."""
+        """An RST to a CON notification: the client is gone (§3.6)."""
         rec = rx.pertains_to
-        if rec is None:
-            return
-        e = self._find(rec.remote, rec.message.token)
-        if e is not None:
-            self._drop(e)
+        if rec is not None:
+            e = self._by_record(rec)
+            if e is not None:
+                self._drop(e)
 
     def _stray_reset(self, rx):
         # An RST whose record is finished: a NON notification's, matched by
-        # its message ID.
+        # the Message ID it went out with.
         for e in self.entries:
-            if e[_TID] == rx.transaction_id and e[_REMOTE] == rx.remote:
+            rec = e[_REC]
+            if (rec is not None and rec.transaction_id == rx.transaction_id
+                    and e[_REMOTE] == rx.remote):
                 self._drop(e)
                 break
         hook = self._next_reset
@@ -139,60 +249,144 @@ class Observers:
             hook(rx)
 
     def _unacknowledged(self, rec):
-        e = self._find(rec.remote, rec.message.token)
-        if e is not None and (e[_REC] is rec):
-            e[_REC] = None
+        # A CON notification gave up after MAX_TRANSMIT_SPAN (§4.5).
+        e = self._by_record(rec)
+        if e is not None:
             self._drop(e)
         hook = self._next_hook
         if hook is not None:
             hook(rec)
 
     def notify(self, res):
-        """Send every observer of res a notification; returns how many."""
+        """Send every observer of `res` its current state: now, or, to an
+        observer whose CON is still in flight, in that CON's place (§4.5.2).
+        Returns how many observers were notified."""
+        srv = self.server
+        ep = srv.end_point
+        entries = self.entries
+        share = ep.max_in_flight >> 1
+        if share < 1:
+            share = 1
+        cons = self.in_flight()
+        now = srv.now()
+        # What this round rendered: (key, code, payload, option bytes) for
+        # the first group, and the others in a list only when there are any.
+        first = None
+        others = None
         n = 0
-        for e in list(self.entries):  # a copy: an error notification removes
-            if e[_RES] is res:
-                self._notify(e)
-                n += 1
+        i = 0
+        while i < len(entries):
+            e = entries[i]
+            i += 1
+            if e[_RES] is not res:
+                continue
+            key = e[_KEY]
+            g = first
+            if g is None or g[0] is not key:
+                g = None
+                if others is not None:
+                    for x in others:
+                        if x[0] is key:
+                            g = x
+                            break
+                if g is None:
+                    g = self._render(res, key)
+                    if first is None:
+                        first = g
+                    elif others is None:
+                        others = [g]
+                    else:
+                        others.append(g)
+            code = g[1]
+            rec = e[_REC]
+            busy = rec is not None and not rec.done
+            if busy:
+                mtype = _CON  # in place of the CON in flight (§4.5.2)
+            elif (cons < share and ep.in_flight < ep.max_in_flight
+                  and (e[_SINCE_CON] + 1 >= srv.notify_con_every
+                       or ticks_diff(now, e[_LAST_CON]) >= _DAY_MS)):
+                mtype = _CON
+            else:
+                mtype = _NON
+            m = self._message(e, mtype, busy)
+            m.code = code
+            m.payload = g[2]
+            m.set_options(g[3])
+            try:
+                if rec is None:
+                    rec = self._record(ep, m, e[_REMOTE])
+                ep.supersede(rec, m)
+            except Exception as ex:  # too large for max_message_size
+                srv.fail(e[_REQ], ex)
+                continue
+            e[_REC] = rec
+            n += 1
+            if busy:
+                e[_SPARE] = m  # waiting in the record, not yet sent
+            elif mtype == _CON:
+                cons += 1
+                e[_SINCE_CON] = 0
+                e[_LAST_CON] = now
+            else:
+                e[_SINCE_CON] += 1
+            if code >> 5 != 2:
+                # An error notification ends the observation (§4.2): the
+                # entry goes, the record delivers it on its own.
+                i -= 1
+                del entries[i]
         return n
 
-    def _notify(self, e):
+    def _record(self, ep, m, remote):
+        # The record an observer's notifications go out on, for its life.
+        # (connection.py is imported here: every node has loaded it for its
+        # EndPoint, and the server itself does not import it.)
+        from .connection import TransmissionRecord
+
+        return TransmissionRecord(ep, m, remote)
+
+    def _render(self, res, key):
+        # The notification for the observers sharing registration `key`:
+        # (key, code, payload, option bytes with Observe on a 2.xx).
         srv = self.server
-        res = e[_RES]
         # A fresh Request on the registration's message: the handler sees
         # the same path, query and Accept as when it registered.
-        req = srv.notification_request(e[_REQ])
+        req = srv.notification_request(key)
         p = srv.render(req, res, srv.call(req, res.handlers[0]))
         code = p[0]
         options = p[3]
         ok = code >> 5 == 2
-        if ok:
-            options = with_observe(options, self._next_seq())
-        now = srv.now()
-        rec = e[_REC]
-        mtype = _NON
-        e[_SINCE_CON] += 1
-        if (rec is not None and not rec.done) or e[_SINCE_CON] >= srv.notify_con_every \
-                or ticks_diff(now, e[_LAST_CON]) >= _DAY_MS:
-            # §4.5.2: a newer state replaces a CON still being retransmitted
-            # and goes out as CON itself.
-            if rec is not None and not rec.done:
-                rec.cancel()
-            mtype = _CON
-        e[_REC] = None
+        if ok and not options:
+            payload = p[1]
+            if isinstance(payload, str):
+                payload = payload.encode("utf-8")
+            return (key, code, payload, observe_options(self._next_seq(), p[2]))
         try:
-            msg = srv.message(mtype, code, p[1], e[_TOKEN], p[2], options)
-            sent = srv.end_point.send(msg, e[_REMOTE])
-        except Exception as ex:  # table full, too large: this one is skipped
+            if ok:
+                options = with_observe(options, self._next_seq())
+            t = srv.message(_NON, code, p[1], b"", p[2], options)
+        except Exception as ex:  # options a Message cannot hold
             srv.fail(req, ex)
-            return
-        e[_TID] = sent.transaction_id
-        if mtype == _CON:
-            e[_REC] = sent
-            e[_SINCE_CON] = 0
-            e[_LAST_CON] = now
-        if not ok:
-            self._drop(e)  # an error notification ends the observation (§4.2)
+            return (key, _INTERNAL_SERVER_ERROR, b"", b"")  # ends the observations (§4.2)
+        return (key, code, t.payload, t.cursor(self._ca))
+
+    def _message(self, e, mtype, busy):
+        # A Message of type `mtype` for observer e's next notification that
+        # the EndPoint is not sending: the one it sent last when that is done
+        # (or the spare), else a new one, kept for the next time.
+        rec = e[_REC]
+        cur = None if rec is None else rec.message
+        spare = e[_SPARE]
+        if busy:
+            if spare is not None and spare is not cur and spare.transaction_type == mtype:
+                return spare
+            return Message(mtype, 0, b"", e[_TOKEN])
+        if cur is not None and cur.transaction_type == mtype:
+            return cur
+        if spare is not None and spare.transaction_type == mtype:
+            e[_SPARE] = cur
+            return spare
+        e[_SPARE] = cur
+        return Message(mtype, 0, b"", e[_TOKEN])
 
 
 def install(server):

@@ -133,13 +133,14 @@ PEERS = ROOT / "tests" / "upy_peers"
 
 
 class Peer:
-    """A script of tests/upy_peers/ running on the unix port as a CoAP
-    peer on 127.0.0.1:port (a free port chosen here, retried if taken
-    meanwhile): it prints "ready" once bound, then `@@ JSON` event lines,
+    """A script of tests/upy_peers/ running on the unix port (or, with
+    cpython=True, on CPython) as a CoAP peer on 127.0.0.1:port (a free port
+    chosen here, retried if taken meanwhile): it prints "ready" once bound,
+    then `@@ JSON` event lines,
     which events() collects without waiting (they are written before the
     peer answers, so once a client has its answer the line is there)."""
 
-    def __init__(self, script, *args, heap="2m", paths=()):
+    def __init__(self, script, *args, heap="2m", paths=(), cpython=False):
         import json  # noqa: F401
         import time
 
@@ -147,8 +148,16 @@ class Peer:
 
         for _ in range(3):
             self.port = free_udp_port()
-            self.proc = popen([PEERS / script, self.port, *args], paths=(PEERS, *paths),
-                              heap=heap, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            argv = [PEERS / script, self.port, *args]
+            if cpython:  # the same script on CPython (a portable one), for comparison
+                e = dict(os.environ)
+                e["PYTHONPATH"] = os.pathsep.join(str(p) for p in (PEERS, *paths, ROOT))
+                self.proc = subprocess.Popen([sys.executable, "-u", *map(str, argv)], cwd=ROOT,
+                                             env=e, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE)
+            else:
+                self.proc = popen(argv, paths=(PEERS, *paths), heap=heap,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             first = self.proc.stdout.readline().decode().strip()
             if first == "ready" and coap_answers("127.0.0.1", self.port):
                 break

@@ -39,6 +39,8 @@ PER_REQUEST = (
     ("CON GET of an unknown path (4.04)", "alloc_not_found", 128),
     ("CON GET /.well-known/core", "alloc_discovery", 1024),
     ("one notification to one observer", "alloc_notification", 128),
+    ("  the same, notify(resource)", "alloc_notification_resource", 128),
+    ("  per observer, 16 observers", "alloc_notification_16_observers_each", 128),
 )
 IMPORT_ALL_MAX = 30 * 1024
 NODE_RUNNING_MAX = 45 * 1024

@@ -3,7 +3,7 @@
 # through tools/mpvm/run.mjs and reads the `name value` lines it prints:
 #
 #   (no argument)  bytes of heap allocated per request served and per
-#                  notification
+#                  notification (one observer; then per observer of 16)
 #   node           the heap the demo node holds: node_app imported
 #                  (heap_node_import), then the Node made and one CON GET
 #                  /sensors/temp served (heap_node_running), each the growth
@@ -106,7 +106,7 @@ from coapy_micro.server import Resource, Server  # noqa: E402
 
 ep = EndPoint(clock=lambda: 1000, rand=lambda n: 0, socket_factory=lambda f, t, p: SOCK,
               poll_factory=Poller)
-srv = Server(ep)
+srv = Server(ep, max_observers=16, max_observers_per_resource=16)
 READING = [21.5]
 srv.add("sensors/temp", Resource(get=lambda r: (69, "%.2f" % READING[0]), rt="temperature-c",
                                  if_="sensor", ct=0, title="Temperature", obs=True))
@@ -167,3 +167,36 @@ gc.collect()
 before = gc.mem_alloc()
 notify_rounds()
 print("alloc_notification", (gc.mem_alloc() - before) // ROUNDS)
+
+# The same with the Resource itself (Server.notify(path) builds the path's
+# string to look it up), then with 16 observers: per observer, what a round
+# costs once the representation is rendered once for all of them.
+TEMP = srv.find("sensors/temp")
+
+
+def notify_resource(rounds):
+    for _ in range(rounds):
+        READING[0] += 0.25
+        srv.notify(TEMP)
+        srv.process(0)
+
+
+def per_round():
+    notify_resource(ROUNDS)  # warm: every observer's record and message made
+    gc.collect()
+    before = gc.mem_alloc()
+    notify_resource(ROUNDS)
+    return (gc.mem_alloc() - before) // ROUNDS
+
+
+print("alloc_notification_resource", per_round())
+for i in range(15):
+    MID[0] += 1
+    m = Message(0, 1, b"", bytes((MID[0] >> 8, MID[0] & 255, i)), uri_path="sensors/temp",
+                observe=0)
+    SOCK.ready = (m.encode(MID[0]), ("10.0.1.%d" % i, 5683))
+    srv.process(0)
+SOCK.ready = None
+srv.process(0)
+assert srv.observers("sensors/temp") == 16
+print("alloc_notification_16_observers_each", per_round() // 16)
