@@ -97,6 +97,10 @@ def test_demo_node_on_micropython_gateway_on_cpython_with_mqtt():
                      re.M), text
     assert re.search(r'^subscriber: coap/demo-node/\$status \{"status":"offline".*'
                      r'"reason":"deregistered"', text, re.M), text
+    # A clean stop says "offline" itself and disconnects: the broker does
+    # not send the Will (the same word) a second time.
+    assert len(re.findall(r"^subscriber: coap/\$gateway/\S+ offline$", text, re.M)) == 1, text
+    assert "mqtt: disconnected (Normal disconnection)" in text, text
     m = re.search(r"^subscriber: (\d+) readings received from the broker", text, re.M)
     assert m and int(m.group(1)) >= 3, text
 

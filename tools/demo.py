@@ -161,8 +161,10 @@ def start_broker(folder):
     port = free_port(socket.SOCK_STREAM)
     conf = os.path.join(folder, "mosquitto.conf")
     with open(conf, "w") as f:
+        # 1000 QoS 1 messages in flight (mosquitto's default is 20, which the
+        # gateway would point out as a limit).
         f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                "log_dest none\n" % port)
+                "log_dest none\nmax_inflight_messages 1000\n" % port)
     proc = subprocess.Popen([exe, "-c", conf], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10

@@ -330,6 +330,9 @@ class Publisher:
             while not info.is_published() and time.monotonic() < end and self.connected:
                 self.client.loop(0.05)
             self.client.disconnect()
+            # disconnect() only queues the DISCONNECT (see _make): send it, or
+            # the broker takes the closed socket for a crash and sends the Will.
+            self.write()
         self.status()
 
 
