@@ -18,6 +18,18 @@ WIFI_BACKOFF_MS = 2000
 # work at the REPL. The Pico W allows at most 8388 ms.
 WATCHDOG_MS = 0
 
-# Settings for what comes later go below, e.g. a Resource Directory to
-# register with:
+# A Resource Directory (RFC 9176) to register with, e.g. the host running
+# `coapy gateway`, which then observes the node's sensors and keeps their
+# readings. Without a path ("coap://192.0.2.10", "coap://gateway.local:5683")
+# the node asks that host where registrations go; with one
+# ("coap://192.0.2.10/rd") it registers there. Leave it out (or None) for no
+# registration.
 # RD_URI = "coap://192.0.2.10"
+
+# The node's endpoint name at the RD (at most 63 bytes; unique among the
+# RD's nodes). Default: "coapy-" and the chip's unique id in hex.
+# RD_EP = "greenhouse-1"
+
+# The registration's lifetime in seconds: the node refreshes it after three
+# quarters of it; the RD forgets a node that has not for this long.
+RD_LT_S = 300

@@ -25,7 +25,7 @@ for every reading, so the common case (a number in text) is short.
 """
 import json
 
-__all__ = ("records", "dumps", "clean_name", "SenMLError")
+__all__ = ("records", "dumps", "clean_name", "number", "SenMLError")
 
 _REL_LIMIT = 268435456  # 2**28: smaller times are relative to now (§4.5.3)
 
@@ -49,25 +49,37 @@ def clean_name(text):
     return s
 
 
+def number(text):
+    """The int or float a text value stands for (surrounding white space
+    allowed), or None: not a number, or not a finite one (JSON has no NaN
+    or infinity)."""
+    t = text.strip()
+    if t:
+        c = t[0]
+        if "0" <= c <= "9" or c == "-" or c == "+" or c == ".":
+            try:
+                return int(t)
+            except ValueError:
+                pass
+            try:
+                v = float(t)
+            except ValueError:
+                return None
+            if v == v and v not in (float("inf"), float("-inf")):
+                return v
+    return None
+
+
 def _value(text, rec):
     # Put the value of a text or JSON scalar into rec; True if done.
     t = text.strip()
     if t == "true" or t == "false":
         rec["vb"] = t == "true"
         return True
-    if t:
-        c = t[0]
-        if "0" <= c <= "9" or c == "-" or c == "+" or c == ".":
-            try:
-                v = int(t)
-            except ValueError:
-                try:
-                    v = float(t)
-                except ValueError:
-                    v = None
-            if v is not None and v == v and v not in (float("inf"), float("-inf")):
-                rec["v"] = v
-                return True
+    v = number(t)
+    if v is not None:
+        rec["v"] = v
+        return True
     return False
 
 

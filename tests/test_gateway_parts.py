@@ -3,6 +3,7 @@ gateway and its MQTT process, the bounded outbox, topics and /set payloads;
 and the gateway in this process with a CPython node (polling, the terminal
 display, removal), no broker needed.
 """
+import re
 import sqlite3
 import threading
 
@@ -105,6 +106,35 @@ def test_outbox_is_bounded_and_counts_what_it_drops():
     assert p.topics == []
 
 
+def test_a_readings_senml_text_is_what_senml_writes():
+    # The gateway writes the common case (a number in text) from a
+    # per-resource head; every payload must come out as senml.dumps(records()).
+    import json
+    import types
+
+    from coapy_micro import senml
+    from coapy_micro.gateway.gateway import Node, Target
+
+    reg = types.SimpleNamespace(ep="node-1", d=None, base="coap://127.0.0.1:5683",
+                                links_text=lambda: "")
+    node = Node(reg, "coap")
+    t = Target(node, None, "coap://127.0.0.1:5683/sensors/temp", "sensors/temp")
+    now = 1716200000.25
+    cases = [(b"21.5", 0), (b"21.50", None), (b" -3 ", 0), (b"7", 0), (b"1e3", 0),
+             (b"12345678901234567890", 0), (b".5", 0), (b"+2", 0), (b"1_000", 0),
+             (b"nan", 0), (b"inf", 0), (b"-inf", 0), (b"1e999", 0), (b"true", 0),
+             (b"on", 0), (b"", 0), (b"\xff\xfe", 0), (b"21.5", 50), (b"21.5", 42),
+             (b'[{"n":"a","v":1}]', 110), ("\u00e9t\u00e9".encode(), 0), (b"0x10", 0)]
+    for payload, cf in cases:
+        want = senml.dumps(senml.records(payload, cf, node.bn, t.name, now))
+        got = t.senml_text(payload, cf, now)
+        assert got == want, (payload, cf, got, want)
+        json.loads(got)  # and it is JSON
+    for now in (0.1, 1e-7, 1716200000.0, 17162000001234.5):
+        assert t.senml_text(b"1", 0, now) == senml.dumps(senml.records(b"1", 0, node.bn,
+                                                                        t.name, now))
+
+
 def test_topics_and_set_payloads():
     assert topic_part("a/b+c#d") == "a_b_c_d"
     assert _put_body(b"1") == (b"1", 0)
@@ -184,7 +214,7 @@ def test_gateway_observes_polls_and_shows_what_it_does():
         modes = {t.path: t.mode for t in n.targets}
         assert modes == {"sensors/temp": "observe", "sys/uptime": "poll", "info": None}, modes
         text = "\n".join(gw.render())
-        assert "1 endpoints" in text and "pnode" in text and "online" in text, text
+        assert re.search(r": 1 endpoint\b", text) and "pnode" in text and "online" in text, text
         assert "/sensors/temp" in text and "observe" in text and "/sys/uptime" in text, text
         assert "notifications" in text and "dropped 0" in text, text
         up = [t for t in n.targets if t.path == "sys/uptime"][0]

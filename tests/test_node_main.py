@@ -36,8 +36,10 @@ def board(monkeypatch):
     b = Board()
     b.node = None  # what the fake node_app.run does: None returns, else raised
 
-    def run(bind, read_c=None, log=print, seconds=None, feed=None, end_point=None):
+    def run(bind, read_c=None, log=print, seconds=None, feed=None, end_point=None, rd=None,
+            ep_name=None, lt_s=None):
         b.runs.append((bind, read_c))
+        b.rd = (rd, ep_name, lt_s)
         for _ in range(3):
             if feed:
                 feed()
@@ -100,3 +102,26 @@ def test_watchdog_started_after_the_join_and_fed_by_the_loop(board):
     start(board, types.SimpleNamespace(WATCHDOG_MS=8000), join=join)
     assert order == [("join", 0)]  # a slow join cannot trip it
     assert [(w.ms, w.fed) for w in board.wdts] == [(8000, 3)]
+
+
+def test_rd_settings_reach_the_node(board):
+    start(board, types.SimpleNamespace(RD_URI="coap://192.0.2.10", RD_EP="greenhouse-1",
+                                       RD_LT_S=600), join=lambda: "192.0.2.7")
+    assert board.rd == ("coap://192.0.2.10", "greenhouse-1", 600)
+
+
+def test_no_rd_configured_registers_nowhere(board):
+    start(board, types.SimpleNamespace(), join=lambda: "192.0.2.7")
+    assert board.rd == (None, None, None)
+
+
+def test_config_example_names_the_rd_settings():
+    # The template documents what node_main reads; RD_URI stays commented
+    # out (a fresh config registers nowhere).
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "config.example.py").read_text()
+    ns = {}
+    exec(compile(text, "config.example.py", "exec"), ns)
+    assert "RD_URI" not in ns and ns["RD_LT_S"] == 300, ns.get("RD_LT_S")
+    assert '# RD_URI = "coap://' in text and '# RD_EP = "' in text

@@ -14,8 +14,9 @@ from <prefix>/<ep>/<path>/set (a CoAP PUT, outcome on .../set/result).
 The terminal shows the endpoints, their resources with the last reading and
 its age, and the counts of notifications, stores, publishes and drops:
 redrawn in place on a terminal, printed every --status-interval seconds
-otherwise. Events (registrations, expiries, failed observations, the
-broker coming and going) are printed as they happen. SIGTERM or Ctrl-C
+otherwise; SIGUSR1 asks for it at once (also with --status-interval 0).
+Events (registrations, expiries, failed observations, the broker coming and
+going) are printed as they happen, and with -v every reading. SIGTERM or Ctrl-C
 stops it cleanly: observations are cancelled, the store written, queued
 MQTT messages published (a few seconds at most).
 """
@@ -126,6 +127,12 @@ class Terminal:
         self.interval_s = interval_s
         self.next = time.monotonic() + interval_s
         self.recent = []
+        self.asked = False  # show() was called: draw at the next round
+
+    def show(self):
+        """Draw the display at the next round, whatever the interval
+        (safe from a signal handler: it only sets a flag)."""
+        self.asked = True
 
     def event(self, text):
         if self.tty:
@@ -137,10 +144,10 @@ class Terminal:
     def round(self, gw):
         import time
 
-        if not self.interval_s:
-            return
         now = time.monotonic()
-        if now < self.next:
+        if self.asked:
+            self.asked = False
+        elif not self.interval_s or now < self.next:
             return
         self.next = now + self.interval_s
         lines = gw.render()
@@ -181,7 +188,14 @@ def run(args):
                          % (binds[-1], args.port, error))
         return 1
     if getattr(args, "verbose", False):
-        gw.on_reading = lambda t, pack: term.event("%s /%s %s" % (t.node.ep, t.path, pack))
+        from .. import senml
+
+        gw.on_reading = lambda t, pack: term.event("gateway: reading from %s /%s (%s): %s" % (
+            t.node.ep, t.path, t.mode, senml.dumps(pack)))
+    import platform
+
+    term.event("coapy gateway: running on %s %s" % (platform.python_implementation(),
+                                                    platform.python_version()))
     host, port = gw.address[0], gw.address[1]
     where = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
     term.event("coapy gateway: listening on %s (Resource Directory at /rd, lookups at "
@@ -192,6 +206,8 @@ def run(args):
         term.event("coapy gateway: publishing to mqtt://%s:%d under %s/ as %s"
                    % (args.mqtt[0], args.mqtt[1], args.topic_prefix, gw.client_id))
     signal.signal(signal.SIGTERM, lambda *a: gw.stop())
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, lambda *a: term.show())
     try:
         gw.run(args.seconds, on_round=term.round)
     except KeyboardInterrupt:

@@ -114,8 +114,30 @@ class Target:
         self.backoff = _RETRY_MIN_S
         self.failed = None  # why the last observation ended
         self.count = 0
-        self.last = None
+        self.last_text = None  # the last reading's SenML JSON
         self.last_t = None
+        # Every reading of this resource starts the same: its SenML JSON up
+        # to the time, written once here instead of per reading.
+        self.head = '[{"bn":%s,"n":%s,"bt":' % (json.dumps(node.bn), json.dumps(self.name))
+
+    @property
+    def last(self):
+        """The last reading's SenML pack (decoded when asked for)."""
+        return None if self.last_text is None else json.loads(self.last_text)
+
+    def senml_text(self, payload, content_format, now):
+        """The SenML JSON of one reading, as senml.dumps(senml.records(...))
+        gives it. The common case, a number in text, is written straight
+        from `head`: no dicts, no JSON encoder."""
+        if content_format is None or content_format == 0:
+            try:
+                v = senml.number(str(payload, "utf-8"))
+            except UnicodeError:
+                v = None
+            if v is not None:
+                # repr() of an int or a finite float is its JSON text.
+                return '%s%r,"v":%r}]' % (self.head, now, v)
+        return senml.dumps(senml.records(payload, content_format, self.node.bn, self.name, now))
 
 
 class Node:
@@ -470,11 +492,10 @@ class Gateway:
             self.errors += 1
             return
         node = t.node
-        pack = senml.records(resp.payload, resp.content_format, node.bn, t.name, now)
-        text = senml.dumps(pack)
+        text = t.senml_text(resp.payload, resp.content_format, now)
         self.notifications += 1
         t.count += 1
-        t.last = pack
+        t.last_text = text
         t.last_t = now
         if t.failed is not None:
             t.failed = None
@@ -484,7 +505,7 @@ class Gateway:
         if self.mqtt is not None:
             self.mqtt.publish(t.topic, text, retain=True)
         if self.on_reading is not None:
-            self.on_reading(t, pack)
+            self.on_reading(t, json.loads(text))
 
     def _set_status(self, node, status, reason):
         if node.status == status and node.reason == reason:
@@ -650,8 +671,9 @@ class Gateway:
         now = now or time.time()
         c = self.counters()
         host = self.address[0]
-        head = "coapy gateway on %s:%d: %d endpoints" % (
-            "[%s]" % host if ":" in host else host, self.address[1], c["endpoints"])
+        head = "coapy gateway on %s:%d: %d endpoint%s" % (
+            "[%s]" % host if ":" in host else host, self.address[1], c["endpoints"],
+            "" if c["endpoints"] == 1 else "s")
         if self.mqtt is not None:
             head += ", mqtt %s" % c["mqtt"]
         lines = [head]

@@ -10,6 +10,15 @@ Wi-Fi is up), on the MicroPython unix port and on CPython
     /hello          a greeting
     /.well-known/core   what is above, for discovery (RFC 6690)
 
+Given a Resource Directory (rd: its URI, as config.py's RD_URI), the node
+registers there (RFC 9176) from its own EndPoint under the endpoint name
+ep_name, with the lifetime lt_s, and keeps the registration alive from the
+same loop that serves (coapy_micro.rd.Registrar: no thread): a gateway
+running the RD then finds the node and observes its sensors. A URI with a
+path is the registration resource itself; one without ("coap://gw") is
+asked for it with GET /.well-known/core?rt=core.rd*. What happens is
+logged ("node: registered ..."); stopping deregisters.
+
 A node runs for months: run() closes its socket however the loop ends
 (Ctrl-C at a board's REPL included, so the next run can bind the port
 again), and a MemoryError while serving drops that datagram, counts it in
@@ -41,6 +50,8 @@ ticks_diff = getattr(time, "ticks_diff", _ticks_diff)
 
 
 NOTIFY_MS = 1000  # observers of /sensors/temp get a reading this often
+RD_LT_S = 300  # the registration's lifetime when none is configured (s)
+RD_CLOSE_MS = 2000  # how long stopping waits for the RD to confirm the removal
 
 
 class SimulatedSensor:
@@ -74,28 +85,83 @@ def make_server(ep, read_c):
     return srv
 
 
+def endpoint_name(port):
+    """The RD endpoint name of a node that was given none: 'coapy-' and the
+    chip's unique id on a board, else 'coapy-node-PORT'."""
+    try:
+        import machine
+
+        uid = machine.unique_id()
+        return "coapy-" + "".join(["%02x" % b for b in uid])
+    except (ImportError, AttributeError):  # CPython; the unix port has no unique_id
+        return "coapy-node-%d" % port
+
+
 class Node:
     """The node's EndPoint and Server, bound to `bind` (host, port), or on
     `end_point` (an EndPoint already bound: tests pass one on a fake
-    network)."""
+    network). With `rd` (a Resource Directory's coap:// URI) it registers
+    there as `ep_name` (None: endpoint_name()) for lt_s seconds at a time
+    (None: RD_LT_S); `registrar` is then its coapy_micro.rd.Registrar."""
 
-    def __init__(self, bind=("0.0.0.0", 5683), read_c=None, log=print, end_point=None):
+    def __init__(self, bind=("0.0.0.0", 5683), read_c=None, log=print, end_point=None,
+                 rd=None, ep_name=None, lt_s=None):
         self.log = log
         self.memory_errors = 0  # datagrams dropped for want of memory
+        self.registrar = None
         self.ep = end_point or EndPoint()
         try:
             if end_point is None:
                 self.ep.bind(bind)
             self.server = make_server(self.ep, read_c or SimulatedSensor().read_c)
+            refused = None
+            if rd:
+                # Imported only here: a node without an RD does not pay the
+                # registrar's and the client's heap.
+                from coapy_micro.rd import Registrar
+
+                name = ep_name or endpoint_name(bind[1])
+                try:
+                    self.registrar = Registrar(self.server, name, rd=rd, lt_s=lt_s or RD_LT_S,
+                                               on_event=self._rd_event)
+                except ValueError as e:
+                    # A setting that cannot work (a malformed URI, a name
+                    # too long): said, and the node serves unregistered
+                    # rather than fail (a board would reset over and over).
+                    refused = e
         except BaseException:
             self.ep.close()
             raise
         log("node: serving CoAP on %s:%d" % (bind[0], bind[1]))
+        if self.registrar is not None:
+            log("node: registering with the RD at %s as %s (lifetime %d s)"
+                % (rd, self.registrar.ep, self.registrar.lt_s))
+        elif refused is not None:
+            log("node: not registering with the RD at %r as %r: %s" % (rd, ep_name, refused))
+
+    def _rd_event(self, registrar, event, detail):
+        # What the registrar did, for the serial console / terminal.
+        if event == "discovered":
+            self.log("node: the RD takes registrations at %s" % detail)
+        elif event == "registered":
+            self.log("node: registered as %s: %s" % (registrar.ep, detail))
+        elif event == "updated":
+            self.log("node: registration refreshed")
+        elif event == "lost":
+            self.log("node: the RD lost the registration (%s); registering again" % detail)
+        elif event == "error":
+            self.log("node: RD: %s" % detail)
+        elif event == "removed":
+            self.log("node: deregistered")
 
     def serve(self, seconds=None, feed=None):
         """Serve for `seconds` (None: forever). feed(), if given, is called
         at least once a second (a watchdog's feed)."""
         srv = self.server
+        # With an RD, the registrar runs the loop's rounds: it serves
+        # requests, takes the RD's answers and registers when due.
+        reg = self.registrar
+        step = srv.process if reg is None else reg.process
         clock = self.ep.clock
         start = clock()
         due = ticks_add(start, NOTIFY_MS)
@@ -115,7 +181,7 @@ class Node:
                     # notify() costs nothing.
                     srv.notify("sensors/temp")
                 else:
-                    srv.process(wait)
+                    step(wait)
             except MemoryError:
                 # What was being handled is lost (a client retransmits a
                 # CON); the node keeps serving. A failed read leaves its
@@ -132,14 +198,21 @@ class Node:
                 feed()
 
     def close(self):
-        self.ep.close()
+        """Deregister (waiting at most RD_CLOSE_MS, serving meanwhile) and
+        close the socket."""
+        try:
+            if self.registrar is not None:
+                self.registrar.close(RD_CLOSE_MS)
+        finally:
+            self.ep.close()
 
 
 def run(bind=("0.0.0.0", 5683), read_c=None, log=print, seconds=None, feed=None,
-        end_point=None):
-    """Serve for `seconds` (None: forever); the socket is closed however
-    this ends (KeyboardInterrupt included). Returns the Node."""
-    node = Node(bind, read_c, log, end_point)
+        end_point=None, rd=None, ep_name=None, lt_s=None):
+    """Serve for `seconds` (None: forever), registered with the RD `rd` if
+    given (see Node); the socket is closed however this ends
+    (KeyboardInterrupt included). Returns the Node."""
+    node = Node(bind, read_c, log, end_point, rd, ep_name, lt_s)
     try:
         node.serve(seconds, feed)
     finally:

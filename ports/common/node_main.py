@@ -4,8 +4,9 @@ and reset the board rather than sit at the REPL when something fails.
     import node_main
     node_main.start(config, read_c, join=..., reset=machine.reset)
 
-config is the user's config.py (COAP_PORT, WATCHDOG_MS, ...; see
-config.example.py). Ctrl-C at the REPL (KeyboardInterrupt) stops the node
+config is the user's config.py (COAP_PORT, WATCHDOG_MS, RD_URI, RD_EP,
+RD_LT_S, ...; see config.example.py): with RD_URI the node registers with
+that Resource Directory. Ctrl-C at the REPL (KeyboardInterrupt) stops the node
 and leaves you at the prompt; anything else that ends the node resets the
 board after restart_delay_ms, so a node in a cupboard comes back by itself.
 """
@@ -44,7 +45,9 @@ def start(config, read_c=None, join=None, reset=None, watchdog=None, log=print,
         feed = None
         if wdt_ms and watchdog is not None:
             feed = watchdog(wdt_ms).feed
-        node_app.run((host, port), read_c, log, feed=feed)
+        node_app.run((host, port), read_c, log, feed=feed,
+                     rd=getattr(config, "RD_URI", None), ep_name=getattr(config, "RD_EP", None),
+                     lt_s=getattr(config, "RD_LT_S", None))
     except KeyboardInterrupt:
         raise
     except Exception as e:  # noqa: BLE001 (a node must come back, whatever it was)

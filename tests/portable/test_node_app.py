@@ -155,3 +155,4 @@ def test_a_real_heap_exhaustion_is_survived():
     gc.collect()
     assert errors >= 1, errors
     assert tokens == [b"h1", b"h2"], tokens
+
