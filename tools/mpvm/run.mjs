@@ -1,6 +1,6 @@
 // Runs Python in the real MicroPython VM (WebAssembly port) under Node.
 //
-//   node tools/mpvm/run.mjs [--heap BYTES] [--pkg DIR] --script FILE.py [ARGS...]
+//   node tools/mpvm/run.mjs [--heap BYTES] [--pkg DIR] [--file SRC DEST]... --script FILE.py [ARGS...]
 //       Run one script as __main__ with sys.argv = [FILE.py, ARGS...]; its output
 //       goes to stdout/stderr; exit 1 with the traceback on stderr if it raised.
 //   node tools/mpvm/run.mjs [--heap BYTES] --tests FILE.py [FILE.py...]
@@ -16,7 +16,9 @@
 // helpers (every tests/portable/*.py but test_*.py: support.py, fakenet.py...)
 // and the node app (ports/common/*.py) in /lib. --pkg DIR installs DIR's .py and .mpy files as /lib/coapy_micro
 // instead (the benchmarks pass a folder of mpy-cross output, which is what a
-// board loads).
+// board loads). --file SRC DEST copies the host file SRC to the absolute path
+// DEST in the VM's filesystem (its folder must exist: / or /lib), before
+// anything runs; repeatable (tools/node_heap.py passes a ROMFS image so).
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 import fs from "node:fs";
 import path from "node:path";
@@ -28,7 +30,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const TEST_DEF = /^def (test_\w+)\s*\(/gm;
 
 function usage(msg) {
-  process.stderr.write(`${msg}\nusage: run.mjs [--heap BYTES] [--pkg DIR] [--echo] (--script FILE.py [ARGS...] | --tests FILE.py...)\n`);
+  process.stderr.write(`${msg}\nusage: run.mjs [--heap BYTES] [--pkg DIR] [--file SRC DEST]... [--echo] (--script FILE.py [ARGS...] | --tests FILE.py...)\n`);
   process.exit(2);
 }
 
@@ -37,12 +39,18 @@ let echo = false;
 let pkgDir = path.join(ROOT, "coapy_micro");
 let mode = null;
 let files = [];
+const extra = []; // [SRC, DEST] of --file
 const argv = process.argv.slice(2);
 while (argv.length && !mode) {
   const a = argv.shift();
   if (a === "--heap") heap = Number(argv.shift());
   else if (a === "--pkg") pkgDir = path.resolve(argv.shift());
   else if (a === "--echo") echo = true;
+  else if (a === "--file") {
+    const [src, dest] = argv.splice(0, 2);
+    if (!dest || !dest.startsWith("/")) usage("--file needs SRC and an absolute DEST");
+    extra.push([path.resolve(src), dest]);
+  }
   else if (a === "--script" || a === "--tests") { mode = a.slice(2); files = argv; }
   else usage(`unknown argument ${a}`);
 }
@@ -90,6 +98,7 @@ async function boot() {
       if (/\.py$/.test(name) && !name.startsWith("test_")) mp.FS.writeFile(`/lib/${name}`, fs.readFileSync(path.join(from, name)));
     }
   }
+  for (const [src, dest] of extra) mp.FS.writeFile(dest, fs.readFileSync(src));
   return mp;
 }
 
