@@ -258,3 +258,11 @@ def test_bench_runs_every_host_benchmark_in_order():
     assert names[:3] == ["codec", "alloc", "server"]
     assert not any(n.endswith("_upy") for n in names)  # those run inside MicroPython
     assert set(bench.CORE) <= set(names)
+
+
+def test_every_tools_bench_script_is_a_benchmark():
+    # make bench runs every tools/bench_*.py without arguments: a helper
+    # script another benchmark starts (a peer, a node) must not be named so.
+    for name in bench.available():
+        text = (ROOT / "tools" / ("bench_%s.py" % name)).read_text()
+        assert "target" in text and "__main__" in text, name

@@ -29,7 +29,7 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NODE = ROOT / "tools" / "bench_aio_node.py"
+NODE = ROOT / "tools" / "aio_bench_peer.py"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 WINDOW = int(os.environ.get("BENCH_WINDOW", "16"))
 TASKS, EACH = 100, 10

@@ -1,8 +1,8 @@
 # The server end of tools/bench_aio.py, on CPython or the MicroPython unix
 # port:
 #
-#   bench_aio_node.py MODE PORT      MODE: sync (Server.serve()) or aio (aio.serve())
-#   bench_aio_node.py client PORT[,PORT...] TASKS EACH
+#   aio_bench_peer.py MODE PORT      MODE: sync (Server.serve()) or aio (aio.serve())
+#   aio_bench_peer.py client PORT[,PORT...] TASKS EACH
 #
 # A server answers GET /bench with 2.05 "ok"; it prints "ready" once bound
 # and runs until killed. The client: TASKS tasks of EACH GET /bench apiece
