@@ -398,17 +398,21 @@ class Message:
         order; kept ordered by number, repeated ones in the order given), or
         option bytes in wire form (encode_options() made them: a server
         caches the bytes of a lone Content-Format this way). Bytes are
-        checked: DecodeError if they are not well-formed options."""
+        checked: DecodeError if they are not well-formed options. A
+        bytearray is kept as it is, not copied (a notification's fresh
+        Observe bytes cost no second allocation): it must not change
+        while the message holds it."""
         global _checked
         t = type(opts)
         if t is bytes or t is bytearray:  # (a tuple of types would be built per call on a board)
-            ob = opts if t is bytes else bytes(opts)
+            ob = opts
             if ob is not _checked:
                 cur = _cursor(0, len(ob))
                 option_next(ob, cur, _PAST)
                 if cur[3] != len(ob):
                     raise DecodeError("a payload marker among the options")
-                _checked = ob
+                if t is bytes:  # (a bytearray could change before the next call)
+                    _checked = ob
             if self._raw:
                 self._keep(ob)
             else:  # (the server's case, once per response: no call)

@@ -668,15 +668,18 @@ class Server:
     def render(self, req, res, result):
         """The response to `req` from `result`, what a handler returned (a
         Response, or a (code, payload[, content_format[, options[, total]]])
-        tuple): (code, payload, content_format, options). `res`, the
+        tuple): [code, payload, content_format, options]. `res`, the
         Resource (None for a deferred answer), gives the Content-Format when
         the result names none (Resource.ct), and takes an Observe
         registration; a body larger than a block, or a request with Block1 or
         Block2, is cut to the block asked for. None, or anything that fails
-        on the way, is 5.00, after fail()."""
+        on the way, is 5.00, after fail().
+
+        The four parts come in a list the Server keeps and fills again on
+        the next render(): read them at once (a tuple made per request or
+        notification is garbage a board then collects)."""
         self._render(req, res, result)
-        out = self._out
-        return out[0], out[1], out[2], out[3]
+        return self._out
 
     def _render(self, req, res, result):
         # render(), leaving the parts in self._out: its caller reads them at

@@ -87,8 +87,9 @@ def _uint_len(v):
 
 
 def observe_options(seq, cf):
-    """The option bytes (wire form) of Observe = seq and, when cf is not
-    None, Content-Format = cf: all a plain notification carries. Both
+    """The option bytes (wire form, a bytearray nobody changes after) of
+    Observe = seq and, when cf is not None, Content-Format = cf: all a
+    plain notification carries. Both
     option numbers (6, 12) and their deltas fit a header's nibble (RFC 7252
     §3.1), so this is a few bytes written in place."""
     a = _uint_len(seq)
@@ -99,7 +100,7 @@ def observe_options(seq, cf):
     if b >= 0:
         out[pos] = ((_CONTENT_FORMAT - _OBSERVE) << 4) | b
         _put_uint(out, pos + 1, cf, b)
-    return bytes(out)
+    return out  # (set_options keeps a bytearray as it is: one allocation, not two)
 
 
 def _same_ask(a, b, ca, cb):
@@ -142,6 +143,7 @@ class Observers:
         self.entries = []
         self.seq = 0
         self._ca = [0, 0, 0, 0, 0]  # option cursors for _same_ask
+        self._group = [None, 0, b"", b""]  # what _render() made: key, code, payload, options
         self._cb = [0, 0, 0, 0, 0]
         ep = server.end_point
         # A CON notification that times out removes its observer (§4.5);
@@ -269,9 +271,12 @@ class Observers:
             share = 1
         cons = self.in_flight()
         now = srv.now()
-        # What this round rendered: (key, code, payload, option bytes) for
-        # the first group, and the others in a list only when there are any.
-        first = None
+        # What this round rendered: the first group's key, code, payload and
+        # option bytes in locals (most resources have one group: nothing is
+        # allocated to hold it), any other group's as a tuple in a list.
+        fkey = None
+        fcode = 0
+        fpayload = fopts = None
         others = None
         n = 0
         i = 0
@@ -281,8 +286,11 @@ class Observers:
             if e[_RES] is not res:
                 continue
             key = e[_KEY]
-            g = first
-            if g is None or g[0] is not key:
+            if key is fkey:
+                code = fcode
+                payload = fpayload
+                opts = fopts
+            else:
                 g = None
                 if others is not None:
                     for x in others:
@@ -290,14 +298,21 @@ class Observers:
                             g = x
                             break
                 if g is None:
-                    g = self._render(res, key)
-                    if first is None:
-                        first = g
-                    elif others is None:
-                        others = [g]
+                    g = self._render(res, key)  # (the list self._group)
+                    if fkey is None:
+                        fkey = key
+                        fcode = g[1]
+                        fpayload = g[2]
+                        fopts = g[3]
                     else:
-                        others.append(g)
-            code = g[1]
+                        g = (key, g[1], g[2], g[3])
+                        if others is None:
+                            others = [g]
+                        else:
+                            others.append(g)
+                code = g[1]
+                payload = g[2]
+                opts = g[3]
             rec = e[_REC]
             busy = rec is not None and not rec.done
             if busy:
@@ -310,8 +325,8 @@ class Observers:
                 mtype = _NON
             m = self._message(e, mtype, busy)
             m.code = code
-            m.payload = g[2]
-            m.set_options(g[3])
+            m.payload = payload
+            m.set_options(opts)
             try:
                 if rec is None:
                     rec = self._record(ep, m, e[_REMOTE])
@@ -346,8 +361,10 @@ class Observers:
 
     def _render(self, res, key):
         # The notification for the observers sharing registration `key`:
-        # (key, code, payload, option bytes with Observe on a 2.xx).
+        # [key, code, payload, option bytes with Observe on a 2.xx], in the
+        # list self._group, filled again by the next call.
         srv = self.server
+        g = self._group
         # A fresh Request on the registration's message: the handler sees
         # the same path, query and Accept as when it registered.
         req = srv.notification_request(key)
@@ -359,15 +376,25 @@ class Observers:
             payload = p[1]
             if isinstance(payload, str):
                 payload = payload.encode("utf-8")
-            return (key, code, payload, observe_options(self._next_seq(), p[2]))
-        try:
-            if ok:
-                options = with_observe(options, self._next_seq())
-            t = srv.message(_NON, code, p[1], b"", p[2], options)
-        except Exception as ex:  # options a Message cannot hold
-            srv.fail(req, ex)
-            return (key, _INTERNAL_SERVER_ERROR, b"", b"")  # ends the observations (§4.2)
-        return (key, code, t.payload, t.cursor(self._ca))
+            g[3] = observe_options(self._next_seq(), p[2])
+        else:
+            try:
+                if ok:
+                    options = with_observe(options, self._next_seq())
+                t = srv.message(_NON, code, p[1], b"", p[2], options)
+            except Exception as ex:  # options a Message cannot hold
+                srv.fail(req, ex)
+                code = _INTERNAL_SERVER_ERROR  # ends the observations (§4.2)
+                payload = b""
+                opts = b""
+            else:
+                payload = t.payload
+                opts = t.cursor(self._ca)
+            g[3] = opts
+        g[0] = key
+        g[1] = code
+        g[2] = payload
+        return g
 
     def _message(self, e, mtype, busy):
         # A Message of type `mtype` for observer e's next notification that

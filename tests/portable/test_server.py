@@ -633,7 +633,7 @@ def test_call_and_render_turn_failures_into_5_00_once():
     request = Request(rig.srv, rx, False)
     assert rig.srv.route(request) is res, "found"
     assert rig.srv.call(request, lambda q: 1 // 0)[0] == INTERNAL, "raised: 5.00"
-    assert rig.srv.render(request, res, (CONTENT, b"2")) == (CONTENT, b"2", 0, ()), "ct 0 filled in"
+    assert rig.srv.render(request, res, (CONTENT, b"2")) == [CONTENT, b"2", 0, ()], "ct 0 filled in"
     assert rig.srv.render(request, res, ("2.05", b"x"))[0] == INTERNAL, "not a code"
     assert rig.srv.render(request, res, (1, b"x"))[0] == INTERNAL, "a request code"
     assert rig.srv.render(request, res, None)[0] == INTERNAL, "None without defer()"
