@@ -322,7 +322,10 @@ def test_a_notification_round_allocates_at_most_128_bytes_per_observer():
     a16 = support.alloc_bytes(_round, *many)
     if a1 is None:
         raise support.Skip("allocation is measured in the MicroPython VM")
-    assert a1 <= 128, a1  # one notification to one observer, the handler's share included
+    # One notification to one observer, the handler's share included: 128
+    # bytes on a 32-bit board (the VM); objects take about twice as much on
+    # the 64-bit unix port.
+    assert a1 <= 128 * support.WORD_BYTES // 4, a1
     assert a16 <= 16 * 128, (a16, a16 // 16)
     # What each further observer costs: its datagram, not a representation.
     assert a16 - a1 <= 15 * 32, (a1, a16, (a16 - a1) // 15)
