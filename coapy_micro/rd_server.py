@@ -300,13 +300,8 @@ def _base_ok(v):
 
 def _lt(v):
     # lt's value as an int, or None if it is not 1 .. 2**32 - 1 (§5).
-    if v is None or not 0 < len(v) <= 10:
-        return None
-    for c in v:
-        if not "0" <= c <= "9":
-            return None
-    n = int(v)
-    return n if 1 <= n <= _MAX_LT else None
+    n = _uint(v, 10)
+    return n if n is not None and 1 <= n <= _MAX_LT else None
 
 
 def _token_ok(name):
@@ -897,8 +892,10 @@ def _passes(filters, params, links, resource):
     return True
 
 
-def _uint(v):
-    if v is None or not 0 < len(v) <= 9:
+def _uint(v, digits=9):
+    # A query value of at most `digits` decimal digits as an int, else None
+    # (9: a small int on a 32-bit board).
+    if v is None or not 0 < len(v) <= digits:
         return None
     for c in v:
         if not "0" <= c <= "9":

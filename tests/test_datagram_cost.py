@@ -9,41 +9,19 @@ table of registered options, so a GET with 570 unknown elective options
 cost 100 times a plain one; a path of many segments that matched nothing
 was made into strings only to say 4.04.
 """
-import sys
-
 from fakenet import ROGUE, SERVER, Net
+from linecount import counted
 from coapy_micro.connection import Message
 from coapy_micro.message import encode_options
 from coapy_micro.options import Option
 from coapy_micro.server import Resource, Server
 
 GET, CONTENT, NOT_FOUND = 1, 69, 132
-PKG = "coapy_micro"
 # Lines of the stack's code one more option may cost, at most: two walks of
 # the option cursor (decode's check and the server's reading) and what the
 # server does with the option. A walk of the 24 registered options for each
 # unknown one, as before, cost 100.
 PER_OPTION = 64
-
-
-def counted(fn, *args):
-    """(what fn(*args) returned, lines of coapy_micro it ran)."""
-    n = [0]
-
-    def local(frame, event, arg):
-        if event == "line":
-            n[0] += 1
-        return local
-
-    def calls(frame, event, arg):
-        return local if PKG in frame.f_code.co_filename else None
-
-    sys.settrace(calls)
-    try:
-        got = fn(*args)
-    finally:
-        sys.settrace(None)
-    return got, n[0]
 
 
 class Rig:

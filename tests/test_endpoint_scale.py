@@ -8,34 +8,12 @@ CPython. Before the tables had indexes, every process() call walked every
 record, every response and every queued CON scanned them all, and
 registering 1,000 observations took 70 s of CPU.
 """
-import sys
-
 from fakenet import CLIENT, Net
+from linecount import counted
 from coapy_micro.connection import Message
 
 CON, NON, ACK = Message.CON, Message.NON, Message.ACK
 GET, CONTENT = 1, 69
-PKG = "coapy_micro"
-
-
-def counted(fn, *args):
-    """(what fn(*args) returned, lines of coapy_micro it ran)."""
-    n = [0]
-
-    def local(frame, event, arg):
-        if event == "line":
-            n[0] += 1
-        return local
-
-    def calls(frame, event, arg):
-        return local if PKG in frame.f_code.co_filename else None
-
-    sys.settrace(calls)
-    try:
-        got = fn(*args)
-    finally:
-        sys.settrace(None)
-    return got, n[0]
 
 
 class Gateway:

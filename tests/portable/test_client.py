@@ -522,15 +522,21 @@ def test_hostname_resolved_with_getaddrinfo():
     assert req.findOption(3).value == "sensor.example", req  # Uri-Host for a name
 
 
-def test_ip_literal_uri_is_parsed_and_resolved_once():
-    # Polling one URI: the last destination is remembered for an IP literal
-    # (nothing could change), never for a host name (DNS may).
+def counting_resolver():
+    # (the hosts asked for, a getaddrinfo answering 10.0.0.2 for each)
     calls = []
 
     def gai(host, port):
         calls.append(host)
         return [(2, 2, 17, "", ("10.0.0.2", port))]
 
+    return calls, gai
+
+
+def test_ip_literal_uri_is_parsed_and_resolved_once():
+    # Polling one URI: the last destination is remembered for an IP literal
+    # (nothing could change), never for a host name (DNS may).
+    calls, gai = counting_resolver()
     net = Net()
     ep = net.endpoint(CLIENT, rand=Rand())
     peer = Peer(net, piggyback())
@@ -549,12 +555,7 @@ def test_several_ip_literal_uris_are_each_parsed_once():
     # A gateway polling a few resources in turn (or many tasks asking the
     # same few): each URI is parsed and resolved once, not once per request
     # after another URI came between; the table stays bounded.
-    calls = []
-
-    def gai(host, port):
-        calls.append(host)
-        return [(2, 2, 17, "", ("10.0.0.2", port))]
-
+    calls, gai = counting_resolver()
     net = Net()
     ep = net.endpoint(CLIENT, rand=Rand())
     Peer(net, piggyback())

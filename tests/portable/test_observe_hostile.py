@@ -8,7 +8,7 @@
 # Portable: CPython (pytest) and the MicroPython VM, on fakenet.
 # Rules: module-level `def test_*()` only, asserts show their values, no pytest.
 import support
-from fakenet import CLIENT, SERVER, Net, mtype, tid
+from fakenet import CLIENT, SERVER, HandOver, HandOverPoller, Net, mtype, tid
 from coapy_micro.connection import EndPoint, Message
 from coapy_micro.options import Option
 from coapy_micro.server import Resource, Server
@@ -262,35 +262,9 @@ def test_a_round_renders_once_per_group_of_observers_that_asked_the_same():
 # -- allocation ----------------------------------------------------------------
 
 
-class _Sock:
-    # A socket that keeps nothing: what a round allocates is the stack's own.
-    def setblocking(self, flag):
-        pass
-
-    def bind(self, addr):
-        pass
-
-    def sendto(self, data, addr):
-        return len(data)
-
-    def recvfrom(self, n):
-        raise OSError(11)
-
-
-class _Poller:
-    def register(self, sock, events):
-        pass
-
-    def poll(self, timeout=-1):
-        return ()
-
-    def ipoll(self, timeout=-1):
-        return ()
-
-
 def _quiet_server(n):
-    ep = EndPoint(clock=lambda: 1000, rand=lambda n: 0, socket_factory=lambda f, t, p: _Sock(),
-                  poll_factory=_Poller)
+    ep = EndPoint(clock=lambda: 1000, rand=lambda n: 0, socket_factory=lambda f, t, p: HandOver(),
+                  poll_factory=HandOverPoller)
     srv = Server(ep, max_observers=n, max_observers_per_resource=n, notify_con_every=1000)
     state = [0]
     res = srv.add("temp", Resource(get=lambda r: (CONTENT, b"%d" % state[0]), obs=True, ct=0))

@@ -3,7 +3,7 @@
 # 7967). Portable: CPython (pytest) and the MicroPython VM, on fakenet.
 # Rules: module-level `def test_*()` only, asserts show their values, no pytest.
 import support
-from fakenet import CLIENT, ROGUE, SERVER, Net, mtype, pair
+from fakenet import CLIENT, ROGUE, SERVER, HandOver, HandOverPoller, Net, mtype, pair
 from coapy_micro.connection import EndPoint, Message
 from coapy_micro.message import encode_options
 from coapy_micro.options import Option
@@ -557,50 +557,12 @@ def test_path_lookup_allocates_nothing_on_micropython():
     support.assert_no_alloc(rig.srv.route, r)
 
 
-class _Ready:
-    """A socket whose recvfrom hands over a (datagram, address) pair made
-    beforehand and whose sendto keeps nothing: what serving allocates is
-    then the stack's own."""
-
-    def __init__(self):
-        self.ready = None
-
-    def setblocking(self, flag):
-        pass
-
-    def bind(self, addr):
-        pass
-
-    def sendto(self, data, addr):
-        return len(data)
-
-    def recvfrom(self, n):
-        r = self.ready
-        if r is None:
-            raise OSError(11)
-        self.ready = None
-        return r
-
-
-class _ReadyPoller:
-    def __init__(self):
-        self.sock = None
-        self.yes = None
-
-    def register(self, sock, events):
-        self.sock = sock
-        self.yes = [(sock, 1)]
-
-    def poll(self, timeout=-1):
-        return self.yes if self.sock.ready is not None else []
-
-
 def test_serving_allocates_nothing_per_option():
     # A request of hundreds of options (unknown elective ones, queries, a
     # path that matches nothing) allocates no more than a plain one: options
     # are read in place, strings made only when a handler asks for them.
-    sock = _Ready()
-    ep = EndPoint(socket_factory=lambda f, t, p: sock, poll_factory=_ReadyPoller)
+    sock = HandOver()
+    ep = EndPoint(socket_factory=lambda f, t, p: sock, poll_factory=HandOverPoller)
     srv = Server(ep)
     srv.add("x", Resource(get=const_handler(CONTENT, b"ok")))
     kinds = (

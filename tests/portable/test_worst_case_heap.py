@@ -12,6 +12,7 @@
 # must fill as said) and skips the figures.
 # Rules: module-level `def test_*()` only, asserts show their values, no pytest.
 import support
+from fakenet import HandOver, HandOverPoller
 from coapy_micro.connection import EndPoint, Message
 from coapy_micro.options import Option
 from coapy_micro.server import Resource, Server
@@ -22,41 +23,6 @@ BODY = b"r" * 1000  # a reply of about 1 KB
 LIMIT = 64 * 1024  # at most, for the tables of a node with everything full (50 KB measured)
 
 S = {}
-
-
-class Sock:
-    """recvfrom hands over the datagram given; sendto keeps nothing."""
-
-    def __init__(self):
-        self.ready = None
-        self.addr = None
-
-    def setblocking(self, flag):
-        pass
-
-    def bind(self, addr):
-        pass
-
-    def sendto(self, data, addr):
-        return len(data)
-
-    def recvfrom(self, n):
-        r = self.ready
-        if r is None:
-            raise OSError(11)
-        self.ready = None
-        return r
-
-    def close(self):
-        pass
-
-
-class Poller:
-    def register(self, sock, events):
-        self.sock = sock
-
-    def poll(self, timeout=-1):
-        return [(self.sock, 1)] if self.sock.ready is not None else []
 
 
 def serve(msg, mid, port):
@@ -73,8 +39,8 @@ def heap():
 
 def test_0_start():
     S["base"] = support.heap_now()
-    sock = S["sock"] = Sock()
-    ep = S["ep"] = EndPoint(socket_factory=lambda f, t, p: sock, poll_factory=Poller)
+    sock = S["sock"] = HandOver()
+    ep = S["ep"] = EndPoint(socket_factory=lambda f, t, p: sock, poll_factory=HandOverPoller)
     srv = S["srv"] = Server(ep)
     srv.add("big", Resource(post=lambda r: (68, BODY)))
     srv.add("obs", Resource(get=lambda r: (69, b"21.5"), obs=True))
