@@ -684,7 +684,12 @@ class Client:
             if o is not None:
                 now = self.now()
                 waited = o.waiting
-                o.handle(rx, now)
+                try:
+                    o.handle(rx, now)
+                except MemoryError:
+                    # A notification the heap had no room for is dropped;
+                    # the next carries the newer state (RFC 7641 §3.3).
+                    pass
                 self._observed(o, rec, waited, now)
                 return True
         for h in self._pending:
@@ -698,7 +703,16 @@ class Client:
         elif rx is rec.response or rx in rec.responses:
             if m.transaction_type == _CON:
                 rx.ack()  # the separate response (RFC 7252 §5.2.2)
-            self._answered(h, rx)
+            try:
+                self._answered(h, rx)
+            except MemoryError:
+                # A body the heap cannot hold (a long Block2 transfer needs
+                # it in one piece) ends this request, not the caller's loop;
+                # what the transfer had gathered is let go.
+                err = CoapError(_told(h, "no memory left on this node for the response from %s"
+                                      % (peer_text(rec.remote),)))
+                h.transfer = None
+                self._finish(h, None, err)
         else:
             h.acknowledged = True  # an empty ACK: the response comes separately
         return True

@@ -39,3 +39,22 @@ def test_a_starved_server_serves_what_fits_and_recovers(tmp_path):
     # One failed read per datagram (three datagrams), the POST counted as dropped.
     assert got["memory_errors"] == 3 and got["dropped"] == 1, got
     assert got["recovered_post"] == [[68], 0] and got["memory_errors_after"] == 3, got
+
+
+def test_a_body_larger_than_the_heap_ends_the_request_not_the_loop():
+    # A Client out of memory for real (tests/upy_peers/starved_client.py):
+    # a server hands out 1 KB blocks without end, max_body (1 MiB) is more
+    # than the heap (512 KB: the fake network and the tests it imports are
+    # compiled from source here). Before, the MemoryError of the growing
+    # body left Client.process(); now the request ends with a CoapError
+    # that says so and how far it got, and the next request is answered.
+    upy.need_micropython()
+    script = portable_runs.ROOT / "tests" / "upy_peers" / "starved_client.py"
+    proc = upy.run([script], paths=[portable_runs.ROOT / "tests" / "portable", portable_runs.ROOT],
+                   heap="512k", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "raised" not in got, got
+    assert got["error"] == "CoapError" and "no memory left" in got["text"], got
+    assert "bytes in" in got["text"] and got["requests"] > 1, got
+    assert got["after"] == [69, "None"], got
