@@ -232,6 +232,13 @@ class _Dedup:
     peer is a remote address: an attacker with many ports is many peers,
     and a burst of enough of them still flushes the table.)
 
+    Each peer's entries are also chained oldest first, and the peer's table
+    entry says how many it holds and where its chain starts and ends, so
+    finding the entry a peer gives up costs the same however the table is
+    shared. (A walk from the oldest entry to the peer's own took a step per
+    entry of the others: with a table of 256 shared by two peers, 128 steps
+    on every datagram, which a second peer can bring about at will.)
+
     Each insertion gives its slot a new generation (slot + k * size): a
     ReceptionRecord holds it, so a reply to an entry pushed out meanwhile is
     not stored against the newcomer in its slot.
@@ -251,11 +258,15 @@ class _Dedup:
         self.newer = [-1] * size
         self.head = -1
         self.tail = -1
+        # The same, per peer: each slot's older and newer entry of its peer.
+        self.peer_older = [-1] * size
+        self.peer_newer = [-1] * size
         self.free = list(range(size))  # a stack of free slots
         self.nfree = size
-        # remote -> how many entries it holds (who yields when the table is
-        # full); a key per peer with entries, so a busy node keeps a few.
-        self.counts = {}
+        # remote -> [entries it holds, its oldest slot, its newest slot]:
+        # who yields when the table is full, and where its own oldest is. A
+        # key per peer with entries, so a busy node keeps a few.
+        self.peers = {}
         # A large table's index, (id, remote) -> slot, on CPython. MicroPython
         # scans even a large one: `in` over a list of small ints is quick in
         # C there, and allocates nothing, where a dict lookup builds a key
@@ -280,25 +291,37 @@ class _Dedup:
                     return -2 - s
         if not self.size:
             return -1
+        peers = self.peers
+        k = _key(remote)
+        p = peers.get(k)
         if self.nfree:
             self.nfree -= 1
             s = self.free[self.nfree]
         else:
             s = self.head
             owner = self.remotes[s]
-            if owner != remote and ticks_diff(self.expires[s], now) > 0:
-                counts = self.counts
-                if counts.get(_key(remote), 0) >= counts[_key(owner)]:
-                    # It gives up its own oldest: the first of its entries
-                    # from the old end (near it, for a peer holding many).
-                    remotes = self.remotes
-                    while remotes[s] != remote:
-                        s = self.newer[s]
+            if (p is not None and owner != remote and ticks_diff(self.expires[s], now) > 0
+                    and p[0] >= peers[_key(owner)][0]):
+                s = p[1]  # it gives up its own oldest
             self._unlink(s)
+            if p is not None and p[0] == 0:
+                p = None  # that was its only entry: its row went
         tids[s] = tid
+        # One address object per peer in the table, not one per entry: a
+        # busy peer's table holds one copy of its address, not hundreds.
+        if p is not None:
+            remote = self.remotes[p[2]]
         self.remotes[s] = remote
-        k = _key(remote)
-        self.counts[k] = self.counts.get(k, 0) + 1
+        if p is None:
+            p = peers[k] = [1, s, s]
+            self.peer_older[s] = -1
+        else:
+            p[0] += 1
+            last = p[2]
+            self.peer_older[s] = last
+            self.peer_newer[last] = s
+            p[2] = s
+        self.peer_newer[s] = -1
         self.expires[s] = expires
         self.lens[s] = 0
         g = self.gens[s] + self.size
@@ -333,13 +356,21 @@ class _Dedup:
             key = (self.tids[s], self.remotes[s])
             if index.get(key) == s:
                 del index[key]
-        counts = self.counts
         k = _key(self.remotes[s])
-        n = counts[k] - 1
-        if n:
-            counts[k] = n
+        p = self.peers[k]
+        o = self.peer_older[s]
+        n = self.peer_newer[s]
+        if o >= 0:
+            self.peer_newer[o] = n
         else:
-            del counts[k]
+            p[1] = n
+        if n >= 0:
+            self.peer_older[n] = o
+        else:
+            p[2] = o
+        p[0] -= 1
+        if not p[0]:
+            del self.peers[k]
         self.tids[s] = -1
         self.remotes[s] = None
 

@@ -195,6 +195,39 @@ def test_dedup_entries_are_shared_out_among_peers():
     assert send(a, 0) == 1 and s.dedup_count == 8, s.dedup_count
 
 
+def test_dedup_sharing_matches_the_rule_over_a_long_mixed_run():
+    # Four peers, one of them far busier, sending new and repeated message
+    # IDs in a pseudo-random order: what the EndPoint calls a duplicate is
+    # exactly what the sharing rule (above) keeps, checked against a plain
+    # list that applies it the slow way.
+    size = 12
+    net, s, a = server_with_rogue(dedup_size=size)
+    socks = [a] + [net.socket(("10.0.0.%d" % (70 + i), 40000)) for i in range(3)]
+    kept = []  # (peer, message ID), oldest first
+    x = 12345
+    for step in range(600):
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        peer = 0 if x % 3 else (x >> 8) % 4  # peer 0 sends two in three
+        mid = (x >> 12) % 24
+        entry = (peer, mid)
+        socks[peer].sendto(Message(NON, GET, token=b"x").encode(mid), SERVER)
+        got = len(drain(s))
+        if entry in kept:
+            assert got == 0, (step, entry)
+            continue
+        assert got == 1, (step, entry)
+        if len(kept) == size:
+            owner = kept[0][0]
+            mine = [e for e in kept if e[0] == peer]
+            theirs = [e for e in kept if e[0] == owner]
+            if owner != peer and mine and len(mine) >= len(theirs):
+                kept.remove(mine[0])  # it gives up its own oldest
+            else:
+                kept.pop(0)
+        kept.append(entry)
+    assert s.dedup_count == size
+
+
 def test_a_cache_of_one_or_two_entries_still_detects_the_latest():
     for size in (1, 2):
         net, s, rogue = server_with_rogue(dedup_size=size)
