@@ -71,25 +71,29 @@ def option_next(buf, cur, want=-1):
     hundreds of junk options costs it one tight loop. Raises DecodeError on
     any format error (RFC 7252 §3.1): the walk is also decode's check.
     """
+    # (Eight locals, no more: with at most three values on its stack the
+    # frame fits the 11 words MicroPython keeps on the C stack; a larger one
+    # would be allocated on the heap at every call, once per option. So the
+    # header byte goes straight into d, and where the option began is worked
+    # out again on the one path that needs it.)
     pos = cur[2]
     end = cur[3]
     number = cur[4]
     while pos < end:
-        at = pos
-        b = buf[pos]
+        d = buf[pos]
         pos += 1
-        n = b & 15
-        if b < 0xD0 and n < 13:
-            d = b >> 4  # the common case: delta and length both fit in their nibbles
-        else:
-            if b == _PAYLOAD_MARKER:
+        n = d & 15
+        d >>= 4
+        if d > 12 or n > 12:
+            if d == 15 and n == 15:  # the payload marker
                 if pos >= end:  # a marker with no payload after it
                     raise DecodeError("bad payload marker")
                 if number > 65535:
                     raise DecodeError("option number above 65535")
-                cur[2] = cur[3] = at
+                pos -= 1
+                cur[2] = pos
+                cur[3] = pos
                 return -1
-            d = b >> 4
             if d == 15 or n == 15:
                 # 15 is reserved for the payload marker byte (0xFF) alone
                 raise DecodeError("bad payload marker")
@@ -100,7 +104,7 @@ def option_next(buf, cur, want=-1):
                     d = buf[pos] + 13
                     pos += 1
                 else:
-                    d = ((buf[pos] << 8) | buf[pos + 1]) + 269
+                    d = buf[pos + 1] + (buf[pos] << 8) + 269
                     pos += 2
             if n > 12:
                 if pos + n - 12 > end:
@@ -109,7 +113,7 @@ def option_next(buf, cur, want=-1):
                     n = buf[pos] + 13
                     pos += 1
                 else:
-                    n = ((buf[pos] << 8) | buf[pos + 1]) + 269
+                    n = buf[pos + 1] + (buf[pos] << 8) + 269
                     pos += 2
         number += d
         if pos + n > end:
@@ -125,7 +129,15 @@ def option_next(buf, cur, want=-1):
                 cur[4] = number
                 return number
             if want >= 0:
-                cur[2] = at  # left before the option past `want`'s place
+                # Left before the option past `want`'s place: back over its
+                # header, a byte and one or two more for a delta or a length
+                # above 12 (above 268).
+                pos -= 1
+                if d > 12:
+                    pos -= 1 if d < 269 else 2
+                if n > 12:
+                    pos -= 1 if n < 269 else 2
+                cur[2] = pos
                 cur[4] = number - d
                 return -1
         pos += n
@@ -264,6 +276,57 @@ def _cursor(start, end):
     cur[3] = end
     cur[4] = 0
     return cur
+
+
+def _options_end(buf, start, end):
+    # Where the options in buf[start:end] end (their payload marker, or
+    # `end`), every one of them checked on the way (DecodeError).
+    cur = _scratch if IS_MICROPYTHON else [0, 0, 0, 0, 0]
+    cur[2] = start
+    cur[3] = end
+    cur[4] = 0
+    option_next(buf, cur, _PAST)
+    return cur[3]
+
+
+def _walk(raw, cur):
+    # Walk the cursor `cur` over the options of the datagram `raw` to their
+    # end, checking each: a DecodeError for a bad one carries the header's
+    # fields. (A function of its own for its try: a handler takes about six
+    # words of stack and three more, so only two locals fit with it in the
+    # 11 words MicroPython keeps on the C stack, and decode_from() would
+    # take its frame from the heap with it. Both stay on the C stack so.)
+    try:
+        option_next(raw, cur, _PAST)
+    except DecodeError:
+        raise _malformed(raw)
+
+
+def _malformed(raw):
+    # The DecodeError for a datagram Message.decode_from() refused, saying
+    # what is wrong and carrying what its header holds. Found again here,
+    # the checks in decode's order: only a bad datagram pays for this.
+    n = len(raw)
+    b0 = raw[0]
+    tkl = b0 & 15
+    if b0 >> 6 != 1:
+        e = DecodeError("CoAP version %d" % (b0 >> 6))
+        e.bad_version = True
+    elif tkl > 8 or 4 + tkl > n:
+        # 9-15 are reserved; or the token runs past the end
+        e = DecodeError("bad token length")
+    elif raw[1] == 0 and n > 4:
+        e = DecodeError("Empty message with token, options or payload")
+    else:
+        e = DecodeError("malformed options")  # (not kept: the walk raises what it found)
+        try:
+            _options_end(raw, 4 + tkl, n)
+        except DecodeError as err:
+            e = err
+    e.transaction_type = (b0 >> 4) & 3
+    e.transaction_id = (raw[2] << 8) | raw[3]
+    e.code = raw[1]
+    return e
 
 
 class Message:
@@ -407,9 +470,7 @@ class Message:
         if t is bytes or t is bytearray:  # (a tuple of types would be built per call on a board)
             ob = opts
             if ob is not _checked:
-                cur = _cursor(0, len(ob))
-                option_next(ob, cur, _PAST)
-                if cur[3] != len(ob):
+                if _options_end(ob, 0, len(ob)) != len(ob):
                     raise DecodeError("a payload marker among the options")
                 if t is bytes:  # (a bytearray could change before the next call)
                     _checked = ob
@@ -591,40 +652,31 @@ class Message:
         that reuses one message for every datagram it takes in calls this,
         which allocates nothing.
         """
-        raw = packed if type(packed) is bytes else bytes(packed)
-        n = len(raw)
-        if n < 4:
+        # (No try here, and five locals: the frame stays within the 11 words
+        # MicroPython keeps on the C stack, where a handler's share of the
+        # stack would put it on the heap at every call. _walk() holds the try,
+        # and what is wrong with a bad datagram is found by _malformed().)
+        if type(packed) is not bytes:
+            packed = bytes(packed)  # (kept: token and payload are sliced from it later)
+        end = len(packed)
+        if end < 4:
             raise DecodeError("too short")  # than the 4-byte header
-        b0 = raw[0]
-        mtype = (b0 >> 4) & 3
-        code = raw[1]
-        tid = (raw[2] << 8) | raw[3]
-        tkl = b0 & 15
-        try:
-            if b0 >> 6 != 1:
-                e = DecodeError("CoAP version %d" % (b0 >> 6))
-                e.bad_version = True
-                raise e
-            if tkl > 8 or 4 + tkl > n:
-                # 9-15 are reserved; or the token runs past the end
-                raise DecodeError("bad token length")
-            if code == 0 and n > 4:
-                raise DecodeError("Empty message with token, options or payload")
-            end = n
-            if 4 + tkl < n:
-                cur = _cursor(4 + tkl, n)
-                option_next(raw, cur, _PAST)  # checks every option
-                end = cur[3]
-        except DecodeError as e:
-            e.transaction_type = mtype
-            e.transaction_id = tid
-            e.code = code
-            raise
-        self._type = mtype
-        self.code = code
-        self._raw = raw
-        self._ob = raw
-        self._o0 = 4 + tkl
+        o0 = 4 + (packed[0] & 15)  # where the options start, after the token
+        if packed[0] >> 6 != 1 or o0 > 12 or o0 > end or (packed[1] == 0 and end > 4):
+            raise _malformed(packed)  # a bad version, token length, or Empty message
+        if o0 < end:
+            # _cursor(o0, end), written out: one call fewer per datagram.
+            cur = _scratch if IS_MICROPYTHON else [0, 0, 0, 0, 0]
+            cur[2] = o0
+            cur[3] = end
+            cur[4] = 0
+            _walk(packed, cur)  # checks every option
+            end = cur[3]
+        self._type = (packed[0] >> 4) & 3
+        self.code = packed[1]
+        self._raw = packed
+        self._ob = packed
+        self._o0 = o0
         self._o1 = end  # the payload marker, or the end
         # Token and payload are sliced from the datagram when first asked
         # for; a reused message forgets the ones it sliced before.
@@ -632,7 +684,7 @@ class Message:
             self._token = None
         if self._payload is not None:
             self._payload = None
-        return tid
+        return (packed[2] << 8) | packed[3]
 
     def __repr__(self):
         c = self.code
