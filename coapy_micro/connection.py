@@ -1055,9 +1055,11 @@ class EndPoint:
 
     def _wait(self, wait_ms):
         # One readable socket, or None when wait_ms (-1: forever) passes.
-        ipoll = self._ipoll
-        if ipoll is not None:
-            for ev in ipoll(wait_ms):
+        # (_ipoll read twice, not held in a local: a `for` keeps four words
+        # of stack, and one local more would take this frame past the 11
+        # words MicroPython keeps on the C stack, to the heap at every call.)
+        if self._ipoll is not None:
+            for ev in self._ipoll(wait_ms):
                 return ev[0]
             return None
         for ev in self._poller.poll(wait_ms):
@@ -1069,12 +1071,10 @@ class EndPoint:
         # One datagram off `sock`, through the message layer: the record to
         # hand up, or None.
         self._reading = sock
-        try:
-            got = sock.recvfrom(self.max_message_size + 1)
-        except OSError:  # EAGAIN, or an ICMP error reported on the socket
-            self._reading = None
-            return None
+        got = self._read(sock)
         self._reading = None
+        if got is None:
+            return None
         # Under load, the next call reads straight away, without a poll: on
         # CPython, where the poll system call costs about what a read does.
         # Not on a board: there a read that finds nothing allocates its full
@@ -1082,46 +1082,67 @@ class EndPoint:
         self._busy = self._nsocks == 1 and not IS_MICROPYTHON
         return self._take(got, sock, now, reuse)
 
+    def _read(self, sock):
+        # recvfrom's (datagram, remote), or None for nothing to read. (The
+        # try has a function of its own: a handler takes six words of stack
+        # and three more, so no more than two locals fit with it in the 11
+        # words MicroPython keeps on the C stack; _receive, with it, would
+        # take its frame from the heap at every call. Two stack frames cost
+        # less than that one.)
+        try:
+            return sock.recvfrom(self.max_message_size + 1)
+        except OSError:  # EAGAIN, or an ICMP error reported on the socket
+            return None
+
     def _take(self, got, sock, now, reuse):
         # The (datagram, remote) pair recvfrom gave, through the message layer.
-        data = got[0]
-        remote = got[1]
-        if len(data) > self.max_message_size:
+        # (got[0] and got[1] read where needed, and the try in _decoded(): six
+        # locals, a frame MicroPython keeps on the C stack.)
+        if len(got[0]) > self.max_message_size:
             self.dropped += 1  # truncated: cannot be trusted
             if self.on_dropped is not None:
-                self.on_dropped(remote, "larger than max_message_size (%d bytes)"
+                self.on_dropped(got[1], "larger than max_message_size (%d bytes)"
                                 % self.max_message_size)
             return None
-        try:
-            rx = self._spare if reuse else None
-            if rx is not None:
-                # The reused record: made with every attribute it will ever
-                # set, so refilling it never grows its table (nor its Message's).
-                rx.transaction_id = rx.message.decode_from(data)
+        rx = self._spare if reuse else None
+        if rx is not None:
+            # The reused record: made with every attribute it will ever
+            # set, so refilling it never grows its table (nor its Message's).
+            if not _decoded(rx, got[0]):
+                return self._malformed(got)
+            rx.pertains_to = None
+            rx.sock = None
+            rx._entry = -1
+            rx.remote = got[1]
+        else:
+            rx = _received(self, got)
+            if rx is None:
+                return self._malformed(got)
+            if reuse:
                 rx.pertains_to = None
                 rx.sock = None
                 rx._entry = -1
-                rx.remote = remote
-            else:
-                rx = ReceptionRecord(self, data, remote)
-                if reuse:
-                    rx.pertains_to = None
-                    rx.sock = None
-                    rx._entry = -1
-                    self._spare = rx
-        except DecodeError as e:
-            self.dropped += 1
-            if self.on_dropped is not None:
-                self.on_dropped(remote, "malformed (%s)" % (e,))
-            if e.transaction_type == _CON and not e.bad_version:
-                self._send_empty(_RST, e.transaction_id, remote)
-            return None
+                self._spare = rx
         if sock is not self._socket:
             rx.sock = sock
         self._taking = rx
         rx = self._dispatch(rx, now)
         self._taking = None
         return rx
+
+    def _malformed(self, got):
+        # A datagram that did not decode: dropped, and a CON of CoAP version
+        # 1 gets RST. Decoded again for the error (only bad datagrams pay
+        # for that), so the common path has no `except ... as`.
+        try:
+            Message.decode(got[0])
+        except DecodeError as e:
+            self.dropped += 1
+            if self.on_dropped is not None:
+                self.on_dropped(got[1], "malformed (%s)" % (e,))
+            if e.transaction_type == _CON and not e.bad_version:
+                self._send_empty(_RST, e.transaction_id, got[1])
+        return None
 
     def _dispatch(self, rx, now):
         m = rx.message
@@ -1268,6 +1289,27 @@ class EndPoint:
 
 
 # -- addresses -------------------------------------------------------------
+
+
+def _decoded(rx, data):
+    # Refill the ReceptionRecord `rx` with the datagram `data`: False if it
+    # is malformed. (The try in a function of two locals: with a handler's
+    # share of the stack, that is what fits in the 11 words MicroPython
+    # keeps on the C stack.)
+    try:
+        rx.transaction_id = rx.message.decode_from(data)
+    except DecodeError:
+        return False
+    return True
+
+
+def _received(ep, got):
+    # A new ReceptionRecord of recvfrom's (datagram, remote), or None if the
+    # datagram is malformed. (As _decoded(): two locals with the try.)
+    try:
+        return ReceptionRecord(ep, got[0], got[1])
+    except DecodeError:
+        return None
 
 
 def _key(remote):
