@@ -267,6 +267,18 @@ class Request:
             self._body = None
             self._kept = False
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        # A Request is also a context manager: an Exception raised in
+        # `with request:` is reported as its handler's would be
+        # (Server.fail(): counted, passed to on_error) and goes no further.
+        if exc is not None and isinstance(exc, Exception):
+            self.server.fail(self, exc)
+            return True
+        return False
+
     def keep(self):
         """Keep this Request (and its message) for use after its handler
         returns: the server then makes a new one for the next request. The
@@ -411,6 +423,21 @@ def _same(buf, pos, seg):
     return True
 
 
+def _child(node, buf, pos, n):
+    # The child of route-tree `node` named by buf[pos:pos + n], or None.
+    # (An index, not `for`: a for loop's iterator takes 4 words of the
+    # frame on MicroPython, which would then no longer fit the C stack.)
+    kids = node[2]
+    i = 0
+    while i < len(kids):
+        seg = kids[i][0]
+        if len(seg) == n and (_same(buf, pos, seg) if IS_MICROPYTHON
+                              else buf[pos:pos + n] == seg):
+            return kids[i]
+        i += 1
+    return None
+
+
 def _segments(path):
     # 'a/b', '/a/b' -> ['a', 'b']; '' and '/' -> [] (the root). Empty
     # segments inside are kept ('a//b' is three segments, RFC 7252 §6.4).
@@ -472,6 +499,7 @@ class Server:
         self._cf_options = {}  # Content-Format -> its encoded option (bounded)
         self._links = None  # the listing link_format() made last (see there)
         self._cur = [0, 0, 0, 0, 0]  # the option cursor route() walks with
+        self._walk = [None, 0, True, False, None, -1]  # and what it finds (_walk_start)
         # The Request handle() fills for each request: reused while nobody
         # keeps it, so a request handled at once costs no object.
         self._spare = None
@@ -659,11 +687,12 @@ class Server:
     def call(self, req, handler):
         """handler(req): what it returned, or a 5.00 answer, after fail(),
         when it raised. (The node keeps serving; the application hears.)"""
-        try:
+        # `with req` where `try: ... except Exception as e` would do: the
+        # `as` costs two try levels, a frame too large for the C stack on
+        # MicroPython, allocated on the heap at every request.
+        with req:
             return handler(req)
-        except Exception as e:
-            self.fail(req, e)
-            return _RAISED
+        return _RAISED  # reached when it raised (Request.__exit__)
 
     def render(self, req, res, result):
         """The response to `req` from `result`, what a handler returned (a
@@ -685,6 +714,29 @@ class Server:
         # render(), leaving the parts in self._out: its caller reads them at
         # once, and no tuple is made per request. (Nothing in between runs
         # application code, so one list serves however deep the calls.)
+        # Here what most handlers return for a plain request, a (code,
+        # bytes) pair that needs no block: nothing on this path can raise,
+        # so it needs no try, and its frame fits the C stack on MicroPython.
+        # Anything else goes the whole way (_render_all).
+        if (req._rare or res is None or type(result) is not tuple or len(result) != 2
+                or type(result[0]) is not int or not 64 <= result[0] <= 191
+                or type(result[1]) is not bytes or len(result[1]) > self.block_size):
+            self._render_all(req, res, result)
+            return
+        out = self._out
+        out[0] = result[0]
+        out[1] = result[1]
+        out[3] = ()
+        cts = res.ct  # the Content-Format a 2.xx with a body gets (Resource.ct)
+        if cts is None or not result[1] or result[0] >> 5 != 2:
+            out[2] = None
+        elif type(cts) is int:
+            out[2] = cts
+        else:
+            out[2] = cts[0] if len(cts) == 1 else None
+
+    def _render_all(self, req, res, result):
+        # _render() for whatever a handler may return, any request.
         try:
             if result is None:
                 raise TypeError("handler returned None without defer()")
@@ -751,6 +803,31 @@ class Server:
         when the handler deferred; or, when suppressed, only the empty ACK a
         CON needs. Once per request: later calls do nothing. A response
         that cannot be sent (too large, unusable options) becomes 5.00."""
+        # The common case (a plain request, a response with no options but
+        # maybe a Content-Format) here, in a frame that fits the C stack on
+        # MicroPython; the rest in _answer_all().
+        if req._rare or req.multicast or req._done or options:
+            self._answer_all(req, code, payload, content_format, options)
+        else:
+            req._done = True
+            if not req.rx.respond(code, payload, self._cf_bytes(content_format)):
+                self._unsent(req, code)
+
+    def _cf_bytes(self, cf):
+        # A lone Content-Format in wire form (b"" for none), from the cache.
+        if cf is None:
+            return b""
+        return self._cf_options.get(cf) or self.option_bytes(cf)
+
+    def _unsent(self, req, code):
+        # The response did not fit max_message_size: 5.00 in its place.
+        self.fail(req, ValueError("the response does not fit max_message_size"))
+        if code != _INTERNAL_SERVER_ERROR:
+            req._done = False
+            self.answer(req, _INTERNAL_SERVER_ERROR)
+
+    def _answer_all(self, req, code, payload, content_format, options):
+        # answer() for any request and response.
         d = req.deferred
         if d is not None:
             # The handler deferred but also returned (or raised): send it
@@ -779,17 +856,14 @@ class Server:
         # Straight into the EndPoint's buffer: no response Message.
         if options:
             ob = self._built(req, -1, 0, b"", content_format, options)
-        elif content_format is None:
-            ob = b""
         else:
-            ob = self._cf_options.get(content_format) or self.option_bytes(content_format)
-        if ob is not None:
-            if req.rx.respond(code, payload, ob):
-                return
-            self.fail(req, ValueError("the response does not fit max_message_size"))
-        if code != _INTERNAL_SERVER_ERROR:
-            req._done = False
-            self.answer(req, _INTERNAL_SERVER_ERROR)
+            ob = self._cf_bytes(content_format)
+        if ob is None:  # (fail() was called)
+            if code != _INTERNAL_SERVER_ERROR:
+                req._done = False
+                self.answer(req, _INTERNAL_SERVER_ERROR)
+        elif not req.rx.respond(code, payload, ob):
+            self._unsent(req, code)
 
     def _built(self, req, mtype, code, payload, cf, options):
         # option_bytes(cf, options) (mtype -1), or a Message of that type:
@@ -864,46 +938,59 @@ class Server:
         A MemoryError while a request is handled drops it (counted in the
         EndPoint's memory_errors; a CON's retransmission is then taken as
         new): it never leaves process()."""
-        ep = self.end_point
+        # (This and every function a request passes through keep their
+        # frames within the 11 words MicroPython holds on the C stack: a
+        # larger frame is a heap allocation per call. tools/frames.py.)
         group = self._hooks.get("group")
         if group is None or not group.count:
             # The EndPoint's reusable record, unless this is a handler
             # serving while another request is handled (that one holds it).
-            rx = ep.process(timeout_ms, self._depth == 0)
+            rx = self.end_point.process(timeout_ms, self._depth == 0)
         else:
-            clock = self._clock
-            start = clock()
-            while True:
-                now = clock()
-                wait = group.send_due(now)
-                cut = False
-                t = timeout_ms
-                if t is not None:
-                    t = int(t) - ticks_diff(now, start)
-                    if t < 0:
-                        t = 0
-                if wait >= 0 and (t is None or wait < t):
-                    t = wait
-                    cut = True
-                rx = ep.process(t, self._depth == 0)
-                if rx is not None or not cut:
-                    break
-        if rx is None:
-            return None
-        depth = self._depth
-        try:
-            if self.handle(rx):
-                return None
-        except MemoryError:
-            # Dropped, and forgotten by the duplicate cache, so the peer's
-            # retransmission gets a fresh try.
-            self._depth = depth
-            ep.memory_errors += 1
-            ep.dropped += 1
-            rx.forget()
+            rx = self._process_group(group, timeout_ms)
+        if rx is None or self._handled(rx):
             return None
         rx.keep()  # not a request: the caller's to keep
         return rx
+
+    def _process_group(self, group, timeout_ms):
+        # process()'s wait while group responses wait out their leisure:
+        # cut short to send each when due.
+        clock = self._clock
+        start = clock()
+        while True:
+            now = clock()
+            wait = group.send_due(now)
+            cut = False
+            t = timeout_ms
+            if t is not None:
+                t = int(t) - ticks_diff(now, start)
+                if t < 0:
+                    t = 0
+            if wait >= 0 and (t is None or wait < t):
+                t = wait
+                cut = True
+            rx = self.end_point.process(t, self._depth == 0)
+            if rx is not None or not cut:
+                return rx
+
+    def _handled(self, rx):
+        # handle(rx), where a MemoryError drops the request.
+        try:
+            return self.handle(rx)
+        except MemoryError:
+            return self._starved(rx)
+
+    def _starved(self, rx):
+        # A MemoryError left handle(), which had counted itself in _depth
+        # first thing: dropped, and forgotten by the duplicate cache, so the
+        # peer's retransmission gets a fresh try.
+        self._depth -= 1
+        ep = self.end_point
+        ep.memory_errors += 1
+        ep.dropped += 1
+        rx.forget()
+        return True
 
     def serve(self, seconds=None, tick=None, tick_ms=1000):
         """Loop process() for `seconds` (None: until stop()). tick(), if
@@ -949,16 +1036,17 @@ class Server:
     def handle(self, rx):
         """Answer `rx` (a ReceptionRecord from EndPoint.process) if it is a
         request: True if it was one, False (untouched) otherwise."""
-        m = rx.message
-        code = m.code
-        if not 1 <= code <= 31:
-            if m.transaction_type == _RST:
+        # Counted first thing, so a MemoryError from anywhere below leaves
+        # it one up (process() takes it back).
+        self._depth += 1
+        if not 1 <= rx.message.code <= 31:
+            if rx.message.transaction_type == _RST:
                 obs = self._hooks.get("observe")
                 if obs is not None:
                     obs.reset(rx)  # an observer rejected a notification
+            self._depth -= 1
             return False
-        sock = rx.sock
-        multicast = sock is not None and sock is not self.end_point.socket
+        multicast = rx.sock is not None and rx.sock is not self.end_point.socket
         # The spare Request, unless a handler is using it (one serving
         # from inside a handler gets a fresh one).
         req = self._spare
@@ -967,19 +1055,11 @@ class Server:
         else:
             self._spare = None
             req._load(rx, multicast)
-        self._depth += 1
         res = self.route(req)
-        if not isinstance(res, Resource):
-            if res == _BAD_OPTION and not req.confirmable:
-                # An unrecognized critical option in a NON message: reject
-                # it (RFC 7252 §5.4.1, §4.3), silently for a group (§8.2).
-                if not multicast:
-                    rx.reset()
-            else:
-                # 4.02 says which option (RFC 7252 §5.4.1: a diagnostic payload).
-                self.answer(req, res, b"option %d" % req._bad if res == _BAD_OPTION else b"")
+        if isinstance(res, Resource):
+            self._respond(req, res)
         else:
-            self._respond(req, res, code)
+            self._refuse(req, res)
         self._depth -= 1
         if req._kept:
             rx.keep()  # it stays with its request (deferred, observing...)
@@ -987,45 +1067,73 @@ class Server:
             self._spare = req
         return True
 
-    def _respond(self, req, res, code):
+    def _refuse(self, req, code):
+        # A request route() found no resource for: answered with `code`.
+        if code == _BAD_OPTION and not req.confirmable:
+            # An unrecognized critical option in a NON message: reject it
+            # (RFC 7252 §5.4.1, §4.3), silently for a group (§8.2).
+            if not req.multicast:
+                req.rx.reset()
+        else:
+            # 4.02 says which option (RFC 7252 §5.4.1: a diagnostic payload).
+            self.answer(req, code, b"option %d" % req._bad if code == _BAD_OPTION else b"")
+
+    def _respond(self, req, res):
         # A routed request through the checks, its handler and the answer.
-        handler = res.handlers[code - 1] if code <= 7 else None
+        handler = res.handlers[req.code - 1] if req.code <= 7 else None
         if handler is None:
             self.answer(req, _METHOD_NOT_ALLOWED)
             return
         if req._rare or res.accepts is not None:
-            # Checks for a request with options beyond its path, or for a
-            # resource that names the formats it accepts.
-            ok = res.accepts
-            if ok is not None and req.message.payload and not _among(ok, req.content_format):
-                self.answer(req, _UNSUPPORTED_CONTENT_FORMAT)
-                return
-            cts = res.ct
-            if cts is not None and req.accept is not None and not _among(cts, req.accept):
-                self.answer(req, _NOT_ACCEPTABLE)
-                return
-            b2 = req.block2
-            if b2 is not None and b2 & 7 == 7:
-                self.answer(req, _BAD_REQUEST, b"Block2 SZX 7")  # reserved (RFC 7959 §2.2)
-                return
-            if b2 is not None and b2 >> 4 and code != _GET and code != _FETCH:
-                # A later block of the answer to a request that changes state
-                # (RFC 7959 §2.7): from the answer kept for it, or refused,
-                # never by running the handler (the change) again.
-                req.keep()
-                self.hook("block").later(req, res)
-                return
-            if req.block1 is not None:
-                req.keep()
-                handler = self.hook("block").upload(req, res, handler)
-                if handler is None:
-                    return  # answered there: 2.31, 4.08, 4.13, or streamed
+            handler = self._checked(req, res, handler)
+            if handler is None:
+                return  # answered there
         result = self.call(req, handler)
         if result is None and req.deferred is not None:
             return  # the application answers later
         self._render(req, res, result)
+        self._answer_out(req)
+
+    def _answer_out(self, req):
+        # answer() with the parts _render() left in self._out, its common
+        # case written out again here: answer() itself, with its five
+        # arguments, needs a frame too large for the C stack on MicroPython.
         out = self._out
-        self.answer(req, out[0], out[1], out[2], out[3])
+        if req._rare or req.multicast or req._done or out[3]:
+            self._answer_all(req, out[0], out[1], out[2], out[3])
+        else:
+            req._done = True
+            if not req.rx.respond(out[0], out[1], self._cf_bytes(out[2])):
+                self._unsent(req, out[0])
+
+    def _checked(self, req, res, handler):
+        # The checks for a request with options beyond its path, or for a
+        # resource that names the formats it accepts: the handler to run,
+        # or None when the request was answered here.
+        ok = res.accepts
+        if ok is not None and req.message.payload and not _among(ok, req.content_format):
+            self.answer(req, _UNSUPPORTED_CONTENT_FORMAT)
+            return None
+        cts = res.ct
+        if cts is not None and req.accept is not None and not _among(cts, req.accept):
+            self.answer(req, _NOT_ACCEPTABLE)
+            return None
+        b2 = req.block2
+        if b2 is not None and b2 & 7 == 7:
+            self.answer(req, _BAD_REQUEST, b"Block2 SZX 7")  # reserved (RFC 7959 §2.2)
+            return None
+        if b2 is not None and b2 >> 4 and req.code != _GET and req.code != _FETCH:
+            # A later block of the answer to a request that changes state
+            # (RFC 7959 §2.7): from the answer kept for it, or refused,
+            # never by running the handler (the change) again.
+            req.keep()
+            self.hook("block").later(req, res)
+            return None
+        if req.block1 is not None:
+            req.keep()
+            # None when answered there: 2.31, 4.08, 4.13, or streamed
+            return self.hook("block").upload(req, res, handler)
+        return handler
 
     # -- reading the request -------------------------------------------------
 
@@ -1036,98 +1144,140 @@ class Server:
         on a board. Sets the request's content_format, accept, and its
         No-Response, Block1, Block2 and Observe values (path and query are
         made as strings only when read). handle() does this first."""
+        # The walk keeps its frame within the C stack's 11 words on
+        # MicroPython (tools/frames.py): the path is matched here, every
+        # other option read in _option(), and what the walk finds besides
+        # lives in self._walk (route() runs no application code, so one
+        # list serves however deep handlers serve).
         cur = self._cur
-        ob = req.message.cursor(cur)
+        ob = self._walk_start(req)
         node = self._root
-        sub = node if node[1] is not None and node[1].subtree else None
-        bad = 0  # the first unrecognized critical option, + 1
-        text = True  # every path segment and query is UTF-8
-        proxy = False
-        prev = -1
         # Unrecognized elective options are ignored (RFC 7252 §5.4.1): the
         # cursor passes over them without coming back here for each.
         number = option_next(ob, cur, _RECOGNIZED)
         while number >= 0:
-            pos = cur[0]
-            n = cur[1]
             if number == _URI_PATH:
-                if n > 255:
-                    bad = bad or number + 1
-                else:
-                    found = None
-                    if node is not None:
-                        for child in node[2]:
-                            seg = child[0]
-                            if len(seg) == n and (_same(ob, pos, seg) if IS_MICROPYTHON
-                                                  else ob[pos:pos + n] == seg):
-                                found = child
-                                break
-                    node = found
-                    if found is None:
-                        # Registered segments are UTF-8 by construction;
-                        # any other is checked in place (no string made).
-                        text = text and _utf8(ob, pos, n)
-                    elif found[1] is not None and found[1].subtree:
-                        sub = found
-            elif number == _URI_QUERY:
-                if n > 255:
-                    bad = bad or number + 1
-                else:
-                    text = text and _utf8(ob, pos, n)
-            elif number == _CONTENT_FORMAT:
-                if n <= 2 and number != prev:  # elective: a bad or extra one is ignored
-                    req.content_format = uint_at(ob, pos, n)
-                    req._rare = True
-            elif number == _ACCEPT:
-                if n > 2 or number == prev:
-                    bad = bad or number + 1
-                else:
-                    req.accept = uint_at(ob, pos, n)
-                    req._rare = True
-            elif number == _NO_RESPONSE:
-                if n <= 1 and number != prev:
-                    req._no_response = uint_at(ob, pos, n)
-                    req._rare = True
+                node = self._segment(node)
             else:
-                specs = self._specs
-                spec = specs.get(number)
-                if spec is None:
-                    cls = option_class(number)
-                    if cls is not None and number != _OSCORE:  # no OSCORE here
-                        spec = (cls.min_len, cls.max_len, cls.repeatable)
-                        specs[number] = spec  # at most the registered numbers
-                if spec is None or n < spec[0] or n > spec[1] or (number == prev and not spec[2]):
-                    # Unrecognized (§5.4.1), or to be treated so (§5.4.3
-                    # bad length, §5.4.5 supernumerary): critical ones fail
-                    # the request, elective ones are ignored.
-                    if number & 1:
-                        bad = bad or number + 1
-                elif number == _PROXY_URI or number == _PROXY_SCHEME:
-                    proxy = True
-                elif number == _BLOCK2:
-                    req.block2 = uint_at(ob, pos, n)
-                    req._rare = True
-                elif number == _BLOCK1:
-                    req.block1 = uint_at(ob, pos, n)
-                    req._rare = True
-                elif number == _OBSERVE:
-                    req.observe = uint_at(ob, pos, n)
-                    req._rare = True
-            prev = number
+                self._option(req, number)
             # (No call past the last option when no payload follows.)
             number = option_next(ob, cur, _RECOGNIZED) if cur[2] < cur[3] else -1
-        if node is not None and node[1] is not None and text and not (bad or proxy):
+        return self._routed(req, node)
+
+    def _walk_start(self, req):
+        # route()'s state for a new walk: [the option bytes, the first
+        # unrecognized critical option + 1, every path segment and query is
+        # UTF-8, a proxy option came, the deepest subtree resource's node on
+        # the path, the number of the option before]. Returns the bytes.
+        w = self._walk
+        ob = w[0] = req.message.cursor(self._cur)
+        root = self._root
+        w[1] = 0
+        w[2] = True
+        w[3] = False
+        w[4] = root if root[1] is not None and root[1].subtree else None
+        w[5] = -1
+        return ob
+
+    def _segment(self, node):
+        # One Uri-Path option on the cursor: the child of `node` it names,
+        # or None (no such resource, or already off the tree).
+        w = self._walk
+        n = self._cur[1]
+        if n > 255:
+            w[1] = w[1] or _URI_PATH + 1
+            return None
+        found = None if node is None else _child(node, w[0], self._cur[0], n)
+        if found is None:
+            # Registered segments are UTF-8 by construction; any other is
+            # checked in place (no string made).
+            w[2] = w[2] and _utf8(w[0], self._cur[0], n)
+        elif found[1] is not None and found[1].subtree:
+            w[4] = found
+        return found
+
+    def _option(self, req, number):
+        # Any option on the cursor but Uri-Path, numbered `number`: checked,
+        # and what the request is to know of it set.
+        w = self._walk
+        n = self._cur[1]
+        prev = w[5]
+        w[5] = number
+        if number == _URI_QUERY:
+            if n > 255:
+                w[1] = w[1] or number + 1
+            else:
+                w[2] = w[2] and _utf8(w[0], self._cur[0], n)
+        elif number == _CONTENT_FORMAT:
+            if n <= 2 and number != prev:  # elective: a bad or extra one is ignored
+                req.content_format = uint_at(w[0], self._cur[0], n)
+                req._rare = True
+        elif number == _ACCEPT:
+            if n > 2 or number == prev:
+                w[1] = w[1] or number + 1
+            else:
+                req.accept = uint_at(w[0], self._cur[0], n)
+                req._rare = True
+        elif number == _NO_RESPONSE:
+            if n <= 1 and number != prev:
+                req._no_response = uint_at(w[0], self._cur[0], n)
+                req._rare = True
+        else:
+            self._other(req, number, prev)
+
+    def _other(self, req, number, prev):
+        # _option() for the options checked against their registration:
+        # Observe, Block1/2, the proxy options, any other recognized one.
+        spec = self._spec(number)
+        n = self._cur[1]
+        if spec is None or n < spec[0] or n > spec[1] or (number == prev and not spec[2]):
+            # Unrecognized (§5.4.1), or to be treated so (§5.4.3 bad
+            # length, §5.4.5 supernumerary): critical ones fail the
+            # request, elective ones are ignored.
+            if number & 1:
+                w = self._walk
+                w[1] = w[1] or number + 1
+        elif number == _PROXY_URI or number == _PROXY_SCHEME:
+            self._walk[3] = True
+        elif number == _BLOCK2:
+            req.block2 = uint_at(self._walk[0], self._cur[0], n)
+            req._rare = True
+        elif number == _BLOCK1:
+            req.block1 = uint_at(self._walk[0], self._cur[0], n)
+            req._rare = True
+        elif number == _OBSERVE:
+            req.observe = uint_at(self._walk[0], self._cur[0], n)
+            req._rare = True
+
+    def _spec(self, number):
+        # (min length, max length, repeatable) of option `number`, or None
+        # where it is not one this server recognizes.
+        specs = self._specs
+        spec = specs.get(number)
+        if spec is None:
+            cls = option_class(number)
+            if cls is not None and number != _OSCORE:  # no OSCORE here
+                spec = (cls.min_len, cls.max_len, cls.repeatable)
+                specs[number] = spec  # at most the registered numbers
+        return spec
+
+    def _routed(self, req, node):
+        # route()'s answer once the walk is over (`node`: where the path led).
+        w = self._walk
+        w[0] = None  # the walk holds no datagram
+        bad = w[1]
+        if node is not None and node[1] is not None and w[2] and not (bad or w[3]):
             return node[1]  # (the common case first)
         if bad:
             req._bad = bad - 1
             req._rare = True
             return _BAD_OPTION
-        if proxy:
+        if w[3]:
             return _PROXYING_NOT_SUPPORTED
-        if not text:
+        if not w[2]:
             return _BAD_REQUEST  # a path or query that is not UTF-8 (RFC 7252 §5.10.1)
-        if sub is not None:
-            return sub[1]  # its handler reads request.path
+        if w[4] is not None:
+            return w[4][1]  # its handler reads request.path
         return _NOT_FOUND
 
     # -- answering ------------------------------------------------------------
