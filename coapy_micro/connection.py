@@ -500,6 +500,8 @@ class EndPoint:
         self._reading = None  # the socket of a recvfrom in progress
         self._taking = None  # the record being dispatched
         self._busy = False  # the last process() call received something
+        self._now = 0  # process(): the time of the datagram being taken in
+        self._reuse = False  # process(): its `reuse`, for _take()
         self._timed_out = 0  # records finished by their own timers
         self._life = (0, 0, 0, 0, 0)  # the parameters, EXCHANGE_LIFETIME, NON_LIFETIME
         self._tid = self.rand(16)
@@ -972,41 +974,20 @@ class EndPoint:
         ReceptionRecord.keep() keeps it. A response to a request in flight
         is always a record of its own.
         """
-        clock = self.clock
-        start = now = clock()
+        # Written as small functions, each within the 11 words of frame
+        # MicroPython keeps on the C stack (larger ones are a heap
+        # allocation per call, tools/frames.py): the time of this step and
+        # `reuse` ride on self._now and self._reuse down to _take(), as a
+        # function with a try has room for two locals only. (Set again
+        # before each read: a callback may have called process() meanwhile.)
+        start = self.clock()
         swallowed = 0
         while True:
-            finished = self._timed_out
-            wait = self._service(now) if self._due is not None or self._walk else -1
-            if timeout_ms is None and self._timed_out != finished:
-                # With no time limit, a CON giving up (or a wait expiring)
-                # ends the call: otherwise a quiet network would hide it forever.
+            sock = self._ready(timeout_ms, start)
+            if sock is None:
                 return None
-            if self._busy:
-                # Under load, read the socket straight away: a datagram is
-                # likely waiting, and the poll system call would cost as much
-                # as the read. (Only with one socket, so none is starved.)
-                self._busy = False
-                sock = self._socket
-            else:
-                if timeout_ms is not None:
-                    left = int(timeout_ms) - ticks_diff(now, start)
-                    if left < 0:
-                        left = 0
-                    if wait < 0 or left < wait:
-                        wait = left
-                sock = self._wait(wait)
-                now = clock()
-                if sock is None:
-                    if timeout_ms is not None and ticks_diff(now, start) >= timeout_ms:
-                        return None
-                    continue
-            try:
-                rx = self._receive(sock, now, reuse)
-            except MemoryError:
-                # Short of memory: this call ends here, whatever it got, so
-                # the application's loop runs (and may free some).
-                return self._starved(sock, now, reuse)
+            self._reuse = reuse
+            rx = self._guarded(sock)
             if rx is not None:
                 return rx
             # Swallowed by the message layer (a ping, a duplicate, junk): keep
@@ -1014,10 +995,60 @@ class EndPoint:
             # application's loop past its timeout, nor process(0) for long.
             swallowed += 1
             if timeout_ms is not None and (
-                    ticks_diff(now, start) > timeout_ms or swallowed >= _BURST):
+                    ticks_diff(self._now, start) > timeout_ms or swallowed >= _BURST):
                 return None
 
-    def _starved(self, sock, now, reuse):
+    def _ready(self, timeout_ms, start):
+        # process()'s wait: transmissions due are made, then a socket to read
+        # (its time in self._now), or None when the call is to end.
+        now = self.clock()
+        while True:
+            wait = self._due_ms(now, timeout_ms)
+            if wait == -2:
+                return None
+            if self._busy:
+                # Under load, read the socket straight away: a datagram is
+                # likely waiting, and the poll system call would cost as much
+                # as the read. (Only with one socket, so none is starved.)
+                self._busy = False
+                self._now = now
+                return self._socket
+            if timeout_ms is not None:
+                left = int(timeout_ms) - ticks_diff(now, start)
+                if left < 0:
+                    left = 0
+                if wait < 0 or left < wait:
+                    wait = left
+            sock = self._wait(wait)
+            now = self.clock()
+            if sock is not None:
+                self._now = now
+                return sock
+            if timeout_ms is not None and ticks_diff(now, start) >= timeout_ms:
+                return None
+
+    def _due_ms(self, now, timeout_ms):
+        # What is due transmitted; ms until the next thing is (-1: nothing
+        # waits), or -2 when process() is to return: with no time limit, a
+        # CON gave up or a wait expired, and a quiet network would otherwise
+        # hide it forever.
+        if self._due is None and not self._walk:
+            return -1
+        finished = self._timed_out
+        wait = self._service(now)
+        if timeout_ms is None and self._timed_out != finished:
+            return -2
+        return wait
+
+    def _guarded(self, sock):
+        # _receive(sock); short of memory, this call ends here, whatever it
+        # got, so the application's loop runs (and may free some).
+        try:
+            return self._receive(sock)
+        except MemoryError:
+            return self._starved(sock)
+
+    def _starved(self, sock):
         # Out of memory while taking in a datagram: counted, and the record
         # taken in, if any, forgotten (its retransmission is then new). If
         # the read itself failed, the datagram is still queued and the next
@@ -1039,7 +1070,7 @@ class EndPoint:
         try:
             got = sock.recvfrom(_SMALL_READ + 1)
             if len(got[0]) <= _SMALL_READ:
-                return self._take(got, sock, now, reuse)
+                return self._take(got, sock)
         except OSError:
             return None  # gone after all
         except MemoryError:
@@ -1067,7 +1098,7 @@ class EndPoint:
             return self._socks[s] if isinstance(s, int) else s  # upy-ok: fd or socket
         return None
 
-    def _receive(self, sock, now, reuse):
+    def _receive(self, sock):
         # One datagram off `sock`, through the message layer: the record to
         # hand up, or None.
         self._reading = sock
@@ -1080,7 +1111,7 @@ class EndPoint:
         # Not on a board: there a read that finds nothing allocates its full
         # buffer and an OSError, where ipoll allocates nothing.
         self._busy = self._nsocks == 1 and not IS_MICROPYTHON
-        return self._take(got, sock, now, reuse)
+        return self._take(got, sock)
 
     def _read(self, sock):
         # recvfrom's (datagram, remote), or None for nothing to read. (The
@@ -1094,7 +1125,7 @@ class EndPoint:
         except OSError:  # EAGAIN, or an ICMP error reported on the socket
             return None
 
-    def _take(self, got, sock, now, reuse):
+    def _take(self, got, sock):
         # The (datagram, remote) pair recvfrom gave, through the message layer.
         # (got[0] and got[1] read where needed, and the try in _decoded(): six
         # locals, a frame MicroPython keeps on the C stack.)
@@ -1104,7 +1135,7 @@ class EndPoint:
                 self.on_dropped(got[1], "larger than max_message_size (%d bytes)"
                                 % self.max_message_size)
             return None
-        rx = self._spare if reuse else None
+        rx = self._spare if self._reuse else None
         if rx is not None:
             # The reused record: made with every attribute it will ever
             # set, so refilling it never grows its table (nor its Message's).
@@ -1118,7 +1149,7 @@ class EndPoint:
             rx = _received(self, got)
             if rx is None:
                 return self._malformed(got)
-            if reuse:
+            if self._reuse:
                 rx.pertains_to = None
                 rx.sock = None
                 rx._entry = -1
@@ -1126,7 +1157,7 @@ class EndPoint:
         if sock is not self._socket:
             rx.sock = sock
         self._taking = rx
-        rx = self._dispatch(rx, now)
+        rx = self._dispatch(rx, self._now)
         self._taking = None
         return rx
 
