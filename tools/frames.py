@@ -9,9 +9,10 @@ heap at every call and freed at its return. On a server loop that allocates
 little else, those many-block allocations leave holes the allocator then
 scans past, call after call: on the unix port a Server whose request path
 was made of such functions spent 70% of its time in the allocator (perf),
-serving 6k requests/s where the same path with small frames serves three
-times that. The functions a served request passes through are kept within
-the limit, and tests/test_frames.py holds them there.
+serving 6k requests/s where the same path with smaller frames serves
+twice that. Most functions a served request passes through are kept within
+the limit (where splitting one costs more in calls than its heap frame,
+measured, it stays whole), and tests/test_frames.py holds them there.
 
 The figures come from the bytecode mpy-cross writes (the same compiler the
 board runs), read from each function's prelude: n_state (locals + stack)
