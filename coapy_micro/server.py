@@ -1046,7 +1046,9 @@ class Server:
                     obs.reset(rx)  # an observer rejected a notification
             self._depth -= 1
             return False
-        multicast = rx.sock is not None and rx.sock is not self.end_point.socket
+        # (The EndPoint names the socket only when it is not its primary
+        # one: a group's.)
+        multicast = rx.sock is not None
         # The spare Request, unless a handler is using it (one serving
         # from inside a handler gets a fresh one).
         req = self._spare
