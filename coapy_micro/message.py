@@ -584,13 +584,22 @@ class Message:
 
     def encode(self, transaction_id):
         """The message as bytes, with the given transaction id."""
-        tok = self.token
-        pl = self.payload
+        # (_token and _payload read first: the properties slice them out of
+        # a received datagram only when they are not there yet.)
+        tok = self._token
+        if tok is None:
+            tok = self.token
+        pl = self._payload
+        if pl is None:
+            pl = self.payload
         ob = self._ob
         if self._o0:
             ob = ob[self._o0:self._o1]  # options still inside a received datagram
-        self._check(transaction_id, tok, ob, pl)
-        head = bytes((0x40 | (self._type << 4) | len(tok), self.code,
+        code = self.code
+        if not (0 <= transaction_id <= 0xFFFF and 0 <= code <= 255) or (
+                code == 0 and (tok or ob or pl)):
+            self._check(transaction_id, tok, ob, pl)  # raises the ValueError
+        head = bytes((0x40 | (self._type << 4) | len(tok), code,
                       transaction_id >> 8, transaction_id & 0xFF))
         if pl:
             return b"".join((head, tok, ob, b"\xff", pl))
@@ -666,10 +675,13 @@ class Message:
             raise _malformed(packed)  # a bad version, token length, or Empty message
         if o0 < end:
             # _cursor(o0, end), written out: one call fewer per datagram.
-            cur = _scratch if IS_MICROPYTHON else [0, 0, 0, 0, 0]
-            cur[2] = o0
-            cur[3] = end
-            cur[4] = 0
+            if IS_MICROPYTHON:
+                cur = _scratch
+                cur[2] = o0
+                cur[3] = end
+                cur[4] = 0
+            else:
+                cur = [0, 0, o0, end, 0]
             _walk(packed, cur)  # checks every option
             end = cur[3]
         self._type = (packed[0] >> 4) & 3
