@@ -803,31 +803,6 @@ class Server:
         when the handler deferred; or, when suppressed, only the empty ACK a
         CON needs. Once per request: later calls do nothing. A response
         that cannot be sent (too large, unusable options) becomes 5.00."""
-        # The common case (a plain request, a response with no options but
-        # maybe a Content-Format) here, in a frame that fits the C stack on
-        # MicroPython; the rest in _answer_all().
-        if req._rare or req.multicast or req._done or options:
-            self._answer_all(req, code, payload, content_format, options)
-        else:
-            req._done = True
-            if not req.rx.respond(code, payload, self._cf_bytes(content_format)):
-                self._unsent(req, code)
-
-    def _cf_bytes(self, cf):
-        # A lone Content-Format in wire form (b"" for none), from the cache.
-        if cf is None:
-            return b""
-        return self._cf_options.get(cf) or self.option_bytes(cf)
-
-    def _unsent(self, req, code):
-        # The response did not fit max_message_size: 5.00 in its place.
-        self.fail(req, ValueError("the response does not fit max_message_size"))
-        if code != _INTERNAL_SERVER_ERROR:
-            req._done = False
-            self.answer(req, _INTERNAL_SERVER_ERROR)
-
-    def _answer_all(self, req, code, payload, content_format, options):
-        # answer() for any request and response.
         d = req.deferred
         if d is not None:
             # The handler deferred but also returned (or raised): send it
@@ -864,6 +839,19 @@ class Server:
                 self.answer(req, _INTERNAL_SERVER_ERROR)
         elif not req.rx.respond(code, payload, ob):
             self._unsent(req, code)
+
+    def _cf_bytes(self, cf):
+        # A lone Content-Format in wire form (b"" for none), from the cache.
+        if cf is None:
+            return b""
+        return self._cf_options.get(cf) or self.option_bytes(cf)
+
+    def _unsent(self, req, code):
+        # The response did not fit max_message_size: 5.00 in its place.
+        self.fail(req, ValueError("the response does not fit max_message_size"))
+        if code != _INTERNAL_SERVER_ERROR:
+            req._done = False
+            self.answer(req, _INTERNAL_SERVER_ERROR)
 
     def _built(self, req, mtype, code, payload, cf, options):
         # option_bytes(cf, options) (mtype -1), or a Message of that type:
@@ -1102,7 +1090,7 @@ class Server:
         # arguments, needs a frame too large for the C stack on MicroPython.
         out = self._out
         if req._rare or req.multicast or req._done or out[3]:
-            self._answer_all(req, out[0], out[1], out[2], out[3])
+            self.answer(req, out[0], out[1], out[2], out[3])
         else:
             req._done = True
             if not req.rx.respond(out[0], out[1], self._cf_bytes(out[2])):
