@@ -528,9 +528,9 @@ class AsyncClient:
     the observations."""
 
     def __init__(self, end_point=None, timeout_ms=DEFAULT_TIMEOUT_MS, end_point_factory=None,
-                 getaddrinfo=None, block_size=1024, max_body=65536):
+                 getaddrinfo=None, block_size=1024, max_body=65536, max_destinations=32):
         self.client = Client(end_point, timeout_ms, end_point_factory, getaddrinfo, None,
-                             block_size, max_body)
+                             block_size, max_body, None, max_destinations)
         self._driver = None  # type: _Driver | None
         self._observations = []  # AsyncObservations not yet seen to end
         self._room = []  # _Done events of requests waiting for a free slot

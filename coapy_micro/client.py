@@ -84,7 +84,6 @@ _OBS_SLACK_MS = const(1000)
 # URIs whose destination is remembered (IP-literal hosts only): a gateway
 # polling a few nodes' resources, or many tasks of an AsyncClient asking
 # the same few, parse and resolve each URI once.
-_DEST_CACHE = const(16)
 
 # sendto errors that mean the peer cannot be reached at all, as opposed to a
 # passing shortage (ENOMEM, ENOBUFS) that the next retransmission may get
@@ -282,12 +281,18 @@ class Client:
       whole, all its blocks included (RequestTimeout then, saying how far
       it got): timeout_ms alone bounds each block's exchange, and a server
       holding 16-byte blocks makes max_body / 16 exchanges of a body.
+    max_destinations: how many URIs (with an IP-literal host) the client
+      remembers parsed and resolved, so that polling one costs no parsing
+      and no getaddrinfo per request; past that one is forgotten for each
+      newcomer. A gateway polling more URIs than that in turn raises it.
     """
 
     def __init__(self, end_point=None, timeout_ms=DEFAULT_TIMEOUT_MS,
                  end_point_factory=None, getaddrinfo=None, clock=None,
-                 block_size=1024, max_body=65536, transfer_timeout_ms=None):
+                 block_size=1024, max_body=65536, transfer_timeout_ms=None,
+                 max_destinations=32):
         self.timeout_ms = timeout_ms
+        self.max_destinations = max_destinations
         self.block_size = block_size
         self.max_body = max_body
         self.transfer_timeout_ms = transfer_timeout_ms
@@ -298,7 +303,7 @@ class Client:
         self._clock = clock
         self._made = []  # [family, EndPoint] pairs this client made
         self._pending = []
-        self._dests = {}  # uri -> _destination(uri), for IP-literal hosts (_DEST_CACHE)
+        self._dests = {}  # uri -> _destination(uri), for IP-literal hosts (max_destinations)
         self._hooks = {}  # extension name -> the object it registered (set_hook)
         # Observations (made by observe()): all of them, a record ->
         # observation index for handle(), those whose registration awaits an
@@ -409,8 +414,9 @@ class Client:
         # (family, address, [Option], is it a multicast group?) for `uri`.
         # Remembered when the host is an IP literal (nothing to look up
         # again): polling a URI then costs no parsing and no getaddrinfo
-        # per request. The table has _DEST_CACHE entries; when full it is
-        # emptied (MicroPython's dict has no order to evict the oldest by).
+        # per request. The table has max_destinations entries; when full,
+        # one goes for the newcomer (the oldest on CPython; on MicroPython,
+        # whose dict keeps no order, one in hash order).
         dests = self._dests
         dest = dests.get(uri)
         if dest is not None:
@@ -424,9 +430,12 @@ class Client:
         family, remote = self._resolve(host, port)
         dest = (family, remote, opts, is_multicast(remote))
         if uri_mod.is_ip_literal(host):
-            if len(dests) >= _DEST_CACHE:
-                dests.clear()
-            dests[uri] = dest
+            if len(dests) >= self.max_destinations:
+                for old in dests:
+                    del dests[old]
+                    break
+            if self.max_destinations > 0:
+                dests[uri] = dest
         return dest
 
     # -- starting requests --------------------------------------------------

@@ -571,6 +571,28 @@ def test_several_ip_literal_uris_are_each_parsed_once():
     assert len(calls) == 104, len(calls)
 
 
+def test_a_gateway_polling_twenty_nodes_resolves_each_once():
+    # Twenty URIs in turn fit the default table (a table that was emptied
+    # when full, or that lost its oldest, would miss on every request of
+    # such a cycle); a smaller max_destinations still keeps the newest.
+    calls, gai = counting_resolver()
+    net = Net()
+    ep = net.endpoint(CLIENT, rand=Rand())
+    Peer(net, piggyback())
+    c = Client(ep, getaddrinfo=gai)
+    uris = ["coap://10.0.0.2/n%d" % i for i in range(20)]
+    for _ in range(3):
+        for u in uris:
+            assert c.request("get", u).code == CONTENT
+    assert len(calls) == 20, len(calls)
+    small = Client(ep, getaddrinfo=gai, max_destinations=2)
+    del calls[:]
+    for u in uris[:5]:
+        small.request("get", u)
+        small.request("get", u)  # the newcomer stays: resolved once
+    assert len(calls) == 5, calls
+
+
 def test_resolution_failure_is_unreachable():
     def gai(host, port):
         raise OSError(-2)
