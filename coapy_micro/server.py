@@ -414,27 +414,19 @@ def _utf8(buf, pos, n):
     return True
 
 
-def _same(buf, pos, seg):
-    # buf[pos:pos + len(seg)] == seg, byte by byte: on a board a slice would
-    # allocate. (CPython compares a slice, faster there: see route().)
-    for i in range(len(seg)):
-        if buf[pos + i] != seg[i]:
-            return False
-    return True
-
-
 def _child(node, buf, pos, n):
     # The child of route-tree `node` named by buf[pos:pos + n], or None.
-    # (An index, not `for`: a for loop's iterator takes 4 words of the
-    # frame on MicroPython, which would then no longer fit the C stack.)
-    kids = node[2]
-    i = 0
-    while i < len(kids):
-        seg = kids[i][0]
-        if len(seg) == n and (_same(buf, pos, seg) if IS_MICROPYTHON
-                              else buf[pos:pos + n] == seg):
-            return kids[i]
-        i += 1
+    # Compared by find() within those bounds: in C, and no slice made (a
+    # slice would allocate on a board). (An index, not `for`: a for loop's
+    # iterator takes 4 words of the frame on MicroPython, which would then
+    # no longer fit the C stack.)
+    i = len(node[2])
+    n += pos  # (now where the segment ends)
+    while i:
+        i -= 1
+        seg = node[2][i][0]
+        if len(seg) == n - pos and buf.find(seg, pos, n) == pos:
+            return node[2][i]
     return None
 
 
@@ -1093,7 +1085,8 @@ class Server:
             self.answer(req, out[0], out[1], out[2], out[3])
         else:
             req._done = True
-            if not req.rx.respond(out[0], out[1], self._cf_bytes(out[2])):
+            if not req.rx.respond(out[0], out[1],
+                                  b"" if out[2] is None else self._cf_bytes(out[2])):
                 self._unsent(req, out[0])
 
     def _checked(self, req, res, handler):
@@ -1152,6 +1145,10 @@ class Server:
                 self._option(req, number)
             # (No call past the last option when no payload follows.)
             number = option_next(ob, cur, _RECOGNIZED) if cur[2] < cur[3] else -1
+        w = self._walk
+        if node is not None and node[1] is not None and w[2] and not (w[1] or w[3]):
+            w[0] = None  # the walk holds no datagram
+            return node[1]  # the common case, without a call
         return self._routed(req, node)
 
     def _walk_start(self, req):
