@@ -918,7 +918,7 @@ class Server:
         A MemoryError while a request is handled drops it (counted in the
         EndPoint's memory_errors; a CON's retransmission is then taken as
         new): it never leaves process()."""
-        # (This and every function a request passes through keep their
+        # (This and most functions a request passes through keep their
         # frames within the 11 words MicroPython holds on the C stack: a
         # larger frame is a heap allocation per call. tools/frames.py.)
         group = self._hooks.get("group")
