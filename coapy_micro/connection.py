@@ -89,6 +89,7 @@ class TransmissionRecord:
     error = None  # errno of the last failed sendto, if any
     _timeout_ms = 0
     _gave_up = False
+    _blocked = False  # queued, and found held back by NSTART at the last walk
     _multicast = False
     _timer = False  # in the EndPoint's list of records with a deadline
     _superseding = None  # the Message EndPoint.supersede() put in this one's place
@@ -486,6 +487,12 @@ class EndPoint:
         self._queue = []
         self._timers = []
         self._walk = False  # True: a queued record may start (new, or an NSTART slot freed)
+        # The peers whose NSTART slot freed since the last walk, and the
+        # nstart that walk went by: a record found held back is looked at
+        # again only for those (or once nstart changes), so a queue of many
+        # waits costs a walk per response only for its own peer's.
+        self._freed = []
+        self._walked_nstart = nstart
         self._due = None  # no deadline in _timers comes before this (None: none has one)
         # Indexes of a large in-flight table, kept from when it first grows
         # past _LINEAR (a small one is scanned, which allocates nothing):
@@ -729,6 +736,7 @@ class EndPoint:
         self._deadline(rec, None)
         rec.next_event_time = now
         self._set_state(rec, _QUEUED)
+        rec._blocked = False
         self._queue.append(rec)
         self._walk = True
         if self.on_queued is not None:
@@ -783,6 +791,7 @@ class EndPoint:
                     del w[k]
             if old == _WAIT_ACK and self._queue:
                 self._walk = True  # an NSTART slot is free: a queued CON may go
+                self._freed.append(rec.remote)
 
     def _check_size(self, message):
         if message.wire_size() > self.max_message_size:
@@ -892,20 +901,28 @@ class EndPoint:
                     wait = d if d > 0 else 0
                 i += 1
             self._due = due = ticks_add(now, wait) if wait >= 0 else None
-        if self._walk:
-            # New records, or an NSTART slot freed (maybe just now, by a CON
-            # that gave up): first transmissions, each that NSTART allows.
+        if self._walk or self._walked_nstart != self.nstart:
+            # New records, an NSTART slot freed (maybe just now, by a CON
+            # that gave up), or nstart changed: first transmissions, each
+            # that NSTART allows.
             self._walk = False
+            freed = self._freed
+            again = self._walked_nstart != self.nstart
+            self._walked_nstart = self.nstart
             queue = self._queue
             i = 0
             while i < len(queue):
                 rec = queue[i]
-                if (rec.message.transaction_type == _CON
+                if rec._blocked and not again and rec.remote not in freed:
+                    i += 1  # still held back: its peer freed no slot
+                elif (rec.message.transaction_type == _CON
                         and self._outstanding(rec.remote) >= self.nstart):
+                    rec._blocked = True
                     i += 1  # NSTART: wait for an ACK to free a slot
                 else:
                     del queue[i]
                     self._start(rec, now)
+            del freed[:]
             due = self._due
         if due is None:
             return -1
@@ -945,10 +962,13 @@ class EndPoint:
         how long an event loop may sleep between datagrams. (It looks at the
         queue and the records with a deadline only: not at the Observe
         registrations waiting for their next notification.)"""
-        for rec in self._queue:
-            if (rec.message.transaction_type != _CON
-                    or self._outstanding(rec.remote) < self.nstart):
-                return 0
+        # (After a walk every record still queued is held back by NSTART,
+        # until a slot frees, a record joins or nstart changes: _walk then.)
+        if self._walk or self._walked_nstart != self.nstart:
+            for rec in self._queue:
+                if (rec.message.transaction_type != _CON
+                        or self._outstanding(rec.remote) < self.nstart):
+                    return 0
         wait = -1
         for rec in self._timers:
             d = ticks_diff(rec.next_event_time, now)
@@ -1032,7 +1052,7 @@ class EndPoint:
         # waits), or -2 when process() is to return: with no time limit, a
         # CON gave up or a wait expired, and a quiet network would otherwise
         # hide it forever.
-        if self._due is None and not self._walk:
+        if self._due is None and not self._walk and self._walked_nstart == self.nstart:
             return -1
         finished = self._timed_out
         wait = self._service(now)

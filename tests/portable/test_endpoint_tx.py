@@ -64,6 +64,32 @@ def test_nstart_two():
     assert net.times(CLIENT, SERVER) == [0, 0, 20], net.times(CLIENT, SERVER)
 
 
+def test_nstart_a_freed_slot_starts_only_its_peers_next_and_nstart_may_grow():
+    # Queued CONs to two peers, NSTART 1: the ACK from one starts that
+    # peer's next CON only; raising nstart lets the held-back ones go at
+    # the next process(), and next_event_ms() says so before it.
+    net, c, s = pair()
+    s2 = net.endpoint(SERVER2)
+    net.links_both(CLIENT, SERVER, delay=10)
+    net.links_both(CLIENT, SERVER2, delay=10)
+    ones = [c.send(Message(CON, GET, token=b"a%d" % i), SERVER) for i in range(3)]
+    twos = [c.send(Message(CON, GET, token=b"b%d" % i), SERVER2) for i in range(3)]
+    c.process(0)
+    assert [r.created_time for r in ones + twos] == [0, None, None, 0, None, None], ones + twos
+    s.process(10).ack(Message(ACK, CONTENT))  # only SERVER answers
+    c.process(10)
+    c.process(0)
+    assert [r.created_time for r in ones + twos] == [0, 20, None, 0, None, None], (
+        [r.created_time for r in ones + twos])
+    assert c.next_event_ms(20) != 0, c.next_event_ms(20)  # the rest wait for an ACK
+    c.nstart = 3
+    assert c.next_event_ms(20) == 0, c.next_event_ms(20)
+    c.process(0)
+    assert [r.created_time for r in ones + twos] == [0, 20, 20, 0, 20, 20], (
+        [r.created_time for r in ones + twos])
+    assert s2.process(0) is not None
+
+
 def test_nstart_slot_frees_when_a_con_gives_up():
     net = Net()
     c = net.endpoint(CLIENT, rand=fixed(0), max_retransmit=1)
