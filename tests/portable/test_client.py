@@ -551,20 +551,28 @@ def test_ip_literal_uri_is_parsed_and_resolved_once():
                    [(11, "sensors"), (11, "temp")]], got  # no option left behind
 
 
-def test_several_ip_literal_uris_are_each_parsed_once():
-    # A gateway polling a few resources in turn (or many tasks asking the
-    # same few): each URI is parsed and resolved once, not once per request
-    # after another URI came between; the table stays bounded.
+def polled_in_turn(n):
+    # A Client that polled n IP-literal URIs in turn, three rounds, each
+    # URI resolved once: (the hosts asked for, getaddrinfo, EndPoint,
+    # Client, the URIs).
     calls, gai = counting_resolver()
     net = Net()
     ep = net.endpoint(CLIENT, rand=Rand())
     Peer(net, piggyback())
     c = Client(ep, getaddrinfo=gai)
-    uris = ["coap://10.0.0.2/r%d" % i for i in range(3)]
+    uris = ["coap://10.0.0.2/r%d" % i for i in range(n)]
     for _ in range(3):
         for u in uris:
             assert c.request("get", u).code == CONTENT
-    assert calls == ["10.0.0.2"] * 3, calls
+    assert calls == ["10.0.0.2"] * n, (n, calls)
+    return calls, gai, ep, c, uris
+
+
+def test_several_ip_literal_uris_are_each_parsed_once():
+    # A gateway polling a few resources in turn (or many tasks asking the
+    # same few): each URI is parsed and resolved once, not once per request
+    # after another URI came between; the table stays bounded.
+    calls, _, _, c, uris = polled_in_turn(3)
     for i in range(100):
         c.request("get", "coap://10.0.0.2/many%d" % i)
     c.request("get", uris[0])  # pushed out by the hundred since: the table is bounded
@@ -575,16 +583,7 @@ def test_a_gateway_polling_twenty_nodes_resolves_each_once():
     # Twenty URIs in turn fit the default table (a table that was emptied
     # when full, or that lost its oldest, would miss on every request of
     # such a cycle); a smaller max_destinations still keeps the newest.
-    calls, gai = counting_resolver()
-    net = Net()
-    ep = net.endpoint(CLIENT, rand=Rand())
-    Peer(net, piggyback())
-    c = Client(ep, getaddrinfo=gai)
-    uris = ["coap://10.0.0.2/n%d" % i for i in range(20)]
-    for _ in range(3):
-        for u in uris:
-            assert c.request("get", u).code == CONTENT
-    assert len(calls) == 20, len(calls)
+    calls, gai, ep, _, uris = polled_in_turn(20)
     small = Client(ep, getaddrinfo=gai, max_destinations=2)
     del calls[:]
     for u in uris[:5]:
