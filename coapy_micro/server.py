@@ -430,6 +430,17 @@ def _child(node, buf, pos, n):
     return None
 
 
+def _with_options(cf, options):
+    # Server.option_bytes() with options: Option instances kept in order (a
+    # non-repeatable one given twice: the last wins), and Content-Format cf.
+    opts = []
+    for o in options:
+        insert_option(opts, o, not o.repeatable)
+    if cf is not None:
+        insert_option(opts, make(_CONTENT_FORMAT, uint_bytes(cf)), True)
+    return encode_options(opts)
+
+
 def _segments(path):
     # 'a/b', '/a/b' -> ['a', 'b']; '' and '/' -> [] (the root). Empty
     # segments inside are kept ('a//b' is three segments, RFC 7252 §6.4).
@@ -824,19 +835,13 @@ class Server:
         if options:
             ob = self._built(req, -1, 0, b"", content_format, options)
         else:
-            ob = self._cf_bytes(content_format)
+            ob = self.option_bytes(content_format)
         if ob is None:  # (fail() was called)
             if code != _INTERNAL_SERVER_ERROR:
                 req._done = False
                 self.answer(req, _INTERNAL_SERVER_ERROR)
         elif not req.rx.respond(code, payload, ob):
             self._unsent(req, code)
-
-    def _cf_bytes(self, cf):
-        # A lone Content-Format in wire form (b"" for none), from the cache.
-        if cf is None:
-            return b""
-        return self._cf_options.get(cf) or self.option_bytes(cf)
 
     def _unsent(self, req, code):
         # The response did not fit max_message_size: 5.00 in its place.
@@ -863,21 +868,23 @@ class Server:
         order; a non-repeatable one given twice: the last wins) and
         Content-Format. A lone Content-Format's bytes come from a small
         cache, not encoded anew."""
-        cf = content_format
+        # (The lone Content-Format, the common case, here; the rest in
+        # helpers: this frame then fits the C stack on MicroPython.)
         if options:
-            opts = []
-            for o in options:
-                insert_option(opts, o, not o.repeatable)
-            if cf is not None:
-                insert_option(opts, make(_CONTENT_FORMAT, uint_bytes(cf)), True)
-            return encode_options(opts)
-        if cf is None:
+            return _with_options(content_format, options)
+        if content_format is None:
             return b""
-        ob = self._cf_options.get(cf)
+        ob = self._cf_options.get(content_format)
         if ob is None:
-            ob = encode_options((make(_CONTENT_FORMAT, uint_bytes(cf)),))
-            if len(self._cf_options) < _MAX_CF_CACHE:
-                self._cf_options[cf] = ob
+            ob = self._cf_encoded(content_format)
+        return ob
+
+    def _cf_encoded(self, cf):
+        # option_bytes(cf) not yet in the cache: encoded, and kept while
+        # the cache has room.
+        ob = encode_options((make(_CONTENT_FORMAT, uint_bytes(cf)),))
+        if len(self._cf_options) < _MAX_CF_CACHE:
+            self._cf_options[cf] = ob
         return ob
 
     def message(self, mtype, code, payload, token, content_format=None, options=()):
@@ -1086,7 +1093,7 @@ class Server:
         else:
             req._done = True
             if not req.rx.respond(out[0], out[1],
-                                  b"" if out[2] is None else self._cf_bytes(out[2])):
+                                  b"" if out[2] is None else self.option_bytes(out[2])):
                 self._unsent(req, out[0])
 
     def _checked(self, req, res, handler):

@@ -140,7 +140,7 @@ def _static_names(folder):
                   "readline", "flush", "throw", "start", "stop", "step", "open", "decode",
                   "encode", "seek", "tell", "ioctl", "recvfrom", "sendto", "bind", "connect",
                   "listen", "accept", "poll", "register", "unregister", "modify", "ipoll",
-                  "sleep", "time", "key", "value", "data", "size", "value"))
+                  "sleep", "time", "key", "value", "data", "size"))
     names = sorted(n for n in names if n.isidentifier() and n not in (
         "False", "None", "True", "__debug__") and not n.startswith("__builtins"))
     import keyword
