@@ -8,7 +8,7 @@
 import gc
 
 import support
-from fakenet import SERVER, Net
+from fakenet import SERVER, HandOver, Net
 from coapy_micro.connection import EndPoint
 from coapy_micro.server import Resource, Server, set_gc_threshold
 
@@ -44,21 +44,13 @@ def test_serve_sets_the_threshold_unless_the_application_did():
         _reset(before)
 
 
-class _Ready:
-    """A socket whose recvfrom hands over a datagram made for each read, as
-    a real one does (the garbage a served request leaves)."""
+class _Ready(HandOver):
+    """A HandOver socket whose recvfrom hands over a datagram made for each
+    read, as a real one does (the garbage a served request leaves)."""
 
     def __init__(self):
+        HandOver.__init__(self)
         self.mid = 0
-
-    def setblocking(self, flag):
-        pass
-
-    def bind(self, addr):
-        pass
-
-    def sendto(self, data, addr):
-        return len(data)
 
     def recvfrom(self, n):
         self.mid = (self.mid + 1) & 0xFFFF
