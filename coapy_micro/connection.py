@@ -308,15 +308,14 @@ class _Dedup:
             if p is not None and p[0] == 0:
                 p = None  # that was its only entry: its row went
         tids[s] = tid
-        # One address object per peer in the table, not one per entry: a
-        # busy peer's table holds one copy of its address, not hundreds.
-        if p is not None:
-            remote = self.remotes[p[2]]
-        self.remotes[s] = remote
         if p is None:
+            self.remotes[s] = remote
             p = peers[k] = [1, s, s]
             self.peer_older[s] = -1
         else:
+            # One address object per peer in the table, not one per entry:
+            # a busy peer's table holds one copy of its address, not hundreds.
+            self.remotes[s] = self.remotes[p[2]]
             p[0] += 1
             last = p[2]
             self.peer_older[s] = last
