@@ -18,6 +18,12 @@ fresh interpreter for each:
              also keeps its strings (qstrs) in flash, which ROMFS still
              interns in RAM, so frozen needs at most this figure.
 
+The node app itself (ports/common/node_app.py) is source in the .py and
+.mpy forms, compiled on the board at import, as `make deploy` puts it (the
+ROMFS build compiles it into the image with the rest): the .mpy form is
+what `make deploy` lays out, and tools/bench_alloc.py reports it against
+the running node's target.
+
 The measurement (tools/upy/node_heap_probe.py, the same steps on both
 runtimes): with the node app and the package importable, heap in use
 (gc.mem_alloc(), not the heap's size: the VM grows its heap on demand)
