@@ -33,20 +33,18 @@ from coapy_micro.server import Resource, Server
 
 # The EndPoint's clock is a ticks_ms()-like millisecond counter that wraps:
 # MicroPython's own ticks arithmetic where it exists; on CPython the same
-# arithmetic for the 2**30 ms period coapy_micro's host clock uses.
-_PERIOD = 1 << 30
+# arithmetic for the 2**30 ms period coapy_micro's host clock uses (defined
+# only there: a board does not hold two functions it never calls).
+try:
+    from time import ticks_add, ticks_diff  # pyright: ignore[reportAssignmentType]: MicroPython's own, typed by its stubs; the fallback below is untyped
+except ImportError:
+    _PERIOD = 1 << 30
 
+    def ticks_add(t, delta):
+        return (t + delta) % _PERIOD
 
-def _ticks_add(t, delta):
-    return (t + delta) % _PERIOD
-
-
-def _ticks_diff(a, b):
-    return ((a - b + (_PERIOD >> 1)) % _PERIOD) - (_PERIOD >> 1)
-
-
-ticks_add = getattr(time, "ticks_add", _ticks_add)
-ticks_diff = getattr(time, "ticks_diff", _ticks_diff)
+    def ticks_diff(a, b):
+        return ((a - b + (_PERIOD >> 1)) % _PERIOD) - (_PERIOD >> 1)
 
 
 NOTIFY_MS = 1000  # observers of /sensors/temp get a reading this often
@@ -141,18 +139,21 @@ class Node:
 
     def _rd_event(self, registrar, event, detail):
         # What the registrar did, for the serial console / terminal.
-        if event == "discovered":
-            self.log("node: the RD takes registrations at %s" % detail)
-        elif event == "registered":
-            self.log("node: registered as %s: %s" % (registrar.ep, detail))
+        if event == "registered":
+            detail = "registered as %s: %s" % (registrar.ep, detail)
+        elif event == "discovered":
+            detail = "the RD takes registrations at %s" % detail
         elif event == "updated":
-            self.log("node: registration refreshed")
+            detail = "registration refreshed"
         elif event == "lost":
-            self.log("node: the RD lost the registration (%s); registering again" % detail)
+            detail = "the RD lost the registration (%s); registering again" % detail
         elif event == "error":
-            self.log("node: RD: %s" % detail)
+            detail = "RD: %s" % detail
         elif event == "removed":
-            self.log("node: deregistered")
+            detail = "deregistered"
+        else:
+            return
+        self.log("node: " + detail)
 
     def serve(self, seconds=None, feed=None):
         """Serve for `seconds` (None: forever). feed(), if given, is called
