@@ -96,21 +96,9 @@ def etag_of(body):
         return bytes((h >> 24, (h >> 16) & 255, (h >> 8) & 255, h & 255))
 
 
-def _has(options, number):
-    for o in options:
-        if o.number == number:
-            return True
-    return False
-
-
-class _Stream:
+def _stream(fn, more):
     # A Resource's block1_stream function called as a handler for one block.
-    def __init__(self, fn, more):
-        self.fn = fn
-        self.more = more
-
-    def __call__(self, req):
-        return self.fn(req, req.block1 >> 4, req.payload, self.more)
+    return lambda req: fn(req, req.block1 >> 4, req.payload, more)
 
 
 class Blocks:
@@ -179,7 +167,10 @@ class Blocks:
             if isinstance(piece, str):
                 piece = piece.encode("utf-8")
         else:
-            if not _has(options, _ETAG):
+            for o in options:
+                if o.number == _ETAG:
+                    break
+            else:
                 options.append(Option(_ETAG, self._etag(payload)))
             piece = payload[offset:offset + size]
         options.append(block_option(_BLOCK2, num, more, szx_of(size)))
@@ -214,16 +205,6 @@ class Blocks:
             else:
                 i += 1
 
-    def _stall_ms(self):
-        # No block for this long, an upload has stalled: a client that goes
-        # on sends the next block within a round trip of the 2.31, or
-        # retransmits a lost one within an ACK timeout (RFC 7252 §4.2); three
-        # of them are the second retransmission's time.
-        ep = self.server.end_point
-        ms = int(ep.ack_timeout_ms * ep.ack_random_factor) * 3
-        life = self.server.assembly_ms
-        return ms if ms < life else life
-
     def _room(self, req, now):
         # Room in the table for a new entry of req's peer: None, after
         # making it if need be, or the seconds until there may be some.
@@ -231,7 +212,14 @@ class Blocks:
         srv = self.server
         if len(t) < srv.max_assemblies:
             return None
-        stall = self._stall_ms()
+        # No block for `stall` ms, an upload has stalled: a client that goes
+        # on sends the next block within a round trip of the 2.31, or
+        # retransmits a lost one within an ACK timeout (RFC 7252 §4.2); three
+        # of them are the second retransmission's time.
+        ep = srv.end_point
+        stall = int(ep.ack_timeout_ms * ep.ack_random_factor) * 3
+        if stall > srv.assembly_ms:
+            stall = srv.assembly_ms
         victim = None
         for e in t:  # a stalled entry, the longest stalled first
             if ticks_diff(now, e[_LAST]) >= stall and (
@@ -263,12 +251,6 @@ class Blocks:
             if w < wait:
                 wait = w
         return (wait + 999) // 1000 if wait > 0 else 1
-
-    def _busy(self, req, seconds):
-        # 5.03: the table is full of uploads making progress (RFC 7252
-        # §5.9.3.4: Max-Age says when to try again).
-        self.server.answer(req, _UNAVAILABLE, b"uploads in progress", None,
-                           (Option(_MAX_AGE, seconds if seconds > 0 else 1),))
 
     def upload(self, req, res, handler):
         """Take a request with Block1. Returns the handler to run now (with
@@ -308,10 +290,13 @@ class Blocks:
             if entry is not None:
                 t.remove(entry)  # a new body replaces the unfinished one
             if not more:
-                return handler if stream is None else _Stream(stream, False)  # one block
+                return handler if stream is None else _stream(stream, False)  # one block
             wait = self._room(req, now)
             if wait is not None:
-                self._busy(req, wait)
+                # 5.03: the table is full of uploads making progress (RFC
+                # 7252 §5.9.3.4: Max-Age says when to try again).
+                srv.answer(req, _UNAVAILABLE, b"uploads in progress", None,
+                           (Option(_MAX_AGE, wait if wait > 0 else 1),))
                 return None
             entry = [key, None if stream is not None else bytearray(), 0, now, None, False]
             t.append(entry)
@@ -337,10 +322,10 @@ class Blocks:
             return handler
         if not more:
             t.remove(entry)
-            return _Stream(stream, False)
+            return _stream(stream, False)
         # A block in the middle of a streamed upload: the stream function
         # says whether to go on (None) or answers itself.
-        result = srv.call(req, _Stream(stream, True))
+        result = srv.call(req, _stream(stream, True))
         if result is None:
             self._continue(req, num, szx)
         else:

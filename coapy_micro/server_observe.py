@@ -70,36 +70,34 @@ def with_observe(options, seq):
     return out
 
 
-def _put_uint(buf, pos, v, n):
-    # v as n big-endian bytes at buf[pos:pos + n]; returns pos + n.
-    while n:
-        n -= 1
-        buf[pos] = (v >> (8 * n)) & 255
-        pos += 1
-    return pos
-
-
-def _uint_len(v):
-    n = 0
-    while v >> (8 * n):
-        n += 1
-    return n
-
-
 def observe_options(seq, cf):
     """The option bytes (wire form, a bytearray nobody changes after) of
     Observe = seq and, when cf is not None, Content-Format = cf: all a
     plain notification carries. Both
     option numbers (6, 12) and their deltas fit a header's nibble (RFC 7252
     §3.1), so this is a few bytes written in place."""
-    a = _uint_len(seq)
-    b = -1 if cf is None else _uint_len(cf)
+    # Each value's length, then the header and value bytes, big-endian.
+    a = 0
+    while seq >> (8 * a):
+        a += 1
+    b = -1
+    if cf is not None:
+        b = 0
+        while cf >> (8 * b):
+            b += 1
     out = bytearray(1 + a + (1 + b if b >= 0 else 0))
     out[0] = (_OBSERVE << 4) | a
-    pos = _put_uint(out, 1, seq, a)
+    pos = 1
+    while a:
+        a -= 1
+        out[pos] = (seq >> (8 * a)) & 255
+        pos += 1
     if b >= 0:
         out[pos] = ((_CONTENT_FORMAT - _OBSERVE) << 4) | b
-        _put_uint(out, pos + 1, cf, b)
+        while b:
+            b -= 1
+            pos += 1
+            out[pos] = (cf >> (8 * b)) & 255
     return out  # (set_options keeps a bytearray as it is: one allocation, not two)
 
 
@@ -190,7 +188,9 @@ class Observers:
         the response then carries Observe), 1 deregisters. Returns the
         response's options."""
         if req.observe == 1 or code >> 5 != 2:
-            self._deregister(req.remote, req.token)
+            e = self._find(req.remote, req.token)
+            if e is not None:
+                self._drop(e)
             return options
         if req.observe != 0:
             return options
@@ -209,11 +209,6 @@ class Observers:
                 break
         self.entries.append([res, req.remote, req.token, req, key, 0, srv.now(), None, None])
         return with_observe(options, self._next_seq())
-
-    def _deregister(self, remote, token):
-        e = self._find(remote, token)
-        if e is not None:
-            self._drop(e)
 
     def _drop(self, e):
         # The observer is gone: nothing more is sent to it.
@@ -329,7 +324,13 @@ class Observers:
             m.set_options(opts)
             try:
                 if rec is None:
-                    rec = self._record(ep, m, e[_REMOTE])
+                    # The record this observer's notifications go out on,
+                    # for its life. (connection.py is imported here: every
+                    # node has loaded it for its EndPoint, and the server
+                    # itself does not import it.)
+                    from .connection import TransmissionRecord
+
+                    rec = TransmissionRecord(ep, m, e[_REMOTE])
                 ep.supersede(rec, m)
             except Exception as ex:  # too large for max_message_size
                 srv.fail(e[_REQ], ex)
@@ -350,14 +351,6 @@ class Observers:
                 i -= 1
                 del entries[i]
         return n
-
-    def _record(self, ep, m, remote):
-        # The record an observer's notifications go out on, for its life.
-        # (connection.py is imported here: every node has loaded it for its
-        # EndPoint, and the server itself does not import it.)
-        from .connection import TransmissionRecord
-
-        return TransmissionRecord(ep, m, remote)
 
     def _render(self, res, key):
         # The notification for the observers sharing registration `key`:
