@@ -20,6 +20,7 @@ package(
         "client.py",
         "client_block.py",
         "client_observe.py",
+        "code_names.py",
         "codes.py",
         "connection.py",
         "link.py",
