@@ -80,19 +80,18 @@ def observe_options(seq, cf):
     a = 0
     while seq >> (8 * a):
         a += 1
-    b = -1
+    b = 0
     if cf is not None:
-        b = 0
         while cf >> (8 * b):
             b += 1
-    out = bytearray(1 + a + (1 + b if b >= 0 else 0))
+    out = bytearray(1 + a + (0 if cf is None else 1 + b))
     out[0] = (_OBSERVE << 4) | a
     pos = 1
     while a:
         a -= 1
         out[pos] = (seq >> (8 * a)) & 255
         pos += 1
-    if b >= 0:
+    if cf is not None:
         out[pos] = ((_CONTENT_FORMAT - _OBSERVE) << 4) | b
         while b:
             b -= 1
