@@ -405,6 +405,11 @@ async def serve(server):
         d = _Driver()
     if d.server is not None:
         raise ValueError("this EndPoint is already served")
+    # The collection policy Server.serve() sets (imported here: a client
+    # alone does not load the server).
+    from .server import set_gc_threshold
+
+    set_gc_threshold()
     d.server = server
     try:
         d.start()

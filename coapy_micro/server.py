@@ -92,22 +92,24 @@ _RAISED = (_INTERNAL_SERVER_ERROR, b"")
 
 def set_gc_threshold(threshold_bytes=None):
     """On MicroPython, make the garbage collector run after every
-    `threshold_bytes` allocated (gc.threshold; None: an eighth of the heap,
-    24 KB of a board's 192 KB), unless the application has set a threshold
-    of its own. Returns the threshold in force (None on CPython, which
-    needs none). Server.serve() calls it; a node running a loop of its own
-    calls it once before.
+    `threshold_bytes` allocated (gc.threshold; None: half the heap, 96 KB
+    of a board's 192 KB), unless the application has set a threshold of its
+    own. Returns the threshold in force (None on CPython, which needs none).
+    Server.serve() calls it; a node running a loop of its own calls it once
+    before.
 
-    Why: MicroPython collects only when an allocation fails, by default.
-    Until then a request's leftovers (recvfrom's datagram and address) pile
-    up, and every allocation of more than one block (a read buffer, a call
-    frame) searches past the small holes among them: a served request got
-    slower with every request since the last collection, 4 to 7 times
-    slower than right after one on the unix port. Collecting after a
-    bounded amount keeps that search short, and the heap in use below the
-    live data plus the threshold. (A collection costs in proportion to the
-    heap, so a fixed small threshold would make a large heap collect too
-    often: an eighth of it keeps that cost a small share of each request's.)
+    Why: MicroPython collects only when an allocation fails, by default,
+    and then with the heap full to its end, which a board wants to keep
+    for a large allocation. A threshold bounds the heap in use by what is
+    alive plus the threshold. Why half: every collection leaves the freed
+    blocks as holes among the live ones, and allocations made after it
+    search past those holes, so each collection costs a served request
+    more than its own sweep, and a smaller threshold means more of them.
+    Measured under valgrind (unix-port Server.serve() answering the C load
+    generator), instructions per request: on a 192 KB heap (-X heapsize,
+    the package from .mpy) 323k with an eighth of it, 291k with a quarter,
+    283k with half, 290k at 150 KB; on the 2 MB heap 284k, 276k, 265k with
+    an eighth, a quarter and half, 264k with none.
     """
     if not IS_MICROPYTHON:
         return None
@@ -117,7 +119,7 @@ def set_gc_threshold(threshold_bytes=None):
     if t < 0:
         t = threshold_bytes
         if t is None:
-            t = (gc.mem_free() + gc.mem_alloc()) >> 3
+            t = (gc.mem_free() + gc.mem_alloc()) >> 1
         gc.threshold(t)
         t = gc.threshold()  # as the collector keeps it (whole blocks)
     return t

@@ -29,7 +29,7 @@ import time
 
 from coapy_micro import codes
 from coapy_micro.connection import EndPoint
-from coapy_micro.server import Resource, Server
+from coapy_micro.server import Resource, Server, set_gc_threshold
 
 # The EndPoint's clock is a ticks_ms()-like millisecond counter that wraps:
 # MicroPython's own ticks arithmetic where it exists; on CPython the same
@@ -159,6 +159,10 @@ class Node:
         """Serve for `seconds` (None: forever). feed(), if given, is called
         at least once a second (a watchdog's feed)."""
         srv = self.server
+        # The collection policy a serving loop wants on a board (half the
+        # heap; one the application set stays): Server.serve() sets it,
+        # and this loop is the node's own.
+        set_gc_threshold()
         # With an RD, the registrar runs the loop's rounds: it serves
         # requests, takes the RD's answers and registers when due.
         reg = self.registrar

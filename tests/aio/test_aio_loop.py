@@ -505,6 +505,36 @@ def test_the_synchronous_api_works_after_serve():
         node.close()
 
 
+def test_serve_sets_the_collection_policy():
+    # What Server.serve() sets (server.set_gc_threshold: half the heap on
+    # MicroPython, nothing on CPython), aio.serve() sets too.
+    import gc
+
+    from coapy_micro.server import set_gc_threshold
+
+    if RUNTIME == "CPython":
+        assert set_gc_threshold() is None
+        return
+    before = gc.threshold()
+    node = Node()
+    try:
+        heap = gc.mem_free() + gc.mem_alloc()
+        gc.threshold(heap >> 1)
+        want = gc.threshold()
+        gc.threshold(-1)
+
+        async def main():
+            serving = asyncio.create_task(aio.serve(node.server))
+            await sleep_ms(20)
+            await cancel(serving)
+
+        run(main())
+        assert gc.threshold() == want and want > 0, (gc.threshold(), want)
+    finally:
+        gc.threshold(before)
+        node.close()
+
+
 def test_con_notifications_are_retransmitted_by_the_alarm():
     # Every notification CON (notify_con_every=1); the observer (a raw
     # peer) never acknowledges them: serve()'s alarm retransmits each and,

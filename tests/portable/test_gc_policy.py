@@ -27,7 +27,7 @@ def test_serve_sets_the_threshold_unless_the_application_did():
     before = gc.threshold()
     try:
         heap = gc.mem_free() + gc.mem_alloc()
-        _reset(heap >> 3)  # an eighth of the heap
+        _reset(heap >> 1)  # half the heap
         want = gc.threshold()  # (kept in whole blocks of the heap)
         _reset(-1)
         net = Net()

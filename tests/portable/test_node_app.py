@@ -69,6 +69,29 @@ def test_observers_get_a_reading_a_second():
     assert times[1:] == [1000, 2000, 3000], times
 
 
+def test_serving_sets_the_collection_policy():
+    # The node's loop is its own (not Server.serve()), so it sets the
+    # threshold itself; one the application set stays.
+    if not support.IS_MICROPYTHON:
+        raise support.Skip("gc.threshold() is MicroPython's")
+    before = gc.threshold()
+    try:
+        rig = Rig()
+        heap = gc.mem_free() + gc.mem_alloc()
+        gc.threshold(heap >> 1)  # half the heap
+        want = gc.threshold()  # (kept in whole blocks of the heap)
+        assert want > 0, want
+        gc.threshold(-1)  # none: MicroPython's default
+        rig.node.serve(seconds=0.01)
+        assert gc.threshold() == want, (gc.threshold(), want)
+        gc.threshold(4096)
+        own = gc.threshold()
+        rig.node.serve(seconds=0.01)
+        assert gc.threshold() == own, (gc.threshold(), own)
+    finally:
+        gc.threshold(before)
+
+
 def test_run_closes_the_socket_when_interrupted():
     # Ctrl-C at a board's REPL raises KeyboardInterrupt inside the loop; the
     # socket must be closed (else the next run gets EADDRINUSE).
