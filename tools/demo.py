@@ -85,6 +85,19 @@ class Failed(Exception):
     pass
 
 
+_SAID = threading.Lock()
+
+
+def say(text):
+    """Print `text` and a newline in one write: the reader threads of the
+    processes and the main thread print at the same time, and print()
+    writes a line and its newline separately, so two of them could end up
+    on one line ("... lt=60subscriber: ...")."""
+    with _SAID:
+        sys.stdout.write("%s\n" % (text,))
+        sys.stdout.flush()
+
+
 class Proc:
     """A process whose output lines are printed as they come (`show` says
     which) and kept, so the demo can wait for one."""
@@ -105,7 +118,7 @@ class Proc:
         for line in self.proc.stdout:
             line = line.rstrip("\n")
             if self.show(line):
-                print(line, flush=True)
+                say(line)
             with self.new:
                 self.lines.append(line)
                 self.new.notify_all()
@@ -193,12 +206,12 @@ class MqttShow:
             return False
         topic, payload = line.split("\t", 1)
         if topic.endswith("/$status") or "/$gateway/" in topic:
-            print("subscriber: %s %s" % (topic, payload), flush=True)
+            say("subscriber: %s %s" % (topic, payload))
         else:
             self.count += 1
             if self.shown < self.readings:
                 self.shown += 1
-                print("subscriber: %s %s" % (topic, payload), flush=True)
+                say("subscriber: %s %s" % (topic, payload))
         return False
 
 
@@ -247,22 +260,22 @@ def value_of(senml_text):
 
 def client_steps(client, gw_uri, db):
     """What a user does with the gateway and the node, as a client."""
-    print("client: which endpoints does the RD know? GET %s/rd-lookup/ep" % gw_uri)
+    say("client: which endpoints does the RD know? GET %s/rd-lookup/ep" % gw_uri)
     r = client.request("get", gw_uri + "/rd-lookup/ep")
     base = None
     for ln in link.parse(r.payload):
-        print("  %s  ep=%s base=%s lt=%s" % (ln.target, ln.get("ep"), ln.get("base"),
+        say("  %s  ep=%s base=%s lt=%s" % (ln.target, ln.get("ep"), ln.get("base"),
                                               ln.get("lt")))
         if ln.get("ep") == EP:
             base = ln.get("base")
     if base is None:
         raise Failed("the RD does not list %s" % EP)
-    print("client: and which of their resources are sensors? "
+    say("client: and which of their resources are sensors? "
           "GET %s/rd-lookup/res?if=sensor" % gw_uri)
     r = client.request("get", gw_uri + "/rd-lookup/res?if=sensor")
     sensors = link.parse(r.payload)
     for ln in sensors:
-        print("  %s  rt=%s ct=%s%s" % (ln.target, ln.get("rt"), ln.get("ct"),
+        say("  %s  rt=%s ct=%s%s" % (ln.target, ln.get("rt"), ln.get("ct"),
                                        " obs" if ln.get("obs") is not None else ""))
     if not sensors:
         raise Failed("the RD lists no sensor of %s" % EP)
@@ -276,36 +289,36 @@ def client_steps(client, gw_uri, db):
         if len(rows) >= 3:
             break
         time.sleep(0.2)
-    print("client: the gateway's SQLite store (table readings) holds %d readings of %s:"
+    say("client: the gateway's SQLite store (table readings) holds %d readings of %s:"
           % (len(rows), EP))
     for t, path, text in rows[:5]:
-        print("  %s.%03d  /%s = %s" % (time.strftime("%H:%M:%S", time.localtime(t)),
+        say("  %s.%03d  /%s = %s" % (time.strftime("%H:%M:%S", time.localtime(t)),
                                        int(t * 1000) % 1000, path, value_of(text)))
     if len(rows) < 3:
         raise Failed("fewer than three readings were stored")
 
-    print("client: discovering the node itself: GET %s/.well-known/core" % base)
+    say("client: discovering the node itself: GET %s/.well-known/core" % base)
     core = client.request("get", base + "/.well-known/core")
     found = link.parse(core.payload)
-    print("  %-16s %-16s %-8s %s" % ("resource", "rt", "ct", "title"))
+    say("  %-16s %-16s %-8s %s" % ("resource", "rt", "ct", "title"))
     for ln in found:
-        print("  %-16s %-16s %-8s %s" % (
+        say("  %-16s %-16s %-8s %s" % (
             ln.target, ln.get("rt") or "-", ln.get("ct") or "-", ln.get("title") or ""))
     hello = client.request("get", base + "/hello")
-    print("client: /hello says %r" % hello.payload.decode("utf-8"))
+    say("client: /hello says %r" % hello.payload.decode("utf-8"))
     for target in [ln.target for ln in found if ln.get("if") == "sensor"]:
-        print("client: reading %s three times" % target)
+        say("client: reading %s three times" % target)
         for _ in range(3):
             t0 = time.monotonic()
             r = client.request("get", base + target)
             ms = (time.monotonic() - t0) * 1000
-            print("  %s = %s   (%s, %.1f ms)" % (
+            say("  %s = %s   (%s, %.1f ms)" % (
                 target, r.payload.decode("utf-8"), codes.dotted(r.code), ms))
             time.sleep(0.2)
     up = client.request("get", base + "/sys/uptime")
-    print("client: the node has been up %s s" % up.payload.decode("utf-8"))
+    say("client: the node has been up %s s" % up.payload.decode("utf-8"))
     missing = client.request("get", base + "/no/such/thing")
-    print("client: /no/such/thing -> %s %s" % (codes.dotted(missing.code),
+    say("client: /no/such/thing -> %s %s" % (codes.dotted(missing.code),
                                                 codes.name(missing.code)))
 
 
@@ -338,9 +351,9 @@ def main(argv=None):
         else:
             broker, why = start_broker(folder)
         if broker is None:
-            print("demo: no MQTT broker (%s); the gateway keeps the readings in SQLite only" % why)
+            say("demo: no MQTT broker (%s); the gateway keeps the readings in SQLite only" % why)
         else:
-            print("demo: MQTT broker: mosquitto on 127.0.0.1:%d (the demo's own)" % broker[1])
+            say("demo: MQTT broker: mosquitto on 127.0.0.1:%d (the demo's own)" % broker[1])
             sub = shutil.which("mosquitto_sub")
             if sub is not None:
                 mqtt = MqttShow()
@@ -364,11 +377,11 @@ def main(argv=None):
         if args.node_runtime == "micropython":
             exe = micropython()
             if exe is None:
-                print(NO_UPY)
+                say(NO_UPY)
             else:
                 node, said = start_node([exe, "-X", "heapsize=256k"], port, gw_uri)
                 if node is None:
-                    print("demo: the node did not start on the MicroPython unix port:\n%s\n"
+                    say("demo: the node did not start on the MicroPython unix port:\n%s\n"
                           "running it on CPython instead" % said)
         if node is None:
             node, said = start_node([sys.executable], port, gw_uri)
@@ -382,25 +395,25 @@ def main(argv=None):
         client_steps(client, gw_uri, db)
 
         # The gateway's own view: its status display (SIGUSR1 asks for it).
-        print("demo: asking the gateway for its status display (SIGUSR1)")
+        say("demo: asking the gateway for its status display (SIGUSR1)")
         mark = gw.mark()
         gw.send(signal.SIGUSR1)
         gw.wait_for(r"^coapy gateway on ", start=mark)
         gw.wait_for(r"^\s+/sensors/temp\s+observe", start=mark)
 
-        print("demo: stopping the node (SIGINT, as Ctrl-C): it deregisters")
+        say("demo: stopping the node (SIGINT, as Ctrl-C): it deregisters")
         mark = gw.mark()
         node.stop(signal.SIGINT)
         gw.wait_for(r"gateway: %s deregistered" % EP, start=mark, seconds=5)
-        print("demo: stopping the gateway (SIGTERM)")
+        say("demo: stopping the gateway (SIGTERM)")
         gw.stop(signal.SIGTERM, seconds=15)
         gw.wait_for(r"coapy gateway: stopped", seconds=1)
         if mqtt is not None:
             time.sleep(0.3)  # the last messages reach the subscriber
-            print("subscriber: %d readings received from the broker (the first %d shown)"
+            say("subscriber: %d readings received from the broker (the first %d shown)"
                   % (mqtt.count, mqtt.shown))
         rows = stored_readings(db, EP)
-        print("demo: %d readings of %s stored; finished in %.1f s"
+        say("demo: %d readings of %s stored; finished in %.1f s"
               % (len(rows), EP, time.monotonic() - started))
     except (Failed, CoapError) as e:
         raise SystemExit("demo: %s" % e)
@@ -413,7 +426,7 @@ def main(argv=None):
             broker[0].kill()
             broker[0].wait()
         shutil.rmtree(folder, ignore_errors=True)
-    print("demo finished")
+    say("demo finished")
 
 
 if __name__ == "__main__":
