@@ -41,13 +41,16 @@ def test_board_modules_are_compiled_and_host_only_ones_left_out(board):
         assert data[:1] == b"M" and data[1] == 6, name  # .mpy header: 'M', version 6
 
 
-def test_common_port_files_are_copied_next_to_the_package(board):
+def test_the_node_app_is_compiled_next_to_the_package(board):
+    # .mpy like the package: a board would otherwise compile it at every
+    # boot (the compiler's room on the heap) and hold more once loaded.
     out, _ = board
     common = sorted((ROOT / "ports" / "common").glob("*.py"))
     assert {p.name for p in common} >= {"node_app.py", "wifi.py"}
-    assert sorted(p.name for p in out.iterdir() if p.is_file()) == [p.name for p in common]
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == [p.stem + ".mpy" for p in common]
     for p in common:
-        assert (out / p.name).read_bytes() == p.read_bytes()
+        data = (out / (p.stem + ".mpy")).read_bytes()
+        assert data[:1] == b"M" and data[1] == 6, p.name
 
 
 def test_prints_each_file_and_the_total(board):

@@ -40,6 +40,10 @@ def test_deploy_import_main_and_get_the_temperature(board, tmp_path):
     config = tmp_path / "config.py"
     config.write_text("COAP_PORT = %d\n" % port)
     stage = tmp_path / "stage"
+    # What an older deploy left: the node app as source, which MicroPython
+    # would import before the .mpy of the same name.
+    (board.dir / "lib").mkdir()
+    (board.dir / "lib" / "node_app.py").write_text("raise ImportError('stale node_app.py')\n")
 
     first = make_deploy("unix", board.tty, config, stage)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -48,7 +52,9 @@ def test_deploy_import_main_and_get_the_temperature(board, tmp_path):
     on_board = sorted(p.relative_to(board.dir).as_posix() for p in board.dir.rglob("*")
                       if p.is_file() and p.name != "tty")
     assert "main.py" in on_board and "config.py" in on_board
-    assert "lib/coapy_micro/server.mpy" in on_board and "lib/node_app.py" in on_board
+    assert "lib/coapy_micro/server.mpy" in on_board and "lib/node_app.mpy" in on_board
+    # The source an older deploy left is gone: it would shadow the .mpy.
+    assert "lib/node_app.py" not in on_board, on_board
     assert not [f for f in on_board if f.startswith("lib/coapy_micro/") and f.endswith(".py")]
     assert "lib/coapy_micro/cli.mpy" not in on_board  # host only
     assert "lib/coapy_micro/_cpython.mpy" not in on_board  # CPython's stand-ins

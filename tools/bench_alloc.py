@@ -17,8 +17,7 @@ figure read inside a running script would also count what the .mpy loader
 and the compiler left behind (about 8 KB for the three server modules,
 14 KB for the node): in the VM a collection frees nothing while a frame is
 live, whereas a board's collector takes it back. The node is laid out as
-`make deploy` puts it on a board (the package from .mpy, node_app.py from
-source, compiled on the board).
+`make deploy` puts it on a board (the package and the node app from .mpy).
 """
 import sys
 import tempfile
@@ -73,7 +72,7 @@ def main():
           % (held["server_observe"], held["server_block"]))
     print("  the demo node running: %d bytes (target <= %d): %s"
           % (node["running"], NODE_RUNNING_MAX, verdict(node["running"] <= NODE_RUNNING_MAX)))
-    print("    (as `make deploy` lays it out: the package from .mpy, node_app.py from source; "
+    print("    (as `make deploy` lays it out: the package and the node app from .mpy; "
           "%d bytes once imported, the rest is the Node made and one GET served; "
           "tools/node_heap.py has the other forms)" % node["import"])
     return 0

@@ -7,7 +7,7 @@ Builds coapy_micro as .mpy files (tools/build_board.py, host-only modules
 left out) and stages what the board gets in build/deploy/BOARD/:
 
     lib/coapy_micro/*.mpy     the package
-    lib/node_app.py, lib/node_main.py, lib/wifi.py   the node app
+    lib/node_app.mpy, lib/node_main.mpy, lib/wifi.mpy   the node app
     main.py                   ports/BOARD/main.py: runs the node at boot
     config.py                 your settings (see config.example.py)
 
@@ -100,10 +100,18 @@ def stage(board, config, out, log=print):
     return files + ["config.py", "main.py"]
 
 
+# Run on the board before copying: the folders, and the node app's sources
+# an older deploy put in lib/ removed (MicroPython imports a .py before an
+# .mpy of the same name, so they would shadow the new build).
 MKDIRS = """import os
 for d in ('lib', 'lib/coapy_micro'):
     try:
         os.mkdir(d)
+    except OSError:
+        pass
+for f in %r:
+    try:
+        os.remove(f)
     except OSError:
         pass
 """
@@ -111,7 +119,8 @@ for d in ('lib', 'lib/coapy_micro'):
 
 def mpremote_args(device, board, files, out, reset=True):
     """The mpremote command line that copies `files` (staged in `out`)."""
-    args = [sys.executable, "-m", "mpremote", "connect", device, "resume", "exec", MKDIRS]
+    prepare = MKDIRS % (tuple("lib/" + p.name for p in build_board.app_sources()),)
+    args = [sys.executable, "-m", "mpremote", "connect", device, "resume", "exec", prepare]
     for f in files:
         args += ["+", "fs", "cp", str(Path(out) / f), ":" + f]
     if reset and BOARDS[board]:

@@ -18,11 +18,11 @@ fresh interpreter for each:
              also keeps its strings (qstrs) in flash, which ROMFS still
              interns in RAM, so frozen needs at most this figure.
 
-The node app itself (ports/common/node_app.py) is source in the .py and
-.mpy forms, compiled on the board at import, as `make deploy` puts it (the
-ROMFS build compiles it into the image with the rest): the .mpy form is
-what `make deploy` lays out, and tools/bench_alloc.py reports it against
-the running node's target.
+The node app (ports/common/node_app.py, node_main.py) comes in the same
+form as the package: source in the .py form, .mpy in the .mpy form (as
+`make deploy` puts it: tools/build_board.py compiles both), inside the
+image in the romfs form. The .mpy form is what tools/bench_alloc.py
+reports against the running node's target.
 
 The measurement (tools/upy/node_heap_probe.py, the same steps on both
 runtimes): with the node app and the package importable, heap in use
@@ -75,13 +75,13 @@ def lay_out(form, top):
         (lib / build_board.PACKAGE).mkdir(parents=True)
         for src in build_board.board_sources():
             shutil.copyfile(src, lib / build_board.PACKAGE / src.name)
+        for name in NODE_APP:
+            shutil.copyfile(ROOT / "ports" / "common" / name, lib / name)
     else:
-        build_board.build(lib, log=lambda line: None)
-    for name in list(lib.glob("*.py")):
-        if name.name not in NODE_APP:
-            name.unlink()  # wifi.py: a board's, not needed here
-    for name in NODE_APP:
-        shutil.copyfile(ROOT / "ports" / "common" / name, lib / name)
+        build_board.build(lib, log=lambda line: None)  # the node app as .mpy too
+    for name in list(lib.glob("*.*py")):
+        if name.stem + ".py" not in NODE_APP:
+            name.unlink()  # wifi: a board's, not needed here
     if form != "romfs":
         return str(lib), None
     image = top / "rom.img"
@@ -123,7 +123,7 @@ def measure_vm(form):
         raise RuntimeError("the MicroPython VM needs node and tools/mpvm/node_modules (make setup)")
     with tempfile.TemporaryDirectory() as tmp:
         path, image = lay_out(form, Path(tmp))
-        cmd = [node, str(RUN_MJS), "--echo"]
+        cmd = [node, str(RUN_MJS), "--echo", "--app", path if image is None else str(Path(tmp) / "none")]
         if image is None:
             cmd += ["--pkg", str(Path(path) / build_board.PACKAGE)]
         else:  # the package only in the image: --pkg names a folder that does not exist

@@ -16,7 +16,9 @@
 // helpers (every tests/portable/*.py but test_*.py: support.py, fakenet.py...)
 // and the node app (ports/common/*.py) in /lib. --pkg DIR installs DIR's .py and .mpy files as /lib/coapy_micro
 // instead (the benchmarks pass a folder of mpy-cross output, which is what a
-// board loads). --file SRC DEST copies the host file SRC to the absolute path
+// board loads); --app DIR installs DIR's .py and .mpy files (not its folders)
+// in /lib in place of ports/common's (tools/node_heap.py passes the node
+// app as a board build has it). --file SRC DEST copies the host file SRC to the absolute path
 // DEST in the VM's filesystem (its folder must exist: / or /lib), before
 // anything runs; repeatable (tools/node_heap.py passes a ROMFS image so).
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
@@ -30,13 +32,14 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const TEST_DEF = /^def (test_\w+)\s*\(/gm;
 
 function usage(msg) {
-  process.stderr.write(`${msg}\nusage: run.mjs [--heap BYTES] [--pkg DIR] [--file SRC DEST]... [--echo] (--script FILE.py [ARGS...] | --tests FILE.py...)\n`);
+  process.stderr.write(`${msg}\nusage: run.mjs [--heap BYTES] [--pkg DIR] [--app DIR] [--file SRC DEST]... [--echo] (--script FILE.py [ARGS...] | --tests FILE.py...)\n`);
   process.exit(2);
 }
 
 let heap = 512 * 1024;
 let echo = false;
 let pkgDir = path.join(ROOT, "coapy_micro");
+let appDir = path.join(ROOT, "ports/common");
 let mode = null;
 let files = [];
 const extra = []; // [SRC, DEST] of --file
@@ -45,6 +48,7 @@ while (argv.length && !mode) {
   const a = argv.shift();
   if (a === "--heap") heap = Number(argv.shift());
   else if (a === "--pkg") pkgDir = path.resolve(argv.shift());
+  else if (a === "--app") appDir = path.resolve(argv.shift());
   else if (a === "--echo") echo = true;
   else if (a === "--file") {
     const [src, dest] = argv.splice(0, 2);
@@ -92,11 +96,12 @@ async function boot() {
   mp.FS.mkdir("/lib");
   if (fs.existsSync(pkgDir)) copyPy(mp, pkgDir, "/lib/coapy_micro");
   // The test helpers, and the node app a board keeps in /lib.
-  for (const dir of ["tests/portable", "ports/common"]) {
-    const from = path.join(ROOT, dir);
-    for (const name of fs.readdirSync(from)) {
-      if (/\.py$/.test(name) && !name.startsWith("test_")) mp.FS.writeFile(`/lib/${name}`, fs.readFileSync(path.join(from, name)));
-    }
+  const helpers = path.join(ROOT, "tests/portable");
+  for (const name of fs.readdirSync(helpers)) {
+    if (/\.py$/.test(name) && !name.startsWith("test_")) mp.FS.writeFile(`/lib/${name}`, fs.readFileSync(path.join(helpers, name)));
+  }
+  for (const ent of fs.existsSync(appDir) ? fs.readdirSync(appDir, { withFileTypes: true }) : []) {
+    if (ent.isFile() && /\.m?py$/.test(ent.name)) mp.FS.writeFile(`/lib/${ent.name}`, fs.readFileSync(path.join(appDir, ent.name)));
   }
   for (const [src, dest] of extra) mp.FS.writeFile(dest, fs.readFileSync(src));
   return mp;
