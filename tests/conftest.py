@@ -1,7 +1,17 @@
+import signal
 import sys
 from pathlib import Path
 
 import pytest
+
+# A process a shell without job control starts in the background (`make
+# test &` in a script, some CI runners) has SIGINT ignored, and every child
+# inherits that: a CPython node, client or demo then never sees the Ctrl-C
+# the tests send it (SIGINT) and runs on until the test times out. A handler
+# is not inherited across exec (an ignored signal is), so setting Python's
+# own here gives every child the default again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TESTS = Path(__file__).resolve().parent
 # The repo root (import coapy_micro without installing), tests/ (import peers),

@@ -325,6 +325,13 @@ def client_steps(client, gw_uri, db):
 def main(argv=None):
     import argparse
 
+    # Started in the background by a shell without job control, this
+    # process and its children would have SIGINT ignored, and the node
+    # would not stop at the Ctrl-C (SIGINT) the demo sends it. A handler is
+    # not inherited across exec; an ignored signal is.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
     parser = argparse.ArgumentParser(
         description="A sensor node registers with a gateway that collects its readings.")
     parser.add_argument("--node-runtime", choices=("micropython", "cpython"),
