@@ -32,6 +32,35 @@ def err(proc):
     return proc.stderr.decode("utf-8", "replace")
 
 
+def lines_then_interrupt(args, want, within_s=60):
+    """Run `python -m coapy_micro ARGS` until it has printed `want` lines
+    (or ended, or `within_s` passed), then press Ctrl-C (SIGINT). Returns
+    (its output lines, stderr text, exit status, whether it was still
+    running when interrupted). Waiting for the lines, not for a fixed time,
+    holds on a loaded machine, where the interpreter alone may take seconds
+    to start."""
+    import os
+    import select
+    import signal
+
+    p = subprocess.Popen([sys.executable, "-m", "coapy_micro", *args], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    got = b""
+    deadline = time.monotonic() + within_s
+    while got.count(b"\n") < want:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
+            break
+        chunk = os.read(p.stdout.fileno(), 4096)
+        if not chunk:
+            break  # it ended
+        got += chunk
+    still = p.poll() is None
+    p.send_signal(signal.SIGINT)
+    out, errs = p.communicate(timeout=30)
+    return (got + out).decode().splitlines(), errs.decode("utf-8", "replace"), p.returncode, still
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """'coap://127.0.0.1:PORT' of `coapy serve` on a port it picks (--port
@@ -347,16 +376,10 @@ def test_get_observe_prints_each_notification(served):
 
 
 def test_get_observe_without_seconds_runs_until_interrupted(served):
-    import signal
-
-    p = subprocess.Popen([sys.executable, "-m", "coapy_micro", "get", "--observe", served + "/time"],
-                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(3.5)  # room for the interpreter to start on a loaded machine
-    p.send_signal(signal.SIGINT)
-    out, errs = p.communicate(timeout=10)
-    lines = out.decode().splitlines()
-    assert len(lines) >= 2, (lines, errs)
-    assert p.returncode == 0, (p.returncode, errs)
+    # The first response and a notification, then Ctrl-C: it ends with 0.
+    lines, errs, status, still = lines_then_interrupt(["get", "--observe", served + "/time"], 2)
+    assert len(lines) >= 2 and still, (lines, errs)
+    assert status == 0, (status, errs)
 
 
 # -- servers that break the rules, and long transfers ----------------------------------
@@ -529,15 +552,10 @@ def test_timeout_says_what_was_dropped():
 def test_get_observe_for_a_week_keeps_observing(served):
     # Seen: `get --observe 604800` returned after 0.14 s with exit 3 (a week
     # is beyond what ticks can hold).
-    import signal
-
-    p = subprocess.Popen([sys.executable, "-m", "coapy_micro", "get", "--observe", "604800",
-                          served + "/time"], cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
-    time.sleep(4)
-    still = p.poll() is None
-    p.send_signal(signal.SIGINT)
-    out, errs = p.communicate(timeout=10)
-    assert still, (p.returncode, errs)
-    assert len(out.decode().splitlines()) >= 2, (out, errs)
-    assert p.returncode == 0, (p.returncode, errs)
+    # Still observing after the first response and two notifications (more
+    # than two seconds in), then Ctrl-C.
+    lines, errs, status, still = lines_then_interrupt(
+        ["get", "--observe", "604800", served + "/time"], 3)
+    assert still, (status, lines, errs)
+    assert len(lines) >= 3, (lines, errs)
+    assert status == 0, (status, errs)
