@@ -14,9 +14,9 @@ Held after importing, and held by the running node: read between steps of
 the VM's test harness, after a collection made with no Python frame live
 (vmbench.held_after_import; for the node, tools/node_heap.py's probe). A
 figure read inside a running script would also count what the .mpy loader
-and the compiler left behind (about 8 KB for the three server modules,
-14 KB for the node): in the VM a collection frees nothing while a frame is
-live, whereas a board's collector takes it back. The node is laid out as
+left behind (about 8 KB for the three server modules): in the VM a
+collection frees nothing while a frame is live, whereas a board's collector
+takes it back (on the unix port both readings agree). The node is laid out as
 `make deploy` puts it on a board (the package and the node app from .mpy).
 """
 import sys
