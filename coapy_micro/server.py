@@ -23,7 +23,7 @@ A NON request with an unrecognized critical option is rejected with RST
 the classes it names; a CON still gets its empty ACK.
 
 Extensions. Observe (RFC 7641, server_observe.py), Block-wise transfer (RFC
-7959, server_block.py) and answers to requests made to a group (RFC 7252
+7959: server_block.py sends blocks, server_upload.py takes them) and answers to requests made to a group (RFC 7252
 §8.2, multicast.py) are loaded the first time a request needs them, by
 Server.hook(), the one place that names them; each registers the object the
 server then calls through set_hook(). They use the server's public calls
@@ -163,7 +163,7 @@ class Resource:
     in a request payload (None: any); others, or none given, get 4.15.
     `block1_stream`: fn(request, num, data, more) receives each Block1
     block of an upload instead of the handler seeing the assembled body
-    (server_block.py says what it returns).
+    (server_upload.py says what it returns).
     """
 
     def __init__(self, get=None, put=None, post=None, delete=None, fetch=None,
@@ -308,7 +308,7 @@ class Request:
     @property
     def payload(self):
         """The request's payload; for a Block1 upload, the whole body once
-        assembled (server_block.py sets it)."""
+        assembled (server_upload.py sets it)."""
         b = self._body
         return self.message.payload if b is None else b
 
@@ -462,8 +462,9 @@ class Server:
     (more are dropped: answering a group is optional). rand(nbits): random
     bits for the leisure delay (default: the EndPoint's source).
     block_size, max_body, max_assemblies, assembly_ms: Block-wise transfer
-    (RFC 7959, server_block.py): block size, upload limit (4.13 beyond),
-    uploads assembled at once, and how long an unfinished one is kept.
+    (RFC 7959, server_block.py, server_upload.py): block size, upload
+    limit (4.13 beyond), uploads assembled at once, and how long an
+    unfinished one is kept.
     max_observers, max_observers_per_resource: bounds of the Observe table
     (RFC 7641, server_observe.py); a registration beyond them gets a plain
     answer. notify_con_every: at most this many notifications to an
@@ -637,8 +638,8 @@ class Server:
     @property
     def assemblies(self):
         """How many Block1 uploads (and kept answers to them) are held."""
-        blocks = self._hooks.get("block")
-        return 0 if blocks is None else blocks.count
+        uploads = self._hooks.get("upload")
+        return 0 if uploads is None else uploads.count
 
     @property
     def delayed(self):
@@ -650,15 +651,18 @@ class Server:
 
     def hook(self, name):
         """The extension registered as `name`, loading it the first time:
-        "observe" (server_observe.py), "block" (server_block.py), "group"
-        (multicast.py). The one place that names the server's extension
-        modules: each one's install(server) registers with set_hook()."""
+        "observe" (server_observe.py), "block" (server_block.py), "upload"
+        (server_upload.py), "group" (multicast.py). The one place that
+        names the server's extension modules: each one's install(server)
+        registers with set_hook()."""
         h = self._hooks.get(name)
         if h is None:
             if name == "observe":
                 from . import server_observe as module
             elif name == "block":
                 from . import server_block as module
+            elif name == "upload":
+                from . import server_upload as module
             elif name == "group":
                 from . import multicast as module
             else:
@@ -1119,12 +1123,12 @@ class Server:
             # (RFC 7959 §2.7): from the answer kept for it, or refused,
             # never by running the handler (the change) again.
             req.keep()
-            self.hook("block").later(req, res)
+            self.hook("upload").later(req, res)
             return None
         if req.block1 is not None:
             req.keep()
             # None when answered there: 2.31, 4.08, 4.13, or streamed
-            return self.hook("block").upload(req, res, handler)
+            return self.hook("upload").upload(req, res, handler)
         return handler
 
     # -- reading the request -------------------------------------------------

@@ -55,6 +55,7 @@ def test_0_start():
     # Loaded now, as a busy node has them: not counted in the tables below.
     srv.hook("observe")
     srv.hook("block")
+    srv.hook("upload")
 
 
 def test_1_dedup_full():
