@@ -34,6 +34,7 @@ package(
         "server.py",
         "server_block.py",
         "server_observe.py",
+        "server_separate.py",
         "server_upload.py",
         "uri.py",
     ),

@@ -326,7 +326,8 @@ class Request:
         (the same one if called again); its respond() sends the response."""
         d = self.deferred
         if d is None:
-            d = self.deferred = Deferred(self)
+            # (server_separate.py, loaded with the first deferred request.)
+            d = self.deferred = self.server.hook("separate")(self)
             self.keep()
             if self.confirmable and not self._done:
                 self.rx.ack()
@@ -340,41 +341,15 @@ class Request:
         return "<Request %d.%02d /%s from %r>" % (self.code >> 5, self.code & 31, path, self.remote)
 
 
-class Deferred:
-    """A separate response still to be sent (RFC 7252 §5.2.2)."""
+def __getattr__(name):
+    # Deferred, the class of request.defer()'s result, lives in
+    # server_separate.py (loaded with the first deferred request); still
+    # importable from here. Called only for names not defined above.
+    if name == "Deferred":
+        from .server_separate import Deferred
 
-    def __init__(self, request):
-        self.request = request
-        self.done = False
-        self.record = None  # the EndPoint's TransmissionRecord, once sent
-
-    def respond(self, code, payload=b"", content_format=None, options=(), total=None):
-        """Send the response: CON for a CON request (the EndPoint
-        retransmits it until acknowledged), NON for a NON one. Returns the
-        TransmissionRecord, or None when suppressed (No-Response, or an
-        error to a multicast request). Raises ValueError if already sent,
-        CapacityError if the EndPoint has too many transmissions in flight.
-        A body larger than a block goes out as the block asked for (RFC
-        7959); `total` as in Response, for a callable body."""
-        if self.done:
-            raise ValueError("this request has been answered")
-        req = self.request
-        p = req.server.render(req, None, (code, payload, content_format, options, total))
-        return self._send(p[0], p[1], p[2], p[3])
-
-    def _send(self, code, payload, content_format, options):
-        # The response, already rendered, as a separate message.
-        if self.done:
-            raise ValueError("this request has been answered")
-        req = self.request
-        srv = req.server
-        self.done = True
-        if srv._suppressed(req, code):
-            return None
-        mtype = _CON if req.confirmable else _NON
-        msg = srv.message(mtype, code, payload, req.token, content_format, options)
-        self.record = srv.end_point.send(msg, req.remote)
-        return self.record
+        return Deferred
+    raise AttributeError(name)
 
 
 def _strings(msg, number, cur):
@@ -663,6 +638,8 @@ class Server:
                 from . import server_block as module
             elif name == "upload":
                 from . import server_upload as module
+            elif name == "separate":
+                from . import server_separate as module
             elif name == "group":
                 from . import multicast as module
             else:
@@ -818,14 +795,14 @@ class Server:
             # separately, unless it has already been sent.
             if not d.done:
                 try:
-                    d._send(code, payload, content_format, options)
+                    d.send(code, payload, content_format, options)
                 except Exception as e:
                     self.fail(req, e)
             return
         if req._done:
             return
         req._done = True
-        if (req._rare or req.multicast) and self._suppressed(req, code):
+        if (req._rare or req.multicast) and self.suppressed(req, code):
             if req.confirmable:
                 req.rx.ack()
             return
@@ -1282,9 +1259,10 @@ class Server:
 
     # -- answering ------------------------------------------------------------
 
-    def _suppressed(self, req, code):
-        # No error responses to a group (RFC 7252 §8.2); No-Response (RFC
-        # 7967): bit 2 suppresses 2.xx, 8 suppresses 4.xx, 16 suppresses 5.xx.
+    def suppressed(self, req, code):
+        """Is the answer `code` to `req` not to be sent? No error responses
+        to a group (RFC 7252 §8.2); No-Response (RFC 7967): bit 2
+        suppresses 2.xx, 8 suppresses 4.xx, 16 suppresses 5.xx."""
         cls = code >> 5
         if req.multicast and cls >= 4:
             return True
