@@ -33,6 +33,7 @@ package(
         "senml.py",
         "server.py",
         "server_block.py",
+        "server_discovery.py",
         "server_observe.py",
         "server_separate.py",
         "server_upload.py",

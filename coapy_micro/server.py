@@ -73,7 +73,6 @@ _NO_RESPONSE = const(258)
 _RECOGNIZED = const(-2)  # message.RECOGNIZED: the cursor passes unrecognized elective options
 
 # Response codes (codes.py has them all; these are the ones sent from here).
-_CONTENT = const(69)
 _BAD_REQUEST = const(128)
 _BAD_OPTION = const(130)
 _NOT_FOUND = const(132)
@@ -182,23 +181,6 @@ class Resource:
         self.title = title
         self.accepts = accepts
         self.block1_stream = block1_stream
-
-    def link_attrs(self):
-        """The discovery attributes as (name, value) pairs (link.Link's form)."""
-        out = []
-        if self.rt is not None:
-            out.append(("rt", self.rt))
-        if self.if_ is not None:
-            out.append(("if", self.if_))
-        if self.ct is not None:
-            out.append(("ct", self.ct))
-        if self.sz is not None:
-            out.append(("sz", self.sz))
-        if self.title is not None:
-            out.append(("title", self.title))
-        if self.obs:
-            out.append(("obs", None))
-        return out
 
 
 class Request:
@@ -475,10 +457,12 @@ class Server:
         # None, [child nodes]]. A list per node, searched in order: a node
         # has few children, and comparing bytes needs no string.
         self._root = [b"", None, []]
-        self._listing = []  # [path, Resource] in registration order (discovery)
+        # [path, Resource] per resource, in registration order, as add()
+        # keeps it: read it (discovery does), never change it; resources()
+        # gives a copy.
+        self.listing = []
         self._specs = {}  # option number -> (min_len, max_len, repeatable), registered only
         self._cf_options = {}  # Content-Format -> its encoded option (bounded)
-        self._links = None  # the listing link_format() made last (see there)
         self._cur = [0, 0, 0, 0, 0]  # the option cursor route() walks with
         self._walk = [None, 0, True, False, None, -1]  # and what it finds (_walk_start)
         # The Request handle() fills for each request: reused while nobody
@@ -511,12 +495,12 @@ class Server:
                 node = child
         node[1] = resource
         norm = "/".join(_segments(path))
-        for entry in self._listing:
+        for entry in self.listing:
             if entry[0] == norm:
                 entry[1] = resource
                 break
         else:
-            self._listing.append([norm, resource])
+            self.listing.append([norm, resource])
         return resource
 
     def find(self, path):
@@ -525,62 +509,27 @@ class Server:
         every time.)"""
         if path.startswith("/"):
             path = path[1:]  # the one difference _segments() makes
-        for entry in self._listing:
+        for entry in self.listing:
             if entry[0] == path:
                 return entry[1]
         return None
 
     def resources(self):
         """[(path, Resource)] in registration order."""
-        return [(e[0], e[1]) for e in self._listing]
+        return [(e[0], e[1]) for e in self.listing]
 
     def link_format(self, query=None):
         """The link-format text (RFC 6690) of the resource tree, as
         /.well-known/core serves it: every resource but that one, with its
-        discovery attributes, targets percent-encoded (link.py). `query`: a
-        discovery filter (§4.1) such as 'rt=temp*', or a list of them that
-        must all pass; None lists everything.
-
-        The full listing is kept, and served again while the resources and
-        their discovery attributes stay as they were: a node is asked for
-        it often, and making it costs far more than checking it."""
-        listing = self._listing
-        kept = self._links  # [text, then per resource: it and its attributes]
-        if not query and kept is not None and len(kept) == 1 + 7 * len(listing):
-            i = 1
-            for e in listing:
-                r = e[1]
-                if (kept[i] is not r or kept[i + 1] != r.rt or kept[i + 2] != r.if_
-                        or kept[i + 3] != r.ct or kept[i + 4] != r.sz
-                        or kept[i + 5] != r.title or kept[i + 6] != r.obs):
-                    break
-                i += 7
-            else:
-                return kept[0]
-        # Imported here: a node that is never asked does not load link.py.
-        from .link import resource_links
-
-        entries = []
-        for path, res in listing:
-            if res is not self.well_known:
-                entries.append((path, res.link_attrs()))
-        text = resource_links(entries, query)
-        if not query:
-            kept = [text]
-            for e in listing:
-                r = e[1]
-                kept += (r, r.rt, r.if_, r.ct, r.sz, r.title, r.obs)
-            self._links = kept
-        return text
+        discovery attributes, targets percent-encoded. `query`: a discovery
+        filter (§4.1) such as 'rt=temp*', or a list of them that must all
+        pass; None lists everything. (server_discovery.py, loaded the first
+        time a node is asked.)"""
+        return self.hook("discovery").link_format(query)
 
     def _discover(self, request):
-        text = self.link_format(request.query)
-        if not text and request.multicast:
-            # Nothing to say to a group: 4.04 is never sent to one (errors
-            # are suppressed), so the request goes unanswered. To a unicast
-            # request an empty result is 2.05 with an empty payload.
-            return (_NOT_FOUND, b"")
-        return (_CONTENT, text, _LINK_FORMAT)
+        # The handler of /.well-known/core.
+        return self.hook("discovery").answer(request)
 
     # -- Observe ----------------------------------------------------------------
 
@@ -627,7 +576,8 @@ class Server:
     def hook(self, name):
         """The extension registered as `name`, loading it the first time:
         "observe" (server_observe.py), "block" (server_block.py), "upload"
-        (server_upload.py), "group" (multicast.py). The one place that
+        (server_upload.py), "separate" (server_separate.py), "discovery"
+        (server_discovery.py), "group" (multicast.py). The one place that
         names the server's extension modules: each one's install(server)
         registers with set_hook()."""
         h = self._hooks.get(name)
@@ -640,6 +590,8 @@ class Server:
                 from . import server_upload as module
             elif name == "separate":
                 from . import server_separate as module
+            elif name == "discovery":
+                from . import server_discovery as module
             elif name == "group":
                 from . import multicast as module
             else:
