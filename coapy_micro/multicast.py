@@ -78,6 +78,29 @@ class Leisure:
             i += 1
         return wait
 
+    def process(self, timeout_ms, reuse):
+        """Server.process()'s wait while responses wait out their leisure:
+        EndPoint.process(timeout_ms, reuse), cut short to send each when
+        it is due. Returns what EndPoint.process() returned."""
+        srv = self.server
+        clock = srv.now
+        start = clock()
+        while True:
+            now = clock()
+            wait = self.send_due(now)
+            cut = False
+            t = timeout_ms
+            if t is not None:
+                t = int(t) - ticks_diff(now, start)
+                if t < 0:
+                    t = 0
+            if wait >= 0 and (t is None or wait < t):
+                t = wait
+                cut = True
+            rx = srv.end_point.process(t, reuse)
+            if rx is not None or not cut:
+                return rx
+
 
 def install(server):
     """Called by Server.hook("group"): register the Leisure queue."""

@@ -869,32 +869,11 @@ class Server:
             # serving while another request is handled (that one holds it).
             rx = self.end_point.process(timeout_ms, self._depth == 0)
         else:
-            rx = self._process_group(group, timeout_ms)
+            rx = group.process(timeout_ms, self._depth == 0)
         if rx is None or self._handled(rx):
             return None
         rx.keep()  # not a request: the caller's to keep
         return rx
-
-    def _process_group(self, group, timeout_ms):
-        # process()'s wait while group responses wait out their leisure:
-        # cut short to send each when due.
-        clock = self._clock
-        start = clock()
-        while True:
-            now = clock()
-            wait = group.send_due(now)
-            cut = False
-            t = timeout_ms
-            if t is not None:
-                t = int(t) - ticks_diff(now, start)
-                if t < 0:
-                    t = 0
-            if wait >= 0 and (t is None or wait < t):
-                t = wait
-                cut = True
-            rx = self.end_point.process(t, self._depth == 0)
-            if rx is not None or not cut:
-                return rx
 
     def _handled(self, rx):
         # handle(rx), where a MemoryError drops the request.
