@@ -57,7 +57,9 @@ def main():
         held = {key: held_after_import(mpy, SERVER, *("coapy_micro." + m for m in more))
                 for key, more in (("all", ("server_observe", "server_block")),
                                   ("server_observe", ("server_observe",)),
-                                  ("server_block", ("server_block",)))}
+                                  ("server_block", ("server_block",)),
+                                  ("upload", ("server_observe", "server_block",
+                                              "server_upload")))}
     node = node_heap.measure_vm(DEPLOYED)
 
     print("MicroPython 1.29 VM (WebAssembly, 32-bit), package compiled by mpy-cross; heap "
@@ -68,8 +70,9 @@ def main():
     print("heap held after a collection (none made while a Python frame is live):")
     print("  importing server + server_observe + server_block: %d bytes (target <= %d): %s"
           % (held["all"], IMPORT_ALL_MAX, verdict(held["all"] <= IMPORT_ALL_MAX)))
-    print("    (server + server_observe: %d, server + server_block: %d)"
-          % (held["server_observe"], held["server_block"]))
+    print("    (server + server_observe: %d, server + server_block: %d; all three and "
+          "server_upload, which Block1 uploads load: %d)"
+          % (held["server_observe"], held["server_block"], held["upload"]))
     print("  the demo node running: %d bytes (target <= %d): %s"
           % (node["running"], NODE_RUNNING_MAX, verdict(node["running"] <= NODE_RUNNING_MAX)))
     print("    (as `make deploy` lays it out: the package and the node app from .mpy; "
