@@ -52,3 +52,12 @@ def test_a_load_is_carried_only_when_it_keeps_up_and_loses_nothing():
     assert bench_gateway.sustained(ok)
     assert not bench_gateway.sustained(dict(ok, rate=900.0))  # falling behind
     assert not bench_gateway.sustained(dict(ok, arrived=3900))  # 2.5% went missing
+
+
+def test_the_subscriber_count_takes_whole_lines_and_no_status_topics():
+    text = (b"coap/n000/r1\ncoap/n000/$status\ncoap/$gateway/gw-1\ncoap/n001/r0\n"
+            b"coap/n002/r9\n")
+    for cut in range(len(text) + 1):
+        n1, rest = bench_gateway.count_readings(text[:cut])
+        n2, rest = bench_gateway.count_readings(rest + text[cut:])
+        assert (n1 + n2, rest) == (3, b""), cut

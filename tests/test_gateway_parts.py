@@ -106,6 +106,29 @@ def test_outbox_is_bounded_and_counts_what_it_drops():
     assert p.topics == []
 
 
+def test_publish_frames_taken_from_the_pipe_split_anywhere():
+    # The publisher reads publish frames straight from its input buffer:
+    # however the pipe splits them, the same messages and subscriptions.
+    from coapy_micro.gateway.publisher import MqttLink
+
+    link = MqttLink.__new__(MqttLink)  # only its framing: no process
+    link.qos = 1
+    head = link.head("coap/n/\u00fc", retain=True)
+    data = (publish_frame("coap/n/t", b"[1]", 1, True) + frame(b"S", b"coap/n/t/set")
+            + publish_frame("coap/n/\u00fc", b"", 0, False)
+            + frame(b"P", head + b"[2]") + publish_frame("coap/n/t", b"[3]", 1, True))
+    want = [("coap/n/t", b"[1]", 1, True), ("coap/n/\u00fc", b"", 0, False),
+            ("coap/n/\u00fc", b"[2]", 1, True), ("coap/n/t", b"[3]", 1, True)]
+    for cut in range(len(data) + 1):
+        p = Publisher("127.0.0.1", 1, "coap", "t", qos=1)
+        r = FrameReader()
+        p._take_all(r, memoryview(data)[:cut])
+        p._take_all(r, data[cut:])
+        assert list(p.outbox) == want and p.topics == ["coap/n/t/set"], cut
+        assert not r.buf
+    assert publish_frame("coap/n/\u00fc", b"[2]", 1, True) == frame(b"P", head + b"[2]")
+
+
 def test_a_readings_senml_text_is_what_senml_writes():
     # The gateway writes the common case (a number in text) from a
     # per-resource head; every payload must come out as senml.dumps(records()).

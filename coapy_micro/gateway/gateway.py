@@ -34,10 +34,14 @@ when a failed observation comes back. Failed observations are retried with
 back-off (2 s doubling to 60 s) while the registration lives.
 
 Observations are spread over EndPoints of `shard_size` each (each on an
-ephemeral port): the EndPoint and the Client look up a response among their
-records and observations one by one, so many small tables cost less per
-notification than one large one. One poll() waits on all of them.
+ephemeral port), and one poll() waits on all of them. Each socket asks for
+a 1 MB receive buffer: notifications that arrive while the loop writes a
+batch to SQLite wait there instead of being dropped by the kernel. (The
+EndPoint and the Client index their tables past a few dozen entries, so
+the shard size hardly changes the CPU a notification costs: measured about
+the same with 32 and with 1,024 resources a shard.)
 """
+import functools
 import json
 import select
 import socket
@@ -60,6 +64,7 @@ _HEALTH_S = 1.0
 _RETRY_MIN_S = 2.0
 _RETRY_MAX_S = 60.0
 _DRAIN = 256  # datagrams read from one socket per wake-up
+_RCVBUF = 1 << 20  # a shard socket's receive buffer asked for (bytes)
 
 
 def _family_of(uri):
@@ -115,6 +120,7 @@ class Target:
         self.failed = None  # why the last observation ended
         self.count = 0
         self.last_text = None  # the last reading's SenML JSON
+        self.mqtt_head = None  # MqttLink.head() of its topic, made at its first reading
         self.last_t = None
         # Every reading of this resource starts the same: its SenML JSON up
         # to the time, written once here instead of per reading.
@@ -167,6 +173,14 @@ class Shard:
         self.ep = EndPoint(family, max_in_flight=size + 48, dedup_size=512,
                            max_message_size=4096)
         self.ep.bind((bind, 0))
+        try:
+            # Room for the notifications that arrive while the loop is busy
+            # elsewhere (a batch written to SQLite takes some ms): what does
+            # not fit is dropped by the kernel. As much as the system allows
+            # (it caps the request at its rmem_max).
+            self.ep.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+        except OSError:
+            pass
         self.client = Client(self.ep, timeout_ms=15000)
         self.count = 0
         self.fd = self.ep.socket.fileno()
@@ -415,7 +429,8 @@ class Gateway:
             t.shard = self._shard(family or _family_of(t.uri))
             t.shard.count += 1
         try:
-            t.obs = t.shard.client.observe(t.uri, callback=lambda r, t=t: self._reading(t, r),
+            # (A partial, not a lambda: one Python call less per notification.)
+            t.obs = t.shard.client.observe(t.uri, callback=functools.partial(self._reading, t),
                                            margin_ms=5000)
         except Exception as e:  # the shard's EndPoint is full, a bad URI
             t.obs = None
@@ -486,12 +501,18 @@ class Gateway:
     # -- readings -------------------------------------------------------------
 
     def _reading(self, t, resp):
-        now = time.time()
-        code = resp.code
-        if code >> 5 != 2:
+        # Every notification comes through here: kept short. Of the CPU a
+        # notification costs this process (about 150,000 instructions,
+        # 45-55 µs on CPython 3.11), this and what it calls (SenML text, a
+        # row for the store, a frame for the MQTT process) take about a
+        # seventh; the rest is the CoAP layers before it: the datagram read
+        # and decoded, the duplicate check, the observation found and its
+        # options read (Observe, Max-Age, Block2, Content-Format: a walk
+        # each).
+        if resp.code >> 5 != 2:
             self.errors += 1
             return
-        node = t.node
+        now = time.time()
         text = t.senml_text(resp.payload, resp.content_format, now)
         self.notifications += 1
         t.count += 1
@@ -501,9 +522,13 @@ class Gateway:
             t.failed = None
             t.backoff = _RETRY_MIN_S
         if self.store is not None:
-            self.store.add(now, node.ep, t.path, text)
-        if self.mqtt is not None:
-            self.mqtt.publish(t.topic, text, retain=True)
+            self.store.add(now, t.node.ep, t.path, text)
+        mqtt = self.mqtt
+        if mqtt is not None:
+            head = t.mqtt_head
+            if head is None:
+                head = t.mqtt_head = mqtt.head(t.topic, retain=True)
+            mqtt.publish_to(head, text.encode())
         if self.on_reading is not None:
             self.on_reading(t, json.loads(text))
 
