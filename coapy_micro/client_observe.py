@@ -29,6 +29,8 @@ _RST = const(3)
 _OBSERVE = const(6)
 _MAX_AGE = const(14)
 _BLOCK2 = const(23)
+# What handle() reads of every notification, in one walk (Message.get_uints).
+_READ = (_OBSERVE, _MAX_AGE, _BLOCK2)
 _HALF = const(0x800000)  # 2**23: serial arithmetic on 24-bit numbers
 # §3.4: a notification more than 128 s after the last is fresh whatever
 # its number (the numbers may have wrapped meanwhile).
@@ -88,6 +90,7 @@ class Observation:
         self._t = 0
         self._due = None  # ticks when to re-register (Max-Age + margin)
         self.record = None
+        self._opts = [None, None, None]  # handle()'s values of _READ, filled per notification
         self._send(msg)
 
     def _send(self, msg):
@@ -112,40 +115,60 @@ class Observation:
     def handle(self, rx, now):
         """A message pertaining to this observation's record: a
         notification, an ACK, an RST."""
+        # (Six locals and at most five values on the stack: the frame fits
+        # the 11 words MicroPython keeps on the C stack, where a larger one
+        # would be taken from the heap for every notification. So the
+        # endings, rare, build their errors in _end_by(), and the time to
+        # register again is set by _set_due().)
         m = rx.message
         if m.transaction_type == _RST:
-            self.end(Reset("%s answered with RST" % (peer_text(self.remote),)))
+            self._end_by(-1)
             return
         if m.code == 0:
             return  # the empty ACK of a separate response
         if m.transaction_type == _CON:
             rx.ack()  # CON notifications are acknowledged (§4.5)
         self.waiting = False
-        v = m.get_uint(_OBSERVE)
-        age = m.get_uint(_MAX_AGE, _MAX_AGE_S)
-        if age > MAX_AGE_CAP_S:
-            age = MAX_AGE_CAP_S  # clamped before it meets ticks_add (see above)
-        margin = self.margin_ms
-        if not 0 <= margin <= _MAX_MARGIN_MS:
-            margin = 0 if margin < 0 else _MAX_MARGIN_MS
-        self._due = ticks_add(now, age * 1000 + margin)
-        if v is not None and self._seq is not None and not fresh(self._seq, self._t, v, now):
-            return  # older than what we have: reordered (§3.4)
+        opts = self._opts
+        m.get_uints(_READ, opts)  # Observe, Max-Age, Block2: one walk over the options
+        self._set_due(now, opts[1])
+        v = opts[0]
         if v is not None:
+            if self._seq is not None and not fresh(self._seq, self._t, v, now):
+                return  # older than what we have: reordered (§3.4)
             self._seq = v
             self._t = now
-        b2 = m.get_uint(_BLOCK2)
-        if b2 is not None and b2 & 8 and m.code >> 5 == 2 and self.uri is not None:
+        if opts[2] is not None and opts[2] & 8 and m.code >> 5 == 2 and self.uri is not None:
             if self._fetch(v):
                 return
         self._deliver(Response(rx))
         if m.code >> 5 != 2:
-            e = ObservationEnded("the server ended the observation with %d.%02d"
-                                 % (m.code >> 5, m.code & 31))
-            e.code = m.code
-            self.end(e)
+            self._end_by(m.code)
         elif v is None:
             self.end()  # answered without Observe: not registered (§3.1)
+
+    def _set_due(self, now, age):
+        # When to register again after a notification at `now` with Max-Age
+        # `age` (None: absent): Max-Age, clamped before it meets ticks_add
+        # (see the module notes), and margin_ms, within its bounds.
+        if age is None:
+            age = _MAX_AGE_S
+        elif age > MAX_AGE_CAP_S:
+            age = MAX_AGE_CAP_S
+        margin = self.margin_ms
+        if not 0 <= margin <= _MAX_MARGIN_MS:
+            margin = 0 if margin < 0 else _MAX_MARGIN_MS
+        self._due = ticks_add(now, age * 1000 + margin)
+
+    def _end_by(self, code):
+        # End on an RST (`code` -1) or an error response (its code).
+        if code < 0:
+            self.end(Reset("%s answered with RST" % (peer_text(self.remote),)))
+            return
+        e = ObservationEnded("the server ended the observation with %d.%02d"
+                             % (code >> 5, code & 31))
+        e.code = code
+        self.end(e)
 
     def _fetch(self, seq):
         # The first block of a larger notification (RFC 7959 §3.4): the body
