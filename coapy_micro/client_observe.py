@@ -20,17 +20,20 @@ server allows longer re-registers once a day, which §3.3.1 permits (a
 client may re-register at any time).
 """
 from ._compat import const, ticks_add, ticks_diff
-from .message import Message
-from .options import Option
+from .message import Message, option_next
+from .options import Option, uint_at
 from .outcome import CoapError, RequestTimeout, Reset, Response, Unreachable, peer_text
 
 _CON = const(0)
 _RST = const(3)
 _OBSERVE = const(6)
+_CONTENT_FORMAT = const(12)
 _MAX_AGE = const(14)
 _BLOCK2 = const(23)
-# What handle() reads of every notification, in one walk (Message.get_uints).
-_READ = (_OBSERVE, _MAX_AGE, _BLOCK2)
+# What handle() reads of every notification, in one walk (_read()), in the
+# order of their numbers: the Content-Format too, handed to the Response,
+# which need not walk again.
+_READ = (_OBSERVE, _CONTENT_FORMAT, _MAX_AGE, _BLOCK2)
 _HALF = const(0x800000)  # 2**23: serial arithmetic on 24-bit numbers
 # §3.4: a notification more than 128 s after the last is fresh whatever
 # its number (the numbers may have wrapped meanwhile).
@@ -52,6 +55,22 @@ def fresh(v1, t1, v2, t2):
     if (v1 < v2 and v2 - v1 < _HALF) or (v1 > v2 and v1 - v2 > _HALF):
         return True
     return ticks_diff(t2, t1) > _FRESH_MS
+
+
+def _read(m, out):
+    # The options of _READ in the message `m`, in one walk of the option
+    # cursor: out[5 + i] is the uint value of the first option _READ[i],
+    # or None; out[0:5] is the cursor. Allocates nothing. (Here rather than
+    # a Message method: a board's server never loads it. Four locals: the
+    # frame stays on MicroPython's C stack.)
+    ob = m.cursor(out)
+    i = 0
+    while i < 4:
+        if out[2] < out[3] and option_next(ob, out, _READ[i]) >= 0:
+            out[5 + i] = uint_at(ob, out[0], out[1])
+        else:
+            out[5 + i] = None
+        i += 1
 
 
 class Observation:
@@ -90,7 +109,8 @@ class Observation:
         self._t = 0
         self._due = None  # ticks when to re-register (Max-Age + margin)
         self.record = None
-        self._opts = [None, None, None]  # handle()'s values of _READ, filled per notification
+        # _read()'s cursor (0-4) and the values of _READ it found (5-8)
+        self._opts = [0, 0, 0, 0, 0, None, None, None, None]  # type: list
         self._send(msg)
 
     def _send(self, msg):
@@ -115,11 +135,12 @@ class Observation:
     def handle(self, rx, now):
         """A message pertaining to this observation's record: a
         notification, an ACK, an RST."""
-        # (Six locals and at most five values on the stack: the frame fits
+        # (Five locals and at most six values on the stack: the frame fits
         # the 11 words MicroPython keeps on the C stack, where a larger one
         # would be taken from the heap for every notification. So the
-        # endings, rare, build their errors in _end_by(), and the time to
-        # register again is set by _set_due().)
+        # values read stay in self._opts rather than in locals, the endings,
+        # rare, build their errors in _end_by(), and the time to register
+        # again is set by _set_due().)
         m = rx.message
         if m.transaction_type == _RST:
             self._end_by(-1)
@@ -129,19 +150,19 @@ class Observation:
         if m.transaction_type == _CON:
             rx.ack()  # CON notifications are acknowledged (§4.5)
         self.waiting = False
-        opts = self._opts
-        m.get_uints(_READ, opts)  # Observe, Max-Age, Block2: one walk over the options
-        self._set_due(now, opts[1])
-        v = opts[0]
+        _read(m, self._opts)  # one walk over the options
+        self._set_due(now, self._opts[7])  # Max-Age
+        v = self._opts[5]  # Observe
         if v is not None:
             if self._seq is not None and not fresh(self._seq, self._t, v, now):
                 return  # older than what we have: reordered (§3.4)
             self._seq = v
             self._t = now
-        if opts[2] is not None and opts[2] & 8 and m.code >> 5 == 2 and self.uri is not None:
+        if (self._opts[8] is not None and self._opts[8] & 8  # Block2, more blocks
+                and m.code >> 5 == 2 and self.uri is not None):
             if self._fetch(v):
                 return
-        self._deliver(Response(rx))
+        self._deliver(Response(rx, self._opts[6]))  # its Content-Format
         if m.code >> 5 != 2:
             self._end_by(m.code)
         elif v is None:

@@ -567,34 +567,6 @@ class Message:
             return default
         return uint_at(ob, cur[0], cur[1])
 
-    def get_uints(self, numbers, out):
-        """Read several uint options in one walk: out[i] becomes the value
-        of the first option numbered numbers[i], or None if there is none.
-
-        `numbers` (a tuple, say) in ascending order walks the options once
-        (another order is read right too, the walk starting over where a
-        number is not above the last one found); `out` is a list of the
-        caller's, at least as long. Allocates nothing: a client reads
-        Observe, Content-Format, Max-Age and Block2 of every notification
-        so, where a get_uint() each would walk the options four times.
-        """
-        # (Six locals and at most five values on the stack: the frame fits
-        # the 11 words MicroPython keeps on the C stack. So numbers[i] is
-        # read where needed, not held in a seventh local.)
-        ob = self._ob
-        cur = _cursor(self._o0, self._o1)
-        i = 0
-        while i < len(numbers):
-            if numbers[i] <= cur[4]:  # at or before an option already passed: start over
-                cur[2] = self._o0
-                cur[3] = self._o1
-                cur[4] = 0
-            if cur[2] < cur[3] and option_next(ob, cur, numbers[i]) >= 0:
-                out[i] = uint_at(ob, cur[0], cur[1])
-            else:
-                out[i] = None
-            i += 1
-
     # -- wire format -----------------------------------------------------
 
     def wire_size(self):

@@ -43,25 +43,41 @@ class Response:
     """A response as the application sees it: `code` (69 is 2.05; see
     codes.dotted), `payload` (bytes), `content_format` (int or None),
     `options`, `remote` (the address it came from) and `message` (the
-    Message itself). `rx` is the EndPoint's ReceptionRecord."""
+    Message itself). `rx` is the EndPoint's ReceptionRecord.
 
-    def __init__(self, rx):
+    content_format: the response's Content-Format, if the caller has read
+    it already (None: it has none); -1 (the default): read when asked for.
+    (An Observation reads it in the walk that finds Observe and Max-Age.)
+    """
+
+    # (Three attributes: message and remote are read through rx, so the
+    # instance table is no larger than it was with four, before the
+    # Content-Format read in advance: a Response is made per notification.)
+    def __init__(self, rx, content_format=-1):
         self.rx = rx
-        self.message = rx.message
-        self.remote = rx.remote
         self.code = rx.message.code
+        self._cf = content_format
+
+    @property
+    def message(self):
+        return self.rx.message
+
+    @property
+    def remote(self):
+        return self.rx.remote
 
     @property
     def payload(self):
-        return self.message.payload
+        return self.rx.message.payload
 
     @property
     def content_format(self):
-        return self.message.get_uint(12)  # Content-Format
+        cf = self._cf
+        return self.rx.message.get_uint(12) if cf == -1 else cf  # Content-Format
 
     @property
     def options(self):
-        return self.message.options
+        return self.rx.message.options
 
     def __repr__(self):
         c = self.code

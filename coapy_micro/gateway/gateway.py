@@ -507,8 +507,8 @@ class Gateway:
         # row for the store, a frame for the MQTT process) take about a
         # seventh; the rest is the CoAP layers before it: the datagram read
         # and decoded, the duplicate check, the observation found and its
-        # options read (Observe, Max-Age, Block2, Content-Format: a walk
-        # each).
+        # options read (Observe, Max-Age, Block2 and Content-Format in one
+        # walk: resp.content_format is the value read then).
         if resp.code >> 5 != 2:
             self.errors += 1
             return

@@ -274,3 +274,33 @@ def test_matching_a_notification_allocates_nothing():
     s.c.handle(rx)  # once to settle what a first call may set up
     support.assert_no_alloc(s.c.handle, rx)
     assert target.notifications == n, (target.notifications, n)
+
+
+# -- the options a notification is read for ---------------------------------------
+
+def test_notifications_carry_their_content_format_read_in_the_same_walk():
+    # The Observation reads Observe, Content-Format, Max-Age and Block2 in
+    # one walk and hands the Content-Format to the Response: what the
+    # callback sees is what the datagram says, absent included, and the
+    # same as a Response that reads it when asked (Response(rx)).
+    from coapy_micro.outcome import Response
+
+    s = Server(max_age=60)
+    got = []
+    ob = s.c.observe(URI, callback=lambda r: got.append(
+        (r.content_format, Response(r.rx).content_format, bytes(r.payload), r.code, r.remote)))
+    s.run(100)
+    assert len(got) == 1 and got[0][:2] == (None, None), got
+    for n, cf in ((1, 50), (2, None), (3, 0), (4, 65535)):
+        m = Message(NON, CONTENT, b"v%d" % n, ob.token)
+        m.addOption(Option(6, 100 + n))
+        m.addOption(Option(10, b"x"))  # an unregistered elective option between them
+        if cf is not None:
+            m.addOption(Option(12, cf))
+        m.addOption(Option(14, 30))
+        s.net.inject(SERVER, CLIENT, m.encode(0x200 + n), s.net.now + 1)
+        s.run(100)
+        assert got[-1][:4] == (cf, cf, b"v%d" % n, CONTENT), (n, got[-1])
+        assert got[-1][4] == SERVER, got[-1]
+    assert ob.notifications == 5 and not ob.done, (ob.notifications, ob.error)
+    assert s.registrations == 1, s.registrations
