@@ -217,7 +217,7 @@ class ReceptionRecord:
 
 class _Dedup:
     """Messages received lately, for duplicate detection (RFC 7252 §4.5):
-    message ID, remote, expiry and the reply sent, in parallel lists made
+    message ID, remote (its peer's row), expiry and the reply sent, in parallel lists made
     at construction, one slot per message.
 
     A reply is kept as its bytes, copied into a buffer the slot keeps for
@@ -248,7 +248,11 @@ class _Dedup:
     def __init__(self, size):
         self.size = size
         self.tids = [-1] * size  # -1: a free slot
-        self.remotes = [None] * size
+        # Each slot's peer row (below; None: a free slot): the row, not the
+        # address, so the owner of the entry a newcomer may take is found
+        # without hashing its address, and a busy peer's entries share one
+        # copy of its address.
+        self.rows = [None] * size  # type: list
         self.expires = [0] * size
         self.gens = list(range(size))
         self.lens = [0] * size  # the reply: 0 none yet, _ACK/_RST (2, 3) empty, else its length
@@ -264,9 +268,9 @@ class _Dedup:
         self.peer_newer = [-1] * size
         self.free = list(range(size))  # a stack of free slots
         self.nfree = size
-        # remote -> [entries it holds, its oldest slot, its newest slot]:
-        # who yields when the table is full, and where its own oldest is. A
-        # key per peer with entries, so a busy node keeps a few.
+        # remote -> [entries it holds, its oldest slot, its newest slot,
+        # remote]: who yields when the table is full, and where its own
+        # oldest is. A key per peer with entries, so a busy node keeps a few.
         self.peers = {}
         # A large table's index, (id, remote) -> slot, on CPython. MicroPython
         # scans even a large one: `in` over a list of small ints is quick in
@@ -279,50 +283,53 @@ class _Dedup:
         """Take a message in: -2 - its slot if it duplicates an entry that has
         not expired, else its generation once remembered until `expires`
         (-1: size 0, nothing is)."""
+        # Every step here counts: a full table takes an entry out on every
+        # datagram. So the address is made a key once, the index key is
+        # built once, and lists used more than once are read into locals.
+        # (This frame is over 11 words either way: MicroPython takes it
+        # from the heap.)
         index = self.index
         tids = self.tids
+        at = self.expires
+        rows = self.rows
+        k = bytes(remote) if type(remote) is bytearray else remote  # _key(), inline
         if index is not None:
-            s = index.get((tid, remote), -1)
-            if s >= 0 and ticks_diff(self.expires[s], now) > 0:
+            key = (tid, k)
+            s = index.get(key, -1)
+            if s >= 0 and ticks_diff(at[s], now) > 0:
                 return -2 - s
         elif tid in tids:  # (one scan in C: the common case is a miss)
-            remotes = self.remotes
             for s in range(self.size):
-                if tids[s] == tid and remotes[s] == remote and ticks_diff(self.expires[s], now) > 0:
+                if tids[s] == tid and rows[s][3] == k and ticks_diff(at[s], now) > 0:
                     return -2 - s
         if not self.size:
             return -1
-        peers = self.peers
-        k = _key(remote)
-        p = peers.get(k)
+        p = self.peers.get(k)
         if self.nfree:
             self.nfree -= 1
             s = self.free[self.nfree]
         else:
             s = self.head
-            owner = self.remotes[s]
-            if (p is not None and owner != remote and ticks_diff(self.expires[s], now) > 0
-                    and p[0] >= peers[_key(owner)][0]):
+            q = rows[s]  # the oldest entry's owner
+            if (p is not None and q is not p and ticks_diff(at[s], now) > 0
+                    and p[0] >= q[0]):
                 s = p[1]  # it gives up its own oldest
             self._unlink(s)
             if p is not None and p[0] == 0:
                 p = None  # that was its only entry: its row went
         tids[s] = tid
         if p is None:
-            self.remotes[s] = remote
-            p = peers[k] = [1, s, s]
+            p = rows[s] = self.peers[k] = [1, s, s, k]
             self.peer_older[s] = -1
         else:
-            # One address object per peer in the table, not one per entry:
-            # a busy peer's table holds one copy of its address, not hundreds.
-            self.remotes[s] = self.remotes[p[2]]
-            p[0] += 1
+            rows[s] = p
             last = p[2]
+            p[0] += 1
             self.peer_older[s] = last
             self.peer_newer[last] = s
             p[2] = s
         self.peer_newer[s] = -1
-        self.expires[s] = expires
+        at[s] = expires
         self.lens[s] = 0
         g = self.gens[s] + self.size
         if g > _GEN_WRAP:
@@ -337,10 +344,13 @@ class _Dedup:
             self.head = s
         self.tail = s
         if index is not None:
-            index[(tid, remote)] = s
+            index[key] = s  # pyright: ignore[reportPossiblyUnboundVariable]: built above, where there is an index
         return g
 
     def _unlink(self, s):
+        # Takes slot s out of the table: on every datagram once the table is
+        # full, so this frame is kept within the 11 words MicroPython holds
+        # on the C stack (o and n serve both chains, p ends as the index's).
         o = self.older[s]
         n = self.newer[s]
         if o >= 0:
@@ -351,13 +361,7 @@ class _Dedup:
             self.older[n] = o
         else:
             self.tail = o
-        index = self.index
-        if index is not None:
-            key = (self.tids[s], self.remotes[s])
-            if index.get(key) == s:
-                del index[key]
-        k = _key(self.remotes[s])
-        p = self.peers[k]
+        p = self.rows[s]  # its peer's row
         o = self.peer_older[s]
         n = self.peer_newer[s]
         if o >= 0:
@@ -370,9 +374,17 @@ class _Dedup:
             p[2] = o
         p[0] -= 1
         if not p[0]:
-            del self.peers[k]
+            del self.peers[p[3]]
+        index = self.index
+        if index is not None:
+            # Its key may point at a newer slot (the same ID and remote
+            # taken in again once this entry had expired): then it stays.
+            key = (self.tids[s], p[3])
+            p = index.pop(key, s)
+            if p != s:
+                index[key] = p
         self.tids[s] = -1
-        self.remotes[s] = None
+        self.rows[s] = None
 
     def drop(self, gen):
         """Free the entry of generation `gen`, if it is still there."""

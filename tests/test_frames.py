@@ -11,7 +11,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import frames  # noqa: E402  (tools/frames.py)
 
 # What one CON GET answered by a handler passes through, module by module.
-# Not all of it: EndPoint._dispatch, _Dedup.note and _unlink,
+# Not all of it: EndPoint._dispatch, _Dedup.note,
 # ReceptionRecord.respond and message.encode_reply_into keep frames of 12 to
 # 23 words. Split to fit, they cost more in calls than their heap frames
 # did (measured in instructions per request under valgrind, the unix-port
@@ -21,7 +21,7 @@ PER_REQUEST = {
     "connection.py": [
         "EndPoint.process", "EndPoint._ready", "EndPoint._due_ms", "EndPoint._wait",
         "EndPoint._guarded", "EndPoint._receive", "EndPoint._read", "EndPoint._take",
-        "_decoded",
+        "_decoded", "_Dedup._unlink", "_Dedup.reply",
     ],
     "message.py": ["Message.decode_from", "_walk", "option_next", "_options_end"],
     "server.py": [
