@@ -122,8 +122,8 @@ def test_publish_frames_taken_from_the_pipe_split_anywhere():
     for cut in range(len(data) + 1):
         p = Publisher("127.0.0.1", 1, "coap", "t", qos=1)
         r = FrameReader()
-        p._take_all(r, memoryview(data)[:cut])
-        p._take_all(r, data[cut:])
+        r.scan(memoryview(data)[:cut], p.take_frame)
+        r.scan(data[cut:], p.take_frame)
         assert list(p.outbox) == want and p.topics == ["coap/n/t/set"], cut
         assert not r.buf
     assert publish_frame("coap/n/\u00fc", b"[2]", 1, True) == frame(b"P", head + b"[2]")

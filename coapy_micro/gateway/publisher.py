@@ -72,10 +72,12 @@ class FrameReader:
         self.buf = bytearray()
         self.max_body = max_body
 
-    def feed(self, data):
-        self.buf += data
-        out = []
+    def scan(self, data, take):
+        """Adds `data`; calls take(kind, buf, start, end) for each whole
+        frame, its body buf[start:end] (read it during the call: the buffer
+        is the reader's own and moves on after)."""
         buf = self.buf
+        buf += data
         pos = 0
         n = len(buf)
         while n - pos >= 5:
@@ -84,10 +86,15 @@ class FrameReader:
                 raise ValueError("frame of %d bytes" % size)
             if n - pos - 5 < size:
                 break
-            out.append((kind, bytes(buf[pos + 5:pos + 5 + size])))
+            take(kind, buf, pos + 5, pos + 5 + size)
             pos += 5 + size
         if pos:
             del buf[:pos]
+
+    def feed(self, data):
+        """Adds `data`; returns the whole frames as (kind, body) pairs."""
+        out = []
+        self.scan(data, lambda kind, buf, start, end: out.append((kind, bytes(buf[start:end]))))
         return out
 
 
@@ -267,27 +274,14 @@ class Publisher:
             self.dropped += 1
         box.append((topic, bytes(buf[pos + tl:end]), (flags >> 1) & 3, (flags & 1) == 1))
 
-    def _take_all(self, reader, data):
-        # Every whole frame in `data` (and what the reader kept from before),
-        # publish frames queued straight from the buffer: one copy of the
-        # payload, no (kind, body) pair per reading.
-        buf = reader.buf
-        buf += data
-        pos = 0
-        n = len(buf)
-        while n - pos >= 5:
-            kind, size = _HEAD.unpack_from(buf, pos)
-            if size > reader.max_body:
-                raise ValueError("frame of %d bytes" % size)
-            if n - pos - 5 < size:
-                break
-            if kind == b"P":
-                self._queue(buf, pos + 5, pos + 5 + size)
-            else:
-                self.take(kind, bytes(buf[pos + 5:pos + 5 + size]))
-            pos += 5 + size
-        if pos:
-            del buf[:pos]
+    def take_frame(self, kind, buf, start, end):
+        """A frame from the gateway (FrameReader.scan's callback): a publish
+        queued straight from the reader's buffer (one copy of the payload,
+        no (kind, body) pair per reading), the others through take()."""
+        if kind == b"P":
+            self._queue(buf, start, end)
+        else:
+            self.take(kind, bytes(buf[start:end]))
 
     def pump(self):
         """Hand queued messages to paho while the window has room; returns
@@ -367,7 +361,7 @@ class Publisher:
                 if n == 0:
                     self.stopping = True  # the gateway went away
                 elif n:
-                    self._take_all(reader, inview[:n])
+                    reader.scan(inview[:n], self.take_frame)
             c = self.client
             if c is not None:
                 if sock is not None and sock in r:
