@@ -60,9 +60,15 @@ def frame(kind, body):
     return _HEAD.pack(kind, len(body)) + body
 
 
-def publish_frame(topic, payload, qos=1, retain=False):
+def publish_head(topic, qos=1, retain=False):
+    """The start of a publish frame's body: flags and topic (what stays the
+    same for a topic's every message)."""
     t = topic.encode("utf-8")
-    return frame(b"P", _FLAGS_TOPIC.pack((1 if retain else 0) | (qos << 1), len(t)) + t + payload)
+    return _FLAGS_TOPIC.pack((1 if retain else 0) | (qos << 1), len(t)) + t
+
+
+def publish_frame(topic, payload, qos=1, retain=False):
+    return frame(b"P", publish_head(topic, qos, retain) + payload)
 
 
 class FrameReader:
@@ -458,21 +464,15 @@ class MqttLink:
         return self._from
 
     def publish(self, topic, payload, retain=False, qos=None):
-        if len(self._out) > self.max_buffer:
-            self.dropped += 1
-            return
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
-        self._out += publish_frame(topic, payload, self.qos if qos is None else qos, retain)
-        self.sent += 1
+        self.publish_to(self.head(topic, retain, qos), payload)
 
     def head(self, topic, retain=False, qos=None):
         """The part of a publish frame that stays the same for `topic` (its
         flags and topic), for publish_to(): worked out once per topic
         instead of per message."""
-        t = topic.encode("utf-8")
-        return _FLAGS_TOPIC.pack((1 if retain else 0) | ((self.qos if qos is None else qos) << 1),
-                                 len(t)) + t
+        return publish_head(topic, self.qos if qos is None else qos, retain)
 
     def publish_to(self, head, payload):
         """publish() with a head() made before; `payload` bytes."""
