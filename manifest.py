@@ -37,6 +37,7 @@ package(
         "server_observe.py",
         "server_separate.py",
         "server_upload.py",
+        "transactions.py",
         "uri.py",
     ),
     base_path=".",

@@ -42,7 +42,7 @@ import gc
 
 from ._compat import IS_MICROPYTHON, const, ticks_add, ticks_diff, ticks_ms
 from .client import DEFAULT_TIMEOUT_MS, Client
-from .connection import CapacityError
+from .transactions import CapacityError
 from .outcome import CoapError
 
 __all__ = ("serve", "AsyncClient", "AsyncObservation")

@@ -50,7 +50,8 @@ except ImportError:  # the WebAssembly port: pass getaddrinfo and end_point
     socket = None
 
 from ._compat import const, ticks_add, ticks_diff, ticks_ms
-from .connection import EndPoint, Message, is_multicast
+from .connection import EndPoint, Message
+from .transactions import is_multicast
 from .message import insert_option
 from .options import Option
 from .outcome import CoapError, RequestTimeout, Reset, Response, Unreachable, peer_text

@@ -5,6 +5,12 @@ transmissions in flight and a cache of recently received messages. Nothing
 happens outside `process(timeout_ms)`: it sends what is due, retransmits,
 expires, and receives at most one message for the application.
 
+The transmissions in flight (CONs retransmitted until acknowledged,
+requests waiting for their response, NSTART) are a table of their own,
+coapy_micro/transactions.py, which the EndPoint makes at its first send():
+a node that only answers requests never loads that code. TransmissionRecord,
+CapacityError and is_multicast live there and are still importable from here.
+
 Answered here without bothering the application (RFC 7252 §4.2, §4.3, §4.5):
 a CON ping gets RST; a duplicate CON gets the reply already sent; a duplicate
 NON is dropped; a response whose token matches no request gets RST (CON) or
@@ -33,7 +39,8 @@ except ImportError:  # the WebAssembly port: pass socket_factory/poll_factory
 from ._compat import IS_MICROPYTHON, const, ticks_add, ticks_diff, ticks_ms
 from .message import DecodeError, Message, encode_empty_into, encode_reply_into
 
-# coapy's connection module exports these; re-exported here on purpose.
+# coapy's connection module exports these; re-exported here on purpose
+# (the three of transactions.py through __getattr__ below).
 __all__ = ("Message", "EndPoint", "TransmissionRecord", "ReceptionRecord",
            "is_multicast", "DecodeError", "CapacityError")
 
@@ -45,80 +52,26 @@ _POLLIN = const(1)
 _EMSGSIZE = const(90)  # Linux's errno for "message too long"
 _EINVAL = const(22)  # and for an address the socket cannot send to
 _BURST = const(64)  # datagrams one timed process() call may swallow
-# Tables up to this size are scanned: on a board's small tables a scan in C
-# (`in`, list.count) allocates nothing, where a dict keyed by (id, remote)
-# builds a key per message. Larger ones (a gateway's) get indexes.
+# The duplicate cache's tables up to this size are scanned: on a board's
+# small tables a scan in C (`in`, list.count) allocates nothing, where a dict
+# keyed by (id, remote) builds a key per message. Larger ones (a gateway's)
+# get an index.
 _LINEAR = const(32)
-_MAX_RESPONSES = const(4)  # responses a record keeps (the last ones)
 _GEN_WRAP = const(0x1FFFFFFF)  # dedup generations stay small ints on a board
 # After a read failed for want of memory: the buffer it is tried again with
 # (a request of a path and a few options fits in it).
 _SMALL_READ = const(128)
 
-# TransmissionRecord states
-_QUEUED = const(0)  # waiting for its first transmission (maybe for NSTART)
-_WAIT_ACK = const(1)  # CON sent, retransmitting until ACK/RST
-_WAIT_RESPONSE = const(2)  # request delivered, waiting for the response
-_DONE = const(3)  # finished, no longer in the in-flight table
 
+def __getattr__(name):
+    # TransmissionRecord, CapacityError and is_multicast live in
+    # transactions.py, loaded with an EndPoint's first send(); still
+    # importable from here. Called only for names not defined in this module.
+    if name in ("TransmissionRecord", "CapacityError", "is_multicast"):
+        from . import transactions
 
-class CapacityError(Exception):
-    """A bounded table (transmissions in flight) is full: send() refused."""
-
-
-class TransmissionRecord:
-    """What the EndPoint knows about one message it sends (coapy's API).
-
-    Times are ticks_ms() values (compare them only with ticks_diff()).
-
-    `several_responses`: set it (True) on a request that is answered more
-    than once on its token, such as an Observe registration (RFC 7641): after
-    a response the record stays open, with no deadline, until cancel().
-    """
-
-    # Class-level defaults: a record sets only what it changes, so one sent
-    # once stays a small object (and no attribute set later grows it).
-    several_responses = False
-    created_time = None  # first transmission
-    last_event_time = None
-    next_event_time = None
-    remaining_attempts = 0
-    response = None
-    responses = ()  # then a list, bounded: the last _MAX_RESPONSES
-    response_type = None
-    error = None  # errno of the last failed sendto, if any
-    _timeout_ms = 0
-    _gave_up = False
-    _blocked = False  # queued, and found held back by NSTART at the last walk
-    _multicast = False
-    _timer = False  # in the EndPoint's list of records with a deadline
-    _superseding = None  # the Message EndPoint.supersede() put in this one's place
-
-    def __init__(self, end_point, message, remote):
-        self.end_point = end_point
-        self.message = message
-        self.remote = remote
-        self.transaction_id = None  # type: int | None
-        self._state = _QUEUED
-        self._token = message.token  # the key it is indexed under
-
-    @property
-    def packed(self):
-        """The octet sequence sent (encoded anew: the record keeps no copy)."""
-        return self.message.encode(self.transaction_id)
-
-    @property
-    def is_unacknowledged(self):
-        """True iff this was a CON whose last wait elapsed with no ACK or RST."""
-        return self._gave_up
-
-    @property
-    def done(self):
-        return self._state == _DONE
-
-    def cancel(self):
-        """Stop retransmitting and stop matching responses to this record."""
-        self.end_point._finish(self)
+        return getattr(transactions, name)
+    raise AttributeError(name)
 
 
 class ReceptionRecord:
@@ -490,29 +443,10 @@ class EndPoint:
         self._txv = memoryview(self._tx)
         self._last = self._txv[0:0]  # the view of _tx sent last
         self._empty = bytearray(4)  # empty ACK/RST go out of this, whole
-        self._records = []  # TransmissionRecords in flight, oldest first
-        # What _service() looks at: the records queued for their first
-        # transmission, and those with a deadline. An Observe registration
-        # waiting for its next notification is in neither: a thousand of
-        # them cost nothing per process() call.
-        self._queue = []
-        self._timers = []
-        self._walk = False  # True: a queued record may start (new, or an NSTART slot freed)
-        # The peers whose NSTART slot freed since the last walk, and the
-        # nstart that walk went by: a record found held back is looked at
-        # again only for those (or once nstart changes), so a queue of many
-        # waits costs a walk per response only for its own peer's.
-        self._freed = []
-        self._walked_nstart = nstart
-        self._due = None  # no deadline in _timers comes before this (None: none has one)
-        # Indexes of a large in-flight table, kept from when it first grows
-        # past _LINEAR (a small one is scanned, which allocates nothing):
-        # token -> record (or a list of those sharing it), message ID ->
-        # record, and remote -> its CONs awaiting their ACK (for NSTART).
-        self._indexed = False
-        self._tokens = {}
-        self._tids = {}
-        self._waiting = {}
+        # The transmissions in flight (transactions.Transmissions), made at
+        # the first send(): None until then, so a node that only answers
+        # requests never loads that module.
+        self._out = None
         self._dedup = _Dedup(dedup_size)
         self._spare = None  # the ReceptionRecord process(reuse=True) refills
         self._reading = None  # the socket of a recvfrom in progress
@@ -520,7 +454,6 @@ class EndPoint:
         self._busy = False  # the last process() call received something
         self._now = 0  # process(): the time of the datagram being taken in
         self._reuse = False  # process(): its `reuse`, for _take()
-        self._timed_out = 0  # records finished by their own timers
         self._life = (0, 0, 0, 0, 0)  # the parameters, EXCHANGE_LIFETIME, NON_LIFETIME
         self._tid = self.rand(16)
         self.on_unacknowledged = None  # callable(record) when a CON gives up
@@ -563,7 +496,8 @@ class EndPoint:
     def in_flight(self):
         """How many transmissions are in flight (queued, or awaiting an ACK
         or a response): at most max_in_flight."""
-        return len(self._records)
+        out = self._out
+        return 0 if out is None else len(out.records)
 
     @property
     def dedup_count(self):
@@ -621,56 +555,31 @@ class EndPoint:
             for i in range(len(t)):
                 t[i] = self.rand(8)
             t = bytes(t)
-            if not t:
+            if not t or self._out is None or not self._out.has_token(t):
                 return t
-            if self._indexed:
-                if t not in self._tokens:
-                    return t
-            else:
-                for rec in self._records:
-                    if rec._token == t:
-                        break
-                else:
-                    return t
 
     # -- sending ------------------------------------------------------------
 
+    def transmissions(self):
+        """The table of this EndPoint's transmissions in flight
+        (coapy_micro.transactions.Transmissions), made, and its module
+        loaded, at the first call: send() and supersede() make it."""
+        out = self._out
+        if out is None:
+            from .transactions import Transmissions
+
+            out = self._out = Transmissions(self)
+        return out
+
     def send(self, message, remote):
-        """Queue `message` (CON or NON) for `remote`; process() transmits it."""
+        """Queue `message` (CON or NON) for `remote`; process() transmits it.
+        Returns its TransmissionRecord. Raises ValueError for an ACK or RST
+        (ReceptionRecord.ack() and reset() answer) or a message larger than
+        max_message_size, and CapacityError when max_in_flight are."""
         if message.transaction_type > _NON:
             raise ValueError("send CON or NON; answer with ReceptionRecord.ack/reset")
         self._check_size(message)
-        recs = self._records
-        if len(recs) >= self.max_in_flight:
-            raise CapacityError("%d transmissions already in flight" % len(recs))
-        rec = TransmissionRecord(self, message, remote)
-        if message.code < 32:  # a request: to a group? (responses go to one peer)
-            rec._multicast = is_multicast(remote)
-        rec.transaction_id = self.next_transaction_id()
-        rec.next_event_time = self.clock()  # pyright: ignore[reportAttributeAccessIssue]: the stubs give ticks a type of their own; they are ints
-        self._queued(rec)
-        return rec
-
-    def _queued(self, rec):
-        # `rec` joins the in-flight table, queued: in the table, its indexes
-        # and the queue the next _service() starts from.
-        recs = self._records
-        recs.append(rec)
-        rec._state = _QUEUED
-        self._queue.append(rec)
-        self._walk = True
-        if self._indexed:
-            self._index(rec, True)
-        elif len(recs) > _LINEAR:
-            # Grown past what a scan handles well: indexed from now on.
-            self._indexed = True
-            for r in recs:
-                self._index(r, True)
-                if r._state == _WAIT_ACK:
-                    k = _key(r.remote)
-                    self._waiting[k] = self._waiting.get(k, 0) + 1
-        if self.on_queued is not None:
-            self.on_queued(rec)  # an event loop wakes for it
+        return self.transmissions().send(message, remote)
 
     def supersede(self, record, message):
         """Send `message` in place of `record`: a newer state of what
@@ -695,114 +604,19 @@ class EndPoint:
         if message.transaction_type > _NON:
             raise ValueError("send CON or NON; answer with ReceptionRecord.ack/reset")
         self._check_size(message)
-        state = record._state
-        if state == _WAIT_ACK:
-            if message.transaction_type != _CON:
-                raise ValueError("only a CON takes the place of a CON awaiting its ACK")
-            record._superseding = message
-            return record
-        if state == _WAIT_RESPONSE:
-            raise ValueError("a request awaiting its response is not superseded")
-        if state == _QUEUED and record in self._records:
-            self._carry(record, message, record.transaction_id)
-            return record
-        if message.transaction_type == _CON and len(self._records) >= self.max_in_flight:
-            raise CapacityError("%d transmissions already in flight" % len(self._records))
-        record._state = _DONE  # (a new record that never went out)
-        self._renew(record, message, self.clock())
-        return record
+        return self.transmissions().supersede(record, message)
 
-    def _carry(self, rec, message, tid):
-        # `rec` carries `message` under Message ID `tid` from now on (its
-        # indexes follow: the token may differ).
-        if self._indexed and rec._state != _DONE:
-            self._index(rec, False)
-            rec.message = message
-            rec._token = message.token
-            rec.transaction_id = tid
-            self._index(rec, True)
-        else:
-            rec.message = message
-            rec._token = message.token
-            rec.transaction_id = tid
-        rec._superseding = None
-
-    def _renew(self, rec, message, now):
-        # `rec` carries `message` from now on, as a new transmission with a
-        # new Message ID (supersede()): a NON is sent now and finished, a
-        # CON queued for _service() to start.
-        self._carry(rec, message, self.next_transaction_id())
-        rec._gave_up = False
-        if message.transaction_type == _NON:
-            rec.created_time = rec.last_event_time = now
-            rec.response_type = _NON
-            rec.error = self._transmit(rec)
-            self._finish(rec)
-            return
-        rec.next_event_time = now
-        if rec._state == _DONE:
-            self._queued(rec)
-            return
-        # In the table (acknowledged just now): back to the queue.
-        self._deadline(rec, None)
-        rec.next_event_time = now
-        self._set_state(rec, _QUEUED)
-        rec._blocked = False
-        self._queue.append(rec)
-        self._walk = True
-        if self.on_queued is not None:
-            self.on_queued(rec)
-
-    def _index(self, rec, add):
-        # Put `rec` in the token and message ID indexes, or take it out.
-        tokens = self._tokens
-        t = rec._token
-        r = tokens.get(t)
-        if add:
-            self._tids[rec.transaction_id] = rec
-            if r is None:
-                tokens[t] = rec
-            elif type(r) is list:
-                r.append(rec)
-            else:
-                tokens[t] = [r, rec]  # a token shared (tokens of length 0, say)
-            return
-        if self._tids.get(rec.transaction_id) is rec:
-            del self._tids[rec.transaction_id]
-        if r is rec:
-            del tokens[t]
-        elif type(r) is list:
-            r.remove(rec)
-            if len(r) == 1:
-                tokens[t] = r[0]
-
-    def _outstanding(self, remote):
-        # CON messages to `remote` still waiting for their ACK (for NSTART).
-        if self._indexed:
-            return self._waiting.get(_key(remote), 0)
-        n = 0
-        for rec in self._records:
-            if rec._state == _WAIT_ACK and rec.remote == remote:
-                n += 1
-        return n
-
-    def _set_state(self, rec, state):
-        # Every change of state comes here, so the count of CONs awaiting
-        # their ACK stays true.
-        old = rec._state
-        rec._state = state
-        if old == _WAIT_ACK or state == _WAIT_ACK:
-            if self._indexed:
-                w = self._waiting
-                k = _key(rec.remote)
-                n = w.get(k, 0) + (1 if state == _WAIT_ACK else -1)
-                if n:
-                    w[k] = n
-                else:
-                    del w[k]
-            if old == _WAIT_ACK and self._queue:
-                self._walk = True  # an NSTART slot is free: a queued CON may go
-                self._freed.append(rec.remote)
+    def transmit(self, message, transaction_id, remote):
+        """Encode `message` under Message ID `transaction_id` and send it to
+        `remote` now, once: no record, nothing retransmitted (what the
+        table of transmissions sends goes through here). Returns None, or
+        an errno: the socket's, 90 (EMSGSIZE) for a message larger than
+        max_message_size, 22 (EINVAL) for an address the socket cannot
+        send to."""
+        data = self._encode(message, transaction_id)
+        if data is None:
+            return _EMSGSIZE
+        return self._sendto(data, remote)
 
     def _check_size(self, message):
         if message.wire_size() > self.max_message_size:
@@ -837,13 +651,6 @@ class EndPoint:
             return _EINVAL
         return None
 
-    def _transmit(self, rec):
-        # Encode and send a record's message; returns an errno or None.
-        data = self._encode(rec.message, rec.transaction_id)
-        if data is None:
-            return _EMSGSIZE
-        return self._sendto(data, rec.remote)
-
     def _send_empty(self, mtype, tid, remote):
         # An empty ACK or RST, written into a buffer of its own (no Message,
         # no slice: the 4 bytes are the whole buffer).
@@ -854,116 +661,6 @@ class EndPoint:
         except (OSError, TypeError, ValueError):
             pass  # the peer will retransmit, or did not deserve an answer
 
-    def _finish(self, rec):
-        if rec._state != _DONE:
-            if rec._state == _QUEUED and rec in self._queue:
-                self._queue.remove(rec)
-            self._set_state(rec, _DONE)
-            self._deadline(rec, None)
-            self._records.remove(rec)
-            if self._indexed:
-                self._index(rec, False)
-
-    def _deadline(self, rec, t):
-        # Give `rec` the deadline `t` (None: none); _service() watches it.
-        rec.next_event_time = t
-        if t is None:
-            if rec._timer:
-                rec._timer = False
-                self._timers.remove(rec)
-            return
-        if not rec._timer:
-            rec._timer = True
-            self._timers.append(rec)
-        if self._due is None or ticks_diff(t, self._due) < 0:
-            self._due = t
-
-    def _service(self, now):
-        """Transmit what is due; return ms until the next timed event (or -1)."""
-        wait = -1
-        due = self._due
-        if due is not None and ticks_diff(due, now) <= 0:
-            # A deadline passed: retransmit or give up what is due, and find
-            # the next deadline.
-            timers = self._timers
-            i = 0
-            while i < len(timers):
-                rec = timers[i]
-                if ticks_diff(rec.next_event_time, now) <= 0:
-                    if rec._state == _WAIT_ACK and rec.remaining_attempts > 0:
-                        rec.remaining_attempts -= 1
-                        rec._timeout_ms *= 2
-                        rec.last_event_time = now
-                        rec.next_event_time = ticks_add(now, rec._timeout_ms)
-                        if rec._superseding is not None:
-                            # supersede(): the newer message goes out in this
-                            # one's place, on its counter and timeout.
-                            self._carry(rec, rec._superseding, self.next_transaction_id())
-                        rec.error = self._transmit(rec)
-                    else:
-                        rec._gave_up = rec._state == _WAIT_ACK
-                        self._timed_out += 1
-                        self._finish(rec)
-                        if rec._gave_up and self.on_unacknowledged is not None:
-                            self.on_unacknowledged(rec)
-                        continue  # it left the list: index i is the next record
-                d = ticks_diff(rec.next_event_time, now)
-                if wait < 0 or d < wait:
-                    wait = d if d > 0 else 0
-                i += 1
-            self._due = due = ticks_add(now, wait) if wait >= 0 else None
-        if self._walk or self._walked_nstart != self.nstart:
-            # New records, an NSTART slot freed (maybe just now, by a CON
-            # that gave up), or nstart changed: first transmissions, each
-            # that NSTART allows.
-            self._walk = False
-            freed = self._freed
-            again = self._walked_nstart != self.nstart
-            self._walked_nstart = self.nstart
-            queue = self._queue
-            i = 0
-            while i < len(queue):
-                rec = queue[i]
-                if rec._blocked and not again and rec.remote not in freed:
-                    i += 1  # still held back: its peer freed no slot
-                elif (rec.message.transaction_type == _CON
-                        and self._outstanding(rec.remote) >= self.nstart):
-                    rec._blocked = True
-                    i += 1  # NSTART: wait for an ACK to free a slot
-                else:
-                    del queue[i]
-                    self._start(rec, now)
-            del freed[:]
-            due = self._due
-        if due is None:
-            return -1
-        wait = ticks_diff(due, now)
-        return wait if wait > 0 else 0
-
-    def _start(self, rec, now):
-        # First transmission of a queued record (already off the queue).
-        m = rec.message
-        rec.created_time = now
-        rec.last_event_time = now
-        rec.error = self._transmit(rec)
-        if rec.error == _EMSGSIZE or rec.error == _EINVAL:
-            self._finish(rec)  # cannot go out at all; `error` says why
-        elif m.transaction_type == _CON and not rec._multicast:
-            span = int(self.ack_timeout_ms * (self.ack_random_factor - 1))
-            rec._timeout_ms = self.ack_timeout_ms + ((span * self.rand(16)) >> 16)
-            rec.remaining_attempts = self.max_retransmit
-            self._set_state(rec, _WAIT_ACK)
-            self._deadline(rec, ticks_add(now, rec._timeout_ms))
-        elif 1 <= m.code <= 31:
-            # A NON request (or a CON to a multicast group, sent once):
-            # responses are matched by token until NON_LIFETIME has passed.
-            rec.response_type = _NON
-            self._set_state(rec, _WAIT_RESPONSE)
-            self._deadline(rec, ticks_add(now, self.non_lifetime_ms))
-        else:
-            rec.response_type = _NON
-            self._finish(rec)
-
     def next_event_ms(self, now):
         """ms from `now` (ticks) until process() has something to do
         without a datagram arriving: a first transmission (0), a
@@ -973,21 +670,8 @@ class EndPoint:
         how long an event loop may sleep between datagrams. (It looks at the
         queue and the records with a deadline only: not at the Observe
         registrations waiting for their next notification.)"""
-        # (After a walk every record still queued is held back by NSTART,
-        # until a slot frees, a record joins or nstart changes: _walk then.)
-        if self._walk or self._walked_nstart != self.nstart:
-            for rec in self._queue:
-                if (rec.message.transaction_type != _CON
-                        or self._outstanding(rec.remote) < self.nstart):
-                    return 0
-        wait = -1
-        for rec in self._timers:
-            d = ticks_diff(rec.next_event_time, now)
-            if d <= 0:
-                return 0
-            if wait < 0 or d < wait:
-                wait = d
-        return wait
+        out = self._out
+        return -1 if out is None else out.next_event_ms(now)
 
     # -- receiving ----------------------------------------------------------
 
@@ -1063,11 +747,12 @@ class EndPoint:
         # waits), or -2 when process() is to return: with no time limit, a
         # CON gave up or a wait expired, and a quiet network would otherwise
         # hide it forever.
-        if self._due is None and not self._walk and self._walked_nstart == self.nstart:
+        out = self._out
+        if out is None or out.idle():
             return -1
-        finished = self._timed_out
-        wait = self._service(now)
-        if timeout_ms is None and self._timed_out != finished:
+        finished = out.timed_out
+        wait = out.service(now)
+        if timeout_ms is None and out.timed_out != finished:
             return -2
         return wait
 
@@ -1213,7 +898,7 @@ class EndPoint:
         tid = rx.transaction_id
         remote = rx.remote
         if mtype >= _ACK:
-            return self._on_ack_or_reset(rx, mtype, code, now)
+            return self._ack_or_reset(rx, mtype, code, now)
         if code == 0 or 32 <= code <= 63 or code >= 192:
             # A ping (RFC 7252 §4.3) gets RST; so does a CON of a reserved
             # class (1, 6, 7: RFC 7252 §12.1); the rest is dropped.
@@ -1248,107 +933,36 @@ class EndPoint:
             return None
         rx._entry = g
         if code >= 64:
-            rec = self._by_token(m.token, remote)
+            rec = None if self._out is None else self._out.by_token(m.token, remote)
             if rec is None:
                 # Nobody asked: reject a CON, ignore a NON (RFC 7252 §5.3.2).
                 self.dropped += 1
                 if mtype == _CON:
                     rx.reset()
                 return None
-            self._response(rec, rx, now)
+            self._kept(rx)
+            self._out.response(rec, rx, now)  # pyright: ignore[reportOptionalMemberAccess]: a record was found, so the table is there
         return rx
 
-    def _kept(self, rx):
-        # `rx` stays with a record (or a callback): never refill it.
-        if self._spare is rx:
-            self._spare = None
-
-    def _on_ack_or_reset(self, rx, mtype, code, now):
-        tid = rx.transaction_id
-        rec = None
-        if self._indexed:
-            r = self._tids.get(tid)
-            if r is not None and r.remote == rx.remote and r._state != _QUEUED:
-                rec = r
-        else:
-            for r in self._records:
-                if r.transaction_id == tid and r.remote == rx.remote and r._state != _QUEUED:
-                    rec = r
-                    break
+    def _ack_or_reset(self, rx, mtype, code, now):
+        # An ACK or RST: taken in by the record in flight it is for, or
+        # dropped (matching nothing, or not a valid ACK or RST: RFC 7252
+        # §4.2, §4.3). An empty RST that matches nothing goes to
+        # on_unmatched_reset.
+        rec = None if self._out is None else self._out.acknowledged(rx)
         if rec is None or (mtype == _RST and code != 0) or code < 64 and code != 0 or code >= 192:
-            self.dropped += 1  # matches nothing, or not a valid ACK/RST
+            self.dropped += 1
             if rec is None and mtype == _RST and code == 0 and self.on_unmatched_reset is not None:
                 self._kept(rx)  # the callback may keep it
                 self.on_unmatched_reset(rx)
             return None
         self._kept(rx)
-        rx.pertains_to = rec
-        rec.last_event_time = now
-        if mtype == _RST:
-            rec.response_type = _RST
-            rec.response = rec.response or rx
-            self._finish(rec)
-            return rx
-        if rec._state != _WAIT_ACK:
-            return None  # a second ACK for a CON already acknowledged
-        rec.response_type = _ACK
-        rec.remaining_attempts = 0
-        if code != 0 and rx.message.token == rec.message.token:
-            self._response(rec, rx, now)  # piggybacked response
-        elif 1 <= rec.message.code <= 31:
-            # Empty ACK to a request: the response comes separately.
-            self._set_state(rec, _WAIT_RESPONSE)
-            self._deadline(rec, ticks_add(now, self.exchange_lifetime_ms))
-        elif rec._superseding is not None:
-            self._renew(rec, rec._superseding, now)  # supersede(): its turn now
-        else:
-            self._finish(rec)
-        return rx
+        return self._out.acknowledge(rec, rx, now)  # pyright: ignore[reportOptionalMemberAccess]: a record was found, so the table is there
 
-    def _response(self, rec, rx, now):
-        self._kept(rx)
-        rx.pertains_to = rec
-        rec.last_event_time = now
-        if rec.response is None:
-            rec.response = rx
-        responses = rec.responses
-        if not responses:
-            rec.responses = [rx]
-        else:
-            if len(responses) >= _MAX_RESPONSES:
-                del responses[0]
-            responses.append(rx)
-        if rec._state == _WAIT_ACK:
-            # A separate response can overtake the lost ACK: it acknowledges.
-            rec.response_type = _ACK
-            rec.remaining_attempts = 0
-        if rec._multicast:
-            # Every group member may answer (RFC 7252 §8.2): keep collecting
-            # until the NON_LIFETIME set when the request went out.
-            self._set_state(rec, _WAIT_RESPONSE)
-        elif rec.several_responses:
-            # More responses come on this token (notifications, say) until
-            # the sender cancels the record.
-            self._set_state(rec, _WAIT_RESPONSE)
-            self._deadline(rec, None)
-        else:
-            self._finish(rec)
-
-    def _by_token(self, token, remote):
-        # The request in flight with this token (and remote, unless the
-        # request went to a multicast group: answers come from unicast).
-        recs = self._records
-        if self._indexed:
-            r = self._tokens.get(token)
-            if r is None:
-                return None
-            recs = r if type(r) is list else (r,)
-        for rec in recs:
-            if (rec._token == token and rec._state != _QUEUED and 1 <= rec.message.code <= 31
-                    and (remote is None or rec.remote == remote or rec._multicast)):
-                return rec
-        return None
-
+    def _kept(self, rx):
+        # `rx` stays with a record (or a callback): never refill it.
+        if self._spare is rx:
+            self._spare = None
 
 # -- addresses -------------------------------------------------------------
 
@@ -1374,12 +988,6 @@ def _received(ep, got):
         return None
 
 
-def _key(remote):
-    # `remote` as a dict key: an address may come as a bytearray, which is
-    # not hashable (raw sockaddr bytes on the MicroPython unix port).
-    return bytes(remote) if type(remote) is bytearray else remote
-
-
 def resolve(address):
     """('host', port) -> the address form this platform's sockets take.
 
@@ -1390,34 +998,3 @@ def resolve(address):
     if isinstance(address, tuple):
         return socket.getaddrinfo(address[0], address[1])[0][-1]  # pyright: ignore[reportOptionalMemberAccess]: tuples come only where there are sockets
     return address
-
-
-def is_multicast(address):
-    """True iff `address` is an IPv4 or IPv6 multicast address.
-
-    Takes ('host', port) tuples (IPv4 or IPv6) and the raw sockaddr bytes of
-    the MicroPython unix port (16 bytes for IPv4, 28 for IPv6). Allocates
-    nothing for a str host (every send asks): characters are read one by one.
-    """
-    t = type(address)
-    if t is bytes or t is bytearray:
-        if len(address) == 16:  # sockaddr_in: family, port, 4-byte address
-            return 224 <= address[4] <= 239
-        if len(address) >= 24:  # sockaddr_in6: family, port, flowinfo, address
-            return address[8] == 0xFF
-        return False
-    host = address[0] if t is tuple else address
-    if type(host) is bytes:
-        host = host.decode("utf-8")
-    if ":" in host:  # IPv6: ff00::/8
-        return len(host) > 1 and host[0] in "fF" and host[1] in "fF"
-    # IPv4: the first number of the dotted quad is 224 to 239.
-    n = 0
-    for i in range(len(host)):
-        c = ord(host[i])
-        if c == 46:  # "."
-            return i > 0 and 224 <= n <= 239
-        if not 48 <= c <= 57 or n > 255:
-            return False
-        n = n * 10 + c - 48
-    return len(host) > 0 and 224 <= n <= 239

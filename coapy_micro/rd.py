@@ -41,7 +41,7 @@ imported: a node without an RD pays nothing.
 """
 from ._compat import const, ticks_add, ticks_diff
 
-__all__ = ("Registrar", "base_uri", "DEFAULT_LT_S")
+__all__ = ("Registrar", "base_uri", "endpoint_name", "event_text", "DEFAULT_LT_S")
 
 # RFC 9176 §5: a registration without lt lives 90000 s (25 hours).
 DEFAULT_LT_S = 90000
@@ -71,6 +71,38 @@ _UPDATE = const(4)  # update in flight
 _CLOSING = const(5)  # removal in flight
 _CLOSED = const(6)
 _NAMES = ("idle", "discovering", "registering", "registered", "updating", "closing", "closed")
+
+
+def endpoint_name(port):
+    """The endpoint name of a node that was given none: 'coapy-' and the
+    chip's unique id in hex on a board, else 'coapy-node-PORT' (CPython and
+    the unix port have no unique id). (Here, not in the node app: only a
+    node that registers needs it.)"""
+    try:
+        import machine
+
+        uid = machine.unique_id()
+        return "coapy-" + "".join(["%02x" % b for b in uid])
+    except (ImportError, AttributeError):
+        return "coapy-node-%d" % port
+
+
+def event_text(registrar, event, detail):
+    """What a Registrar's on_event(registrar, event, detail) says, in words
+    for a console or log; None for an event not worth a line."""
+    if event == "registered":
+        return "registered as %s: %s" % (registrar.ep, detail)
+    if event == "discovered":
+        return "the RD takes registrations at %s" % detail
+    if event == "updated":
+        return "registration refreshed"
+    if event == "lost":
+        return "the RD lost the registration (%s); registering again" % detail
+    if event == "error":
+        return "RD: %s" % detail
+    if event == "removed":
+        return "deregistered"
+    return None
 
 
 def base_uri(remote):

@@ -324,10 +324,11 @@ class Observers:
             try:
                 if rec is None:
                     # The record this observer's notifications go out on,
-                    # for its life. (connection.py is imported here: every
-                    # node has loaded it for its EndPoint, and the server
-                    # itself does not import it.)
-                    from .connection import TransmissionRecord
+                    # for its life. (transactions.py is imported here: the
+                    # EndPoint loads it at its first send, which is the
+                    # supersede() below, and the server itself does not
+                    # import it.)
+                    from .transactions import TransmissionRecord
 
                     rec = TransmissionRecord(ep, m, e[_REMOTE])
                 ep.supersede(rec, m)

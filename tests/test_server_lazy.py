@@ -70,3 +70,45 @@ def test_the_node_loads_no_rare_part_and_each_loads_alone():
         "uploaded ['server_separate', 'server_discovery', 'link', 'server_upload',"
         " 'server_block']",
     ], p.stdout
+
+
+# A node served by a bare socket on the fake network (a Client would load
+# transactions.py in this process for its own sends).
+SCRIPT_TX = r"""
+import sys
+sys.path[:0] = ["tests/portable", "ports/common", "."]
+import fakenet
+from fakenet import CLIENT, SERVER, Net
+import node_app
+
+net = Net()
+node = node_app.Node(SERVER, read_c=lambda: 21.5, log=lambda line: None,
+                     end_point=net.endpoint(SERVER))
+peer = fakenet.Socket(net)
+peer.bind(CLIENT)
+
+def ask(data):
+    peer.sendto(data, SERVER)
+    node.server.process(0)
+    return peer.recvfrom(1152)[0]
+
+# CON GET /sensors/temp; NON GET /hello; CON GET /nothing (4.04); a ping.
+assert ask(b"\x41\x01\x01\x01\x01\xb7sensors\x04temp")[1] == 69
+assert ask(b"\x51\x01\x01\x02\x02\xb5hello")[1] == 69
+assert ask(b"\x41\x01\x01\x03\x03\xb7nothing")[1] == 132
+assert ask(b"\x40\x00\x01\x04")[0] & 0x30 == 0x30  # RST
+node.serve(seconds=0.05)
+print("served", "coapy_micro.transactions" in sys.modules, node.ep.in_flight)
+# GET /sensors/temp with Observe: 0, then a notification.
+assert ask(b"\x41\x01\x01\x05\x05\x60\x57sensors\x04temp")[1] == 69
+assert node.server.notify("sensors/temp") == 1
+node.server.process(0)
+print("observed", "coapy_micro.transactions" in sys.modules)
+"""
+
+
+def test_a_node_answering_requests_does_not_load_the_transmission_table():
+    p = subprocess.run([sys.executable, "-c", SCRIPT_TX], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["served False 0", "observed True"], p.stdout

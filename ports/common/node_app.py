@@ -83,23 +83,11 @@ def make_server(ep, read_c):
     return srv
 
 
-def endpoint_name(port):
-    """The RD endpoint name of a node that was given none: 'coapy-' and the
-    chip's unique id on a board, else 'coapy-node-PORT'."""
-    try:
-        import machine
-
-        uid = machine.unique_id()
-        return "coapy-" + "".join(["%02x" % b for b in uid])
-    except (ImportError, AttributeError):  # CPython; the unix port has no unique_id
-        return "coapy-node-%d" % port
-
-
 class Node:
     """The node's EndPoint and Server, bound to `bind` (host, port), or on
     `end_point` (an EndPoint already bound: tests pass one on a fake
     network). With `rd` (a Resource Directory's coap:// URI) it registers
-    there as `ep_name` (None: endpoint_name()) for lt_s seconds at a time
+    there as `ep_name` (None: coapy_micro.rd.endpoint_name()) for lt_s seconds at a time
     (None: RD_LT_S); `registrar` is then its coapy_micro.rd.Registrar."""
 
     def __init__(self, bind=("0.0.0.0", 5683), read_c=None, log=print, end_point=None,
@@ -116,12 +104,14 @@ class Node:
             if rd:
                 # Imported only here: a node without an RD does not pay the
                 # registrar's and the client's heap.
-                from coapy_micro.rd import Registrar
+                from coapy_micro import rd as rd_mod
 
-                name = ep_name or endpoint_name(bind[1])
+                name = ep_name or rd_mod.endpoint_name(bind[1])
                 try:
-                    self.registrar = Registrar(self.server, name, rd=rd, lt_s=lt_s or RD_LT_S,
-                                               on_event=self._rd_event)
+                    self.registrar = rd_mod.Registrar(
+                        self.server, name, rd=rd, lt_s=lt_s or RD_LT_S,
+                        on_event=lambda reg, event, detail: self._said(
+                            rd_mod.event_text(reg, event, detail)))
                 except ValueError as e:
                     # A setting that cannot work (a malformed URI, a name
                     # too long): said, and the node serves unregistered
@@ -137,23 +127,11 @@ class Node:
         elif refused is not None:
             log("node: not registering with the RD at %r as %r: %s" % (rd, ep_name, refused))
 
-    def _rd_event(self, registrar, event, detail):
-        # What the registrar did, for the serial console / terminal.
-        if event == "registered":
-            detail = "registered as %s: %s" % (registrar.ep, detail)
-        elif event == "discovered":
-            detail = "the RD takes registrations at %s" % detail
-        elif event == "updated":
-            detail = "registration refreshed"
-        elif event == "lost":
-            detail = "the RD lost the registration (%s); registering again" % detail
-        elif event == "error":
-            detail = "RD: %s" % detail
-        elif event == "removed":
-            detail = "deregistered"
-        else:
-            return
-        self.log("node: " + detail)
+    def _said(self, text):
+        # What the registrar did (coapy_micro.rd.event_text), for the serial
+        # console / terminal.
+        if text is not None:
+            self.log("node: " + text)
 
     def serve(self, seconds=None, feed=None):
         """Serve for `seconds` (None: forever). feed(), if given, is called

@@ -9,6 +9,7 @@
 from fakenet import ROGUE, SERVER, Net
 import node_app  # after fakenet, which stands in for socket where it must
 from coapy_micro.connection import Message
+from coapy_micro import rd
 
 CON, ACK = Message.CON, Message.ACK
 GET = 1
@@ -153,7 +154,7 @@ def test_without_an_rd_nothing_is_registered():
 
 
 def test_endpoint_name_without_one_configured():
-    name = node_app.endpoint_name(5683)
+    name = rd.endpoint_name(5683)
     # A board: "coapy-" and its unique id in hex; elsewhere the port.
     assert name == "coapy-node-5683" or (name.startswith("coapy-") and len(name) > 6), name
     assert len(name.encode()) <= 63, name
