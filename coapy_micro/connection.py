@@ -391,6 +391,28 @@ class EndPoint:
     to a MemoryError, also counted in `dropped`).
     """
 
+    # The callbacks: None here, in the class, until the application (or a
+    # layer above: the Client, Observe, asyncio) sets one on its EndPoint.
+    # Class defaults rather than attributes each instance sets: MicroPython
+    # grows an attribute table only when it is full, and a method call first
+    # misses in the instance's table, walking to a free slot. Set in
+    # __init__, these four filled both this class's table and an instance's
+    # to their last slot (37 of 37), which cost a served request 8% more
+    # instructions on the unix port (tests/portable/test_tables.py).
+    on_unacknowledged = None  # callable(record) when a CON gives up
+    # callable(rx) for an empty RST that matches no record in flight: an RST
+    # to a NON we sent, whose record is already finished (a server that
+    # notifies observers learns this way that one has gone).
+    on_unmatched_reset = None
+    # callable(remote, reason) when a datagram is dropped for a reason the
+    # application should hear of: larger than max_message_size, or malformed
+    # (`reason` says which, in words). The Client sets it to say why a
+    # request timed out; called on the drop path only.
+    on_dropped = None
+    # callable(record) when send() has queued a message: process() transmits
+    # it, so an event loop driving this EndPoint wakes up.
+    on_queued = None
+
     def __init__(
         self,
         address_family=2,  # AF_INET, SOCK_DGRAM, IPPROTO_UDP as in coapy:
@@ -436,7 +458,6 @@ class EndPoint:
         # wait would allocate on every process() call.
         self._ipoll = getattr(self._poller, "ipoll", None)
         self._socks = {}  # fileno -> socket, for CPython's poll results
-        self._nsocks = 0
         self._sockets = []  # every socket received on, the primary first (sockets)
         self.register(sock)
         self._tx = bytearray(max_message_size)
@@ -456,19 +477,8 @@ class EndPoint:
         self._reuse = False  # process(): its `reuse`, for _take()
         self._life = (0, 0, 0, 0, 0)  # the parameters, EXCHANGE_LIFETIME, NON_LIFETIME
         self._tid = self.rand(16)
-        self.on_unacknowledged = None  # callable(record) when a CON gives up
-        # callable(rx) for an empty RST that matches no record in flight: an
-        # RST to a NON we sent, whose record is already finished (a server
-        # that notifies observers learns this way that one has gone).
-        self.on_unmatched_reset = None
-        # callable(remote, reason) when a datagram is dropped for a reason
-        # the application should hear of: larger than max_message_size, or
-        # malformed (`reason` says which, in words). The Client sets it to
-        # say why a request timed out; called on the drop path only.
-        self.on_dropped = None
-        # callable(record) when send() has queued a message: process()
-        # transmits it, so an event loop driving this EndPoint wakes up.
-        self.on_queued = None
+        # (The callbacks, on_unacknowledged and the others, are None in the
+        # class until set.)
         # Counters, for monitoring (and the abuse test).
         self.dropped = 0  # datagrams ignored: malformed, unmatched, oversized
         self.duplicates = 0  # duplicates answered or dropped
@@ -527,7 +537,6 @@ class EndPoint:
     def register(self, sock):
         """Also receive on `sock` (e.g. a multicast socket)."""
         sock.setblocking(False)
-        self._nsocks += 1
         self._sockets.append(sock)
         self._poller.register(sock, _POLLIN)
         fileno = getattr(sock, "fileno", None)
@@ -748,7 +757,7 @@ class EndPoint:
         # CON gave up or a wait expired, and a quiet network would otherwise
         # hide it forever.
         out = self._out
-        if out is None or out.idle():
+        if out is None:
             return -1
         finished = out.timed_out
         wait = out.service(now)
@@ -826,7 +835,7 @@ class EndPoint:
         # CPython, where the poll system call costs about what a read does.
         # Not on a board: there a read that finds nothing allocates its full
         # buffer and an OSError, where ipoll allocates nothing.
-        self._busy = self._nsocks == 1 and not IS_MICROPYTHON
+        self._busy = not IS_MICROPYTHON and len(self._sockets) == 1
         return self._take(got, sock)
 
     def _read(self, sock):

@@ -132,12 +132,6 @@ class Transmissions:
         self._tids = {}
         self._waiting = {}
 
-    def idle(self):
-        """True when service() has nothing to look at: no deadline, no
-        record queued that could start."""
-        return (self._due is None and not self._walk
-                and self._walked_nstart == self.ep.nstart)
-
     def has_token(self, token):
         """True iff a record in flight or queued is indexed under `token`."""
         if self._indexed:
@@ -326,7 +320,8 @@ class Transmissions:
             self._due = t
 
     def service(self, now):
-        """Transmit what is due; return ms until the next timed event (or -1)."""
+        """Transmit what is due; return ms until the next timed event (or -1).
+        Cheap when nothing is: process() calls it every round."""
         wait = -1
         due = self._due
         if due is not None and ticks_diff(due, now) <= 0:
