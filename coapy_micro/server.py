@@ -89,6 +89,19 @@ _MAX_CF_CACHE = const(8)
 # What call() returns for a handler that raised: 5.00, built once.
 _RAISED = (_INTERNAL_SERVER_ERROR, b"")
 
+# The builtins a served request uses here, as names of this module. A
+# builtin is looked for in the module's globals first, and MicroPython
+# grows that table only once it is full, so the miss walks on to a free
+# slot: with this module's 27 names in 29 slots that cost each builtin
+# some 100 ns more on the unix port (a dozen per request); a name of the
+# module is found in a step or two.
+_len = len
+_type = type
+_isinstance = isinstance
+_tuple = tuple
+_int = int
+_bytes = bytes
+
 def set_gc_threshold(threshold_bytes=None):
     """On MicroPython, make the garbage collector run after every
     `threshold_bytes` allocated (gc.threshold; None: half the heap, 96 KB
@@ -379,12 +392,12 @@ def _child(node, buf, pos, n):
     # slice would allocate on a board). (An index, not `for`: a for loop's
     # iterator takes 4 words of the frame on MicroPython, which would then
     # no longer fit the C stack.)
-    i = len(node[2])
+    i = _len(node[2])
     n += pos  # (now where the segment ends)
     while i:
         i -= 1
         seg = node[2][i][0]
-        if len(seg) == n - pos and buf.find(seg, pos, n) == pos:
+        if _len(seg) == n - pos and buf.find(seg, pos, n) == pos:
             return node[2][i]
     return None
 
@@ -663,9 +676,9 @@ class Server:
         # bytes) pair that needs no block: nothing on this path can raise,
         # so it needs no try, and its frame fits the C stack on MicroPython.
         # Anything else goes the whole way (_render_all).
-        if (req._rare or res is None or type(result) is not tuple or len(result) != 2
-                or type(result[0]) is not int or not 64 <= result[0] <= 191
-                or type(result[1]) is not bytes or len(result[1]) > self.block_size):
+        if (req._rare or res is None or _type(result) is not _tuple or _len(result) != 2
+                or _type(result[0]) is not _int or not 64 <= result[0] <= 191
+                or _type(result[1]) is not _bytes or _len(result[1]) > self.block_size):
             self._render_all(req, res, result)
             return
         out = self._out
@@ -675,10 +688,10 @@ class Server:
         cts = res.ct  # the Content-Format a 2.xx with a body gets (Resource.ct)
         if cts is None or not result[1] or result[0] >> 5 != 2:
             out[2] = None
-        elif type(cts) is int:
+        elif _type(cts) is _int:
             out[2] = cts
         else:
-            out[2] = cts[0] if len(cts) == 1 else None
+            out[2] = cts[0] if _len(cts) == 1 else None
 
     def _render_all(self, req, res, result):
         # _render() for whatever a handler may return, any request.
@@ -966,7 +979,7 @@ class Server:
             self._spare = None
             req._load(rx, multicast)
         res = self.route(req)
-        if isinstance(res, Resource):
+        if _isinstance(res, Resource):
             self._respond(req, res)
         else:
             self._refuse(req, res)

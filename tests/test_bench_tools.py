@@ -266,3 +266,49 @@ def test_every_tools_bench_script_is_a_benchmark():
     for name in bench.available():
         text = (ROOT / "tools" / ("bench_%s.py" % name)).read_text()
         assert "target" in text and "__main__" in text, name
+
+
+def _runs(rates, busy=1.0):
+    # Runs of one server as measure() records them, one per round.
+    return [{"round": i, "rate": r, "per_cpu": r / busy} for i, r in enumerate(rates)]
+
+
+def _verdict(results, pairs, capsys):
+    bench_server.ratio_line(results, {}, "a", "b", "a / b", 0.8, pairs)
+    line = capsys.readouterr().out.strip()
+    assert bench.TARGET.match(line), line
+    return line
+
+
+def test_a_ratio_target_reads_the_median_of_rounds_not_the_best_runs(capsys):
+    # a's runs against b's taken moments apart: 0.9, 0.85, 0.5 per round, the
+    # last with one lucky run of b's (200), which alone sets the ratio of the
+    # best runs to 0.5.
+    results = {"a": _runs([90, 85, 100]), "b": _runs([100, 100, 200])}
+    line = _verdict(results, {}, capsys)
+    assert "0.85x per CPU-second, 0.85x in req/s (median of 3 rounds" in line, line
+    assert "best runs 0.50x" in line, line
+    assert line.endswith(": met"), line
+
+
+def test_a_ratio_target_reads_the_side_by_side_figure_where_measured(capsys):
+    results = {"a": _runs([90, 85, 80]), "b": _runs([100, 100, 100])}
+    pairs = {("a", "b"): [{"round": i, "rate": r, "per_cpu": r} for i, r in
+                          enumerate((0.78, 0.79, 0.95))]}
+    line = _verdict(results, pairs, capsys)
+    assert "0.79x per CPU-second, 0.79x in req/s side by side (median of 3 rounds" in line, line
+    assert "one after the other 0.85x" in line, line
+    assert line.endswith(": NOT MET"), line
+
+
+def test_a_ratio_target_needs_both_per_cpu_second_and_req_s(capsys):
+    # Per CPU-second a is at 0.9 of b, but it idled: in req/s 0.45.
+    results = {"a": _runs([45, 45, 45], busy=0.5), "b": _runs([100, 100, 100])}
+    line = _verdict(results, {}, capsys)
+    assert "0.90x per CPU-second, 0.45x in req/s" in line, line
+    assert line.endswith(": NOT MET"), line
+
+
+def test_median_of_an_even_count_is_the_mean_of_the_middle_two():
+    assert bench_server.median([3, 1, 2, 10]) == 2.5
+    assert bench_server.median([0.9]) == 0.9

@@ -11,19 +11,20 @@ sys.path.insert(0, str(ROOT / "tools"))
 import frames  # noqa: E402  (tools/frames.py)
 
 # What one CON GET answered by a handler passes through, module by module.
-# Not all of it: EndPoint._dispatch, _Dedup.note,
-# ReceptionRecord.respond and message.encode_reply_into keep frames of 12 to
-# 23 words. Split to fit, they cost more in calls than their heap frames
-# did (measured in instructions per request under valgrind, the unix-port
-# Server driven by the C load generator: 290k as they are, 307k split), so
-# they stay whole.
+# Not all of it: EndPoint._dispatch, _Dedup.note and ReceptionRecord.respond
+# keep frames of 20 to 23 words. Split to fit, they cost more in calls than
+# their heap frames did (measured in instructions per request under
+# valgrind, the unix-port Server driven by the C load generator: 290k as
+# they are, 307k split), so they stay whole. message.encode_reply_into fits
+# without a split (its parameters reused as its locals).
 PER_REQUEST = {
     "connection.py": [
         "EndPoint.process", "EndPoint._ready", "EndPoint._due_ms", "EndPoint._wait",
         "EndPoint._guarded", "EndPoint._receive", "EndPoint._read", "EndPoint._take",
         "_decoded", "_Dedup._unlink", "_Dedup.reply",
     ],
-    "message.py": ["Message.decode_from", "_walk", "option_next", "_options_end"],
+    "message.py": ["Message.decode_from", "_walk", "option_next", "_options_end",
+                   "encode_reply_into", "_token_into"],
     "server.py": [
         "Server.process", "Server._handled", "Server.handle", "Request._load",
         "Server.route", "Server._walk_start", "Server._segment", "Server._option",

@@ -32,8 +32,11 @@ Servers, each in its own process:
 Every server is started once; then RUNS rounds each give every server one
 run of WARMUP + SECONDS, in turn, so a busy moment of the machine hits one
 run of each rather than all the runs of one. A server's figure is its best
-run; the table shows every run. The ratios are of best figures, with the
-range of the same ratio within each round (runs taken moments apart).
+run; the table shows every run. A ratio between two servers is the median
+over rounds of the two loaded side by side on one core, for the pairs in
+SIDE_BY_SIDE, and of their runs one after the other within each round;
+the ratio of best runs is printed beside (ratio_line() says which a target
+reads, and why).
 """
 import argparse
 import importlib.util
@@ -46,6 +49,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -256,6 +260,14 @@ SPECS = [
 ]
 BY_KEY = {s.key: s for s in SPECS}
 
+# Ratios between two servers that are also measured side by side: each round
+# ends with both loaded at the same time, each by a generator of its own,
+# sharing the servers' core (see ratio_line()). Checked on the unix port
+# against itself: two copies of the EndPoint loop side by side read
+# 0.99-1.01, two of the Server 0.98-1.01, where one after the other the same
+# server's runs differ by a third on a shared machine.
+SIDE_BY_SIDE = [("upy-server", "upy-endpoint")]
+
 
 class Running:
     def __init__(self, spec, proc, port, errlog, note=""):
@@ -396,15 +408,47 @@ def kfmt(rate):
 INVALID = ("bad_token", "bad_code", "bad_payload", "bad_type", "malformed", "resets")
 
 
+def side_by_side(tools, running, a, b, args, gen_cpu):
+    """Servers a and b loaded at the same time, each by a generator of its
+    own, sharing the servers' core: {"rate": a's req/s / b's, "per_cpu":
+    the same per CPU-second of each}, or None when either is not running
+    or a generator failed (the runs of a alone and b alone then stand)."""
+    runs = {}
+    for key in (a, b):
+        run = running.get(key)
+        if run is None or not run.alive():
+            return None
+    def one(key):
+        try:
+            runs[key] = run_loadgen(tools["loadgen"], running[key].port, args.seconds,
+                                    args.warmup, args.window, gen_cpu, args.non,
+                                    pid=running[key].proc.pid)
+        except (RuntimeError, ValueError, subprocess.TimeoutExpired):
+            pass
+    threads = [threading.Thread(target=one, args=(key,)) for key in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if len(runs) != 2 or not runs[b]["rate"] or min(r["server_busy"] for r in runs.values()) < 0.01:
+        return None
+    ra, rb = runs[a], runs[b]
+    return {"rate": ra["rate"] / rb["rate"],
+            "per_cpu": (ra["rate"] / ra["server_busy"]) / (rb["rate"] / rb["server_busy"]),
+            "busy": (ra["server_busy"], rb["server_busy"])}
+
+
 def measure(args, specs=SPECS):
     """Runs every selected server: ({key: [the generator's figures of each
     run]}, {key: why it was not measured}, {key: a note on how it ran},
-    (server core, generator core))."""
+    (server core, generator core), {(a, b): [side_by_side() of each round]}
+    for the SIDE_BY_SIDE pairs measured)."""
     tools = build_loadgen()
     server_cpu, gen_cpu = (None, None) if args.no_pin else cpus()
     by_key = {s.key: s for s in specs}
     keys = [s.key for s in specs if s.key in args.only]
     results = {k: [] for k in keys}
+    pairs = {}
     missing = {}
     notes = {}
     running = {}
@@ -418,7 +462,9 @@ def measure(args, specs=SPECS):
                 missing[key] = str(e)
         for rnd in range(args.runs):
             line = []
-            for key in keys:
+            # Every other round in the reverse order, so that no server
+            # always runs right after the same neighbour.
+            for key in (keys if rnd % 2 == 0 else keys[::-1]):
                 run = running.get(key)
                 if run is None:
                     continue
@@ -444,12 +490,18 @@ def measure(args, specs=SPECS):
                 results[key].append(r)
                 line.append("%s %s" % (key, kfmt(r["rate"])) if key == "echo" else
                             "%s %s (%s/CPU-s)" % (key, kfmt(r["rate"]), kfmt(r["per_cpu"])))
+            for a, b in SIDE_BY_SIDE:
+                pair = side_by_side(tools, running, a, b, args, gen_cpu)
+                if pair is not None:
+                    pair["round"] = rnd
+                    pairs.setdefault((a, b), []).append(pair)
+                    line.append("%s / %s side by side %.2fx" % (a, b, pair["per_cpu"]))
             print("  round %d/%d: %s" % (rnd + 1, args.runs, ", ".join(line)), flush=True)
     finally:
         for run in running.values():
             run.stop()
         shutil.rmtree(folder, ignore_errors=True)
-    return results, missing, notes, (server_cpu, gen_cpu)
+    return results, missing, notes, (server_cpu, gen_cpu), pairs
 
 
 def best(runs):
@@ -460,7 +512,7 @@ def share(cpu, wait):
     return "%.2f/%s" % (cpu, "%.2f" % wait if wait >= 0 else "?")
 
 
-def report(args, results, missing, notes, pinned):
+def report(args, results, missing, notes, pinned, pairs=None):
     server_cpu, gen_cpu = pinned
     print()
     print("  %-34s %10s  %-30s %6s %9s %7s %7s %9s %9s  %s"
@@ -515,7 +567,7 @@ def report(args, results, missing, notes, pinned):
     else:
         print("  generator pinned to CPU %d, every server to CPU %d" % (gen_cpu, server_cpu))
     print()
-    targets(results, missing)
+    targets(results, missing, pairs or {})
 
 
 def figure(results, key, field):
@@ -525,50 +577,85 @@ def figure(results, key, field):
 
 
 def paired(results, a, b, field):
-    """The ratio a/b in `field` within each round: (lowest, highest), or None."""
+    """The ratio a/b in `field` within each round, where both ran: a list
+    (the two runs of a round are taken moments apart, the one after the
+    other)."""
     ra = {r["round"]: r[field] for r in results.get(a) or []}
     rb = {r["round"]: r[field] for r in results.get(b) or []}
-    rs = [ra[k] / rb[k] for k in ra if k in rb and rb[k]]
-    return (min(rs), max(rs)) if rs else None
+    return [ra[k] / rb[k] for k in sorted(ra) if k in rb and rb[k]]
 
 
-def ratio_line(results, missing, a, b, what, goal=None):
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def ratio_line(results, missing, a, b, what, goal=None, pairs=None):
     """Prints "WHAT: figures (target >= GOAL): met|NOT MET", or "not
-    measured (why)"; with no goal, the figures alone (for scale). Two
-    ratios of best runs: in requests per CPU-second of each server and in
-    plain req/s. On a quiet machine they agree; on a busy one each can be
-    thrown (req/s by other work on a core, per CPU-second by a server that
-    idles while the generator waits for its core), so the target is met
-    only when both meet it."""
+    measured (why)"; with no goal, the figures alone (for scale).
+
+    Three figures, each in requests per CPU-second of each server and in
+    plain req/s (on a busy machine each can be thrown: req/s by other work
+    on a core, per CPU-second by a server that idles while the generator
+    waits for its core), and a target reads the first there is of:
+
+    - side by side (SIDE_BY_SIDE): the median over rounds of the ratio of
+      a and b loaded at the same time on one core. Whatever the machine
+      does meanwhile (other work, a virtual CPU that runs slower for a
+      while) it does to both, so the ratio holds to a few percent where
+      runs taken one after the other differ by a third;
+    - the median of the ratios within rounds (a's run and b's, taken
+      moments apart);
+    - (printed, never read by a target) the ratio of the best runs, which
+      sets each server's least disturbed run against the other's, from
+      different rounds: one lucky run of either moves it.
+
+    The target is met only when the figure it reads meets it both per
+    CPU-second and in req/s."""
     if a not in results or b not in results:
         return  # not asked for (--only)
     target = "" if goal is None else " (target >= %gx)" % goal
     x, y = figure(results, a, "per_cpu"), figure(results, b, "per_cpu")
-    if x is None or y is None or not y:
+    cpu_rounds = paired(results, a, b, "per_cpu")
+    rate_rounds = paired(results, a, b, "rate")
+    if x is None or y is None or not y or not cpu_rounds or not rate_rounds:
         why = "; ".join("%s: %s" % (k, missing.get(k, "not run")) for k in (a, b)
                         if figure(results, k, "rate") is None)
         print("  %s%s: not measured (%s)" % (what, target, why or "no valid answers"))
         return
-    r = x / y
-    span = paired(results, a, b, "per_cpu")
-    within = ", per round %.2f..%.2f" % span if span else ""
-    plain = figure(results, a, "rate") / (figure(results, b, "rate") or 1)
-    verdict = "" if goal is None else ": " + ("met" if min(r, plain) >= goal else "NOT MET")
-    print("  %s: %.2fx per CPU-second%s; %.2fx in req/s%s%s"
-          % (what, r, within, plain, target, verdict))
+    parts = []
+    side = (pairs or {}).get((a, b)) or []
+    if side:
+        sc = [r["per_cpu"] for r in side]
+        sr = [r["rate"] for r in side]
+        cpu, rate = median(sc), median(sr)
+        parts.append("%.2fx per CPU-second, %.2fx in req/s side by side (median of %d "
+                     "rounds, per round %.2f..%.2f)" % (cpu, rate, len(sc), min(sc), max(sc)))
+        parts.append("one after the other %.2fx, %.2fx (per round %.2f..%.2f)" % (
+            median(cpu_rounds), median(rate_rounds), min(cpu_rounds), max(cpu_rounds)))
+    else:
+        cpu, rate = median(cpu_rounds), median(rate_rounds)
+        parts.append("%.2fx per CPU-second, %.2fx in req/s (median of %d rounds, per round "
+                     "%.2f..%.2f)" % (cpu, rate, len(cpu_rounds), min(cpu_rounds),
+                                      max(cpu_rounds)))
+    parts.append("best runs %.2fx, %.2fx" % (
+        x / y, figure(results, a, "rate") / (figure(results, b, "rate") or 1)))
+    verdict = "" if goal is None else ": " + ("met" if min(cpu, rate) >= goal else "NOT MET")
+    print("  %s: %s%s%s" % (what, "; ".join(parts), target, verdict))
 
 
-def targets(results, missing):
+def targets(results, missing, pairs=None):
     ratio_line(results, missing, "coapy_micro", "aiocoap",
-               "CPython: coapy_micro Server / aiocoap", 10)
+               "CPython: coapy_micro Server / aiocoap", 10, pairs)
     ratio_line(results, missing, "coapy_micro", "bare",
-               "CPython: coapy_micro Server / bare UDP loop", 0.6)
+               "CPython: coapy_micro Server / bare UDP loop", 0.6, pairs)
     ratio_line(results, missing, "upy-server", "upy-endpoint",
-               "unix port: coapy_micro Server / EndPoint loop", 0.8)
+               "unix port: coapy_micro Server / EndPoint loop", 0.8, pairs)
     ratio_line(results, missing, "coapy_micro", "libcoap",
-               "for scale: CPython coapy_micro Server / libcoap (C)")
+               "for scale: CPython coapy_micro Server / libcoap (C)", None, pairs)
     ratio_line(results, missing, "coapy_micro", "endpoint",
-               "for scale: CPython coapy_micro Server / EndPoint loop")
+               "for scale: CPython coapy_micro Server / EndPoint loop", None, pairs)
     # The generator's own ceiling. Its CPU cost per exchange, measured
     # against the C echo, against the cheapest server's cost per request
     # (both "with a core to itself", as the servers' figures per
@@ -632,11 +719,11 @@ def main(argv=None):
           "CPython %s" % ("NON" if args.non else "CON", PATH, args.window,
                           sys.version.split()[0]), flush=True)
     try:
-        results, missing, notes, pinned = measure(args)
+        results, missing, notes, pinned, pairs = measure(args)
     except NotAvailable as e:
         print("  not measured: %s" % e)
         return 1
-    report(args, results, missing, notes, pinned)
+    report(args, results, missing, notes, pinned, pairs)
     # A core figure missing is a failure of `make bench`; a missing peer is not.
     failed = [k for k in args.only if BY_KEY[k].core and not results.get(k)]
     if failed:

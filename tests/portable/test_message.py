@@ -3,7 +3,7 @@
 # Rules for this file: module-level `def test_*()` only, plain assert, no pytest.
 import support
 from coapy_micro import options
-from coapy_micro.message import Message, DecodeError
+from coapy_micro.message import Message, DecodeError, encode_reply_into
 
 TOKEN = b"\x01\x02\x03\x04"
 
@@ -660,3 +660,56 @@ def test_repr_does_not_raise():
 
 def test_decode_error_is_a_value_error():
     assert issubclass(DecodeError, ValueError)
+
+
+# -- encode_reply_into: how a server answers, straight into a buffer ----------
+
+def _request_with_token(tkl, slice_token):
+    # A CON GET decoded from the wire with a token of tkl bytes; with
+    # slice_token its token read once (then held sliced off the datagram).
+    tok = bytes(range(0xA1, 0xA1 + tkl))
+    wire = Message(Message.CON, 1, uri_path="a", token=tok).encode(0x0102)
+    m = Message.decode(wire)[1]
+    if slice_token:
+        assert m.token == tok
+    return m, tok
+
+
+def test_encode_reply_into_every_token_length_and_source():
+    ob = Message(Message.ACK, 69, content_format=0).encode(7)[4:]  # one option, no token
+    for tkl in range(9):
+        for slice_token in (False, True):
+            req, tok = _request_with_token(tkl, slice_token)
+            for opts, payload in ((b"", b""), (ob, b""), (b"", b"ok"), (ob, "h\u00e9")):
+                want = Message(Message.ACK, 69, token=tok, payload=payload).encode(0x0BCD)
+                if opts:
+                    want = Message(Message.ACK, 69, token=tok, payload=payload,
+                                   content_format=0).encode(0x0BCD)
+                # A roomy buffer, one of exactly the answer's size (under 12
+                # bytes for short ones) and one byte short of it.
+                for size in (64, len(want)):
+                    buf = bytearray(b"\xee" * size)
+                    n = encode_reply_into(buf, req, Message.ACK, 69, 0x0BCD, opts, payload)
+                    assert bytes(buf[:n]) == want, (tkl, slice_token, opts, payload, size)
+                    assert len(buf) == size
+                buf = bytearray(b"\xee" * (len(want) - 1))
+                assert encode_reply_into(buf, req, Message.ACK, 69, 0x0BCD, opts, payload) == -1
+                assert bytes(buf) == b"\xee" * (len(want) - 1), "nothing written"
+
+
+REPLY_BUF = bytearray(64)
+REPLY_REQ = _request_with_token(8, False)[0]
+
+
+def _reply():
+    OUT_N[0] = encode_reply_into(REPLY_BUF, REPLY_REQ, 2, 69, 0x0BCD, b"", b"ok")
+
+
+OUT_N = [0]
+
+
+def test_encode_reply_into_allocates_nothing():
+    _reply()
+    support.assert_no_alloc(_reply)
+    assert bytes(REPLY_BUF[:OUT_N[0]]) == Message(
+        Message.ACK, 69, token=bytes(range(0xA1, 0xA9)), payload=b"ok").encode(0x0BCD)
