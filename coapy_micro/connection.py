@@ -61,6 +61,16 @@ _GEN_WRAP = const(0x1FFFFFFF)  # dedup generations stay small ints on a board
 # After a read failed for want of memory: the buffer it is tried again with
 # (a request of a path and a few options fits in it).
 _SMALL_READ = const(128)
+# The builtins the request path uses here, as names of this module: a
+# builtin is looked for in the module's globals first, and MicroPython
+# grows that table only once it is full, so each lookup walked on to a free
+# slot (this module's 22 names in 23 slots); a name of the module is found
+# in a step or two (server.py does the same, and says what it measured).
+_len = len
+_type = type
+_int = int
+_bytes = bytes
+_bytearray = bytearray
 
 
 def __getattr__(name):
@@ -137,7 +147,7 @@ class ReceptionRecord:
         # one is kept for the next answer of that length (the same resource,
         # read again and again, answers with the same length).
         data = ep._last
-        if len(data) != n:
+        if _len(data) != n:
             data = ep._last = ep._txv[0:n]
         try:
             ep._socket.sendto(data, self.remote)
@@ -245,7 +255,7 @@ class _Dedup:
         tids = self.tids
         at = self.expires
         rows = self.rows
-        k = bytes(remote) if type(remote) is bytearray else remote  # _key(), inline
+        k = _bytes(remote) if _type(remote) is _bytearray else remote  # _key(), inline
         if index is not None:
             key = (tid, k)
             s = index.get(key, -1)
@@ -356,15 +366,15 @@ class _Dedup:
         s = gen % self.size
         if self.gens[s] != gen:
             return  # pushed out meanwhile: nothing to replay it to
-        if type(data) is int:
+        if _type(data) is _int:
             self.lens[s] = data
             return
-        n = len(data)
+        n = _len(data)
         buf = self.bufs[s]
-        if buf is None or len(buf) < n:
+        if buf is None or _len(buf) < n:
             # Grown in steps of 32 bytes: replies of about one size settle
             # into buffers that are reused from then on.
-            buf = self.bufs[s] = bytearray((n + 31) & ~31)
+            buf = self.bufs[s] = _bytearray((n + 31) & ~31)
         buf[0:n] = data
         self.lens[s] = n
 
@@ -854,7 +864,7 @@ class EndPoint:
         # The (datagram, remote) pair recvfrom gave, through the message layer.
         # (got[0] and got[1] read where needed, and the try in _decoded(): six
         # locals, a frame MicroPython keeps on the C stack.)
-        if len(got[0]) > self.max_message_size:
+        if _len(got[0]) > self.max_message_size:
             self.dropped += 1  # truncated: cannot be trusted
             if self.on_dropped is not None:
                 self.on_dropped(got[1], "larger than max_message_size (%d bytes)"
