@@ -594,7 +594,8 @@ class EndPoint:
         """Queue `message` (CON or NON) for `remote`; process() transmits it.
         Returns its TransmissionRecord. Raises ValueError for an ACK or RST
         (ReceptionRecord.ack() and reset() answer) or a message larger than
-        max_message_size, and CapacityError when max_in_flight are."""
+        max_message_size, and CapacityError when max_in_flight transmissions
+        are already in flight."""
         if message.transaction_type > _NON:
             raise ValueError("send CON or NON; answer with ReceptionRecord.ack/reset")
         self._check_size(message)
@@ -983,7 +984,8 @@ class EndPoint:
         if self._spare is rx:
             self._spare = None
 
-# -- addresses -------------------------------------------------------------
+
+# -- taking a datagram in, and addresses ------------------------------------
 
 
 def _decoded(rx, data):
