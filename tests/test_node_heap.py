@@ -31,14 +31,18 @@ def test_heap_of_the_running_node_in_the_32_bit_vm(capsys):
     print(out)
     lines = out.splitlines()
     assert lines[0] == "heap of the running node in the MicroPython WebAssembly VM (32-bit), bytes:"
-    assert lines[1].split() == ["form", "imported", "running", "peak"]
+    assert lines[1].split() == ["form", "imported", "running", "peak", "observed"]
     rows = {}
     for line in lines[2:2 + len(node_heap.FORMS)]:
-        form, imported, running, peak = line.split()
-        rows[form] = int(imported), int(running), None if peak == "n/a" else int(peak)
+        form, imported, running, peak, observed = line.split()
+        rows[form] = (int(imported), int(running), None if peak == "n/a" else int(peak),
+                      int(observed))
     assert list(rows) == list(node_heap.FORMS), out
-    for form, (imported, running, peak) in rows.items():
+    for form, (imported, running, peak, observed) in rows.items():
         assert 0 < imported <= running, (form, out)
+        # An observer and a notification load server_observe.py and the
+        # transmission table: more than serving GETs holds.
+        assert observed > running, (form, out)
         # A figure of heap in use, not of the heap's size (which the VM grows
         # in steps of its own): a running node holds tens of KB, not MB.
         assert running < 512 * 1024, (form, out)
@@ -46,8 +50,11 @@ def test_heap_of_the_running_node_in_the_32_bit_vm(capsys):
     assert rows[".mpy"][0] <= rows[".py"][0], out
     assert rows["romfs"][1] < rows[".mpy"][1], out
     # The node's state (Node, EndPoint, Server, one GET served) is what
-    # running adds; it is the same code whatever the form.
-    added = {form: r[1] - r[0] for form, r in rows.items()}
+    # running adds; it is the same code whatever the form. (Not compared for
+    # source: compiling it interns every local name too, and where a pool of
+    # names fills up, a new one of several KB is allocated in one step: in
+    # whichever step gets there.)
+    added = {form: r[1] - r[0] for form, r in rows.items() if form != ".py"}
     assert max(added.values()) - min(added.values()) < 1024, added
     # Where the peak could not be read, the tool says why rather than print one.
     if any(r[2] is None for r in rows.values()):

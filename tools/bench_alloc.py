@@ -78,6 +78,9 @@ def main():
     print("    (as `make deploy` lays it out: the package and the node app from .mpy; "
           "%d bytes once imported, the rest is the Node made and one GET served; "
           "tools/node_heap.py has the other forms)" % node["import"])
+    print("  the demo node with an observer: %d bytes (no target: the figure above is the "
+          "issue's; this is the node as it runs beside a gateway, one observer of "
+          "/sensors/temp registered and one notification sent)" % node["observed"])
     return 0
 
 

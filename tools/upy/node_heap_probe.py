@@ -20,6 +20,9 @@
 #                    one CON GET /sensors/temp served; the peer that sends
 #                    it (a socket, or the fake network) is made in a step of
 #                    its own and what it holds is not counted
+#   heap observed N  then an observer of /sensors/temp registered and one
+#                    notification sent, as beside a gateway (printed after
+#                    the peak, which does not count this step)
 #   heap peak N      the most ever allocated at once on the way, over the
 #                    same start (micropython.mem_peak(): compiling .py
 #                    source needs room that is given back afterwards, but
@@ -35,8 +38,10 @@ import sys
 
 # CON GET /sensors/temp, token 0x01, message ID 0x0101.
 GET = b"\x41\x01\x01\x01\x01\xb7sensors\x04temp"
+# The same with Observe: 0 (RFC 7641), token 0x02, message ID 0x0102.
+OBSERVE = b"\x41\x01\x01\x02\x02\x60\x57sensors\x04temp"
 # Made before the first reading, filled in place (small ints only).
-R = {"base": 0, "base_current": 0, "import": 0, "net": 0}
+R = {"base": 0, "base_current": 0, "import": 0, "net": 0, "running": 0}
 HELD = [None, None]  # the peer, the node
 ROM = [None]  # the image's bytes, kept while mounted
 UNSUPPORTED = [None]  # why the image could not be mounted
@@ -59,6 +64,7 @@ class UdpPeer:
         self.socket = socket
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(socket.getaddrinfo("127.0.0.1", 0)[0][-1])
+        self.sock.settimeout(10)  # an answer that never comes fails the probe, not hangs it
         self.to = None
 
     def make_node(self, node_app):
@@ -178,8 +184,28 @@ def test_7_report():
         print("heap peak none")
 
 
+def test_8_observe():
+    # As the demo node runs beside a gateway: an observer of /sensors/temp
+    # registered, and the notification of the next tick sent. This loads
+    # what answering GETs does not: server_observe.py and the EndPoint's
+    # transmission table (transactions.py).
+    peer = HELD[0]
+    node = HELD[1]
+    peer.ask(OBSERVE)
+    node.serve(seconds=1.3)  # the registration answered; the tick after 1 s notifies
+    for what in ("registration", "notification"):
+        answer = peer.answer()
+        if answer[1] != 69:
+            raise RuntimeError("not the %s expected: %r" % (what, answer))
+
+
+def test_9_observed():
+    if UNSUPPORTED[0] is None:
+        print("heap observed", gc.mem_alloc() - R["base"] - R["net"])
+
+
 STEPS = (test_1_start, test_2_import, test_3_imported, test_4_peer, test_5_peer_held,
-         test_6_serve, test_7_report)
+         test_6_serve, test_7_report, test_8_observe, test_9_observed)
 
 if __name__ == "__main__":
     LIB = sys.argv[1]
