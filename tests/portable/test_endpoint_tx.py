@@ -300,3 +300,45 @@ def test_a_large_table_takes_addresses_given_as_bytearray():
     for r in recs:
         r.cancel()
     assert ep.in_flight == 0, ep.in_flight
+
+
+# -- the transmission table (coapy_micro/transactions.py) ---------------------
+
+def test_the_table_is_made_at_the_first_send_and_only_then():
+    net, c, s = pair()
+    # Receiving, answering and asking for the time of the next event need no
+    # table: a node that only answers never makes one.
+    assert c.in_flight == 0 and c.next_event_ms(0) == -1, (c.in_flight, c.next_event_ms(0))
+    assert c.process(0) is None
+    t = c.transmissions()
+    assert t is c.transmissions() and t.records == [] and c.in_flight == 0, t.records
+    rec = c.send(Message(CON, GET, token=b"t1"), SERVER)
+    assert c.transmissions() is t and t.records == [rec] and c.in_flight == 1, t.records
+    assert c.next_event_ms(0) == 0  # its first transmission is due
+    net.run(100, piggyback(s))
+    assert rec.done and rec.response.message.code == CONTENT and t.records == [], t.records
+
+
+def test_transmit_sends_once_and_says_why_it_could_not():
+    net, c, s = pair()
+    m = Message(NON, GET, token=b"x1")
+    assert c.transmit(m, 0x1234, SERVER) is None
+    got = net.sent(CLIENT, SERVER)
+    assert len(got) == 1 and tid(got[0][1]) == 0x1234, got
+    assert c.in_flight == 0  # no record: nothing retransmitted, nothing waits
+    big = Message(NON, POST, payload=b"x" * 2000, token=b"x2")
+    assert c.transmit(big, 0x1235, SERVER) == 90  # EMSGSIZE: larger than max_message_size
+    assert len(net.sent(CLIENT, SERVER)) == 1, net.sent(CLIENT, SERVER)
+
+
+def test_an_ack_or_a_response_before_any_send_is_dropped_as_unmatched():
+    net, c, s = pair()
+    # No table yet: an ACK matches nothing (ignored), a CON response is
+    # rejected with RST (RFC 7252 §4.2, §5.3.2), a NON one dropped.
+    s.transmit(Message(ACK, CONTENT, token=b"a"), 0x2000, CLIENT)
+    s.transmit(Message(CON, CONTENT, token=b"b"), 0x2001, CLIENT)
+    s.transmit(Message(NON, CONTENT, token=b"c"), 0x2002, CLIENT)
+    assert c.process(0) is None and c.process(0) is None and c.process(0) is None
+    rst = net.sent(CLIENT, SERVER)
+    assert [(d[0] >> 4 & 3, tid(d)) for _, d in rst] == [(RST, 0x2001)], rst
+    assert c.dropped == 3 and c.in_flight == 0, (c.dropped, c.in_flight)
