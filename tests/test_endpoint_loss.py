@@ -34,6 +34,17 @@ Reproducible loss: whether the n-th copy of a datagram is dropped is a hash
 of (seed, direction, the datagram's bytes, n), and the client's transaction
 ids and tokens come from seeded generators, so the same exchanges lose the
 same copies on every run, whatever the thread scheduling.
+
+Bounded loss: the relay drops no more than MAX_DROPS datagrams of one
+exchange (one message ID, both ways: the piggybacked answer carries the
+request's), then forwards the rest of it. With loss that is independent
+for every copy, an exchange fails an attempt with 0.51 and its waits double
+(RFC 7252 §4.2): one of many exchanges needed 13 attempts now and then,
+waiting 80 s in all, longer than the relay and the test live, so the test
+failed in about one run in twenty on a busy machine (the AsyncClient's
+30 POSTs of tests/test_aio.py, first seen as a hang there; named in the CI
+output as test_peer_case[micropython-test_posts_through_a_lossy_relay]).
+Bounded, an exchange takes at most MAX_DROPS + 1 attempts.
 """
 import collections
 import hashlib
@@ -58,6 +69,7 @@ ACK_TIMEOUT_MS = 20
 MAX_RETRANSMIT = 12
 NSTART = 16
 DEDUP_SIZE = 256
+MAX_DROPS = 6  # datagrams of one exchange (message ID) the relay drops at most
 TIME_LIMIT_S = 60  # a hard bound: the test fails rather than hangs
 
 
@@ -77,6 +89,7 @@ class LossyRelay:
         self.forwarded = {"up": 0, "down": 0}  # up: client -> server
         self.dropped = {"up": 0, "down": 0}
         self.sent_per_tid = collections.Counter()  # client transmissions per MID
+        self.drops_per_tid = collections.Counter()  # datagrams dropped per MID, both ways
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -87,7 +100,14 @@ class LossyRelay:
         self.copies[key] = n + 1
         h = hashlib.blake2b(b"%d:%s:%d:" % (self.seed, direction.encode(), n) + data,
                             digest_size=8).digest()
-        return int.from_bytes(h, "big") < self.threshold
+        if int.from_bytes(h, "big") >= self.threshold:
+            return False
+        if len(data) >= 4:
+            tid = (data[2] << 8) | data[3]
+            if self.drops_per_tid[tid] >= MAX_DROPS:
+                return False  # this exchange has lost enough (see the module's doc)
+            self.drops_per_tid[tid] += 1
+        return True
 
     def _run(self):
         deadline = time.monotonic() + TIME_LIMIT_S + 10

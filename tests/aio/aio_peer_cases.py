@@ -41,8 +41,9 @@ def test_posts_through_a_lossy_relay():
     # 30 CON POSTs at once through a relay that drops 30% of the datagrams
     # each way: every one is retransmitted until it gets its 2.04 (the host
     # test checks that the server ran each exactly once). ACK_TIMEOUT 10 ms
-    # (a loopback datagram takes far less: lost, not late), MAX_RETRANSMIT 16
-    # (an exchange fails with 0.51**17, 1e-5), NSTART 16.
+    # (a loopback datagram takes far less: lost, not late), MAX_RETRANSMIT 16,
+    # NSTART 16. The relay drops at most 6 datagrams of one exchange, so
+    # none needs more than 7 attempts (tests/test_endpoint_loss.py says why).
     base = peer("AIO_RELAY")
 
     async def main():
