@@ -960,7 +960,7 @@ class EndPoint:
                 if mtype == _CON:
                     rx.reset()
                 return None
-            self._kept(rx)
+            rx.keep()  # it stays with its record: never refilled
             self._out.response(rec, rx, now)  # pyright: ignore[reportOptionalMemberAccess]: a record was found, so the table is there
         return rx
 
@@ -973,16 +973,11 @@ class EndPoint:
         if rec is None or (mtype == _RST and code != 0) or code < 64 and code != 0 or code >= 192:
             self.dropped += 1
             if rec is None and mtype == _RST and code == 0 and self.on_unmatched_reset is not None:
-                self._kept(rx)  # the callback may keep it
+                rx.keep()  # the callback may keep it
                 self.on_unmatched_reset(rx)
             return None
-        self._kept(rx)
+        rx.keep()  # it stays with its record: never refilled
         return self._out.acknowledge(rec, rx, now)  # pyright: ignore[reportOptionalMemberAccess]: a record was found, so the table is there
-
-    def _kept(self, rx):
-        # `rx` stays with a record (or a callback): never refill it.
-        if self._spare is rx:
-            self._spare = None
 
 
 # -- taking a datagram in, and addresses ------------------------------------
