@@ -34,9 +34,11 @@ def run_vm(pkg, script, *args):
     return {k: int(v) for k, v in (line.split() for line in proc.stdout.splitlines())}
 
 
-def held_after_import(pkg, *modules):
+def held_after_import(pkg, *modules, names_before=0):
     """Bytes of heap still held, once garbage is collected, after importing
-    `modules` in a fresh VM with the package from the folder `pkg`.
+    `modules` in a fresh VM with the package from the folder `pkg`
+    (`names_before`: that many names interned first, as an application's
+    own would be; see tools/bench_alloc.py for why that moves the figure).
 
     A script run in the VM cannot measure that itself: there, gc.collect()
     frees nothing while a Python frame is live, so a figure read inside one
@@ -48,7 +50,10 @@ def held_after_import(pkg, *modules):
     import tempfile
 
     imports = "\n".join("    import %s" % m for m in modules)
-    src = ("import support\nR = {}\n\n\ndef test_0():\n    R['base'] = support.heap_now()\n"
+    # (Interned as the script is compiled, before the base reading.)
+    names = ("class Names:\n    pass\n" + "".join(
+        "Names.name_%d = 0\n" % i for i in range(names_before))) if names_before else ""
+    src = ("import support\nR = {}\n" + names + "\n\ndef test_0():\n    R['base'] = support.heap_now()\n"
            "%s\n\n\ndef test_1():\n    print('held', support.heap_now() - R['base'])\n" % imports)
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp, "held_after_import.py")
