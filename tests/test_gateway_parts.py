@@ -129,6 +129,59 @@ def test_publish_frames_taken_from_the_pipe_split_anywhere():
     assert publish_frame("coap/n/\u00fc", b"[2]", 1, True) == frame(b"P", head + b"[2]")
 
 
+def test_the_mqtt_client_reads_the_brokers_socket_through_a_buffer():
+    # buffered_client() overrides the one method paho reads its socket
+    # with: a stand-in for paho's Client records the reads that reach the
+    # socket, and paho's calls (one byte, one byte, the rest) are answered
+    # from what one read brought, in order, never from another socket's.
+    import types
+
+    from coapy_micro.gateway.publisher import buffered_client
+
+    class Paho:
+        def __init__(self):
+            self.sock = "s1"
+            self.wire = {"s1": bytearray(b"\x40\x02\x00\x01\x40\x02\x00\x02\x90\x03")}
+            self.reads = []
+
+        def socket(self):
+            return self.sock
+
+        def _sock_recv(self, bufsize):
+            self.reads.append(bufsize)
+            data = self.wire[self.sock]
+            if not data:
+                raise BlockingIOError()
+            out = bytes(data[:bufsize])
+            del data[:bufsize]
+            return out
+
+    c = buffered_client(types.SimpleNamespace(Client=Paho))()
+    got = [c._sock_recv(n) for n in (1, 1, 2, 1, 1, 2)]
+    assert got == [b"\x40", b"\x02", b"\x00\x01", b"\x40", b"\x02", b"\x00\x02"]
+    assert c.reads == [65536] and c.buffered() == 2
+    assert c._sock_recv(5) == b"\x90\x03"  # what is left, fewer bytes than asked
+    assert c.buffered() == 0
+    with pytest.raises(BlockingIOError):
+        c._sock_recv(1)  # nothing held, nothing on the wire: as paho's own read
+    # A reconnect: what the old socket left is not served on the new one.
+    c.wire["s1"] += b"\x40\x02\x00\x03\x40"
+    assert c._sock_recv(1) == b"\x40" and c.buffered() == 4
+    c.sock = "s2"
+    c.wire["s2"] = bytearray(b"\x20\x03\x00\x00\x00")
+    assert c.buffered() == 0
+    assert c._sock_recv(1) == b"\x20" and c._sock_recv(1) == b"\x03"
+    big = bytearray(range(256)) * 400  # more than one read's 64 KB, asked for at once
+    c.wire["s2"] += big
+    assert c._sock_recv(3) == b"\x00\x00\x00"
+    assert c._sock_recv(len(big)) == bytes(big) and c.reads[-1] == len(big)
+
+    class Old:  # a paho without _sock_recv: its own reading, no buffer
+        pass
+
+    assert buffered_client(types.SimpleNamespace(Client=Old))().buffered() == 0
+
+
 def test_a_readings_senml_text_is_what_senml_writes():
     # The gateway writes the common case (a number in text) from a
     # per-resource head; every payload must come out as senml.dumps(records()).
