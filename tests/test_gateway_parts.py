@@ -130,13 +130,13 @@ def test_publish_frames_taken_from_the_pipe_split_anywhere():
 
 
 def test_the_mqtt_client_reads_the_brokers_socket_through_a_buffer():
-    # buffered_client() overrides the one method paho reads its socket
+    # client_class() overrides the one method paho reads its socket
     # with: a stand-in for paho's Client records the reads that reach the
     # socket, and paho's calls (one byte, one byte, the rest) are answered
     # from what one read brought, in order, never from another socket's.
     import types
 
-    from coapy_micro.gateway.publisher import buffered_client
+    from coapy_micro.gateway.publisher import client_class
 
     class Paho:
         def __init__(self):
@@ -156,7 +156,7 @@ def test_the_mqtt_client_reads_the_brokers_socket_through_a_buffer():
             del data[:bufsize]
             return out
 
-    c = buffered_client(types.SimpleNamespace(Client=Paho))()
+    c = client_class(types.SimpleNamespace(Client=Paho))()
     got = [c._sock_recv(n) for n in (1, 1, 2, 1, 1, 2)]
     assert got == [b"\x40", b"\x02", b"\x00\x01", b"\x40", b"\x02", b"\x00\x02"]
     assert c.reads == [65536] and c.buffered() == 2
@@ -179,7 +179,44 @@ def test_the_mqtt_client_reads_the_brokers_socket_through_a_buffer():
     class Old:  # a paho without _sock_recv: its own reading, no buffer
         pass
 
-    assert buffered_client(types.SimpleNamespace(Client=Old))().buffered() == 0
+    assert client_class(types.SimpleNamespace(Client=Old))().buffered() == 0
+
+
+def test_the_mqtt_clients_plain_puback_completes_as_pahos_own_handler_does():
+    # client_class() takes a PUBACK that is only its packet identifier
+    # without paho decoding a ReasonCode and Properties for it: the same
+    # PUBACKs fed to paho's own Client and to the subclass complete the
+    # same messages with the same callbacks; one with a reason code (MQTT
+    # 5) or for no message in flight goes through paho's handler alike.
+    # (Fed as paho's reader leaves a packet: its body in _in_packet.)
+    import paho.mqtt.client as mqtt
+
+    from coapy_micro.gateway.publisher import client_class
+
+    sub = client_class(mqtt)
+    assert "_handle_pubackcomp" in vars(sub)  # the pinned paho has the shape it is for
+    acks = {mqtt.MQTTv311: [b"\x00\x02", b"\x00\x01", b"\x00\x09", b"\x00\x03"],
+            mqtt.MQTTv5: [b"\x00\x02", b"\x00\x01\x10", b"\x00\x09", b"\x00\x03\x00\x00",
+                          b"\x00\x04\x00"]}
+    for proto, packets in acks.items():
+        seen = []
+        for cls in (mqtt.Client, sub):
+            got = []
+            c = cls(mqtt.CallbackAPIVersion.VERSION2, protocol=proto)
+            c.on_publish = lambda client, ud, mid, rc, props, got=got: got.append(
+                (mid, rc.value, rc.getName(), props.json()))
+            infos = [c.publish("coap/n/%d" % i, b"1", qos=1) for i in range(4)]
+            rcs = []
+            for body in packets:
+                c._in_packet["packet"] = bytearray(body)
+                rcs.append(c._handle_pubackcomp("PUBACK"))
+            seen.append((got, rcs, [i.mid for i in infos]))
+        assert seen[0] == seen[1], proto
+        got, rcs, mids = seen[1]
+        assert [g[0] for g in got] == ([2, 1, 3] if proto == mqtt.MQTTv311 else [2, 1, 3, 4])
+        assert rcs == [0] * len(packets) and mids == [1, 2, 3, 4]
+    if proto == mqtt.MQTTv5:
+        assert got[1][1] == 0x10  # No matching subscribers: paho's own decoding
 
 
 def test_a_readings_senml_text_is_what_senml_writes():
