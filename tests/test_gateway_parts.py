@@ -219,6 +219,20 @@ def test_the_mqtt_clients_plain_puback_completes_as_pahos_own_handler_does():
         assert got[1][1] == 0x10  # No matching subscribers: paho's own decoding
 
 
+def test_a_message_the_broker_refuses_is_counted_dropped_not_published():
+    # MQTT 5 §3.4.2.1: a PUBACK's reason code of 0x80 or more says the
+    # broker did not take the message; 0x10 (no matching subscribers) is a
+    # success.
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    p = Publisher("127.0.0.1", 1, "coap", "t", qos=1)
+    for code in (0x00, 0x10, 0x97, 0x87):
+        p._on_publish(None, None, 1, ReasonCode(PacketTypes.PUBACK, identifier=code), None)
+    assert (p.acked, p.published, p.dropped, p.refused) == (4, 2, 2, 2)
+    assert "Not authorized" in p.last_error
+
+
 def test_a_readings_senml_text_is_what_senml_writes():
     # The gateway writes the common case (a number in text) from a
     # per-resource head; every payload must come out as senml.dumps(records()).
