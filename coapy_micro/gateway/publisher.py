@@ -3,7 +3,7 @@
 
 The gateway starts it (MqttLink below) and talks to it over two pipes, so
 that paho's per-message work runs on another core than the CoAP loop. That
-work is most of this process's CPU (about 25 µs a reading under load, 2
+work is most of this process's CPU (25-35 µs a reading under load, 2
 cores, CPython 3.11; 45-55 before client_class() below): paho's publish()
 about 10 µs, taking the PUBACK about 8 (reading it, completing the
 message), a send per packet. paho's Client is subclassed (client_class())
@@ -67,10 +67,11 @@ _RECV_SIZE = 65536  # bytes one recv may take from the broker's socket (see clie
 def client_class(mqtt):
     """paho's Client class (`mqtt`: the paho.mqtt.client module), subclassed
     to cut what paho spends per QoS 1 message in two places. Both override
-    a method of paho's own (private: no public hook reaches them), each
-    only where the paho in hand has it in the shape written for (paho 2.0
-    to 2.2; requirements-test.txt pins 2.2.0); elsewhere paho's own method
-    runs. The MQTT protocol, state and callbacks stay paho's.
+    a method of paho's own (private: no public hook reaches them), written
+    for paho 2.2 (requirements-test.txt pins 2.2.0); with another paho each
+    is made only where its method is there in the same shape (checked when
+    the class is made), and paho's own runs elsewhere. The MQTT protocol,
+    state and callbacks stay paho's.
 
     1. Reading the broker's socket through a buffer (Client._sock_recv, the
     one method through which paho reads its socket). Why: paho reads a
@@ -106,12 +107,13 @@ def client_class(mqtt):
     base = mqtt.Client
     bufferable = callable(getattr(base, "_sock_recv", None))
     plain_ack = None
-    if _fits_puback(base):
+    if _fits_puback(base) and hasattr(mqtt, "MQTTErrorCode"):
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
         from paho.mqtt.reasoncodes import ReasonCode
 
-        plain_ack = (ReasonCode(PacketTypes.PUBACK), Properties(PacketTypes.PUBACK))
+        plain_ack = (ReasonCode(PacketTypes.PUBACK), Properties(PacketTypes.PUBACK),
+                     mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS)
     read = base._sock_recv if bufferable else None
     handle_ack = base._handle_pubackcomp if plain_ack is not None else None
 
@@ -157,14 +159,14 @@ def client_class(mqtt):
                 with self._out_message_mutex:
                     if mid in self._out_messages:
                         return self._do_on_publish(mid, plain_ack[0], plain_ack[1])
-                return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+                return plain_ack[2]  # not in flight (any more): as paho's handler
 
     return Client
 
 
 def _fits_puback(base):
     # Is paho's PUBACK handling the shape client_class() overrides? (paho
-    # 2.0-2.2: _handle_pubackcomp(cmd) reading self._in_packet["packet"],
+    # 2.2: _handle_pubackcomp(cmd) reading self._in_packet["packet"],
     # _do_on_publish(mid, reason_code, properties) under
     # self._out_message_mutex, pending messages in self._out_messages.)
     import inspect
