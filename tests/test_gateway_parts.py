@@ -233,6 +233,30 @@ def test_a_message_the_broker_refuses_is_counted_dropped_not_published():
     assert "Not authorized" in p.last_error
 
 
+def test_the_publisher_ends_quietly_when_the_gateway_is_gone():
+    # The gateway killed: both pipes closed on its side. The publisher's
+    # next status line meets a broken pipe; it stops without a traceback.
+    import subprocess
+    import sys
+
+    from coapy_micro.gateway import publisher
+
+    p = subprocess.Popen([sys.executable, publisher.__file__, "127.0.0.1", "1", "coap", "t",
+                          "1", "10", "5"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()
+    p.stdin.close()
+    try:
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = p.stderr.read()
+    p.stderr.close()
+    assert p.returncode == 0 and b"Traceback" not in err, err
+
+
 def test_a_readings_senml_text_is_what_senml_writes():
     # The gateway writes the common case (a number in text) from a
     # per-resource head; every payload must come out as senml.dumps(records()).

@@ -367,9 +367,14 @@ class Publisher:
 
     def emit(self, kind, body):
         data = frame(kind, body)
-        while data:
-            n = os.write(1, data)
-            data = data[n:]
+        try:
+            while data:
+                n = os.write(1, data)
+                data = data[n:]
+        except BrokenPipeError:
+            # The gateway is gone (killed): nobody is left to tell. Stop as
+            # when its end of our input closes (a traceback said so before).
+            self.stopping = True
 
     def status(self):
         s = {"connected": self.connected, "published": self.published,
