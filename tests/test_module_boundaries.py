@@ -25,16 +25,7 @@ SHARED_PRIVATE_MODULES = {"_compat": None, "_cpython": ("_compat",)}
 # to bring a sleeping task's wake-up forward; its own StreamReader waits
 # with core._io_queue.queue_read(sock), and core._task_queue is where a
 # sleeping task waits for its time (moved there with remove() and push()).
-# gateway.publisher: paho-mqtt's Client has no public hook for how it
-# reads its socket nor for how it takes a PUBACK; client_class() overrides
-# _sock_recv (read through a buffer: three recv calls per PUBACK before)
-# and _handle_pubackcomp (a plain PUBACK completed through paho's own
-# _do_on_publish, under its _out_message_mutex, for a message in its
-# _out_messages, its body read from _in_packet), checked against the paho
-# in hand when the class is made.
-FOREIGN_PRIVATE = {"aio": ("_io_queue", "_task_queue"),
-                   "gateway.publisher": ("_in_packet", "_out_message_mutex", "_out_messages",
-                                         "_do_on_publish")}
+FOREIGN_PRIVATE = {"aio": ("_io_queue", "_task_queue")}
 
 
 def _modules():

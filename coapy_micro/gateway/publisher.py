@@ -3,18 +3,19 @@
 
 The gateway starts it (MqttLink below) and talks to it over two pipes, so
 that paho's per-message work runs on another core than the CoAP loop. That
-work is most of this process's CPU (25-35 µs a reading under load, 2
-cores, CPython 3.11; 45-55 before client_class() below): paho's publish()
-about 10 µs, taking the PUBACK about 8 (reading it, completing the
-message), a send per packet. paho's Client is subclassed (client_class())
-in two places, to read the broker's socket through a buffer (three recv
-calls per PUBACK before) and to spare paho decoding a ReasonCode and a
-Properties object for every plain PUBACK (16 µs each). What this module
-adds is a few µs: each round it takes what the pipe holds into a buffer
-made once, queues publish frames straight from it (a topic's text decoded
-once), hands paho as many messages as the window allows and sends them
-corked (see write()). Frames, both ways, are a kind byte, a 4-byte
-big-endian length and the body:
+work is most of this process's CPU (45-55 µs a reading under load, 2 cores,
+CPython 3.11): paho's publish() about 10 µs, and taking the PUBACK in
+30-40 µs, of which about 16 go to the ReasonCode and Properties objects paho
+builds for every PUBACK (with MQTT 3.1.1 too) and about 2 to the three
+recv calls paho makes per packet. paho is used as it is, through its public API: a
+subclass overriding paho's private PUBACK handler and socket read was
+measured (the process at 25-35 µs a reading) and not kept, since it would
+put MQTT protocol handling of the project's own inside paho and tie the
+gateway to paho's internals. What this module adds is a few µs: each round
+it takes what the pipe holds into a buffer made once, queues publish frames
+straight from it (a topic's text decoded once), hands paho as many messages
+as the window allows and sends them corked (see write()). Frames, both
+ways, are a kind byte, a 4-byte big-endian length and the body:
 
     gateway -> publisher (its stdin)
       P  publish: flags (retain | qos << 1), topic length (2 bytes), topic, payload
@@ -59,127 +60,6 @@ def _nothing(*args):
 _TOPIC = struct.Struct(">H")
 _MAX_TOPICS = 65536  # topic texts kept decoded (see Publisher._queue)
 _FLAGS_TOPIC = struct.Struct(">BH")
-
-
-_RECV_SIZE = 65536  # bytes one recv may take from the broker's socket (see client_class)
-
-
-def client_class(mqtt):
-    """paho's Client class (`mqtt`: the paho.mqtt.client module), subclassed
-    to cut what paho spends per QoS 1 message in two places. Both override
-    a method of paho's own (private: no public hook reaches them), written
-    for paho 2.2 (requirements-test.txt pins 2.2.0); with another paho each
-    is made only where its method is there in the same shape (checked when
-    the class is made), and paho's own runs elsewhere. The MQTT protocol,
-    state and callbacks stay paho's.
-
-    1. Reading the broker's socket through a buffer (Client._sock_recv, the
-    one method through which paho reads its socket). Why: paho reads a
-    packet with a recv call for its first byte, one per byte of its
-    remaining length and one for the rest (Client._packet_read), each a
-    system call. A PUBACK (4 bytes) takes three, and every QoS 1 message
-    gets one: at 15,000 messages/s that is 45,000 recv calls a second,
-    nearly all for bytes already waiting in the kernel. How: one recv takes
-    up to 64 KB, and the calls that follow are answered from those bytes,
-    the same bytes in the same order, until they run out; then the socket
-    is read again (raising what paho's own reading raises: BlockingIOError
-    when nothing waits). Bytes kept from a socket are never served for
-    another (a reconnect): the buffer remembers its socket. buffered() says
-    how many bytes wait in the buffer: the socket does not show them as
-    readable, so the caller reads on (loop_read) without waiting for it.
-    About 1 µs less per message (three recv calls took 1.6-2.0 µs, served
-    from the buffer 0.8-1.2).
-
-    2. The plain PUBACK (Client._handle_pubackcomp). Why: for every PUBACK
-    paho decodes a ReasonCode and a Properties object (both with MQTT
-    3.1.1 too), whose constructors build their tables of names afresh
-    each time: 16 µs per PUBACK on CPython 3.11, a third of what this
-    process spent per message. How: a PUBACK whose body is its 2-byte
-    packet identifier alone is, in MQTT 3.1.1, the only kind there is and,
-    in MQTT 5 (§3.4.2.1), Success with no properties; for it paho's own
-    completion (_do_on_publish: the message marked published, on_publish
-    called, the in-flight count) is called, as paho's handler calls it,
-    with a Success ReasonCode and an empty Properties made once, which is
-    what paho would have decoded. Every other PUBACK (a reason code,
-    properties) and every PUBCOMP goes to paho's handler. (on_publish here
-    reads neither object, so sharing them is safe.)
-    """
-    base = mqtt.Client
-    bufferable = callable(getattr(base, "_sock_recv", None))
-    plain_ack = None
-    if _fits_puback(base) and hasattr(mqtt, "MQTTErrorCode"):
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
-        from paho.mqtt.reasoncodes import ReasonCode
-
-        plain_ack = (ReasonCode(PacketTypes.PUBACK), Properties(PacketTypes.PUBACK),
-                     mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS)
-    read = base._sock_recv if bufferable else None
-    handle_ack = base._handle_pubackcomp if plain_ack is not None else None
-
-    class Client(base):
-        _rdata = b""
-        _rpos = 0
-        _rsock = None
-
-        def buffered(self):
-            if not self._rdata or self._rsock is not self.socket():
-                return 0
-            return len(self._rdata) - self._rpos
-
-        if bufferable:
-            def _sock_recv(self, bufsize):
-                data = self._rdata
-                pos = self._rpos
-                if pos < len(data) and self._rsock is self.socket():
-                    end = pos + bufsize
-                    if end < len(data):
-                        self._rpos = end
-                        return data[pos:end]
-                    self._rdata = b""  # the rest: the next call reads the socket
-                    self._rpos = 0
-                    return data[pos:] if pos else data
-                data = read(self, bufsize if bufsize > _RECV_SIZE else _RECV_SIZE)
-                if len(data) <= bufsize:  # all of it asked for (or b"": closed)
-                    self._rdata = b""
-                    self._rpos = 0
-                    return data
-                self._rdata = data
-                self._rpos = bufsize
-                self._rsock = self.socket()
-                return data[:bufsize]
-
-        if plain_ack is not None:
-            def _handle_pubackcomp(self, cmd):
-                packet = self._in_packet["packet"]
-                if cmd != "PUBACK" or len(packet) != 2:
-                    return handle_ack(self, cmd)
-                mid = (packet[0] << 8) | packet[1]
-                # As paho's handler does: completed once, under its lock.
-                with self._out_message_mutex:
-                    if mid in self._out_messages:
-                        return self._do_on_publish(mid, plain_ack[0], plain_ack[1])
-                return plain_ack[2]  # not in flight (any more): as paho's handler
-
-    return Client
-
-
-def _fits_puback(base):
-    # Is paho's PUBACK handling the shape client_class() overrides? (paho
-    # 2.2: _handle_pubackcomp(cmd) reading self._in_packet["packet"],
-    # _do_on_publish(mid, reason_code, properties) under
-    # self._out_message_mutex, pending messages in self._out_messages.)
-    import inspect
-
-    try:
-        handle = inspect.signature(base._handle_pubackcomp).parameters
-        done = inspect.signature(base._do_on_publish).parameters
-        src = inspect.getsource(base._handle_pubackcomp)
-    except (AttributeError, TypeError, ValueError, OSError):
-        return False
-    return (list(handle) == ["self", "cmd"] and len(done) == 4
-            and all(w in src for w in ("_in_packet", "_out_message_mutex", "_out_messages",
-                                       "_do_on_publish(mid,")))
 
 
 def frame(kind, body):
@@ -267,8 +147,8 @@ class Publisher:
     def _make(self):
         mqtt = self.mqtt
         proto = mqtt.MQTTv5 if self.version == 5 else mqtt.MQTTv311
-        c = client_class(mqtt)(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                               protocol=proto)
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                        protocol=proto)
         c.max_inflight_messages_set(0)  # the window below does the limiting
         c.max_queued_messages_set(0)
         c.will_set(self.status_topic, b"offline", qos=1, retain=True)
@@ -492,11 +372,8 @@ class Publisher:
                 rl.append(sock)
                 if c.want_write():
                     wl.append(sock)
-            # Bytes in the client's buffer (see client_class) are not
-            # seen by select: read them without waiting.
-            held = sock is not None and c.buffered() > 0
             try:
-                r, _, _ = select.select(rl, wl, [], 0 if held else 0.05)
+                r, _, _ = select.select(rl, wl, [], 0.05)
             except (OSError, ValueError):
                 r = []
             if stdin in r:
@@ -513,7 +390,7 @@ class Publisher:
                     reader.scan(inview[:n], self.take_frame)
             c = self.client
             if c is not None:
-                if sock is not None and (held or sock in r):
+                if sock is not None and sock in r:
                     c.loop_read(100)
                 if now >= next_misc:
                     # Keep-alive and connection timeouts (seconds apart):
