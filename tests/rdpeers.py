@@ -237,10 +237,12 @@ def start_gateway(log, port=None, db=None, broker=None, extra=()):
 
 
 def start_node(log, rd_port, ep, port=None, runtime="micropython", **opt):
-    """A tests/rd_node.py Proc on the unix port (or CPython)."""
+    """A tests/rd_node.py Proc on the unix port (or CPython). port: the
+    node's, or None for one the system picks as the node binds (a port
+    found free here could be taken by another process before the node
+    binds it, on a machine other test runs share: seen as EADDRINUSE)."""
     exe = micropython() if runtime == "micropython" else sys.executable
-    words = ["rd=coap://%s:%d" % (LOOPBACK, rd_port), "ep=" + ep,
-             "port=%d" % (port or free_udp_port())]
+    words = ["rd=coap://%s:%d" % (LOOPBACK, rd_port), "ep=" + ep, "port=%d" % (port or 0)]
     words += ["%s=%s" % kv for kv in opt.items()]
     env = dict(os.environ)
     env.setdefault("MICROPYPATH", ".frozen")

@@ -61,3 +61,15 @@ def test_the_subscriber_count_takes_whole_lines_and_no_status_topics():
         n1, rest = bench_gateway.count_readings(text[:cut])
         n2, rest = bench_gateway.count_readings(rest + text[cut:])
         assert (n1 + n2, rest) == (3, b""), cut
+
+
+def test_the_machines_busy_time_is_read_and_grows():
+    # Each step prints the cores the machine was busy and how much of that
+    # was other work than the load's processes (bench_gateway.step).
+    a = bench_gateway.machine_cpu_s()
+    end = bench_gateway.time.process_time() + 0.05
+    while bench_gateway.time.process_time() < end:
+        pass
+    b = bench_gateway.machine_cpu_s()
+    assert isinstance(a, float) and 0 < a <= b
+    assert b - a >= 0.02  # this process alone kept a core busy 0.05 s (counted in ticks)

@@ -129,6 +129,44 @@ def test_publish_frames_taken_from_the_pipe_split_anywhere():
     assert publish_frame("coap/n/\u00fc", b"[2]", 1, True) == frame(b"P", head + b"[2]")
 
 
+def test_a_message_the_broker_refuses_is_counted_dropped_not_published():
+    # MQTT 5 §3.4.2.1: a PUBACK's reason code of 0x80 or more says the
+    # broker did not take the message; 0x10 (no matching subscribers) is a
+    # success.
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    p = Publisher("127.0.0.1", 1, "coap", "t", qos=1)
+    for code in (0x00, 0x10, 0x97, 0x87):
+        p._on_publish(None, None, 1, ReasonCode(PacketTypes.PUBACK, identifier=code), None)
+    assert (p.acked, p.published, p.dropped, p.refused) == (4, 2, 2, 2)
+    assert "Not authorized" in p.last_error
+
+
+def test_the_publisher_ends_quietly_when_the_gateway_is_gone():
+    # The gateway killed: both pipes closed on its side. The publisher's
+    # next status line meets a broken pipe; it stops without a traceback.
+    import subprocess
+    import sys
+
+    from coapy_micro.gateway import publisher
+
+    p = subprocess.Popen([sys.executable, publisher.__file__, "127.0.0.1", "1", "coap", "t",
+                          "1", "10", "5"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()
+    p.stdin.close()
+    try:
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = p.stderr.read()
+    p.stderr.close()
+    assert p.returncode == 0 and b"Traceback" not in err, err
+
+
 def test_a_readings_senml_text_is_what_senml_writes():
     # The gateway writes the common case (a number in text) from a
     # per-resource head; every payload must come out as senml.dumps(records()).

@@ -49,6 +49,9 @@ is steadier than rates on a busy machine. The simulator builds each
 notification from two packed structs and the count is taken by the chunk
 of mosquitto_sub's output, so that both take as little as they can of the
 cores the gateway needs (each step prints their CPU per notification).
+Each step also prints the cores the whole machine was busy meanwhile and
+how much of that was other work than the step's processes: a step that
+other work took cores from says so, and its rate is not the side's.
 
 Environment: BENCH_PROFILE=FILE runs the gateway's CoAP process under
 cProfile; BENCH_GW_ARGS adds options to its command line (--mqtt-v311,
@@ -87,6 +90,14 @@ def cpu_s(pid):
     with open("/proc/%d/stat" % pid) as f:
         parts = f.read().rsplit(")", 1)[1].split()
     return (int(parts[11]) + int(parts[12])) / HZ
+
+
+def machine_cpu_s():
+    """CPU seconds the whole machine has been busy (every core, every
+    process: /proc/stat less idle and iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v) - v[3] - v[4]) / HZ
 
 
 def rss_kb(pid):
@@ -434,8 +445,10 @@ def step(side, sub, rate, seconds):
     sim.stdin.flush()
     time.sleep(1.0)
     n1, t1, c1 = sub.n, time.monotonic(), [cpu_s(p) for p in pids + others]
+    m1 = machine_cpu_s()
     line = sim.stdout.readline().split()
     n2, t2, c2 = sub.n, time.monotonic(), [cpu_s(p) for p in pids + others]
+    m2 = machine_cpu_s()
     offered = int(line[1]) / float(line[2])
     last, quiet = sub.n, time.monotonic()
     while time.monotonic() - quiet < 1.5 and time.monotonic() - t2 < 30:
@@ -445,9 +458,14 @@ def step(side, sub, rate, seconds):
     got = (n2 - n1) / (t2 - t1)
     each = [(b - a) / max(1, n2 - n1) * 1e6 for a, b in zip(c1, c2)]
     k = len(pids)
+    # The cores busy meanwhile, and how much of that was other work than
+    # this load's processes: a step that other work on the machine took
+    # cores from shows it (its rate is then the machine's, not the side's).
+    busy = (m2 - m1) / (t2 - t1)
+    ours = sum(b - a for a, b in zip(c1, c2)) / (t2 - t1)
     return {"target": rate, "offered": offered, "rate": got, "cpu_us": sum(each[:k]),
             "cpu_each": each[:k], "others": each[k:], "sent": int(line[1]),
-            "arrived": sub.n - n0}
+            "arrived": sub.n - n0, "busy": busy, "other_work": max(0.0, busy - ours)}
 
 
 def sustained(s):
@@ -473,10 +491,11 @@ def sweep(side, args, sub):
         s["ok"] = sustained(s)
         steps.append(s)
         print("  %-24s offered %7.0f/s -> %7.0f/s at the subscriber, %d of %d arrived, CPU %s us "
-              "each (simulator, broker, subscriber, counting: %s): %s"
+              "each (simulator, broker, subscriber, counting: %s); cores busy %.2f, other "
+              "work %.2f: %s"
               % (name, s["offered"], s["rate"], s["arrived"], s["sent"],
                  " + ".join("%.0f" % c for c in s["cpu_each"]),
-                 " + ".join("%.0f" % c for c in s["others"]),
+                 " + ".join("%.0f" % c for c in s["others"]), s["busy"], s["other_work"],
                  "carried" if s["ok"] else "NOT carried"), flush=True)
         return s
 
@@ -704,9 +723,11 @@ def main():
         broker.kill()
         broker.wait()
         shutil.rmtree(folder, ignore_errors=True)
-    print("  %-24s %12s %12s %14s" % ("best carried", "notif/s", "offered", "CPU us/notif"))
+    print("  %-24s %12s %12s %14s %12s" % ("best carried", "notif/s", "offered", "CPU us/notif",
+                                             "other work"))
     for r in results:
-        print("  %-24s %12.0f %12.0f %14.1f" % (r["name"], r["rate"], r["offered"], r["cpu_us"]))
+        print("  %-24s %12.0f %12.0f %14.1f %12.2f" % (r["name"], r["rate"], r["offered"],
+                                                      r["cpu_us"], r.get("other_work", 0.0)))
     if args.only:
         return 0
     ours = results[0]

@@ -18,6 +18,15 @@ Readings are written in batches (one transaction per flush), in WAL mode:
 a reading reaches the disk within flush_s or batch rows. Rows waiting for
 their batch are bounded by max_pending; beyond it the oldest are dropped
 and counted (`dropped`), never silently.
+
+Why batches of up to 5,000 rows: most of a row's cost is its entry in the
+(ep, path, t) index, and a transaction writes every index page it touched
+to the WAL whole. Readings of a thousand resources land on about a
+thousand pages, however few rows the transaction holds: 200,000 rows of
+1,000 resources cost about 8.5 µs a row in transactions of 1,000, 5.5 in
+4,000 and 4.5 in 16,000 (CPU; 2 µs without the index). So under load a
+batch is as large as flush_s lets it grow; flush_s still bounds how long
+a reading waits.
 """
 import json
 import sqlite3
@@ -38,7 +47,7 @@ class Store:
     for none kept). batch / flush_s: write when this many rows wait or
     this long has passed since the first of them."""
 
-    def __init__(self, path, batch=1000, flush_s=0.25, max_pending=200000):
+    def __init__(self, path, batch=5000, flush_s=0.25, max_pending=200000):
         self.path = path
         self.batch = batch
         self.flush_s = flush_s
