@@ -219,7 +219,7 @@ class _Dedup:
         self.expires = [0] * size
         self.gens = list(range(size))
         self.lens = [0] * size  # the reply: 0 none yet, _ACK/_RST (2, 3) empty, else its length
-        self.bufs = [None] * size  # type: list  # each slot's reply buffer (grown on demand)
+        self.bufs = [None] * size  # type: list  # each slot's reply: a buffer (grown on demand; bytes on CPython)
         # Insertion order, oldest first: a doubly linked list over the slots,
         # so an entry leaves from anywhere in it without a shift.
         self.older = [-1] * size
@@ -232,42 +232,47 @@ class _Dedup:
         self.free = list(range(size))  # a stack of free slots
         self.nfree = size
         # remote -> [entries it holds, its oldest slot, its newest slot,
-        # remote]: who yields when the table is full, and where its own
-        # oldest is. A key per peer with entries, so a busy node keeps a few.
+        # remote(, its index)]: who yields when the table is full, and where
+        # its own oldest is. A key per peer with entries, so a busy node
+        # keeps a few.
         self.peers = {}
-        # A large table's index, (id, remote) -> slot, on CPython. MicroPython
-        # scans even a large one: `in` over a list of small ints is quick in
-        # C there, and allocates nothing, where a dict lookup builds a key
-        # tuple, and a dict whose keys come and go fills with deleted slots
-        # that every lookup of a new key walks past.
-        self.index = {} if size > _LINEAR and not IS_MICROPYTHON else None
+        # A large table is indexed on CPython: each peer's row holds a dict
+        # of its entries' message IDs -> slot, found through the row, so
+        # the address is hashed once per datagram (a key of (id, remote)
+        # hashed the address again at each of its three uses) and the
+        # index's keys are small ints. MicroPython scans even a large
+        # table: `in` over a list of small ints is quick in C there, and
+        # allocates nothing, where a dict whose keys come and go fills with
+        # deleted slots that every lookup of a new key walks past.
+        self.indexed = size > _LINEAR and not IS_MICROPYTHON
 
     def note(self, tid, remote, now, expires):
         """Take a message in: -2 - its slot if it duplicates an entry that has
         not expired, else its generation once remembered until `expires`
         (-1: size 0, nothing is)."""
         # Every step here counts: a full table takes an entry out on every
-        # datagram. So the address is made a key once, the index key is
-        # built once, and lists used more than once are read into locals.
+        # datagram. So the address is made a key once and hashed once (its
+        # peer's row), and lists used more than once are read into locals.
         # (This frame is over 11 words either way: MicroPython takes it
         # from the heap.)
-        index = self.index
         tids = self.tids
         at = self.expires
         rows = self.rows
         k = _bytes(remote) if _type(remote) is _bytearray else remote  # _key(), inline
-        if index is not None:
-            key = (tid, k)
-            s = index.get(key, -1)
+        p = self.peers.get(k)
+        # A duplicate is an entry of this peer's: none without a row.
+        if p is None:
+            pass
+        elif self.indexed:
+            s = p[4].get(tid, -1)
             if s >= 0 and ticks_diff(at[s], now) > 0:
                 return -2 - s
         elif tid in tids:  # (one scan in C: the common case is a miss)
             for s in range(self.size):
-                if tids[s] == tid and rows[s][3] == k and ticks_diff(at[s], now) > 0:
+                if tids[s] == tid and rows[s] is p and ticks_diff(at[s], now) > 0:
                     return -2 - s
         if not self.size:
             return -1
-        p = self.peers.get(k)
         if self.nfree:
             self.nfree -= 1
             s = self.free[self.nfree]
@@ -282,7 +287,7 @@ class _Dedup:
                 p = None  # that was its only entry: its row went
         tids[s] = tid
         if p is None:
-            p = rows[s] = self.peers[k] = [1, s, s, k]
+            p = rows[s] = self.peers[k] = [1, s, s, k, {}] if self.indexed else [1, s, s, k]
             self.peer_older[s] = -1
         else:
             rows[s] = p
@@ -306,8 +311,8 @@ class _Dedup:
         else:
             self.head = s
         self.tail = s
-        if index is not None:
-            index[key] = s  # pyright: ignore[reportPossiblyUnboundVariable]: built above, where there is an index
+        if self.indexed:
+            p[4][tid] = s
         return g
 
     def _unlink(self, s):
@@ -337,15 +342,15 @@ class _Dedup:
             p[2] = o
         p[0] -= 1
         if not p[0]:
-            del self.peers[p[3]]
-        index = self.index
-        if index is not None:
-            # Its key may point at a newer slot (the same ID and remote
-            # taken in again once this entry had expired): then it stays.
-            key = (self.tids[s], p[3])
-            p = index.pop(key, s)
-            if p != s:
-                index[key] = p
+            del self.peers[p[3]]  # (its index with it)
+        elif self.indexed:
+            # Its ID leaves the peer's index, unless that points at a newer
+            # slot (the same ID taken in again once this entry had expired).
+            p = p[4]
+            o = self.tids[s]
+            n = p.pop(o, s)
+            if n != s:
+                p[o] = n
         self.tids[s] = -1
         self.rows[s] = None
 
@@ -370,12 +375,18 @@ class _Dedup:
             self.lens[s] = data
             return
         n = _len(data)
-        buf = self.bufs[s]
-        if buf is None or _len(buf) < n:
-            # Grown in steps of 32 bytes: replies of about one size settle
-            # into buffers that are reused from then on.
-            buf = self.bufs[s] = _bytearray((n + 31) & ~31)
-        buf[0:n] = data
+        if IS_MICROPYTHON:
+            buf = self.bufs[s]
+            if buf is None or _len(buf) < n:
+                # Grown in steps of 32 bytes: replies of about one size
+                # settle into buffers that are reused from then on.
+                buf = self.bufs[s] = _bytearray((n + 31) & ~31)
+            buf[0:n] = data
+        else:
+            # CPython keeps bytes, which never change, as they are: what
+            # encode() returns there is not copied again (a view of the
+            # EndPoint's buffer, which the next answer overwrites, is).
+            self.bufs[s] = data if _type(data) is _bytes else _bytes(data)
         self.lens[s] = n
 
 
@@ -715,7 +726,10 @@ class EndPoint:
         # `reuse` ride on self._now and self._reuse down to _take(), as a
         # function with a try has room for two locals only. (Set again
         # before each read: a callback may have called process() meanwhile.)
-        start = self.clock()
+        # The clock is read here and then after each wait or swallowed
+        # datagram, not again where _ready() begins, microseconds later: a
+        # call the less per request (on CPython ticks_ms is Python code).
+        start = self._now = self.clock()
         swallowed = 0
         while True:
             sock = self._ready(timeout_ms, start)
@@ -729,16 +743,19 @@ class EndPoint:
             # going while data is ready, but a flood must not hold the
             # application's loop past its timeout, nor process(0) for long.
             swallowed += 1
+            self._now = self.clock()
             if timeout_ms is not None and (
                     ticks_diff(self._now, start) > timeout_ms or swallowed >= _BURST):
                 return None
 
     def _ready(self, timeout_ms, start):
         # process()'s wait: transmissions due are made, then a socket to read
-        # (its time in self._now), or None when the call is to end.
-        now = self.clock()
+        # (its time in self._now, which holds the time read last), or None
+        # when the call is to end. With no table of transmissions nothing
+        # is due: no call to _due_ms().
+        now = self._now
         while True:
-            wait = self._due_ms(now, timeout_ms)
+            wait = -1 if self._out is None else self._due_ms(now, timeout_ms)
             if wait == -2:
                 return None
             if self._busy:
@@ -768,8 +785,6 @@ class EndPoint:
         # CON gave up or a wait expired, and a quiet network would otherwise
         # hide it forever.
         out = self._out
-        if out is None:
-            return -1
         finished = out.timed_out
         wait = out.service(now)
         if timeout_ms is None and out.timed_out != finished:
