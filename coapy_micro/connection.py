@@ -102,7 +102,10 @@ class ReceptionRecord:
     def __init__(self, end_point, packed, remote):
         self.end_point = end_point
         self.remote = remote
-        self.transaction_id, self.message = Message.decode(packed)
+        # Message.decode(packed), without its (id, message) pair: a call
+        # and a tuple the less per datagram.
+        m = self.message = object.__new__(Message)
+        self.transaction_id = m.decode_from(packed)
 
     def ack(self, message=None):
         """Acknowledge this CON: an empty ACK, or `message` piggybacked.
@@ -117,9 +120,7 @@ class ReceptionRecord:
             ep._send_empty(_ACK, self.transaction_id, self.remote)
             ep._dedup.reply(self._entry, _ACK)
             return
-        message.make_ack()
-        if not message.token:
-            message.token = self.message.token
+        message.make_ack(self.message)  # (and the request's token, if it has none)
         data = ep._encode(message, self.transaction_id)
         if data is None:
             ep._check_size(message)  # too large: raises, saying how large

@@ -385,8 +385,16 @@ class Message:
             raise ValueError("bad transaction type")
         self._type = transaction_type
         self.code = code
-        self.payload = payload
-        self.token = token
+        # The common values set without the properties' checks: a call
+        # the less, each, for a message built per answer.
+        if type(payload) is bytes:
+            self._payload = payload
+        else:
+            self.payload = payload
+        if token == b"":
+            self._token = b""
+        else:
+            self.token = token
         if kw:
             # The options the keywords stand for (keywords come in any order).
             opts = []
@@ -422,12 +430,15 @@ class Message:
     def transaction_type(self):
         return self._type
 
-    def make_ack(self):
+    def make_ack(self, request=None):
         """Make this message an ACK: the answer piggybacked on the
-        acknowledgement of a CON (RFC 7252 §5.2.1). ReceptionRecord.ack()
-        does this to the message it is given; otherwise the transaction type
-        stays as created."""
+        acknowledgement of a CON (RFC 7252 §5.2.1), with the token of
+        `request` (the Message answered) if it has none of its own.
+        ReceptionRecord.ack() does this to the message it is given;
+        otherwise the transaction type stays as created."""
         self._type = _ACK
+        if request is not None and not self.token:
+            self._token = request.token  # (a token as decoded: no check)
 
     @property
     def token(self):
