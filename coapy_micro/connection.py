@@ -317,9 +317,10 @@ class _Dedup:
         return g
 
     def _unlink(self, s):
-        # Takes slot s out of the table: on every datagram once the table is
-        # full, so this frame is kept within the 11 words MicroPython holds
-        # on the C stack (o and n serve both chains, p ends as the index's).
+        # Takes slot s out of both chains, its peer's count and index: on
+        # every datagram once the table is full, so this frame is kept
+        # within the 11 words MicroPython holds on the C stack (o and n
+        # serve both chains, p ends as the index's).
         o = self.older[s]
         n = self.newer[s]
         if o >= 0:
@@ -352,8 +353,8 @@ class _Dedup:
             n = p.pop(o, s)
             if n != s:
                 p[o] = n
-        self.tids[s] = -1
-        self.rows[s] = None
+        # (Its ID and row stay: note() writes the next entry's over them at
+        # once, drop() marks the slot free.)
 
     def drop(self, gen):
         """Free the entry of generation `gen`, if it is still there."""
@@ -361,6 +362,8 @@ class _Dedup:
             s = gen % self.size
             if self.gens[s] == gen and self.tids[s] >= 0:
                 self._unlink(s)
+                self.tids[s] = -1
+                self.rows[s] = None
                 self.free[self.nfree] = s
                 self.nfree += 1
 
