@@ -243,7 +243,7 @@ def encode_reply_into(buf, request, mtype, code, tid, ob, payload):
         payload = payload.encode("utf-8")
     mtype = 0x40 | (mtype << 4) | (
         len(request._token) if request._token is not None else request._raw[0] & 15)
-    if 4 + (mtype & 15) + len(ob) + (len(payload) + 1 if len(payload) else 0) > len(buf):
+    if 4 + (mtype & 15) + len(ob) + len(payload) + (1 if payload else 0) > len(buf):
         return -1
     if mtype & 15:
         _token_into(buf, request, mtype)  # (it may write the header: written below)
@@ -252,11 +252,11 @@ def encode_reply_into(buf, request, mtype, code, tid, ob, payload):
     buf[2] = tid >> 8
     buf[3] = tid & 0xFF
     code = 4 + (mtype & 15)
-    if len(ob):
+    if ob:  # (truth, not len(): a call the less, each)
         tid = code + len(ob)
         buf[code:tid] = ob
         code = tid
-    if len(payload):
+    if payload:
         buf[code] = _PAYLOAD_MARKER
         tid = code + 1 + len(payload)
         buf[code + 1:tid] = payload
