@@ -280,12 +280,32 @@ class _Dedup:
         else:
             s = self.head
             q = rows[s]  # the oldest entry's owner
-            if (p is not None and q is not p and ticks_diff(at[s], now) > 0
-                    and p[0] >= q[0]):
-                s = p[1]  # it gives up its own oldest
-            self._unlink(s)
-            if p is not None and p[0] == 0:
-                p = None  # that was its only entry: its row went
+            if q is p and p[0] > 1:
+                # The newcomer's peer holds the oldest entry, and others (a
+                # busy table's common case: one peer at a time). That entry,
+                # the peer's oldest too, leaves the head of both chains here
+                # and is appended to them below as the new one, the peer's
+                # row staying: what _unlink() does, without its call and its
+                # other cases, on every datagram of such a table.
+                q = self.newer[s]
+                self.head = q
+                self.older[q] = -1
+                q = self.peer_newer[s]
+                p[1] = q
+                self.peer_older[q] = -1
+                p[0] -= 1
+                if self.indexed:
+                    q = p[4]
+                    last = q.pop(tids[s], s)
+                    if last != s:  # (it points at a newer slot: stays)
+                        q[tids[s]] = last
+            else:
+                if (p is not None and q is not p and ticks_diff(at[s], now) > 0
+                        and p[0] >= q[0]):
+                    s = p[1]  # it gives up its own oldest
+                self._unlink(s)
+                if p is not None and p[0] == 0:
+                    p = None  # that was its only entry: its row went
         tids[s] = tid
         if p is None:
             p = rows[s] = self.peers[k] = [1, s, s, k, {}] if self.indexed else [1, s, s, k]
