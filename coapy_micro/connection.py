@@ -113,14 +113,16 @@ class ReceptionRecord:
         The message's type is set to ACK and its token to the request's when
         it has none.
         """
-        if self.message.transaction_type != _CON:
-            raise ValueError("only a CON message is acknowledged")
         ep = self.end_point
         if message is None:
+            if self.message.transaction_type != _CON:
+                raise ValueError("only a CON is acknowledged")
             ep._send_empty(_ACK, self.transaction_id, self.remote)
             ep._dedup.reply(self._entry, _ACK)
             return
-        message.make_ack(self.message)  # (and the request's token, if it has none)
+        # (make_ack() checks that the request is a CON, and gives the
+        # message the request's token if it has none.)
+        message.make_ack(self.message)
         data = ep._encode(message, self.transaction_id)
         if data is None:
             ep._check_size(message)  # too large: raises, saying how large

@@ -306,10 +306,7 @@ def _cursor(start, end):
 def _options_end(buf, start, end):
     # Where the options in buf[start:end] end (their payload marker, or
     # `end`), every one of them checked on the way (DecodeError).
-    cur = _scratch if IS_MICROPYTHON else [0, 0, 0, 0, 0]
-    cur[2] = start
-    cur[3] = end
-    cur[4] = 0
+    cur = _cursor(start, end)
     option_next(buf, cur, _PAST)
     return cur[3]
 
@@ -433,12 +430,16 @@ class Message:
     def make_ack(self, request=None):
         """Make this message an ACK: the answer piggybacked on the
         acknowledgement of a CON (RFC 7252 §5.2.1), with the token of
-        `request` (the Message answered) if it has none of its own.
+        `request` (the Message answered) if it has none of its own;
+        ValueError, and nothing changed, if `request` is not a CON.
         ReceptionRecord.ack() does this to the message it is given;
         otherwise the transaction type stays as created."""
+        if request is not None:
+            if request._type != _CON:
+                raise ValueError("only a CON is acknowledged")
+            if not self.token:
+                self._token = request.token  # (a token as decoded: no check)
         self._type = _ACK
-        if request is not None and not self.token:
-            self._token = request.token  # (a token as decoded: no check)
 
     @property
     def token(self):

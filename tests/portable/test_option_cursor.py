@@ -131,3 +131,8 @@ def test_make_ack_takes_the_requests_token_when_it_has_none():
     assert own.token == b"\x01"
     tid, back = Message.decode(m.encode(7))
     assert (tid, back.transaction_type, back.token, back.payload) == (7, Message.ACK, b"\xab\xcd", b"x")
+    # Only a CON is acknowledged: a NON request leaves the message as it was.
+    _, non = Message.decode(bytes((0x52, 1, 0, 8, 0xAB, 0xCD)))
+    m = Message(code=69)
+    support.raises(ValueError, m.make_ack, non)
+    assert (m.transaction_type, m.token) == (Message.CON, b""), m
