@@ -282,7 +282,7 @@ class _Dedup:
         else:
             s = self.head
             q = rows[s]  # the oldest entry's owner
-            if q is p and p[0] > 1:
+            if p is not None and q is p and p[0] > 1:
                 # The newcomer's peer holds the oldest entry, and others (a
                 # busy table's common case: one peer at a time). That entry,
                 # the peer's oldest too, leaves the head of both chains here
@@ -818,6 +818,8 @@ class EndPoint:
         # CON gave up or a wait expired, and a quiet network would otherwise
         # hide it forever.
         out = self._out
+        if out is None:  # (_ready() calls this only with a table)
+            return -1
         finished = out.timed_out
         wait = out.service(now)
         if timeout_ms is None and out.timed_out != finished:
