@@ -276,6 +276,7 @@ class _Dedup:
                     return -2 - s
         if not self.size:
             return -1
+        moved = False
         if self.nfree:
             self.nfree -= 1
             s = self.free[self.nfree]
@@ -283,24 +284,36 @@ class _Dedup:
             s = self.head
             q = rows[s]  # the oldest entry's owner
             if p is not None and q is p and p[0] > 1:
-                # The newcomer's peer holds the oldest entry, and others (a
+                # The newcomer's peer holds the oldest entry and others (a
                 # busy table's common case: one peer at a time). That entry,
-                # the peer's oldest too, leaves the head of both chains here
-                # and is appended to them below as the new one, the peer's
-                # row staying: what _unlink() does, without its call and its
-                # other cases, on every datagram of such a table.
-                q = self.newer[s]
+                # the peer's oldest too, moves from the head of both chains
+                # to their tail, its peer's row and count unchanged, and the
+                # new entry takes its slot: no _unlink() call, none of its
+                # cases, no appending below. (As p holds others, the slots
+                # read here, q and last, are entries, never -1.)
+                moved = True
+                q = self.newer[s]  # off the head of the chain of all
                 self.head = q
                 self.older[q] = -1
-                q = self.peer_newer[s]
+                q = self.peer_newer[s]  # and of its peer's
                 p[1] = q
                 self.peer_older[q] = -1
-                p[0] -= 1
+                last = self.tail  # onto the tail of both
+                self.older[s] = last
+                self.newer[s] = -1
+                self.newer[last] = s
+                self.tail = s
+                last = p[2]
+                self.peer_older[s] = last
+                self.peer_newer[last] = s
+                self.peer_newer[s] = -1
+                p[2] = s
                 if self.indexed:
                     q = p[4]
                     last = q.pop(tids[s], s)
                     if last != s:  # (it points at a newer slot: stays)
                         q[tids[s]] = last
+                    q[tid] = s
             else:
                 if (p is not None and q is not p and ticks_diff(at[s], now) > 0
                         and p[0] >= q[0]):
@@ -309,33 +322,36 @@ class _Dedup:
                 if p is not None and p[0] == 0:
                     p = None  # that was its only entry: its row went
         tids[s] = tid
-        if p is None:
-            p = rows[s] = self.peers[k] = [1, s, s, k, {}] if self.indexed else [1, s, s, k]
-            self.peer_older[s] = -1
-        else:
-            rows[s] = p
-            last = p[2]
-            p[0] += 1
-            self.peer_older[s] = last
-            self.peer_newer[last] = s
-            p[2] = s
-        self.peer_newer[s] = -1
         at[s] = expires
         self.lens[s] = 0
         g = self.gens[s] + self.size
         if g > _GEN_WRAP:
             g = s
         self.gens[s] = g
-        t = self.tail  # the newest, at the tail
-        self.older[s] = t
-        self.newer[s] = -1
-        if t >= 0:
-            self.newer[t] = s
-        else:
-            self.head = s
-        self.tail = s
-        if self.indexed:
-            p[4][tid] = s
+        if not moved:
+            # Appended as the newest entry of both chains (its peer's row
+            # made if it has none), and to its peer's index.
+            if p is None:
+                p = rows[s] = self.peers[k] = [1, s, s, k, {}] if self.indexed else [1, s, s, k]
+                self.peer_older[s] = -1
+            else:
+                rows[s] = p
+                last = p[2]
+                p[0] += 1
+                self.peer_older[s] = last
+                self.peer_newer[last] = s
+                p[2] = s
+            self.peer_newer[s] = -1
+            t = self.tail  # the newest, at the tail
+            self.older[s] = t
+            self.newer[s] = -1
+            if t >= 0:
+                self.newer[t] = s
+            else:
+                self.head = s
+            self.tail = s
+            if self.indexed:
+                p[4][tid] = s
         return g
 
     def _unlink(self, s):
