@@ -102,7 +102,10 @@ class ReceptionRecord:
     def __init__(self, end_point, packed, remote):
         self.end_point = end_point
         self.remote = remote
-        self.transaction_id, self.message = Message.decode(packed)
+        # Message.decode(packed), without its (id, message) pair: a call
+        # and a tuple the less per datagram.
+        m = self.message = object.__new__(Message)
+        self.transaction_id = m.decode_from(packed)
 
     def ack(self, message=None):
         """Acknowledge this CON: an empty ACK, or `message` piggybacked.
@@ -110,16 +113,16 @@ class ReceptionRecord:
         The message's type is set to ACK and its token to the request's when
         it has none.
         """
-        if self.message.transaction_type != _CON:
-            raise ValueError("only a CON message is acknowledged")
         ep = self.end_point
         if message is None:
+            if self.message.transaction_type != _CON:
+                raise ValueError("only a CON is acknowledged")
             ep._send_empty(_ACK, self.transaction_id, self.remote)
             ep._dedup.reply(self._entry, _ACK)
             return
-        message.make_ack()
-        if not message.token:
-            message.token = self.message.token
+        # (make_ack() checks that the request is a CON, and gives the
+        # message the request's token if it has none.)
+        message.make_ack(self.message)
         data = ep._encode(message, self.transaction_id)
         if data is None:
             ep._check_size(message)  # too large: raises, saying how large
@@ -219,7 +222,7 @@ class _Dedup:
         self.expires = [0] * size
         self.gens = list(range(size))
         self.lens = [0] * size  # the reply: 0 none yet, _ACK/_RST (2, 3) empty, else its length
-        self.bufs = [None] * size  # type: list  # each slot's reply buffer (grown on demand)
+        self.bufs = [None] * size  # type: list  # each slot's reply: a buffer (grown on demand; bytes on CPython)
         # Insertion order, oldest first: a doubly linked list over the slots,
         # so an entry leaves from anywhere in it without a shift.
         self.older = [-1] * size
@@ -232,88 +235,130 @@ class _Dedup:
         self.free = list(range(size))  # a stack of free slots
         self.nfree = size
         # remote -> [entries it holds, its oldest slot, its newest slot,
-        # remote]: who yields when the table is full, and where its own
-        # oldest is. A key per peer with entries, so a busy node keeps a few.
+        # remote(, its index)]: who yields when the table is full, and where
+        # its own oldest is. A key per peer with entries, so a busy node
+        # keeps a few.
         self.peers = {}
-        # A large table's index, (id, remote) -> slot, on CPython. MicroPython
-        # scans even a large one: `in` over a list of small ints is quick in
-        # C there, and allocates nothing, where a dict lookup builds a key
-        # tuple, and a dict whose keys come and go fills with deleted slots
-        # that every lookup of a new key walks past.
-        self.index = {} if size > _LINEAR and not IS_MICROPYTHON else None
+        # A large table is indexed on CPython: each peer's row holds a dict
+        # of its entries' message IDs -> slot, found through the row, so
+        # the address is hashed once per datagram (a key of (id, remote)
+        # hashed the address again at each of its three uses) and the
+        # index's keys are small ints. MicroPython scans even a large
+        # table: `in` over a list of small ints is quick in C there, and
+        # allocates nothing, where a dict whose keys come and go fills with
+        # deleted slots that every lookup of a new key walks past.
+        self.indexed = size > _LINEAR and not IS_MICROPYTHON
 
     def note(self, tid, remote, now, expires):
         """Take a message in: -2 - its slot if it duplicates an entry that has
         not expired, else its generation once remembered until `expires`
         (-1: size 0, nothing is)."""
         # Every step here counts: a full table takes an entry out on every
-        # datagram. So the address is made a key once, the index key is
-        # built once, and lists used more than once are read into locals.
+        # datagram. So the address is made a key once and hashed once (its
+        # peer's row), and lists used more than once are read into locals.
         # (This frame is over 11 words either way: MicroPython takes it
         # from the heap.)
-        index = self.index
         tids = self.tids
         at = self.expires
         rows = self.rows
         k = _bytes(remote) if _type(remote) is _bytearray else remote  # _key(), inline
-        if index is not None:
-            key = (tid, k)
-            s = index.get(key, -1)
+        p = self.peers.get(k)
+        # A duplicate is an entry of this peer's: none without a row.
+        if p is None:
+            pass
+        elif self.indexed:
+            s = p[4].get(tid, -1)
             if s >= 0 and ticks_diff(at[s], now) > 0:
                 return -2 - s
         elif tid in tids:  # (one scan in C: the common case is a miss)
             for s in range(self.size):
-                if tids[s] == tid and rows[s][3] == k and ticks_diff(at[s], now) > 0:
+                if tids[s] == tid and rows[s] is p and ticks_diff(at[s], now) > 0:
                     return -2 - s
         if not self.size:
             return -1
-        p = self.peers.get(k)
+        moved = False
         if self.nfree:
             self.nfree -= 1
             s = self.free[self.nfree]
         else:
             s = self.head
             q = rows[s]  # the oldest entry's owner
-            if (p is not None and q is not p and ticks_diff(at[s], now) > 0
-                    and p[0] >= q[0]):
-                s = p[1]  # it gives up its own oldest
-            self._unlink(s)
-            if p is not None and p[0] == 0:
-                p = None  # that was its only entry: its row went
+            if p is not None and q is p and p[0] > 1:
+                # The newcomer's peer holds the oldest entry and others (a
+                # busy table's common case: one peer at a time). That entry,
+                # the peer's oldest too, moves from the head of both chains
+                # to their tail, its peer's row and count unchanged, and the
+                # new entry takes its slot: no _unlink() call, none of its
+                # cases, no appending below. (As p holds others, the slots
+                # read here, q and last, are entries, never -1.)
+                moved = True
+                q = self.newer[s]  # off the head of the chain of all
+                self.head = q
+                self.older[q] = -1
+                q = self.peer_newer[s]  # and of its peer's
+                p[1] = q
+                self.peer_older[q] = -1
+                last = self.tail  # onto the tail of both
+                self.older[s] = last
+                self.newer[s] = -1
+                self.newer[last] = s
+                self.tail = s
+                last = p[2]
+                self.peer_older[s] = last
+                self.peer_newer[last] = s
+                self.peer_newer[s] = -1
+                p[2] = s
+                if self.indexed:
+                    q = p[4]
+                    last = q.pop(tids[s], s)
+                    if last != s:  # (it points at a newer slot: stays)
+                        q[tids[s]] = last
+                    q[tid] = s
+            else:
+                if (p is not None and q is not p and ticks_diff(at[s], now) > 0
+                        and p[0] >= q[0]):
+                    s = p[1]  # it gives up its own oldest
+                self._unlink(s)
+                if p is not None and p[0] == 0:
+                    p = None  # that was its only entry: its row went
         tids[s] = tid
-        if p is None:
-            p = rows[s] = self.peers[k] = [1, s, s, k]
-            self.peer_older[s] = -1
-        else:
-            rows[s] = p
-            last = p[2]
-            p[0] += 1
-            self.peer_older[s] = last
-            self.peer_newer[last] = s
-            p[2] = s
-        self.peer_newer[s] = -1
         at[s] = expires
         self.lens[s] = 0
         g = self.gens[s] + self.size
         if g > _GEN_WRAP:
             g = s
         self.gens[s] = g
-        t = self.tail  # the newest, at the tail
-        self.older[s] = t
-        self.newer[s] = -1
-        if t >= 0:
-            self.newer[t] = s
-        else:
-            self.head = s
-        self.tail = s
-        if index is not None:
-            index[key] = s  # pyright: ignore[reportPossiblyUnboundVariable]: built above, where there is an index
+        if not moved:
+            # Appended as the newest entry of both chains (its peer's row
+            # made if it has none), and to its peer's index.
+            if p is None:
+                p = rows[s] = self.peers[k] = [1, s, s, k, {}] if self.indexed else [1, s, s, k]
+                self.peer_older[s] = -1
+            else:
+                rows[s] = p
+                last = p[2]
+                p[0] += 1
+                self.peer_older[s] = last
+                self.peer_newer[last] = s
+                p[2] = s
+            self.peer_newer[s] = -1
+            t = self.tail  # the newest, at the tail
+            self.older[s] = t
+            self.newer[s] = -1
+            if t >= 0:
+                self.newer[t] = s
+            else:
+                self.head = s
+            self.tail = s
+            if self.indexed:
+                p[4][tid] = s
         return g
 
     def _unlink(self, s):
-        # Takes slot s out of the table: on every datagram once the table is
-        # full, so this frame is kept within the 11 words MicroPython holds
-        # on the C stack (o and n serve both chains, p ends as the index's).
+        # Takes slot s out of both chains, its peer's count and index: on
+        # every datagram once the table is full, so this frame is kept
+        # within the 11 words MicroPython holds on the C stack (o and n
+        # serve both chains, p ends as the index's).
         o = self.older[s]
         n = self.newer[s]
         if o >= 0:
@@ -337,17 +382,17 @@ class _Dedup:
             p[2] = o
         p[0] -= 1
         if not p[0]:
-            del self.peers[p[3]]
-        index = self.index
-        if index is not None:
-            # Its key may point at a newer slot (the same ID and remote
-            # taken in again once this entry had expired): then it stays.
-            key = (self.tids[s], p[3])
-            p = index.pop(key, s)
-            if p != s:
-                index[key] = p
-        self.tids[s] = -1
-        self.rows[s] = None
+            del self.peers[p[3]]  # (its index with it)
+        elif self.indexed:
+            # Its ID leaves the peer's index, unless that points at a newer
+            # slot (the same ID taken in again once this entry had expired).
+            p = p[4]
+            o = self.tids[s]
+            n = p.pop(o, s)
+            if n != s:
+                p[o] = n
+        # (Its ID and row stay: note() writes the next entry's over them at
+        # once, drop() marks the slot free.)
 
     def drop(self, gen):
         """Free the entry of generation `gen`, if it is still there."""
@@ -355,6 +400,8 @@ class _Dedup:
             s = gen % self.size
             if self.gens[s] == gen and self.tids[s] >= 0:
                 self._unlink(s)
+                self.tids[s] = -1
+                self.rows[s] = None
                 self.free[self.nfree] = s
                 self.nfree += 1
 
@@ -370,12 +417,18 @@ class _Dedup:
             self.lens[s] = data
             return
         n = _len(data)
-        buf = self.bufs[s]
-        if buf is None or _len(buf) < n:
-            # Grown in steps of 32 bytes: replies of about one size settle
-            # into buffers that are reused from then on.
-            buf = self.bufs[s] = _bytearray((n + 31) & ~31)
-        buf[0:n] = data
+        if IS_MICROPYTHON:
+            buf = self.bufs[s]
+            if buf is None or _len(buf) < n:
+                # Grown in steps of 32 bytes: replies of about one size
+                # settle into buffers that are reused from then on.
+                buf = self.bufs[s] = _bytearray((n + 31) & ~31)
+            buf[0:n] = data
+        else:
+            # CPython keeps bytes, which never change, as they are: what
+            # encode() returns there is not copied again (a view of the
+            # EndPoint's buffer, which the next answer overwrites, is).
+            self.bufs[s] = data if _type(data) is _bytes else _bytes(data)
         self.lens[s] = n
 
 
@@ -715,12 +768,22 @@ class EndPoint:
         # `reuse` ride on self._now and self._reuse down to _take(), as a
         # function with a try has room for two locals only. (Set again
         # before each read: a callback may have called process() meanwhile.)
-        start = self.clock()
+        # The clock is read here and then after each wait or swallowed
+        # datagram, not again where _ready() begins, microseconds later: a
+        # call the less per request (on CPython ticks_ms is Python code).
+        start = self._now = self.clock()
         swallowed = 0
         while True:
-            sock = self._ready(timeout_ms, start)
-            if sock is None:
-                return None
+            if self._busy and self._out is None:
+                # _ready()'s first step, where it has nothing else to do:
+                # under load on CPython (never on a board), with nothing to
+                # transmit, the socket is read at once. A call the less.
+                self._busy = False
+                sock = self._socket
+            else:
+                sock = self._ready(timeout_ms, start)
+                if sock is None:
+                    return None
             self._reuse = reuse
             rx = self._guarded(sock)
             if rx is not None:
@@ -729,16 +792,19 @@ class EndPoint:
             # going while data is ready, but a flood must not hold the
             # application's loop past its timeout, nor process(0) for long.
             swallowed += 1
+            self._now = self.clock()
             if timeout_ms is not None and (
                     ticks_diff(self._now, start) > timeout_ms or swallowed >= _BURST):
                 return None
 
     def _ready(self, timeout_ms, start):
         # process()'s wait: transmissions due are made, then a socket to read
-        # (its time in self._now), or None when the call is to end.
-        now = self.clock()
+        # (its time in self._now, which holds the time read last), or None
+        # when the call is to end. With no table of transmissions nothing
+        # is due: no call to _due_ms().
+        now = self._now
         while True:
-            wait = self._due_ms(now, timeout_ms)
+            wait = -1 if self._out is None else self._due_ms(now, timeout_ms)
             if wait == -2:
                 return None
             if self._busy:
@@ -747,7 +813,7 @@ class EndPoint:
                 # as the read. (Only with one socket, so none is starved.)
                 self._busy = False
                 self._now = now
-                return self._socket
+                return self._socket  # (process() does this itself when nothing is due)
             if timeout_ms is not None:
                 left = int(timeout_ms) - ticks_diff(now, start)
                 if left < 0:
@@ -768,7 +834,7 @@ class EndPoint:
         # CON gave up or a wait expired, and a quiet network would otherwise
         # hide it forever.
         out = self._out
-        if out is None:
+        if out is None:  # (_ready() calls this only with a table)
             return -1
         finished = out.timed_out
         wait = out.service(now)

@@ -243,7 +243,7 @@ def encode_reply_into(buf, request, mtype, code, tid, ob, payload):
         payload = payload.encode("utf-8")
     mtype = 0x40 | (mtype << 4) | (
         len(request._token) if request._token is not None else request._raw[0] & 15)
-    if 4 + (mtype & 15) + len(ob) + (len(payload) + 1 if len(payload) else 0) > len(buf):
+    if 4 + (mtype & 15) + len(ob) + len(payload) + (1 if payload else 0) > len(buf):
         return -1
     if mtype & 15:
         _token_into(buf, request, mtype)  # (it may write the header: written below)
@@ -252,11 +252,11 @@ def encode_reply_into(buf, request, mtype, code, tid, ob, payload):
     buf[2] = tid >> 8
     buf[3] = tid & 0xFF
     code = 4 + (mtype & 15)
-    if len(ob):
+    if ob:  # (truth, not len(): a call the less, each)
         tid = code + len(ob)
         buf[code:tid] = ob
         code = tid
-    if len(payload):
+    if payload:
         buf[code] = _PAYLOAD_MARKER
         tid = code + 1 + len(payload)
         buf[code + 1:tid] = payload
@@ -306,10 +306,7 @@ def _cursor(start, end):
 def _options_end(buf, start, end):
     # Where the options in buf[start:end] end (their payload marker, or
     # `end`), every one of them checked on the way (DecodeError).
-    cur = _scratch if IS_MICROPYTHON else [0, 0, 0, 0, 0]
-    cur[2] = start
-    cur[3] = end
-    cur[4] = 0
+    cur = _cursor(start, end)
     option_next(buf, cur, _PAST)
     return cur[3]
 
@@ -385,8 +382,16 @@ class Message:
             raise ValueError("bad transaction type")
         self._type = transaction_type
         self.code = code
-        self.payload = payload
-        self.token = token
+        # The common values set without the properties' checks: a call
+        # the less, each, for a message built per answer.
+        if type(payload) is bytes:
+            self._payload = payload
+        else:
+            self.payload = payload
+        if token == b"":
+            self._token = b""
+        else:
+            self.token = token
         if kw:
             # The options the keywords stand for (keywords come in any order).
             opts = []
@@ -422,11 +427,18 @@ class Message:
     def transaction_type(self):
         return self._type
 
-    def make_ack(self):
+    def make_ack(self, request=None):
         """Make this message an ACK: the answer piggybacked on the
-        acknowledgement of a CON (RFC 7252 §5.2.1). ReceptionRecord.ack()
-        does this to the message it is given; otherwise the transaction type
-        stays as created."""
+        acknowledgement of a CON (RFC 7252 §5.2.1), with the token of
+        `request` (the Message answered) if it has none of its own;
+        ValueError, and nothing changed, if `request` is not a CON.
+        ReceptionRecord.ack() does this to the message it is given;
+        otherwise the transaction type stays as created."""
+        if request is not None:
+            if request._type != _CON:
+                raise ValueError("only a CON is acknowledged")
+            if not self.token:
+                self._token = request.token  # (a token as decoded: no check)
         self._type = _ACK
 
     @property

@@ -143,6 +143,20 @@ def test_token_bytearray_becomes_bytes():
     assert isinstance(m.token, bytes)
 
 
+def test_constructor_token_and_payload_as_the_setters_take_them():
+    # The constructor sets a bytes payload and an empty token without the
+    # properties; every other value still goes through their checks.
+    for tok in (None, b"", bytearray(), memoryview(b"")):
+        m = Message(Message.CON, 1, token=tok)
+        assert m.token == b"" and type(m.token) is bytes, (tok, m.token)
+    support.raises(TypeError, Message, Message.CON, 1, b"", "")
+    support.raises(TypeError, Message, Message.CON, 1, b"", 0)
+    for pl, want in ((None, b""), ("", b""), ("h\u00e9", b"h\xc3\xa9"), (bytearray(b"ab"), b"ab"),
+                     (memoryview(b"cd"), b"cd"), (b"ef", b"ef")):
+        m = Message(Message.CON, 1, pl)
+        assert m.payload == want and type(m.payload) is bytes, (pl, m.payload)
+
+
 # -- keywords -------------------------------------------------------------
 
 # keyword, value, expected (number, wire value) pairs. Wire values are the

@@ -118,3 +118,21 @@ def test_make_ack():
     m = Message(Message.CON, 69, b"x")
     m.make_ack()
     assert m.transaction_type == Message.ACK and Message.decode(m.encode(1))[1].transaction_type == Message.ACK
+
+
+def test_make_ack_takes_the_requests_token_when_it_has_none():
+    # ReceptionRecord.ack() gives its message the request's token this way.
+    _, req = Message.decode(bytes((0x42, 1, 0, 7, 0xAB, 0xCD)))
+    m = Message(code=69, payload=b"x")
+    m.make_ack(req)
+    assert (m.transaction_type, m.token) == (Message.ACK, b"\xab\xcd")
+    own = Message(code=69, token=b"\x01")
+    own.make_ack(req)  # a token of its own stays
+    assert own.token == b"\x01"
+    tid, back = Message.decode(m.encode(7))
+    assert (tid, back.transaction_type, back.token, back.payload) == (7, Message.ACK, b"\xab\xcd", b"x")
+    # Only a CON is acknowledged: a NON request leaves the message as it was.
+    _, non = Message.decode(bytes((0x52, 1, 0, 8, 0xAB, 0xCD)))
+    m = Message(code=69)
+    support.raises(ValueError, m.make_ack, non)
+    assert (m.transaction_type, m.token) == (Message.CON, b""), m
