@@ -7,15 +7,16 @@ work is most of this process's CPU (45-55 µs a reading under load, 2 cores,
 CPython 3.11): paho's publish() about 10 µs, and taking the PUBACK in
 30-40 µs, of which about 16 go to the ReasonCode and Properties objects paho
 builds for every PUBACK (with MQTT 3.1.1 too) and about 2 to the three
-recv calls paho makes per packet. paho is used as it is, through its public API: a
-subclass overriding paho's private PUBACK handler and socket read was
-measured (the process at 25-35 µs a reading) and not kept, since it would
-put MQTT protocol handling of the project's own inside paho and tie the
-gateway to paho's internals. What this module adds is a few µs: each round
-it takes what the pipe holds into a buffer made once, queues publish frames
-straight from it (a topic's text decoded once), hands paho as many messages
-as the window allows and sends them corked (see write()). Frames, both
-ways, are a kind byte, a 4-byte big-endian length and the body:
+recv calls paho makes per packet. paho is used as it is, through its
+public API: a subclass overriding paho's private PUBACK handler and socket
+read was measured (the process at 25-35 µs a reading) and not kept, since
+it would put MQTT protocol handling of the project's own inside paho and
+tie the gateway to paho's internals. What this module adds is a few µs:
+each round it takes what the pipe holds into a buffer made once, queues
+publish frames straight from it (a topic's text decoded once), hands paho
+as many messages as the window allows and sends them corked (see
+write()). Frames, both ways, are a kind byte, a 4-byte big-endian length
+and the body:
 
     gateway -> publisher (its stdin)
       P  publish: flags (retain | qos << 1), topic length (2 bytes), topic, payload
