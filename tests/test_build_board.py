@@ -99,3 +99,49 @@ def test_the_built_package_loads_in_micropython(board, tmp_path):
     proc = subprocess.run([node, str(RUNNER), "--pkg", str(out / "coapy_micro"), "--script", str(script)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "board package ok" in proc.stdout, proc.stdout + proc.stderr
+
+
+TRACEBACK_SCRIPT = """
+import io
+import sys
+from coapy_micro.message import Message
+
+try:
+    Message.decode(b"\\x80\\x01\\x00\\x00")  # CoAP version 2: refused
+except Exception as e:
+    buf = io.StringIO()
+    sys.print_exception(e, buf)
+    print(buf.getvalue())
+"""
+
+
+def _traceback(node, pkg, tmp_path):
+    script = tmp_path / "tb.py"
+    script.write_text(TRACEBACK_SCRIPT)
+    proc = subprocess.run([node, str(RUNNER), "--pkg", str(pkg), "--script", str(script)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return [ln.strip() for ln in proc.stdout.splitlines() if "coapy_micro/message.py" in ln]
+
+
+def test_line_numbers_are_left_out_unless_debug(board, tmp_path):
+    # The default build drops the line-number tables (mpy-cross -O3: less
+    # heap once loaded); a traceback still names the file and function.
+    # --debug keeps them.
+    node = shutil.which("node")
+    need(node is not None and (RUNNER.parent / "node_modules").is_dir(),
+         "the MicroPython VM needs node and tools/mpvm/node_modules (cd tools/mpvm && npm ci)")
+    out, text = board
+    assert "mpy-cross -O3;" in text.splitlines()[-1]
+    lean = _traceback(node, out / "coapy_micro", tmp_path)
+    assert lean and all(", line 1, in " in ln for ln in lean), lean
+    debug = tmp_path / "debug"
+    proc = subprocess.run([sys.executable, str(TOOL), "--out", str(debug), "--debug"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "mpy-cross -O0, line numbers kept;" in proc.stdout.splitlines()[-1]
+    full = _traceback(node, debug / "coapy_micro", tmp_path)
+    assert [ln.split(", in ")[1] for ln in full] == [ln.split(", in ")[1] for ln in lean]
+    assert all(", line 1, in " not in ln for ln in full), full
+    for mpy in (out / "coapy_micro").glob("*.mpy"):  # and the lean files are smaller
+        assert mpy.stat().st_size <= (debug / "coapy_micro" / mpy.name).stat().st_size, mpy.name

