@@ -96,6 +96,15 @@ def _b64url(data):
     return s.replace("+", "-").replace("/", "_")
 
 
+# What decoding a node's JSON may raise, besides a result that is not
+# SenML: bad JSON (ValueError), JSON nested past the decoder's depth (a
+# payload of a few thousand '[': RecursionError on CPython, RuntimeError on
+# MicroPython, one catches both) or past a board's heap (MemoryError). A
+# representation that raises one is kept as data ("vd"), never let out to
+# the caller's loop.
+_REFUSED = (ValueError, RuntimeError, MemoryError, SenMLError)
+
+
 def records(payload, content_format, base_name, name, now):
     """The SenML pack (a list of dicts) for one representation: `payload`
     (bytes) in `content_format` (int or None), named base_name + name,
@@ -105,7 +114,7 @@ def records(payload, content_format, base_name, name, now):
     if cf == 110:
         try:
             return resolve(json.loads(payload), base_name + name, now)
-        except (ValueError, SenMLError):
+        except _REFUSED:
             pass  # kept as data below
     elif cf is None or cf == 0 or cf == 50:
         try:
@@ -116,7 +125,7 @@ def records(payload, content_format, base_name, name, now):
             if cf == 50:
                 try:
                     v = json.loads(text)
-                except ValueError:
+                except _REFUSED:
                     v = text
                 if isinstance(v, bool):
                     rec["vb"] = v
@@ -168,7 +177,7 @@ def resolve(pack, fallback_name, now):
         if "bs" in r:
             bs = _num(r["bs"])
         name = bn + _text(r.get("n", ""))
-        t = bt + _num(r.get("t", 0))
+        t = _finite(bt + _num(r.get("t", 0)))
         if t < _REL_LIMIT:
             t = now + t
         res = {"n": name or fallback_name, "t": t}
@@ -177,7 +186,7 @@ def resolve(pack, fallback_name, now):
             res["u"] = _text(u)
         n = 0
         if "v" in r:
-            res["v"] = bv + _num(r["v"])
+            res["v"] = _finite(bv + _num(r["v"]))
             n += 1
         elif "bv" in r and "vs" not in r and "vb" not in r and "vd" not in r and "s" not in r:
             res["v"] = bv
@@ -192,7 +201,7 @@ def resolve(pack, fallback_name, now):
             res["vb"] = r["vb"]
             n += 1
         if "s" in r:
-            res["s"] = bs + _num(r["s"])
+            res["s"] = _finite(bs + _num(r["s"]))
         if n > 1:
             raise SenMLError("a record has one value at most")
         if "ut" in r:
@@ -205,6 +214,17 @@ def resolve(pack, fallback_name, now):
 def _num(v):
     if isinstance(v, bool) or not isinstance(v, (int, float)):  # upy-ok: bool refused first
         raise SenMLError("not a number: %r" % (v,))
+    return _finite(v)
+
+
+def _finite(v):
+    # JSON has no infinity or NaN (RFC 8259 §6), so a SenML pack holds
+    # none (RFC 8428 §4.3), but a decoder reads 1e999 as infinity, and a
+    # base value plus a value can overflow. Either would be written back
+    # out as "Infinity", which is not JSON: refused, so the representation
+    # is kept as data.
+    if v != v or v in (float("inf"), float("-inf")):
+        raise SenMLError("not a finite number: %r" % (v,))
     return v
 
 

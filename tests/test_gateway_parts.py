@@ -42,6 +42,29 @@ def test_store_batches_readings_and_survives_reopening(tmp_path):
     con.close()
 
 
+def test_store_keeps_the_sector_and_opens_an_older_file(tmp_path):
+    # The same ep in two sectors is two endpoints (RFC 9176 §5): rows say
+    # which. A file an older gateway made, without the column, gets it.
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(str(path))
+    con.execute("CREATE TABLE readings (id INTEGER PRIMARY KEY, t REAL NOT NULL, "
+                "ep TEXT NOT NULL, path TEXT NOT NULL, senml TEXT NOT NULL)")
+    con.execute("INSERT INTO readings (t, ep, path, senml) VALUES (1.0, 'n', 't', '[]')")
+    con.commit()
+    con.close()
+    s = Store(str(path), batch=1)
+    s.add(2.0, "n", "t", '[{"v":2}]', "floor1")
+    s.add(3.0, "n", "t", '[{"v":3}]', "floor2")
+    s.flush()
+    assert s.readings(ep="n", d="floor2") == [(3.0, "n", "t", '[{"v":3}]')]
+    assert len(s.readings(ep="n")) == 3
+    s.close()
+    con = sqlite3.connect(str(path))
+    assert con.execute("SELECT t, d FROM readings ORDER BY id").fetchall() == [
+        (1.0, None), (2.0, "floor1"), (3.0, "floor2")]
+    con.close()
+
+
 def test_store_bounds_what_waits_and_counts_drops(tmp_path):
     s = Store(str(tmp_path / "s.db"), batch=100, flush_s=60, max_pending=3)
     for i in range(5):
@@ -197,7 +220,15 @@ def test_a_readings_senml_text_is_what_senml_writes():
 
 
 def test_topics_and_set_payloads():
-    assert topic_part("a/b+c#d") == "a_b_c_d"
+    # One to one: no two names share a topic level (MQTT 5 §4.7.1: '/'
+    # separates levels, '+' and '#' are wildcards; '@' joins ep and sector).
+    assert topic_part("a/b+c#d") == "a%2Fb%2Bc%23d"
+    assert topic_part("node_1") == "node_1" and topic_part("node/1") == "node%2F1"
+    assert topic_part("a@b") == "a%40b" and topic_part("50%") == "50%25"
+    assert topic_part("x\x1b[2J\x00\x85") == "x%1B[2J%00%85"
+    assert topic_part("büro") == "büro"
+    names = ["a/b", "a_b", "a%2Fb", "a@b", "a%40b", "a+b", "a#b", "a", "b"]
+    assert len({topic_part(n) for n in names}) == len(names)
     assert _put_body(b"1") == (b"1", 0)
     assert _put_body(b'[{"bn":"n/","n":"led","v":1}]') == (b"1", 0)
     assert _put_body(b'[{"vb":true}]') == (b"true", 0)
@@ -222,9 +253,10 @@ class _GatewayThread:
 
 
 class _NodeThread:
-    def __init__(self, rd_port, ep="pnode", lt_s=60, payload=None, base=None):
+    def __init__(self, rd_port, ep="pnode", lt_s=60, payload=None, base=None, host=LOOPBACK,
+                 more=()):
         self.ep = EndPoint()
-        self.ep.bind((LOOPBACK, 0))
+        self.ep.bind((host, 0))
         self.srv = Server(self.ep)
         self.value = 0
         self.failing = False
@@ -232,6 +264,8 @@ class _NodeThread:
         self.srv.add("sensors/temp", Resource(get=self.temp, rt="temperature-c", obs=True, ct=0))
         self.srv.add("sys/uptime", Resource(get=lambda r: (69, b"42"), rt="uptime-s", ct=0))
         self.srv.add("info", Resource(get=lambda r: (69, b"x"), ct=0))
+        for path, res in more:
+            self.srv.add(path, res)
         self.reg = Registrar(self.srv, ep, rd="coap://%s:%d/rd" % (LOOPBACK, rd_port), lt_s=lt_s,
                              timeout_ms=3000, payload=payload, base=base)
         self.stopped = False
@@ -375,6 +409,89 @@ def test_observed_resources_are_bounded():
         assert [t.mode for t in n.targets] == ["observe", None], [t.mode for t in n.targets]
         assert any("/sys/uptime not observed: 1 resources watched already" in x
                    for x in logged), logged
+    finally:
+        node.stop()
+        g.stop()
+
+
+def test_one_host_cannot_take_the_watched_table():
+    # The RD lets a host hold max_per_source registrations of max_links
+    # links each: by default that product is the whole watched table, so
+    # the gateway also bounds what one host's endpoints have watched
+    # (max_watched_per_host, a quarter of max_observed by default).
+    assert Gateway(bind=LOOPBACK, port=0, db=None, max_observed=4096).max_watched_per_host == 1024
+    logged = []
+    g = _GatewayThread(log=logged.append, max_observed=8, max_watched_per_host=1)
+    nodes = []
+    try:
+        gw = g.gw
+        nodes.append(_NodeThread(g.port, "first"))
+        wait_until(lambda: gw.notifications >= 1, 30, what="the first node's reading")
+        nodes.append(_NodeThread(g.port, "second"))  # the same host
+        wait_until(lambda: len(gw.nodes) == 2, 30, what="the second registration")
+        second = [n for n in gw.nodes.values() if n.ep == "second"][0]
+        assert [t.mode for t in second.targets if t.path == "sensors/temp"] == [None]
+        assert any("second: /sensors/temp not observed: its host 127.0.0.1 has 1 resources "
+                   "watched already" in x for x in logged), logged
+        assert gw.watched_by_host == {"127.0.0.1": 1} and gw.watched == 1, gw.watched_by_host
+        # Another host still gets its share.
+        other = _NodeThread(g.port, "elsewhere", host="127.0.0.2")
+        nodes.append(other)
+        wait_until(lambda: any(n.ep == "elsewhere" and any(t.count for t in n.targets)
+                               for n in list(gw.nodes.values())), 30, what="the other host's reading")
+        assert gw.watched_by_host == {"127.0.0.1": 1, "127.0.0.2": 1}, gw.watched_by_host
+        nodes[0].stop()  # deregisters: its host's share is free again
+        nodes.pop(0)
+        wait_until(lambda: "127.0.0.1" not in gw.watched_by_host, 20, what="the share freed")
+        assert gw.watched == 1, gw.watched
+    finally:
+        for n in nodes:
+            n.stop()
+        g.stop()
+
+
+def test_a_reading_no_decoder_can_read_does_not_stop_the_gateway():
+    # SenML JSON nested a few thousand deep takes a recursive decoder past
+    # its depth (RecursionError): once, one such notification ended the
+    # loop every node's readings go through. Kept as data instead.
+    deep = Resource(get=lambda r: (69, b"[" * 3000), obs=True, ct=110)
+    g = _GatewayThread()
+    node = _NodeThread(g.port, "deep", payload="</deep>;obs,</sensors/temp>;obs",
+                       more=[("deep", deep)])
+    try:
+        gw = g.gw
+        wait_until(lambda: all(t.count for n in list(gw.nodes.values()) for t in n.targets)
+                   and gw.nodes, 30, what="both readings")
+        (n,) = gw.nodes.values()
+        (t,) = [t for t in n.targets if t.path == "deep"]
+        assert "vd" in t.last[0] and g.t.is_alive(), t.last
+        node.value = 5
+        node.notify = True
+        wait_until(lambda: [t.last[0].get("v") for t in n.targets if t.path == "sensors/temp"]
+                   == [5], 20, what="the next reading")
+        assert g.t.is_alive()
+    finally:
+        node.stop()
+        g.stop()
+
+
+def test_control_characters_from_a_registrant_reach_no_terminal_or_topic():
+    # A link's path is percent-decoded: %1B is ESC, which the gateway's
+    # terminal would act on. Shown as \x1b, and %1B in its MQTT topic.
+    g = _GatewayThread()
+    node = _NodeThread(g.port, "esc", payload="</x%1B[2J%07>;obs")
+    try:
+        gw = g.gw
+        wait_until(lambda: gw.nodes and all(t.failed for n in list(gw.nodes.values())
+                                            for t in n.targets), 30,
+                   what="the observation failing (the node has no such resource)")
+        (n,) = gw.nodes.values()
+        (t,) = n.targets
+        assert t.path == "x\x1b[2J\x07", t.path  # what the link names, decoded
+        assert t.topic == "coap/esc/x%1B[2J%07", t.topic
+        text = "\n".join(gw.render())
+        assert "\x1b" not in text and "\x07" not in text, text
+        assert "/x\\x1b[2J\\x07" in text, text
     finally:
         node.stop()
         g.stop()

@@ -104,6 +104,9 @@ def add_parser(sub):
                         "takes the table from the others")
     p.add_argument("--max-observed", type=int, default=4096, metavar="N",
                    help="resources observed or polled at most (default %(default)s)")
+    p.add_argument("--max-observed-per-host", type=int, default=None, metavar="N",
+                   help="of those, at most N for the endpoints of one host (default: a "
+                        "quarter of --max-observed): no host takes the table from the others")
     p.add_argument("--shard-size", type=int, default=32, metavar="N",
                    help="resources observed per UDP socket (default %(default)s): a response "
                         "is matched among a socket's observations one by one")
@@ -179,6 +182,7 @@ def run(args):
                          max_registrations=args.max_registrations, log=term.event,
                          shard_size=args.shard_size, max_per_source=args.max_per_host,
                          max_observed=args.max_observed,
+                         max_watched_per_host=args.max_observed_per_host,
                          multicast=args.multicast)
             break
         except (OSError, socket.gaierror) as e:
@@ -190,8 +194,10 @@ def run(args):
     if getattr(args, "verbose", False):
         from .. import senml
 
+        from .gateway import shown
+
         gw.on_reading = lambda t, pack: term.event("gateway: reading from %s /%s (%s): %s" % (
-            t.node.ep, t.path, t.mode, senml.dumps(pack)))
+            shown(t.node.ep), shown(t.path), t.mode, shown(senml.dumps(pack))))
     import platform
 
     term.event("coapy gateway: running on %s %s" % (platform.python_implementation(),

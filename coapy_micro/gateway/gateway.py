@@ -22,11 +22,15 @@ What it does:
   publishing the outcome on <prefix>/<ep>/<path>/set/result. The MQTT work
   runs in a process of its own (publisher.py).
 
-Only resources on the registrant's own host, named by an IP address (its
-base, by default the address it registered from), are observed, polled or
-sent commands: a link cannot send the gateway elsewhere. Bounds: the RD's
-table (max_registrations, max_per_source per host, max_links), and
-max_observed resources watched in all.
+Only resources on the registration's base host, named by an IP address,
+are observed, polled or sent commands: a link cannot send the gateway
+elsewhere. The base is the address the registrant registered from unless
+it names one (RFC 9176 §5 lets a commissioning tool register on a node's
+behalf); an explicit base of another host is followed, as the RD is
+trusted without security (§8), and the Client's NSTART paces what the
+gateway sends there. Bounds: the RD's table (max_registrations,
+max_per_source per host, max_links), max_observed resources watched in
+all, and max_watched_per_host of them for one registering host.
 
 An endpoint is online from its registration until it expires or is removed
 or one of its observations fails (no answer, RST, an error), and online again
@@ -72,13 +76,42 @@ def _family_of(uri):
     return socket.AF_INET6 if ":" in split(uri)[1] else socket.AF_INET
 
 
+# Written as %XX in a topic level (topic_part): '%' itself, what MQTT gives
+# a meaning in a topic ('/' between levels, the wildcards '+' and '#', MQTT
+# 5 §4.7.1), '@' (between an endpoint's name and its sector), and the
+# control characters, which a topic should not hold (NUL must not, §1.5.4)
+# and a subscriber's terminal would act on.
+_TOPIC_ESCAPED = "%/+#@"
+
+
+def _escaped(c):
+    return c in _TOPIC_ESCAPED or c < " " or "\x7f" <= c <= "\x9f"
+
+
 def topic_part(text):
-    """A string usable inside an MQTT topic level: '/', '+', '#' and NUL
-    replaced by '_'."""
-    for c in "/+#\x00":
-        if c in text:
-            text = text.replace(c, "_")
-    return text
+    """`text` as one MQTT topic level, one to one: '%', '/', '+', '#', '@'
+    and control characters written as %XX (their code point in hex), so two
+    different names never share a topic ('node/1' is 'node%2F1', 'node_1'
+    stays)."""
+    for c in text:
+        if _escaped(c):
+            break
+    else:
+        return text  # the common case: nothing to encode
+    return "".join("%%%02X" % ord(c) if _escaped(c) else c for c in text)
+
+
+def shown(text):
+    """`text` safe to write to a terminal: control characters (a
+    registrant's name, a path decoded from its links, a reading's text
+    value) written as \\xNN, so none reaches the terminal as a command."""
+    for c in text:
+        if c < " " or "\x7f" <= c <= "\x9f":
+            break
+    else:
+        return text
+    return "".join("\\x%02x" % ord(c) if c < " " or "\x7f" <= c <= "\x9f" else c
+                   for c in text)
 
 
 def _path_of(uri):
@@ -109,14 +142,16 @@ class Target:
         self.uri = uri
         self.path = path
         self.name = senml.clean_name(path) if path else "x"
-        self.topic = "%s/%s" % (node.topic, "/".join(topic_part(s) for s in path.split("/")))
+        # One topic level per path segment, each as it was decoded: a '/'
+        # inside a segment (%2F in the URI) stays inside its level.
+        self.topic = "%s/%s" % (node.topic, "/".join(topic_part(s) for s in split(uri)[3]))
         self.mode = None  # 'observe', 'poll' or None
         self.obs = None  # observe.Observation
         self.shard = None
         self.pending = None  # a poll in flight
         self.next_poll = 0.0
         self.retry_at = None
-        self.backoff = _RETRY_MIN_S
+        self.backoff_s = _RETRY_MIN_S
         self.failed = None  # why the last observation ended
         self.count = 0
         self.last_text = None  # the last reading's SenML JSON
@@ -152,6 +187,7 @@ class Node:
     def __init__(self, reg, prefix):
         self.reg = reg
         self.ep = reg.ep
+        self.d = reg.d  # the sector, or None
         name = topic_part(reg.ep) if reg.d is None else "%s@%s" % (topic_part(reg.ep),
                                                                     topic_part(reg.d))
         self.topic = "%s/%s" % (prefix, name)
@@ -160,6 +196,7 @@ class Node:
         self.links = reg.links_text()
         self.targets = []
         self.by_set = {}  # <topic>/set -> Target
+        self.host = None  # whose share of the watched table (Gateway._add_node)
         self.status = None  # published state ('online' / 'offline')
         self.reason = None
 
@@ -194,7 +231,7 @@ class Gateway:
                  prefix="coap", poll=(), poll_interval_s=60.0, client_id=None, qos=1,
                  mqtt_queue=100000, mqtt_version=5, shard_size=32, max_registrations=1000,
                  max_links=64, max_per_source=64, max_observed=4096, log=None,
-                 multicast=False, on_reading=None):
+                 multicast=False, on_reading=None, max_watched_per_host=None):
         self.log = log or (lambda text: None)
         self.on_reading = on_reading  # callable(target, senml pack), per reading
         self.prefix = prefix
@@ -205,6 +242,13 @@ class Gateway:
         # shard's EndPoint and its Client): beyond, links are left alone.
         self.max_observed = max_observed
         self.watched = 0
+        # And at most this many by the endpoints of one host (the address
+        # they registered from): by default a quarter of the table, so one
+        # host's registrations (max_per_source of max_links each would be
+        # the whole table) cannot take it from the others.
+        self.max_watched_per_host = (max(1, max_observed // 4) if max_watched_per_host is None
+                                     else max_watched_per_host)
+        self.watched_by_host = {}  # host -> resources watched for its endpoints
         self.started = time.time()
         family = socket.getaddrinfo(bind, port)[0][0]
         self.rd_ep = EndPoint(family, max_in_flight=128, dedup_size=512, max_message_size=4096)
@@ -340,6 +384,11 @@ class Gateway:
             home = split(reg.base)[1]
         except UriError:
             home = None  # a base that is no coap:// URI: nothing to observe there
+        # Whose share of the table this registration's resources take: the
+        # host it registered from (a restored registration may not know it:
+        # then its base's).
+        node.host = reg.host if reg.host is not None else home
+        by_host = self.watched_by_host
         for link in reg.resolved():
             try:
                 path = _path_of(link.target)
@@ -351,14 +400,15 @@ class Gateway:
                 # A registrant speaks for its own host only: the gateway does
                 # not observe, poll or PUT elsewhere because a link says so
                 # (RFC 9176 without security trusts registrants; §8.4).
-                self.log("gateway: %s: %s is on another host; left alone" % (reg.ep, link.target))
+                self.log("gateway: %s: %s is on another host; left alone"
+                         % (shown(reg.ep), shown(link.target)))
                 continue
             if not is_ip_literal(host):
                 # A host name would mean a DNS lookup inside the loop that
                 # serves everyone (a registrant can name a slow one). Nodes
                 # that send no base are known by their address anyway.
                 self.log("gateway: %s: %s is a host name, not an address; left alone"
-                         % (reg.ep, link.target))
+                         % (shown(reg.ep), shown(link.target)))
                 continue
             t = Target(node, link, link.target, path)
             node.targets.append(t)
@@ -369,21 +419,28 @@ class Gateway:
                 self.mqtt.subscribe(st)
             wanted = "observe" if link.get("obs") is not None else (
                 "poll" if any(filter_links([link], q) for q in self.poll_filters) else None)
-            if wanted is not None and self.watched >= self.max_observed:
-                self.log("gateway: %s: /%s not %sd: %d resources watched already"
-                         % (reg.ep, path, wanted, self.watched))
-                wanted = None
+            if wanted is not None:
+                if self.watched >= self.max_observed:
+                    self.log("gateway: %s: /%s not %sd: %d resources watched already"
+                             % (shown(reg.ep), shown(path), wanted, self.watched))
+                    wanted = None
+                elif by_host.get(node.host, 0) >= self.max_watched_per_host:
+                    self.log("gateway: %s: /%s not %sd: its host %s has %d resources "
+                             "watched already" % (shown(reg.ep), shown(path), wanted,
+                                                  node.host, by_host[node.host]))
+                    wanted = None
+                else:
+                    self.watched += 1
+                    by_host[node.host] = by_host.get(node.host, 0) + 1
             if wanted == "observe":
                 t.mode = "observe"
-                self.watched += 1
                 self._observe(t, family)
                 observed += 1
             elif wanted == "poll":
                 t.mode = "poll"
-                self.watched += 1
                 t.shard = self._shard(family)
         self.log("gateway: %s registered from %s: %d resources, %d observed"
-                 % (reg.ep, reg.base, len(node.targets), observed))
+                 % (shown(reg.ep), shown(reg.base), len(node.targets), observed))
         self._set_status(node, "online", None)
 
     def _drop_node(self, node, why):
@@ -396,7 +453,7 @@ class Gateway:
                     self.mqtt.unsubscribe(st)
         self.nodes.pop(node.reg.id, None)
         if why is not None:
-            self.log("gateway: %s %s" % (node.ep, why))
+            self.log("gateway: %s %s" % (shown(node.ep), shown(why)))
             self._set_status(node, "offline", why)
 
     def _retry_now(self, node):
@@ -447,13 +504,19 @@ class Gateway:
             t.shard.count -= 1
         if t.mode is not None:
             self.watched -= 1
+            host = t.node.host
+            n = self.watched_by_host[host] - 1
+            if n:
+                self.watched_by_host[host] = n
+            else:
+                del self.watched_by_host[host]  # the table holds hosts that watch
         t.shard = None
         t.mode = None
 
     def _failed(self, t, why):
         t.failed = why
-        t.retry_at = time.monotonic() + t.backoff
-        t.backoff = min(t.backoff * 2, _RETRY_MAX_S)
+        t.retry_at = time.monotonic() + t.backoff_s
+        t.backoff_s = min(t.backoff_s * 2, _RETRY_MAX_S)
         node = t.node
         self._set_status(node, "offline", "/%s: %s" % (t.path, why))
 
@@ -470,7 +533,7 @@ class Gateway:
                         why = "the node answered without Observe (its observer table is full?)"
                     else:
                         why = "observation ended: %s" % (o.error,)
-                    self.log("gateway: %s /%s: %s" % (node.ep, t.path, why))
+                    self.log("gateway: %s /%s: %s" % (shown(node.ep), shown(t.path), shown(why)))
                     self._failed(t, why)
                 elif o is None and t.retry_at is not None and now >= t.retry_at:
                     t.retry_at = None
@@ -513,16 +576,26 @@ class Gateway:
             self.errors += 1
             return
         now = time.time()
-        text = t.senml_text(resp.payload, resp.content_format, now)
+        try:
+            text = t.senml_text(resp.payload, resp.content_format, now)
+        except Exception as e:
+            # Whatever a node sends, it must not end the loop every other
+            # node's readings go through: counted, told, and passed over.
+            # (senml keeps anything it cannot read as data, so this is a
+            # last guard, not the way a bad payload is meant to go.)
+            self.errors += 1
+            self.log("gateway: %s /%s: reading refused: %r"
+                     % (shown(t.node.ep), shown(t.path), e))
+            return
         self.notifications += 1
         t.count += 1
         t.last_text = text
         t.last_t = now
         if t.failed is not None:
             t.failed = None
-            t.backoff = _RETRY_MIN_S
+            t.backoff_s = _RETRY_MIN_S
         if self.store is not None:
-            self.store.add(now, t.node.ep, t.path, text)
+            self.store.add(now, t.node.ep, t.path, text, t.node.d)
         mqtt = self.mqtt
         if mqtt is not None:
             head = t.mqtt_head
@@ -715,7 +788,7 @@ class Gateway:
             state = node.status or "-"
             if node.reason:
                 state += " (%s)" % node.reason
-            lines.append("  %-16s %s  %s" % (node.ep, node.base, state))
+            lines.append("  %-16s %s  %s" % (shown(node.ep), shown(node.base), shown(state)))
             for t in node.targets:
                 if t.mode is None:
                     continue
@@ -723,8 +796,8 @@ class Gateway:
                     last, age = "-", "-"
                 else:
                     last, age = _short(t.last), "%.1fs" % (now - t.last_t)
-                lines.append("      /%-24s %-7s %-24s %8s  %d" % (t.path, t.mode, last, age,
-                                                                  t.count))
+                lines.append("      /%-24s %-7s %-24s %8s  %d" % (shown(t.path), t.mode,
+                                                                  shown(last), age, t.count))
         if len(nodes) > max_nodes:
             lines.append("  ... and %d more endpoints" % (len(nodes) - max_nodes))
         return lines

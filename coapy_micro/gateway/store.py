@@ -2,14 +2,18 @@
 """The gateway's SQLite store: readings and the RD's registrations.
 
     store = Store("gateway.db")          # made if missing
-    store.add(time.time(), "node-1", "sensors/temp", '[{"bn":...}]')
+    store.add(time.time(), "node-1", "sensors/temp", '[{"bn":...}]')  # d=sector
     store.flush()                        # or let maybe_flush() batch them
     store.close()
 
 Tables:
-    readings(id INTEGER PRIMARY KEY, t REAL, ep TEXT, path TEXT, senml TEXT)
+    readings(id INTEGER PRIMARY KEY, t REAL, ep TEXT, path TEXT, senml TEXT,
+             d TEXT)
         one row per reading (a notification or a poll), t in seconds since
-        1970, senml the SenML JSON pack; indexed by (ep, path, t).
+        1970, senml the SenML JSON pack, d the endpoint's sector (NULL for
+        none: the same ep in two sectors is two endpoints, RFC 9176 §5);
+        indexed by (ep, path, t). A file made before d was kept gets the
+        column when opened (its rows' d NULL).
     registrations(id TEXT PRIMARY KEY, ep, d, base, base_explicit, lt,
         expires REAL, links TEXT, attrs TEXT, source TEXT)
         the RD's table, so a restarted gateway knows who is registered.
@@ -34,7 +38,7 @@ import time
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS readings (id INTEGER PRIMARY KEY, t REAL NOT NULL, "
-    "ep TEXT NOT NULL, path TEXT NOT NULL, senml TEXT NOT NULL)",
+    "ep TEXT NOT NULL, path TEXT NOT NULL, senml TEXT NOT NULL, d TEXT)",
     "CREATE INDEX IF NOT EXISTS readings_by_resource ON readings (ep, path, t)",
     "CREATE TABLE IF NOT EXISTS registrations (id TEXT PRIMARY KEY, ep TEXT NOT NULL, "
     "d TEXT, base TEXT NOT NULL, base_explicit INTEGER NOT NULL, lt INTEGER NOT NULL, "
@@ -57,6 +61,8 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         for stmt in _SCHEMA:
             self.db.execute(stmt)
+        if "d" not in [row[1] for row in self.db.execute("PRAGMA table_info(readings)")]:
+            self.db.execute("ALTER TABLE readings ADD COLUMN d TEXT")  # an older gateway's file
         self._rows = []
         self._since = None  # monotonic time of the oldest waiting row
         self.stored = 0  # rows written
@@ -66,14 +72,14 @@ class Store:
 
     # -- readings -----------------------------------------------------------
 
-    def add(self, t, ep, path, senml):
+    def add(self, t, ep, path, senml, d=None):
         rows = self._rows
         if not rows:
             self._since = time.monotonic()
         elif len(rows) >= self.max_pending:
             del rows[0]
             self.dropped += 1
-        rows.append((t, ep, path, senml))
+        rows.append((t, ep, path, senml, d))
 
     @property
     def pending(self):
@@ -105,7 +111,7 @@ class Store:
             with self.db:
                 self.db.execute("BEGIN")
                 self.db.executemany(
-                    "INSERT INTO readings (t, ep, path, senml) VALUES (?, ?, ?, ?)", rows)
+                    "INSERT INTO readings (t, ep, path, senml, d) VALUES (?, ?, ?, ?, ?)", rows)
             self.stored += len(rows)
         except sqlite3.Error as e:
             self.errors += 1
@@ -115,13 +121,17 @@ class Store:
     def count(self):
         return self.db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
 
-    def readings(self, ep=None, path=None, limit=None):
-        """[(t, ep, path, senml)], oldest first (for tools and tests)."""
+    def readings(self, ep=None, path=None, limit=None, d=None):
+        """[(t, ep, path, senml)], oldest first (for tools and tests); `d`:
+        of that sector only."""
         sql = "SELECT t, ep, path, senml FROM readings"
         cond, args = [], []
         if ep is not None:
             cond.append("ep = ?")
             args.append(ep)
+        if d is not None:
+            cond.append("d = ?")
+            args.append(d)
         if path is not None:
             cond.append("path = ?")
             args.append(path)

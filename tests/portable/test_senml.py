@@ -79,6 +79,35 @@ def test_bad_senml_packs_are_kept_as_data():
     support.raises(SenMLError, resolve, {"v": 1}, "x", NOW)
 
 
+def test_json_nested_past_the_decoder_is_kept_as_data():
+    # A few thousand '[' take a recursive decoder past its depth
+    # (RecursionError on CPython): one such notification once ended a
+    # gateway's loop. Kept as data, as any representation that is no SenML.
+    deep = b"[" * 3000 + b"]" * 3000
+    for payload in (deep, b"[" * 3000):
+        (r,) = records(payload, 110, "n/", "x", NOW)
+        assert "vd" in r and "v" not in r, sorted(r)
+        (r,) = records(payload, 50, "n/", "x", NOW)
+        assert r["vs"] == str(payload, "ascii"), sorted(r)
+
+
+def test_non_finite_numbers_are_refused():
+    # JSON has no infinity (RFC 8259 §6), so neither has SenML (RFC 8428
+    # §4.3); a decoder reads 1e999 as one, and base + value can overflow.
+    # Either would be written out as "Infinity", which is no JSON.
+    for bad in (b'[{"v": 1e999}]', b'[{"v": -1e999}]', b'[{"bv": 1e308, "v": 1e308}]',
+                b'[{"bt": 1e308, "t": 1e308, "v": 1}]', b'[{"bs": 1e308, "s": 1e308}]',
+                b'[{"v": 1, "ut": 1e999}]'):
+        (r,) = records(bad, 110, "n/", "x", NOW)
+        assert "vd" in r, (bad, r)
+        text = dumps([r])
+        assert "Infinity" not in text and "NaN" not in text, text
+    for bad in (b"1e999", b"-1e999"):
+        (r,) = records(bad, 50, "n/", "x", NOW)
+        assert "v" not in r and r["vs"] == str(bad, "ascii"), r
+    support.raises(SenMLError, resolve, [{"v": 1e308}, {"bv": 1e308, "v": 1e308}], "x", NOW)
+
+
 def test_names_are_cleaned():
     assert clean_name("node-1/sensors/temp") == "node-1/sensors/temp"
     assert clean_name("a b%c") == "a_b_c"
