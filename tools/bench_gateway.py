@@ -589,8 +589,11 @@ class GatewaySide:
             pre + ["-m", "coapy_micro", "gateway", "--bind", "127.0.0.1", "--port", str(port),
                    "--db", self.db, "--mqtt", "mqtt://127.0.0.1:%d" % self.broker_port,
                    "--status-interval", "0", "--max-registrations", str(args.nodes + 10),
+                   # Every simulated node is on this host: it may take the
+                   # whole table here.
                    "--max-per-host", str(args.nodes + 10),
-                   "--max-observed", str(args.nodes * args.resources + 10)]
+                   "--max-observed", str(args.nodes * args.resources + 10),
+                   "--max-observed-per-host", str(args.nodes * args.resources + 10)]
             + os.environ.get("BENCH_GW_ARGS", "").split(),
             cwd=ROOT, stdout=log, stderr=log)
         time.sleep(1.0)
