@@ -16,7 +16,7 @@ an ACK or RST, by_token() and response() for a response.
 `is_multicast` lives here because a request's destination decides how it
 is sent (once to a group, answered by many; RFC 7252 §8.1).
 """
-from ._compat import const, ticks_add, ticks_diff
+from ._compat import IS_MICROPYTHON, const, ticks_add, ticks_diff
 
 _CON = const(0)
 _NON = const(1)
@@ -26,8 +26,11 @@ _EMSGSIZE = const(90)  # Linux's errno for "message too long"
 _EINVAL = const(22)  # and for an address the socket cannot send to
 # Tables up to this size are scanned: on a board's small tables a scan in C
 # (`in`, list.count) allocates nothing, where a dict keyed by (id, remote)
-# builds a key per message. Larger ones (a gateway's) get indexes.
-_LINEAR = const(32)
+# builds a key per message. Larger ones get indexes. CPython indexes a table
+# past a few records: there a scan is bytecode, a step per record (finding
+# the record of a notification among a gateway shard's 32 observations cost
+# about 3k instructions), where the dict lookup is one step in C.
+_LINEAR = 32 if IS_MICROPYTHON else 4
 _MAX_RESPONSES = const(4)  # responses a record keeps (the last ones)
 
 # TransmissionRecord states
