@@ -510,9 +510,11 @@ class Transmissions:
             self._set_state(rec, _WAIT_RESPONSE)
         elif rec.several_responses:
             # More responses come on this token (notifications, say) until
-            # the sender cancels the record.
-            self._set_state(rec, _WAIT_RESPONSE)
-            self._deadline(rec, None)
+            # the sender cancels the record. (From the second on, the record
+            # waits for them already, with no deadline: nothing to change.)
+            if rec._state != _WAIT_RESPONSE or rec._timer:
+                self._set_state(rec, _WAIT_RESPONSE)
+                self._deadline(rec, None)
         else:
             self.finish(rec)
 
