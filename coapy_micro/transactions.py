@@ -16,7 +16,7 @@ an ACK or RST, by_token() and response() for a response.
 `is_multicast` lives here because a request's destination decides how it
 is sent (once to a group, answered by many; RFC 7252 §8.1).
 """
-from ._compat import IS_MICROPYTHON, const, ticks_add, ticks_diff
+from ._compat import const, ticks_add, ticks_diff
 
 _CON = const(0)
 _NON = const(1)
@@ -24,13 +24,10 @@ _ACK = const(2)
 _RST = const(3)
 _EMSGSIZE = const(90)  # Linux's errno for "message too long"
 _EINVAL = const(22)  # and for an address the socket cannot send to
-# Tables up to this size are scanned: on a board's small tables a scan in C
-# (`in`, list.count) allocates nothing, where a dict keyed by (id, remote)
-# builds a key per message. Larger ones get indexes. CPython indexes a table
-# past a few records: there a scan is bytecode, a step per record (finding
-# the record of a notification among a gateway shard's 32 observations cost
-# about 3k instructions), where the dict lookup is one step in C.
-_LINEAR = 32 if IS_MICROPYTHON else 4
+# Tables up to this size are scanned on a board: there a scan in C (`in`,
+# list.count) allocates nothing, where a dict keyed by (id, remote) builds a
+# key per message. Larger ones (and every one on CPython) get indexes.
+_LINEAR = const(32)
 _MAX_RESPONSES = const(4)  # responses a record keeps (the last ones)
 
 # TransmissionRecord states
@@ -108,7 +105,7 @@ class Transmissions:
     response expired), a count process() watches.
     """
 
-    def __init__(self, end_point):
+    def __init__(self, end_point, indexed):
         self.ep = end_point
         self.records = []
         self.timed_out = 0
@@ -130,7 +127,11 @@ class Transmissions:
         # past _LINEAR (a small one is scanned, which allocates nothing):
         # token -> record (or a list of those sharing it), message ID ->
         # record, and remote -> its CONs awaiting their ACK (for NSTART).
-        self._indexed = False
+        # `indexed`: from the start (the EndPoint asks for it on CPython,
+        # where a scan is bytecode, a step per record: finding the record of
+        # a notification among a gateway shard's 32 observations took about
+        # 3k instructions, where a dict lookup is one step in C).
+        self._indexed = indexed
         self._tokens = {}
         self._tids = {}
         self._waiting = {}
@@ -203,16 +204,14 @@ class Transmissions:
     def _carry(self, rec, message, tid):
         # `rec` carries `message` under Message ID `tid` from now on (its
         # indexes follow: the token may differ).
-        if self._indexed and rec._state != _DONE:
+        indexed = self._indexed and rec._state != _DONE
+        if indexed:
             self._index(rec, False)
-            rec.message = message
-            rec._token = message.token
-            rec.transaction_id = tid
+        rec.message = message
+        rec._token = message.token
+        rec.transaction_id = tid
+        if indexed:
             self._index(rec, True)
-        else:
-            rec.message = message
-            rec._token = message.token
-            rec.transaction_id = tid
         rec._superseding = None
 
     def _renew(self, rec, message, now):
@@ -491,8 +490,7 @@ class Transmissions:
         """`rx`, a response on `rec`'s token, taken in (kept by the caller)."""
         rx.pertains_to = rec
         rec.last_event_time = now
-        if rec.response is None:
-            rec.response = rx
+        rec.response = rec.response or rx  # the first one
         responses = rec.responses
         if not responses:
             rec.responses = [rx]
@@ -510,9 +508,10 @@ class Transmissions:
             self._set_state(rec, _WAIT_RESPONSE)
         elif rec.several_responses:
             # More responses come on this token (notifications, say) until
-            # the sender cancels the record. (From the second on, the record
-            # waits for them already, with no deadline: nothing to change.)
-            if rec._state != _WAIT_RESPONSE or rec._timer:
+            # the sender cancels the record. (Only the first finds it with a
+            # deadline, its ACK's or its response's: from the second on the
+            # record waits for them already, and nothing changes.)
+            if rec._timer:
                 self._set_state(rec, _WAIT_RESPONSE)
                 self._deadline(rec, None)
         else:
