@@ -67,7 +67,9 @@ def _read(m, out):
     i = 0
     while i < 4:
         if out[2] < out[3] and option_next(ob, out, _READ[i]) >= 0:
-            out[5 + i] = uint_at(ob, out[0], out[1])
+            # (An empty value is 0, RFC 7252 §3.2: no call for it, as for
+            # the Content-Format text/plain most notifications carry.)
+            out[5 + i] = uint_at(ob, out[0], out[1]) if out[1] else 0
         else:
             out[5 + i] = None
         i += 1
