@@ -544,10 +544,14 @@ class Client:
                 self._obs_waiting.remove(o)
         d = o.wait_ms(now)
         if d is not None:
-            t = ticks_add(now, _capped(d))
+            # The wake time moves only when this observation's time (now +
+            # d) comes before it; it is worked out then. (Every
+            # notification comes here: on CPython each ticks call is
+            # Python code, and most notifications leave the wake time as
+            # it was.)
             w = self._obs_wake
-            if w is None or ticks_diff(t, w) < 0:
-                self._obs_wake = t
+            if w is None or d < ticks_diff(w, now):
+                self._obs_wake = ticks_add(now, _capped(d))
 
     @property
     def observations(self):
@@ -692,7 +696,7 @@ class Client:
         if index:
             o = index.get(rec)
             if o is not None:
-                now = self.now()
+                now = (self._clock or ticks_ms)()  # now(), a call the less per notification
                 waited = o.waiting
                 try:
                     o.handle(rx, now)

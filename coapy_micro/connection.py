@@ -639,7 +639,8 @@ class EndPoint:
         if out is None:
             from .transactions import Transmissions
 
-            out = self._out = Transmissions(self)
+            # (Indexed from the start on CPython: see Transmissions.)
+            out = self._out = Transmissions(self, not IS_MICROPYTHON)
         return out
 
     def send(self, message, remote):
@@ -773,12 +774,18 @@ class EndPoint:
         start = self._now = self.clock()
         swallowed = 0
         while True:
-            if self._busy and self._out is None:
-                # _ready()'s first step, where it has nothing else to do:
-                # under load on CPython (never on a board), with nothing to
-                # transmit, the socket is read at once. A call the less
-                # (1k of a CPython request's 60k instructions).
+            if self._busy and (self._out is None or timeout_ms is not None):
+                # Under load on CPython (never on a board: see _receive()),
+                # the socket is read straight away, without _ready(): a
+                # datagram is likely waiting, and the poll system call would
+                # cost as much as the read. What is due is transmitted first
+                # (_due_ms() without its call: with a time limit it never
+                # says -2; with none, _ready() polls as it does otherwise).
+                # Up to three calls the less (1k each of a CPython
+                # request's 60k instructions, or of a notification's).
                 self._busy = False
+                if self._out is not None:
+                    self._out.service(self._now)
                 sock = self._socket
             else:
                 sock = self._ready(timeout_ms, start)
@@ -807,13 +814,6 @@ class EndPoint:
             wait = -1 if self._out is None else self._due_ms(now, timeout_ms)
             if wait == -2:
                 return None
-            if self._busy:
-                # Under load, read the socket straight away: a datagram is
-                # likely waiting, and the poll system call would cost as much
-                # as the read. (Only with one socket, so none is starved.)
-                self._busy = False
-                self._now = now
-                return self._socket  # (process() does this itself when nothing is due)
             if timeout_ms is not None:
                 left = int(timeout_ms) - ticks_diff(now, start)
                 if left < 0:

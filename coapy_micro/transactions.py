@@ -24,9 +24,9 @@ _ACK = const(2)
 _RST = const(3)
 _EMSGSIZE = const(90)  # Linux's errno for "message too long"
 _EINVAL = const(22)  # and for an address the socket cannot send to
-# Tables up to this size are scanned: on a board's small tables a scan in C
-# (`in`, list.count) allocates nothing, where a dict keyed by (id, remote)
-# builds a key per message. Larger ones (a gateway's) get indexes.
+# Tables up to this size are scanned on a board: there a scan in C (`in`,
+# list.count) allocates nothing, where a dict keyed by (id, remote) builds a
+# key per message. Larger ones (and every one on CPython) get indexes.
 _LINEAR = const(32)
 _MAX_RESPONSES = const(4)  # responses a record keeps (the last ones)
 
@@ -105,7 +105,7 @@ class Transmissions:
     response expired), a count process() watches.
     """
 
-    def __init__(self, end_point):
+    def __init__(self, end_point, indexed):
         self.ep = end_point
         self.records = []
         self.timed_out = 0
@@ -127,7 +127,11 @@ class Transmissions:
         # past _LINEAR (a small one is scanned, which allocates nothing):
         # token -> record (or a list of those sharing it), message ID ->
         # record, and remote -> its CONs awaiting their ACK (for NSTART).
-        self._indexed = False
+        # `indexed`: from the start (the EndPoint asks for it on CPython,
+        # where a scan is bytecode, a step per record: finding the record of
+        # a notification among a gateway shard's 32 observations took about
+        # 3k instructions, where a dict lookup is one step in C).
+        self._indexed = indexed
         self._tokens = {}
         self._tids = {}
         self._waiting = {}
@@ -200,16 +204,14 @@ class Transmissions:
     def _carry(self, rec, message, tid):
         # `rec` carries `message` under Message ID `tid` from now on (its
         # indexes follow: the token may differ).
-        if self._indexed and rec._state != _DONE:
+        indexed = self._indexed and rec._state != _DONE
+        if indexed:
             self._index(rec, False)
-            rec.message = message
-            rec._token = message.token
-            rec.transaction_id = tid
+        rec.message = message
+        rec._token = message.token
+        rec.transaction_id = tid
+        if indexed:
             self._index(rec, True)
-        else:
-            rec.message = message
-            rec._token = message.token
-            rec.transaction_id = tid
         rec._superseding = None
 
     def _renew(self, rec, message, now):
@@ -488,8 +490,7 @@ class Transmissions:
         """`rx`, a response on `rec`'s token, taken in (kept by the caller)."""
         rx.pertains_to = rec
         rec.last_event_time = now
-        if rec.response is None:
-            rec.response = rx
+        rec.response = rec.response or rx  # the first one
         responses = rec.responses
         if not responses:
             rec.responses = [rx]
@@ -507,9 +508,12 @@ class Transmissions:
             self._set_state(rec, _WAIT_RESPONSE)
         elif rec.several_responses:
             # More responses come on this token (notifications, say) until
-            # the sender cancels the record.
-            self._set_state(rec, _WAIT_RESPONSE)
-            self._deadline(rec, None)
+            # the sender cancels the record. (Only the first finds it with a
+            # deadline, its ACK's or its response's: from the second on the
+            # record waits for them already, and nothing changes.)
+            if rec._timer:
+                self._set_state(rec, _WAIT_RESPONSE)
+                self._deadline(rec, None)
         else:
             self.finish(rec)
 
