@@ -159,7 +159,7 @@ class Pending:
         self.acknowledged = False
         self.transfer = None
         self._tried = False  # process() has had a chance to send it
-        self._timeout = None  # type: int | None  # ms per exchange, to renew the deadline per block
+        self._timeout_ms = None  # type: int | None  # per exchange, to renew the deadline per block
 
     def result(self):
         """The Response, or raise the error the request ended with."""
@@ -193,7 +193,7 @@ class Pending:
         self.request = message
         self.acknowledged = False
         self._tried = False
-        t = self._timeout
+        t = self._timeout_ms
         d = None if t is None else ticks_add(self.client.now(), _capped(t))
         lim = self._limit
         if lim is not None and (d is None or ticks_diff(lim, d) < 0):
@@ -486,7 +486,7 @@ class Client:
         if limit is not None and (deadline is None or ticks_diff(limit, deadline) < 0):
             deadline = limit
         h = Pending(self, rec, deadline, callback, limit)
-        h._timeout = timeout_ms
+        h._timeout_ms = timeout_ms
         h.transfer = xfer
         self._pending.append(h)
         return h

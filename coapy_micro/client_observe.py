@@ -154,7 +154,6 @@ class Observation:
             rx.ack()  # CON notifications are acknowledged (§4.5)
         self.waiting = False
         _read(m, self._opts)  # one walk over the options
-        self._set_due(now, self._opts[7])  # Max-Age
         v = self._opts[5]  # Observe
         if v is not None:
             # fresh()'s first case, the common one (a number a little above
@@ -164,6 +163,11 @@ class Observation:
                 return  # older than what we have: reordered (§3.4)
             self._seq = v
             self._t = now
+        # Max-Age, of a notification that is not stale: an older one,
+        # reordered on the way, says nothing about how fresh the newer
+        # one already taken is (§3.3.1), so it does not move the time to
+        # register again.
+        self._set_due(now, self._opts[7])
         if (self._opts[8] is not None and self._opts[8] & 8  # Block2, more blocks
                 and m.code >> 5 == 2 and self.uri is not None):
             if self._fetch(v):

@@ -124,6 +124,24 @@ def test_max_age_expiring_reregisters_on_time():
     assert s.registrations == 2 and ob.reregistrations == 1, (s.registrations, s.net.now)
 
 
+def test_a_reordered_notification_does_not_move_the_time_to_register_again():
+    # An older notification (a lower Observe number, RFC 7641 §3.4) is
+    # dropped, its Max-Age with it: it says nothing about how fresh the
+    # newer one already taken is (§3.3.1). Once, its Max-Age of 1 s had the
+    # observation registered again 2 s later, where the newer one's 60 s held.
+    s = Server(max_age=60)
+    ob = s.c.observe(URI, margin_ms=1000)
+    s.run(100)
+    assert s.registrations == 1 and ob.notifications == 1, (s.registrations, ob.notifications)
+    old = Message(NON, CONTENT, b"old", s.tokens[0])
+    old.addOption(Option(6, s.seq - 1))  # older than the one taken
+    old.addOption(Option(14, 1))
+    s.net.inject(SERVER, CLIENT, old.encode(0x7777), s.net.now + 1)
+    s.run(4000)
+    assert ob.notifications == 1 and ob.last.payload != b"old", ob.last.payload
+    assert s.registrations == 1 and ob.reregistrations == 0, (s.registrations, s.net.now)
+
+
 # -- on_end ------------------------------------------------------------------------
 
 def test_on_end_is_called_once_whatever_ends_it():
