@@ -33,6 +33,16 @@ class LinkFormatError(ValueError):
     """Text that is not well-formed link-format (RFC 6690 §2)."""
 
 
+class LinkLimitError(LinkFormatError):
+    """Link-format with more links or attributes than the caller of parse()
+    allows (well-formed or not: parsing stops there). `what` is 'links' or
+    'attributes', the bound it went beyond."""
+
+    def __init__(self, what, limit):
+        super().__init__("more than %d %s" % (limit, what))
+        self.what = what
+
+
 class Link:
     """One link: `Link('/sensors/temp', [('rt', 'temperature'), ('obs', None)])`.
 
@@ -148,12 +158,19 @@ def serialize(links):
     return "".join(out)
 
 
-def parse(text):
+def parse(text, max_links=None, max_attrs=None):
     """The links in link-format `text` (str or UTF-8 bytes), in order.
 
     Tolerates whitespace around separators and a trailing ','. Attribute
     names are lower-cased (they are case-insensitive); values are kept as
     written, quoted ones unescaped. Raises LinkFormatError on malformed input.
+
+    max_links, max_attrs (None: no limit): at most this many links, and
+    attributes of all the links together; one more raises LinkLimitError as
+    soon as it is read. What parsed text holds grows with its items, not its
+    bytes: a link of 510 valueless attributes (`</a>;a;a;...`, 1 KB) holds
+    20 times the heap of its text, so a server that keeps what a peer sends
+    bounds both.
     """
     if isinstance(text, (bytes, bytearray, memoryview)):
         try:
@@ -163,7 +180,7 @@ def parse(text):
     if not isinstance(text, str):
         raise LinkFormatError("link-format must be str or bytes, not %r" % (text,))
     try:
-        return _parse(text)
+        return _parse(text, max_links, max_attrs)
     except LinkFormatError:
         raise
     except (IndexError, ValueError, TypeError) as e:  # a bug; still the promised error
@@ -180,11 +197,14 @@ def _fail(what, text, i):
     raise LinkFormatError("%s at offset %d: %r" % (what, i, text[i:i + 20]))
 
 
-def _parse(text):
+def _parse(text, max_links, max_attrs):
     links = []
     n = len(text)
+    left = -1 if max_attrs is None else max_attrs  # attributes still allowed (-1: any)
     i = _skip(text, 0, n)
     while i < n:
+        if max_links is not None and len(links) >= max_links:
+            raise LinkLimitError("links", max_links)
         if text[i] != "<":
             _fail("expected '<'", text, i)
         j = text.find(">", i + 1)
@@ -198,6 +218,9 @@ def _parse(text):
         links.append(link)
         i = _skip(text, j + 1, n)
         while i < n and text[i] == ";":
+            if left == 0:
+                raise LinkLimitError("attributes", max_attrs)
+            left -= 1
             i = _skip(text, i + 1, n)
             s = i
             while i < n and _is_token(text[i], _NAMECHAR):

@@ -41,16 +41,25 @@ Errors (RFC 9176 §5, §6): 4.00 for a malformed request (no or bad ep, bad
 lt or base, a parameter that cannot be registered, an update with ep or d
 or a payload, bad link-format, page without count...) with a diagnostic
 payload; 4.04 for an unknown registration; 4.13 (with Size1) for a payload
-or a link list larger than the limits; 5.03 with Max-Age when the table is
-full or the registrant already holds max_per_source registrations.
+or a link list larger than the limits, 4.13 for more link attributes;
+5.03 with Max-Age when the table is full or the registrant already holds
+max_per_source registrations.
 
 Bounds, set at construction: max_registrations, max_links per
-registration, max_payload bytes, max_attrs endpoint attributes, and
+registration, max_payload bytes, max_link_attrs attributes of a
+registration's links together, max_attrs endpoint attributes, and
 max_per_source registrations per source host (one registrant cannot take
-the table from the others), max_fetches simple registrations at once.
+the table from the others), max_fetches simple registrations at once. What
+a registration holds grows with its links and attributes more than with
+its bytes (a 1 KB link of 510 valueless attributes held 20 KB parsed): with
+max_links and max_link_attrs a registration costs at most about what a
+1 KB registration of ordinary links does (10 KB on a 64-bit unix port).
+Lookups resolve each registration's targets as they go (RFC 9176 §6.1) and
+keep no resolved copy.
 
 Lifetimes: each registration counts down its own remaining milliseconds,
-aged on every tick(); lt (up to 4294967295 s, §5) never meets ticks_add.
+aged on every tick(); lt (up to 4294967295 s, §5) never meets ticks_add:
+_age() clamps the wait it hands on to _MAX_WAIT_MS.
 tick() (process() calls it) must run at least every few days.
 
 on_change(event, registration) tells the application: 'register' (new or
@@ -61,11 +70,11 @@ Runs on boards (a node can be the RD for a few others): only the public
 API of Server, Resource, Request, Response and Client, link.py, uri.py.
 """
 from ._compat import const, ticks_diff
-from .link import Link, LinkFormatError, matches, parse, serialize
+from .link import Link, LinkFormatError, LinkLimitError, matches, parse, serialize
 from .rd import base_uri
 from .server import Resource, Response
 
-__all__ = ("ResourceDirectory", "Registration", "resolve")
+__all__ = ("ResourceDirectory", "Registration", "resolve", "resolve_link")
 
 _CREATED = const(65)
 _DELETED = const(66)
@@ -211,7 +220,6 @@ class Registration:
         self.host = None  # type: object  # the source's host, for max_per_source
         self.left_ms = 0
         self._mark = 0  # ticks when left_ms was last aged
-        self._resolved = None
 
     def links_text(self):
         """The registered links in link-format (as registered)."""
@@ -219,20 +227,14 @@ class Registration:
 
     def resolved(self):
         """The links with absolute targets (and anchors) resolved against
-        the registration's base (RFC 9176 §6.1, Appendix C)."""
-        r = self._resolved
-        if r is None:
-            r = []
-            base = self.base
-            for link in self.links:
-                attrs = []
-                for name, value in link.attrs:
-                    if name == "anchor" and value is not None:
-                        value = resolve(base, value)
-                    attrs.append((name, value))
-                r.append(Link(resolve(base, link.target), attrs))
-            self._resolved = r
-        return r
+        the registration's base (RFC 9176 §6.1, Appendix C): a new list
+        each time (an RD keeps none: a copy per registration would double
+        what the table holds)."""
+        base = self.base
+        out = []
+        for link in self.links:
+            out.append(resolve_link(base, link))
+        return out
 
     def params(self):
         """The endpoint's attributes as (name, value) pairs: ep, d, base,
@@ -249,6 +251,17 @@ class Registration:
     def __repr__(self):
         return "<Registration %s ep=%s base=%s %d links>" % (self.href, self.ep, self.base,
                                                              len(self.links))
+
+
+def resolve_link(base, link):
+    """A new Link: `link` with its target (and anchor) resolved against
+    `base` (RFC 9176 §6.1, Appendix C)."""
+    attrs = []
+    for name, value in link.attrs:
+        if name == "anchor" and value is not None:
+            value = resolve(base, value)
+        attrs.append((name, value))
+    return Link(resolve(base, link.target), attrs)
 
 
 def _host_of(remote):
@@ -352,10 +365,15 @@ class ResourceDirectory:
     def __init__(self, server, client=None, max_registrations=16, max_links=32,
                  max_payload=1024, max_attrs=8, max_per_source=4, max_fetches=2,
                  path="rd", lookup_path="rd-lookup", simple=True, fetch_timeout_ms=10000,
-                 busy_s=30, on_change=None):
+                 busy_s=30, on_change=None, max_link_attrs=128):
         self.server = server
         self.max_registrations = max_registrations
         self.max_links = max_links
+        # Attributes of all a registration's links: 4 per link at
+        # max_links (rt, if, ct, obs), as many as 1 KB of ordinary links
+        # carries; a link of hundreds of 1-letter attributes would hold far
+        # more heap than its bytes.
+        self.max_link_attrs = max_link_attrs
         self.max_payload = max_payload
         self.max_attrs = max_attrs
         self.max_per_source = max_per_source
@@ -422,10 +440,10 @@ class ResourceDirectory:
         if not 1 <= lt_s <= _MAX_LT or left_ms <= 0:
             raise ValueError("lifetime out of range")
         try:
-            parsed = parse(links)
+            parsed = parse(links, self.max_links, self.max_link_attrs)
         except LinkFormatError as e:
             raise ValueError("links: %s" % e)
-        if len(parsed) > self.max_links or len(attrs) > self.max_attrs:
+        if len(attrs) > self.max_attrs:
             raise ValueError("more links or attributes than allowed")
         r = Registration(rid, self._href(rid), ep, d)
         r.base = base
@@ -508,6 +526,11 @@ class ResourceDirectory:
             if wait < 0 or r.left_ms < wait:
                 wait = r.left_ms
             i += 1
+        # lt reaches 4294967295 s (§5): left_ms is then beyond a small int
+        # and beyond what ticks_add takes (half the ticks period, 2**29 ms
+        # on MicroPython). It is only ever subtracted from; what leaves here
+        # for the EndPoint's poll and ticks_add is clamped to _MAX_WAIT_MS
+        # (2**28 ms, about 3 days).
         return _MAX_WAIT_MS if wait > _MAX_WAIT_MS else wait
 
     def handle(self, rx):
@@ -579,14 +602,19 @@ class ResourceDirectory:
         if len(payload) > self.max_payload:
             raise _Bad(_TOO_LARGE, "%s larger than %d bytes" % (what, self.max_payload),
                        [_size1(self.max_payload)])
+        # Parsing stops at one link or attribute beyond the bounds, before
+        # it holds more (a registration's cost in heap: the module notes).
         try:
-            links = parse(payload) if payload else []
+            return parse(payload, self.max_links, self.max_link_attrs) if payload else []
+        except LinkLimitError as e:
+            # 4.13 (RFC 7252 §5.9.2.9): more than the RD is willing to keep;
+            # RFC 9176 §5 names no code of its own for it. Size1 (the
+            # payload size the RD takes) only helps where the links ran
+            # over: an attribute count is no payload size.
+            size = [_size1(self.max_payload)] if e.what == "links" else []
+            raise _Bad(_TOO_LARGE, "%s: %s" % (what, e), size)
         except LinkFormatError as e:
             raise _Bad(_BAD_REQUEST, "%s: %s" % (what, e))
-        if len(links) > self.max_links:
-            raise _Bad(_TOO_LARGE, "more than %d links" % self.max_links,
-                       [_size1(self.max_payload)])
-        return links
 
     def _room(self, remote, ep, d):
         # _Bad(5.03) if a new registration of (ep, d) from `remote` would not fit.
@@ -620,7 +648,6 @@ class ResourceDirectory:
         r.base = base if base is not None else base_uri(remote)
         r.attrs = attrs
         r.links = links
-        r._resolved = None
         self.registered += 1
         self._changed("register", r)
         return r
@@ -680,14 +707,11 @@ class ResourceDirectory:
         r._mark = self._clock()
         r.source = req.remote
         r.host = _host_of(req.remote)
-        old = r.base
         if base is not None:
             r.base = base
             r.base_explicit = True
         elif not r.base_explicit:
             r.base = base_uri(req.remote)  # the registrant may have moved
-        if r.base != old:
-            r._resolved = None
         self.updated += 1
         self._changed("update", r)
         return Response(_CHANGED)
@@ -814,7 +838,10 @@ class ResourceDirectory:
                 break
             params = Link(r.href, r.params())
             if resources:
-                for link in r.resolved():
+                # One link resolved at a time: what stays is what matched.
+                base = r.base
+                for link in r.links:
+                    link = resolve_link(base, link)
                     if _passes(filters, params, (link,), True):
                         if skip:
                             skip -= 1

@@ -436,8 +436,12 @@ class Server:
     limit (4.13 beyond), uploads assembled at once, and how long an
     unfinished one is kept.
     max_observers, max_observers_per_resource: bounds of the Observe table
-    (RFC 7641, server_observe.py); a registration beyond them gets a plain
-    answer. notify_con_every: at most this many notifications to an
+    (RFC 7641, server_observe.py); max_observers_per_peer: how many
+    observations one peer (one remote address) may hold in the whole table
+    (None: half of max_observers, rounded up), and
+    max_peer_observers_per_resource of one resource, so that one peer
+    cannot take the table from the others. A registration beyond any of
+    them gets a plain answer (no Observe, §4.1). notify_con_every: at most this many notifications to an
     observer go out before one is CON (and one at least every 24 hours).
     """
 
@@ -450,15 +454,33 @@ class Server:
     _running = False  # serve() is looping
     _spare_notification = None  # the Request notification_request() fills
     dropped = 0  # delayed multicast responses dropped (queue full)
+    # The observer table's per-peer bounds (server_observe.py), here unless
+    # given: a Server's own table is 4 places from full. One peer holds at
+    # most half the table (None: max_observers + 1 >> 1, 4 of the default
+    # 8), which lets a gateway observe every observable resource of a node
+    # with a handful (the demo node has 2), grows with a table raised for
+    # more, and leaves the other half to other peers. Of one resource a
+    # peer holds 2: one is all a client or gateway keeps, the second lets a
+    # client that lost its state register again with a new token at once,
+    # while its old entry waits for the RST its next notification draws
+    # (RFC 7641 §3.6); and 2 of the 4 places per resource
+    # (max_observers_per_resource) leave the other 2 to others.
+    max_observers_per_peer = None
+    max_peer_observers_per_resource = 2
 
     def __init__(self, end_point, on_error=None, leisure_ms=5000, max_delayed=4, rand=None,
                  block_size=1024, max_body=8192, max_assemblies=2, assembly_ms=60000,
-                 max_observers=8, max_observers_per_resource=4, notify_con_every=20):
+                 max_observers=8, max_observers_per_resource=4, notify_con_every=20,
+                 max_observers_per_peer=None, max_peer_observers_per_resource=2):
         self.end_point = end_point
         # Observe (server_observe.py): the observer table's bounds, and how
         # many notifications may go NON before one goes CON (RFC 7641 §4.5).
         self.max_observers = max_observers
         self.max_observers_per_resource = max_observers_per_resource
+        if max_observers_per_peer is not None:
+            self.max_observers_per_peer = max_observers_per_peer
+        if max_peer_observers_per_resource != Server.max_peer_observers_per_resource:
+            self.max_peer_observers_per_resource = max_peer_observers_per_resource
         self.notify_con_every = notify_con_every
         # Block-wise (server_block.py): the largest block sent or asked for
         # (16 .. 1024, rounded down to a power of two), the largest Block1

@@ -7,8 +7,19 @@ An entry per observer: [Resource, remote, token, the registration's
 Request, the registration it shares a representation with, notifications
 since the last CON, ticks of the last CON, its TransmissionRecord, a spare
 Message]. The table is a list bounded by counts given at construction
-(Server(max_observers=, max_observers_per_resource=)): when full, a GET with
-Observe 0 is answered as a plain GET.
+(Server(max_observers=, max_observers_per_resource=)), and so is each peer's
+share of it (Server(max_observers_per_peer=,
+max_peer_observers_per_resource=)): one client registering with many tokens,
+or observing many resources, and acknowledging its notifications, would
+otherwise keep every place and the next client's registration would be
+refused. When there is no room, a GET with Observe 0 is answered as a plain
+GET (§4.1 leaves it to the server); a registration again with the same
+token replaces its own entry, wherever the counts stand.
+
+A peer is a remote address as the EndPoint reports it (host and port), the
+endpoint RFC 7641 identifies an observer by, with its token: clients on one
+host (a gateway beside a command-line client, or behind one NAT) are peers
+of their own.
 
 A notification round (Server.notify) renders the resource once for every
 group of observers that asked the same (the same options but Observe, the
@@ -130,8 +141,10 @@ def _same_ask(a, b, ca, cb):
 
 
 class Observers:
-    """The server's observers: at most Server.max_observers in total and
-    Server.max_observers_per_resource per Resource. `seq` is one 24-bit
+    """The server's observers: at most Server.max_observers in total,
+    Server.max_observers_per_resource per Resource, and of one remote
+    Server.max_observers_per_peer in total (None: half the table) and
+    Server.max_peer_observers_per_resource per Resource. `seq` is one 24-bit
     counter for every representation this server sends: each observer sees
     it increase (§4.4)."""
 
@@ -172,6 +185,31 @@ class Observers:
                 n += 1
         return n
 
+    def _room(self, remote, res):
+        # Is there a place for a new observer of `res` at `remote`: in the
+        # table, among res's observers, and in the remote's share of both?
+        # (One pass, no allocation: remotes compare as they are.)
+        srv = self.server
+        entries = self.entries
+        n = srv.max_observers
+        if len(entries) >= n:
+            return False
+        share = srv.max_observers_per_peer
+        if share is None:
+            share = (n + 1) >> 1  # half the table (Server's class notes)
+        of_res = of_peer = both = 0
+        for e in entries:
+            mine = e[_RES] is res
+            if mine:
+                of_res += 1
+            if e[_REMOTE] == remote:
+                of_peer += 1
+                if mine:
+                    both += 1
+        return (of_res < srv.max_observers_per_resource
+                and of_peer < share
+                and both < srv.max_peer_observers_per_resource)
+
     def in_flight(self):
         """How many CON notifications await their ACK (or wait to go out)."""
         n = 0
@@ -197,8 +235,7 @@ class Observers:
         old = self._find(req.remote, req.token)
         if old is not None:
             self._drop(old)  # a re-registration replaces the entry
-        elif (len(self.entries) >= srv.max_observers
-              or self.count(res) >= srv.max_observers_per_resource):
+        elif not self._room(req.remote, res):
             return options  # full: answered as a plain GET
         key = req
         m = req.message

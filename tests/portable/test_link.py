@@ -379,3 +379,27 @@ def test_resource_links_lists_filters_and_serializes():
     assert resource_links(res, "rt=te*") == '</t>;rt="temp";ct=0;obs'
     assert resource_links(res, "href=/h") == '</h>;title="Hi"'
     assert resource_links([]) == ""
+
+
+def test_parse_stops_at_the_callers_bounds():
+    # A caller that keeps what a peer sent bounds links and attributes (a
+    # link of 510 valueless attributes holds 20 times its bytes parsed).
+    from coapy_micro.link import LinkLimitError
+
+    text = "</a>;x;y,</b>;z"
+    assert len(parse(text)) == 2 and len(parse(text, 2, 3)) == 2
+    for kw, what in (({"max_links": 1}, "links"), ({"max_attrs": 2}, "attributes")):
+        try:
+            parse(text, **kw)
+        except LinkLimitError as e:
+            assert e.what == what and isinstance(e, LinkFormatError), (kw, e.what)
+            assert ("more than %d %s" % (list(kw.values())[0], what)) == str(e), str(e)
+        else:
+            raise AssertionError("parse(%r, %r) passed its bound" % (text, kw))
+    # It stops at the bound: what follows is not read (here, malformed).
+    try:
+        parse("</a>;x;y;" + "!" * 10, max_attrs=2)
+    except LinkLimitError:
+        pass
+    assert len(parse("</a>" + ";a" * 510)[0].attrs) == 510  # no bound: as before
+    assert parse("", 0, 0) == []

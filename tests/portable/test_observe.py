@@ -203,7 +203,9 @@ def test_newer_state_replaces_a_con_in_flight():
 
 
 def test_bounds_per_resource_and_total():
-    rig = Rig(max_observers=3, max_observers_per_resource=2)
+    # One client here: its share of the table (half of it by default,
+    # tests/portable/test_observe_share.py) is the whole table.
+    rig = Rig(max_observers=3, max_observers_per_resource=2, max_observers_per_peer=3)
     rig.srv.add("other", Resource(get=lambda r: (CONTENT, b"o"), obs=True))
     for t in (b"a", b"b", b"c"):
         rig.register(token=t)

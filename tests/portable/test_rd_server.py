@@ -410,3 +410,63 @@ def test_resolve_passes_the_rfc3986_examples():
         assert got == want, (ref, got, want)
     assert resolve("coap://[fd00::1]:61616", "sensors/t") == "coap://[fd00::1]:61616/sensors/t"
     assert resolve("coap://h", "/x") == "coap://h/x"
+
+
+def test_a_registration_beyond_the_link_attribute_budget_gets_413():
+    # One 1 KB link of 510 valueless attributes held 20 KB of heap parsed
+    # (twice that with the resolved copy a lookup kept), so 4 of them from
+    # one host took a board-sized RD's heap. ResourceDirectory(
+    # max_link_attrs=128): 4.13 (RFC 7252 §5.9.2.9), nothing registered.
+    rig = Rig()
+    r = rig.register("evil", b"</a>" + b";a" * 510, ["lt=4294967295"])
+    assert r.code == TOO_LARGE, r
+    assert r.message.get_uint(60) is None, r  # no payload size would do: no Size1
+    assert b"attributes" in r.payload, r.payload
+    assert rig.rd.registrations() == [] and rig.events == [], rig.events
+    assert rig.register("n", b"</a>" + b";a" * 129).code == TOO_LARGE
+    # At the budget: 32 links (max_links) of 4 attributes each.
+    links = ",".join('</s/%02d>;rt=t;if=s;ct=0;obs' % i for i in range(32)).encode()
+    assert rig.register("n", links).code == CREATED
+    assert rig.register("n", b"</a>" + b";a" * 128).code == CREATED
+    # The bound is the RD's: set at construction.
+    rig = Rig(max_link_attrs=2)
+    assert rig.rd.max_link_attrs == 2
+    assert rig.register("n", b"</a>;a;b,</c>").code == CREATED
+    assert rig.register("n", b"</a>;a;b,</c>;c").code == TOO_LARGE
+    # A simple registration's links (§5.1) and restore() meet the same bound.
+    try:
+        rig.rd.restore("00000001", "old", None, "coap://10.0.0.8", False, 60, 60000,
+                       "</a>;a;b;c")
+    except ValueError as e:
+        assert "attributes" in str(e), e
+    else:
+        raise AssertionError("restore() kept 3 link attributes")
+
+
+def test_simple_registration_beyond_the_link_attribute_budget_is_refused():
+    rig = Rig(fetch_timeout_ms=5000, max_link_attrs=1)
+    rig.node(("10.0.0.20", 5683), (("sensors/temp", True),))  # rt, ct, obs
+    ep = rig.nodes[-1][0]
+    r = rig.request("post", "/.well-known/rd", query=["ep=simple1"], src=ep)
+    assert r.code == TOO_LARGE, r
+    assert rig.rd.registrations() == [], rig.rd.registrations()
+
+
+def test_lookups_keep_no_resolved_copy_of_a_registration():
+    # RFC 9176 §6.1: resource lookup answers targets resolved against the
+    # registration's base; the RD resolves them per lookup and keeps only
+    # the links as registered.
+    rig = Rig()
+    src = rig.net.endpoint(("10.0.0.5", 40000))
+    assert rig.register("n", b'</t>;anchor="/x",</u>', src=src).code == CREATED
+    (reg,) = rig.rd.registrations()
+    names = sorted(reg.__dict__)
+    links = reg.links
+    for kind in ("res", "ep", "res"):
+        code, text = rig.lookup(kind)
+        assert code == CONTENT, (code, text)
+    assert sorted(reg.__dict__) == names and reg.links is links, (sorted(reg.__dict__), names)
+    assert [link.target for link in reg.links] == ["/t", "/u"], reg.links
+    a = reg.resolved()
+    assert a is not reg.resolved() and a[0].target == "coap://10.0.0.5:40000/t", a
+    assert a[0].get("anchor") == "coap://10.0.0.5:40000/x", a
