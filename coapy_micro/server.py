@@ -441,8 +441,9 @@ class Server:
     (None: half of max_observers, rounded up), and
     max_peer_observers_per_resource of one resource, so that one peer
     cannot take the table from the others. A registration beyond any of
-    them gets a plain answer (no Observe, §4.1). notify_con_every: at most this many notifications to an
-    observer go out before one is CON (and one at least every 24 hours).
+    them gets a plain answer (no Observe, §4.1). notify_con_every: at most
+    this many notifications to an observer go out before one is CON (and
+    one at least every 24 hours).
     """
 
     # Class defaults for what an instance sets only when it comes to it:
