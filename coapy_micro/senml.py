@@ -99,10 +99,11 @@ def _b64url(data):
 # What decoding a node's JSON may raise, besides a result that is not
 # SenML: bad JSON (ValueError), JSON nested past the decoder's depth (a
 # payload of a few thousand '[': RecursionError on CPython, RuntimeError on
-# MicroPython, one catches both) or past a board's heap (MemoryError). A
-# representation that raises one is kept as data ("vd"), never let out to
-# the caller's loop.
-_REFUSED = (ValueError, RuntimeError, MemoryError, SenMLError)
+# MicroPython, one catches both) or past a board's heap (MemoryError), a
+# float base plus an integer of hundreds of digits (OverflowError on
+# CPython). A representation that raises one is kept as data ("vd"), never
+# let out to the caller's loop.
+_REFUSED = (ValueError, RuntimeError, MemoryError, OverflowError, SenMLError)
 
 
 def records(payload, content_format, base_name, name, now):

@@ -14,7 +14,9 @@ or observing many resources, and acknowledging its notifications, would
 otherwise keep every place and the next client's registration would be
 refused. When there is no room, a GET with Observe 0 is answered as a plain
 GET (§4.1 leaves it to the server); a registration again with the same
-token replaces its own entry, wherever the counts stand.
+token replaces its own entry: of the same resource wherever the counts
+stand, of another one only where that one has room (the old entry goes
+either way).
 
 A peer is a remote address as the EndPoint reports it (host and port), the
 endpoint RFC 7641 identifies an observer by, with its token: clients on one
@@ -234,7 +236,12 @@ class Observers:
         srv = self.server
         old = self._find(req.remote, req.token)
         if old is not None:
-            self._drop(old)  # a re-registration replaces the entry
+            self._drop(old)  # a registration again replaces the entry
+            if old[_RES] is not res and not self._room(req.remote, res):
+                # The token moved to another resource: a new observer there,
+                # counted as one (else a peer could take a resource's places
+                # by moving tokens it holds elsewhere onto it).
+                return options
         elif not self._room(req.remote, res):
             return options  # full: answered as a plain GET
         key = req

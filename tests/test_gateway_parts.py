@@ -227,8 +227,14 @@ def test_topics_and_set_payloads():
     assert topic_part("a@b") == "a%40b" and topic_part("50%") == "50%25"
     assert topic_part("x\x1b[2J\x00\x85") == "x%1B[2J%00%85"
     assert topic_part("büro") == "büro"
-    names = ["a/b", "a_b", "a%2Fb", "a@b", "a%40b", "a+b", "a#b", "a", "b"]
+    assert topic_part("$status") == "%24status"  # the gateway's own levels start with $
+    names = ["a/b", "a_b", "a%2Fb", "a@b", "a%40b", "a+b", "a#b", "a", "b", "$a", "%24a"]
     assert len({topic_part(n) for n in names}) == len(names)
+    # A JSON /set payload nested past the decoder's depth (anyone who may
+    # publish there can send one) is sent as it came, not an exception out
+    # of the gateway's loop.
+    deep = b"[" * 100000
+    assert _put_body(deep) == (deep, 0)
     assert _put_body(b"1") == (b"1", 0)
     assert _put_body(b'[{"bn":"n/","n":"led","v":1}]') == (b"1", 0)
     assert _put_body(b'[{"vb":true}]') == (b"true", 0)
@@ -470,6 +476,33 @@ def test_a_reading_no_decoder_can_read_does_not_stop_the_gateway():
         wait_until(lambda: [t.last[0].get("v") for t in n.targets if t.path == "sensors/temp"]
                    == [5], 20, what="the next reading")
         assert g.t.is_alive()
+    finally:
+        node.stop()
+        g.stop()
+
+
+def test_no_data_topic_is_a_command_or_status_topic():
+    # A resource /x/set would have the command topic of /x as its data
+    # topic, and the gateway, subscribed there, would take its own
+    # readings for commands; /$status would be the endpoint's status.
+    # Segments "set" are written %73et and '$' %24; a link that differs
+    # from another only in what a topic does not name (a port) is left
+    # alone, and the log says so.
+    logged = []
+    g = _GatewayThread(log=logged.append)
+    node = _NodeThread(g.port, "topics",
+                       payload="</x>;obs,</x/set>;obs,</$status>;obs,</set/result>;obs,"
+                               "<coap://127.0.0.1:9/x>;obs")
+    try:
+        wait_until(lambda: g.gw.nodes, 30, what="the registration")
+        (n,) = g.gw.nodes.values()
+        topics = {t.path: t.topic for t in n.targets}
+        assert topics == {"x": "coap/topics/x", "x/set": "coap/topics/x/%73et",
+                          "$status": "coap/topics/%24status",
+                          "set/result": "coap/topics/%73et/result"}, topics
+        controls = set(n.by_set) | {k + "/result" for k in n.by_set} | {"coap/topics/$status"}
+        assert not controls & set(topics.values()), controls & set(topics.values())
+        assert any("coap://127.0.0.1:9/x has the topic of" in x for x in logged), logged
     finally:
         node.stop()
         g.stop()

@@ -78,10 +78,11 @@ def _family_of(uri):
 
 # Written as %XX in a topic level (topic_part): '%' itself, what MQTT gives
 # a meaning in a topic ('/' between levels, the wildcards '+' and '#', MQTT
-# 5 §4.7.1), '@' (between an endpoint's name and its sector), and the
+# 5 §4.7.1), '@' (between an endpoint's name and its sector), '$' (the
+# gateway's own levels, $status and $gateway, start with it), and the
 # control characters, which a topic should not hold (NUL must not, §1.5.4)
 # and a subscriber's terminal would act on.
-_TOPIC_ESCAPED = "%/+#@"
+_TOPIC_ESCAPED = "%/+#@$"
 
 
 def _escaped(c):
@@ -89,10 +90,10 @@ def _escaped(c):
 
 
 def topic_part(text):
-    """`text` as one MQTT topic level, one to one: '%', '/', '+', '#', '@'
-    and control characters written as %XX (their code point in hex), so two
-    different names never share a topic ('node/1' is 'node%2F1', 'node_1'
-    stays)."""
+    """`text` as one MQTT topic level, one to one: '%', '/', '+', '#', '@',
+    '$' and control characters written as %XX (their code point in hex), so
+    two different names never share a topic ('node/1' is 'node%2F1',
+    'node_1' stays)."""
     for c in text:
         if _escaped(c):
             break
@@ -143,8 +144,13 @@ class Target:
         self.path = path
         self.name = senml.clean_name(path) if path else "x"
         # One topic level per path segment, each as it was decoded: a '/'
-        # inside a segment (%2F in the URI) stays inside its level.
-        self.topic = "%s/%s" % (node.topic, "/".join(topic_part(s) for s in split(uri)[3]))
+        # inside a segment (%2F in the URI) stays inside its level. A
+        # segment "set" is written %73et: <topic>/set is the command topic
+        # of a resource, which the data topic of its subresource /set must
+        # not be (the gateway, subscribed there, would take its own
+        # readings for commands).
+        self.topic = "%s/%s" % (node.topic, "/".join(
+            "%73et" if s == "set" else topic_part(s) for s in split(uri)[3]))
         self.mode = None  # 'observe', 'poll' or None
         self.obs = None  # observe.Observation
         self.shard = None
@@ -328,7 +334,7 @@ class Gateway:
                                       row["attrs"], row["source"])
             except ValueError as e:
                 self.log("gateway: saved registration %s (%s) dropped: %s"
-                         % (row["id"], row["ep"], e))
+                         % (shown(str(row["id"])), shown(str(row["ep"])), e))
                 self.store.delete_registration(row["id"])
                 continue
             n += 1
@@ -411,8 +417,14 @@ class Gateway:
                          % (shown(reg.ep), shown(link.target)))
                 continue
             t = Target(node, link, link.target, path)
-            node.targets.append(t)
             st = t.topic + "/set"
+            if st in node.by_set:
+                # Two links that differ only in what a topic does not name
+                # (a port, a query): the first keeps the topic.
+                self.log("gateway: %s: %s has the topic of %s; left alone"
+                         % (shown(reg.ep), shown(link.target), shown(node.by_set[st].uri)))
+                continue
+            node.targets.append(t)
             node.by_set[st] = t
             self.by_set[st] = t
             if self.mqtt is not None:
@@ -427,7 +439,7 @@ class Gateway:
                 elif by_host.get(node.host, 0) >= self.max_watched_per_host:
                     self.log("gateway: %s: /%s not %sd: its host %s has %d resources "
                              "watched already" % (shown(reg.ep), shown(path), wanted,
-                                                  node.host, by_host[node.host]))
+                                                  shown(str(node.host)), by_host[node.host]))
                     wanted = None
                 else:
                     self.watched += 1
@@ -825,7 +837,9 @@ def _put_body(payload):
                     if isinstance(v, bool):
                         v = "true" if v else "false"
                     return str(v).encode("utf-8"), 0
-        except (ValueError, IndexError, KeyError, TypeError, AttributeError):
-            pass
+        except (ValueError, IndexError, KeyError, TypeError, AttributeError, RecursionError,
+                MemoryError):
+            pass  # (RecursionError: JSON nested past the decoder's depth, from anyone who
+            # can publish to the topic) sent as it came
     return bytes(payload), 0
 

@@ -80,6 +80,35 @@ def test_a_registration_with_the_same_token_replaces_its_entry_at_the_limit():
     assert rig.srv.observers("r0") == 2, rig.srv.observers("r0")
 
 
+def test_a_token_moved_to_another_resource_counts_there():
+    # A registration again with a token the peer holds on another resource
+    # is a new observer of this one: the old entry goes, and the new one
+    # must fit. Else a peer takes a resource's places by moving tokens it
+    # holds elsewhere onto it (found by review: 4 of r0's 4 places, and 5
+    # observers of a resource whose bound is 4).
+    rig = Rig(3)
+    assert rig.register(EVIL, b"t1") and rig.register(EVIL, b"t2")  # its 2 on r0
+    assert rig.register(EVIL, b"t3", "r1") and rig.register(EVIL, b"t4", "r2")
+    took = [rig.register(EVIL, t, "r0") for t in (b"t3", b"t4")]
+    assert took == [False, False], took
+    assert rig.srv.observers("r0") == 2, rig.srv.observers("r0")
+    # The moved tokens' old entries are gone (the registration replaced them).
+    assert (rig.srv.observers("r1"), rig.srv.observers("r2")) == (0, 0)
+    assert rig.register(GATEWAY, b"gw")  # the gateway still observes r0
+    # A token moved where there is room is taken there.
+    assert rig.register(EVIL, b"t1", "r1") and rig.srv.observers("r1") == 1
+    assert rig.srv.observers("r0") == 2, rig.srv.observers("r0")
+
+
+def test_a_resource_full_of_others_takes_no_moved_token():
+    rig = Rig(2)
+    for i, addr in enumerate((("10.0.0.%d" % (10 + i), 5683) for i in range(4))):
+        assert rig.register(addr, b"o%d" % i, "r1"), i
+    assert rig.register(EVIL, b"t", "r0")
+    assert not rig.register(EVIL, b"t", "r1")  # r1 has its 4 (max_observers_per_resource)
+    assert rig.srv.observers("r1") == 4 and rig.srv.observers("r0") == 0
+
+
 def test_one_peer_cannot_fill_the_table_by_observing_many_resources():
     # One peer observing every resource of a node with 8 of them takes 4 of
     # the 8 places (max_observers=8, max_observers_per_peer=4); a gateway

@@ -97,7 +97,8 @@ def test_non_finite_numbers_are_refused():
     # Either would be written out as "Infinity", which is no JSON.
     for bad in (b'[{"v": 1e999}]', b'[{"v": -1e999}]', b'[{"bv": 1e308, "v": 1e308}]',
                 b'[{"bt": 1e308, "t": 1e308, "v": 1}]', b'[{"bs": 1e308, "s": 1e308}]',
-                b'[{"v": 1, "ut": 1e999}]'):
+                b'[{"v": 1, "ut": 1e999}]', b'[{"bv": 1.5, "v": 1' + b"0" * 400 + b'}]',
+                b'[{"bt": 1.5, "t": 1' + b"0" * 400 + b', "v": 1}]'):
         (r,) = records(bad, 110, "n/", "x", NOW)
         assert "vd" in r, (bad, r)
         text = dumps([r])
