@@ -71,9 +71,13 @@ _DRAIN = 256  # datagrams read from one socket per wake-up
 _RCVBUF = 1 << 20  # a shard socket's receive buffer asked for (bytes)
 
 
-def _family_of(uri):
+def _family_of_host(host):
     # Targets are IP literals (see _add_node): no lookup needed.
-    return socket.AF_INET6 if ":" in split(uri)[1] else socket.AF_INET
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _family_of(uri):
+    return _family_of_host(split(uri)[1])
 
 
 # Written as %XX in a topic level (topic_part): '%' itself, what MQTT gives
@@ -113,11 +117,6 @@ def shown(text):
         return text
     return "".join("\\x%02x" % ord(c) if c < " " or "\x7f" <= c <= "\x9f" else c
                    for c in text)
-
-
-def _path_of(uri):
-    # 'sensors/temp' of 'coap://h:p/sensors/temp' (decoded segments).
-    return "/".join(split(uri)[3])
 
 
 def _short(pack):
@@ -397,11 +396,12 @@ class Gateway:
         by_host = self.watched_by_host
         for link in reg.resolved():
             try:
-                path = _path_of(link.target)
-                host = split(link.target)[1]
-                family = _family_of(link.target)
+                parts = split(link.target)  # once: host, family and path from it
             except UriError:
                 continue  # not a coap:// URI: nothing to do with it
+            host = parts[1]
+            path = "/".join(parts[3])  # the decoded segments
+            family = _family_of_host(host)
             if host != home:
                 # A registrant speaks for its own host only: the gateway does
                 # not observe, poll or PUT elsewhere because a link says so
