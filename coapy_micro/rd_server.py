@@ -49,13 +49,17 @@ Bounds, set at construction: max_registrations, max_links per
 registration, max_payload bytes, max_link_attrs attributes of a
 registration's links together, max_attrs endpoint attributes, and
 max_per_source registrations per source host (one registrant cannot take
-the table from the others), max_fetches simple registrations at once. What
-a registration holds grows with its links and attributes more than with
-its bytes (a 1 KB link of 510 valueless attributes held 20 KB parsed): with
-max_links and max_link_attrs a registration costs at most about what a
-1 KB registration of ordinary links does (10 KB on a 64-bit unix port).
-Lookups resolve each registration's targets as they go (RFC 9176 §6.1) and
-keep no resolved copy.
+the table from the others), max_fetches simple registrations at once.
+Parsed, links hold several times their bytes (a 1 KB link of 510 valueless
+attributes held 20 KB, 32 ordinary links in 1 KB 6.5 KB on 32 bits), so the
+RD parses a registration's payload to check it against max_links and
+max_link_attrs (parsing stops at the first item beyond them) and keeps the
+links as link-format text. With the defaults, 16 registrations of the
+largest kind (32 links and 8 long endpoint attributes each) hold 46 KB of a
+32-bit board's heap (tests/portable/test_rd_worst_case_heap.py); a board
+that is the RD for a few nodes sets max_registrations to a few.
+Lookups parse and resolve one registration's links at a time (RFC 9176
+§6.1) and keep no parsed or resolved copy.
 
 Lifetimes: each registration counts down its own remaining milliseconds,
 aged on every tick(); lt (up to 4294967295 s, §5) never meets ticks_add:
@@ -201,7 +205,9 @@ class Registration:
     id and href ('/rd/<id>'); ep and d (None if no sector); base (the
     effective base URI) and base_explicit (given by the registrant, not
     taken from its address); lt_s; links (the link.Link list as
-    registered, targets relative or not); attrs (further endpoint
+    registered, targets relative or not: parsed afresh from `text` at each
+    read); text (those links in link-format, what the RD keeps of them);
+    attrs (further endpoint
     attributes, (name, value) pairs); source (the address the registration
     or the last update came from); left_ms (the lifetime left, as of the
     RD's last tick)."""
@@ -214,16 +220,25 @@ class Registration:
         self.base = None  # type: str | None
         self.base_explicit = False
         self.lt_s = _DEFAULT_LT
-        self.links = []
+        # The links are kept as text, not parsed: 32 links in 1 KB held
+        # about 6.5 KB of a 32-bit board's heap as Links, 1 KB as text, and
+        # a board-sized RD's 16 registrations would have held over 100 KB.
+        # Lookups parse one registration at a time (links below).
+        self.text = ""
         self.attrs = []
         self.source = None
         self.host = None  # type: object  # the source's host, for max_per_source
         self.left_ms = 0
         self._mark = 0  # ticks when left_ms was last aged
 
+    @property
+    def links(self):
+        """The registered links (link.Link), a new list at each read."""
+        return parse(self.text)
+
     def links_text(self):
         """The registered links in link-format (as registered)."""
-        return serialize(self.links)
+        return self.text
 
     def resolved(self):
         """The links with absolute targets (and anchors) resolved against
@@ -449,7 +464,7 @@ class ResourceDirectory:
         r.base = base
         r.base_explicit = bool(base_explicit)
         r.lt_s = lt_s
-        r.links = parsed
+        r.text = serialize(parsed)
         r.attrs = list(attrs)
         r.source = source
         r.host = None if source is None else _host_of(source)
@@ -647,7 +662,7 @@ class ResourceDirectory:
         r.base_explicit = base is not None
         r.base = base if base is not None else base_uri(remote)
         r.attrs = attrs
-        r.links = links
+        r.text = serialize(links)
         self.registered += 1
         self._changed("register", r)
         return r

@@ -67,7 +67,7 @@ class Rig:
             self.client.process(0)
 
     def request(self, method, path, payload=b"", query=(), content_format=None, src=None,
-                max_ms=60000):
+                max_ms=60000, block_size=None):
         """One request to the RD (from the lookup client, or from the node
         EndPoint `src`): its Response (or None on timeout)."""
         client = self.client
@@ -76,7 +76,7 @@ class Rig:
             self._extra = client
         opts = [Option(15, q) for q in query]
         h = client.start(method, RD_URI + path, payload, content_format, options=opts,
-                         timeout_ms=max_ms)
+                         timeout_ms=max_ms, block_size=block_size)
         end = self.net.now + max_ms + 1000
 
         def on_rx(ep, rx):

@@ -455,17 +455,19 @@ def test_simple_registration_beyond_the_link_attribute_budget_is_refused():
 def test_lookups_keep_no_resolved_copy_of_a_registration():
     # RFC 9176 §6.1: resource lookup answers targets resolved against the
     # registration's base; the RD resolves them per lookup and keeps only
-    # the links as registered.
+    # the links as registered, as text (a new parsed list at each read).
     rig = Rig()
     src = rig.net.endpoint(("10.0.0.5", 40000))
     assert rig.register("n", b'</t>;anchor="/x",</u>', src=src).code == CREATED
     (reg,) = rig.rd.registrations()
     names = sorted(reg.__dict__)
-    links = reg.links
+    kept = reg.text
+    assert kept == reg.links_text() == '</t>;anchor="/x",</u>', kept
     for kind in ("res", "ep", "res"):
         code, text = rig.lookup(kind)
         assert code == CONTENT, (code, text)
-    assert sorted(reg.__dict__) == names and reg.links is links, (sorted(reg.__dict__), names)
+    assert sorted(reg.__dict__) == names and reg.text is kept, (sorted(reg.__dict__), names)
+    assert reg.links is not reg.links, "links are parsed from the text at each read"
     assert [link.target for link in reg.links] == ["/t", "/u"], reg.links
     a = reg.resolved()
     assert a is not reg.resolved() and a[0].target == "coap://10.0.0.5:40000/t", a
