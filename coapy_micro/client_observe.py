@@ -88,10 +88,22 @@ class Observation:
     on_end: None, or callable(observation), called once when it ends, for
     whatever reason (cancel() included), so an application need not poll
     `done`. waiting: True while the (re-)registration has had no answer.
+
+    A notification larger than a block (RFC 7959 §3.4) is fetched whole
+    with a GET before it is delivered: at most one such GET at a time per
+    observation. Notifications that come while one runs lead to one more
+    GET when it ends (the newest state, once), not to one each: a server
+    that notifies faster than its bodies can be fetched cannot fill the
+    client's table. `missed` counts the large notifications not delivered:
+    no room to fetch, or the fetch failed. A first block alone is never
+    delivered as if it were the body.
     """
 
     on_end = None
     waiting = True
+    missed = 0
+    _fetching = None  # the Pending of the GET of a large notification's body
+    _again = False  # a newer large notification came while it ran
 
     def __init__(self, client, ep, remote, msg, callback, margin_ms, uri=None):
         self.client = client
@@ -170,8 +182,8 @@ class Observation:
         self._set_due(now, self._opts[7])
         if (self._opts[8] is not None and self._opts[8] & 8  # Block2, more blocks
                 and m.code >> 5 == 2 and self.uri is not None):
-            if self._fetch(v):
-                return
+            self._fetch()
+            return
         # _deliver(), written out (a call the less per notification).
         self.last = Response(rx, self._opts[6])  # its Content-Format
         self.notifications += 1
@@ -205,21 +217,41 @@ class Observation:
         e.code = code
         self.end(e)
 
-    def _fetch(self, seq):
+    def _fetch(self):
         # The first block of a larger notification (RFC 7959 §3.4): the body
-        # is fetched with a plain GET, which the client reads block by block;
-        # the callback gets the whole body, unless a newer notification
-        # arrived meanwhile. (A method of its own: a closure in handle()
-        # would cost handle() a heap cell on every call on a board.)
+        # is fetched with a plain GET, which the client reads block by block
+        # (bounded by its max_body and transfer_timeout_ms), and delivered
+        # whole. One GET at a time: while one runs, a newer notification
+        # only asks for one more after it. (A method of its own: a closure
+        # in handle() would cost handle() a heap cell on every call on a
+        # board.)
+        h = self._fetching
+        if h is not None and not h.done:
+            self._again = True
+            return
+        self._again = False
+
         def whole(h):
-            if h.response is not None and self._seq == seq and not self.done:
+            if self._fetching is h:
+                self._fetching = None
+            if self.done:
+                return
+            if h.response is not None and h.response.code >> 5 == 2:
+                # The state when the GET was answered: newer than (or as
+                # new as) the notification that asked for it.
                 self._deliver(h.response)
+            elif not self._again:
+                self.missed += 1
+            if self._again:
+                self._fetch()  # the newest state, once
 
         try:
-            self.client.start("get", self.uri, callback=whole)
-            return True
-        except Exception:  # table full: deliver the first block as it is
-            return False
+            self._fetching = self.client.start("get", self.uri, callback=whole)
+        except Exception:
+            # The table is full: this notification is missed (the next one
+            # tries again); its first block alone is not the body.
+            self._fetching = None
+            self.missed += 1
 
     def _deliver(self, r):
         self.last = r
@@ -241,6 +273,10 @@ class Observation:
         rec = self.record
         if rec is not None and not rec.done:
             rec.cancel()
+        h = self._fetching
+        if h is not None:
+            self._fetching = None
+            h.cancel()  # a body nobody will be given
         self.client.ended(self)  # no longer looked up, checked or waited for
         if self.on_end is not None:
             self.on_end(self)
