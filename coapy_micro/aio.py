@@ -522,8 +522,10 @@ class AsyncObservation:
 class AsyncClient:
     """A Client (client.py) for the event loop: `await request(...)`.
 
-    The arguments are Client's (`client` is the Client underneath). Any
-    number of tasks may have requests going at once over one EndPoint; the
+    The arguments are Client's, by the same names (`client` is the Client
+    underneath). transfer_timeout_ms bounds a whole Block-wise transfer (a
+    server that drips small blocks would otherwise hold an await for
+    max_body / 16 exchanges). Any number of tasks may have requests going at once over one EndPoint; the
     EndPoint keeps NSTART per peer and matches responses by token. When its
     table of transmissions in flight is full (EndPoint max_in_flight), a
     request waits for a free slot instead of failing. Block-wise transfer
@@ -533,9 +535,10 @@ class AsyncClient:
     the observations."""
 
     def __init__(self, end_point=None, timeout_ms=DEFAULT_TIMEOUT_MS, end_point_factory=None,
-                 getaddrinfo=None, block_size=1024, max_body=65536, max_destinations=32):
+                 getaddrinfo=None, block_size=1024, max_body=65536, max_destinations=32,
+                 transfer_timeout_ms=None):
         self.client = Client(end_point, timeout_ms, end_point_factory, getaddrinfo, None,
-                             block_size, max_body, None, max_destinations)
+                             block_size, max_body, transfer_timeout_ms, max_destinations)
         self._driver = None  # type: _Driver | None
         self._observations = []  # AsyncObservations not yet seen to end
         self._room = []  # _Done events of requests waiting for a free slot

@@ -49,6 +49,36 @@ def parse(data):
     return (data[0] >> 4) & 3, data[1], (data[2] << 8) | data[3], token, payload
 
 
+def block2_num(data):
+    """The block number a request's Block2 option asks for (0 without one)."""
+    i = 4 + (data[0] & 15)
+    number = 0
+    while i < len(data) and data[i] != 0xFF:
+        b = data[i]
+        i += 1
+        delta, length = b >> 4, b & 15
+        if delta == 13:
+            delta = data[i] + 13
+            i += 1
+        elif delta == 14:
+            delta = (data[i] << 8) + data[i + 1] + 269
+            i += 2
+        if length == 13:
+            length = data[i] + 13
+            i += 1
+        elif length == 14:
+            length = (data[i] << 8) + data[i + 1] + 269
+            i += 2
+        number += delta
+        if number == 23:
+            v = 0
+            for k in range(length):
+                v = (v << 8) | data[i + k]
+            return v >> 4
+        i += length
+    return 0
+
+
 def header(mtype, code, mid, token):
     return bytes([0x40 | (mtype << 4) | len(token), code, mid >> 8, mid & 255]) + token
 
@@ -57,7 +87,9 @@ class RawPeer:
     """mode 'hold': keep CON requests unacknowledged for hold_ms after the
     newest arrived, then answer every held one (newest first) with a
     piggybacked 2.05 echoing its payload. 'rst': answer each with RST.
-    'silent': answer nothing. Records `max_held` (most CONs held at once),
+    'silent': answer nothing. 'drip': answer each with 16 bytes of the
+    block asked for (Block2, RFC 7959) saying more follow, after hold_ms:
+    a body that never ends. Records `max_held` (most CONs held at once),
     `seen` (datagrams received) and `mids` (distinct MIDs)."""
 
     def __init__(self, mode="hold", hold_ms=30):
@@ -82,6 +114,11 @@ class RawPeer:
                 except OSError:
                     break
                 self._take(data, addr)
+            if (self.held and self.mode == "drip"
+                    and ticks_diff(ticks_ms(), self.held_since) >= self.hold_ms):
+                while self.held:
+                    self.sock.sendto(self.held[0][2], self.held[0][3])
+                    self.held.pop(0)
             if (self.held and self.mode == "hold"
                     and ticks_diff(ticks_ms(), self.held_since) >= self.hold_ms):
                 while self.held:
@@ -101,6 +138,13 @@ class RawPeer:
         self.mids.append(mid)
         if self.mode == "rst":
             self.sock.sendto(header(3, 0, mid, b""), addr)
+        elif self.mode == "drip":
+            v = (block2_num(data) << 4) | 8  # more follow; SZX 0: 16 bytes
+            value = bytes([v]) if v < 256 else bytes([v >> 8, v & 255])
+            reply = (header(2, 69, mid, token) + bytes([0xD0 | len(value), 10]) + value
+                     + b"\xff" + b"d" * 16)
+            self.held.append([mid, token, reply, addr])
+            self.held_since = ticks_ms()
         elif self.mode == "hold":
             self.held.append([mid, token, payload, addr])
             self.held_since = ticks_ms()

@@ -447,6 +447,34 @@ def test_typed_errors_as_the_client_raises_them():
         resetting.close()
 
 
+def test_transfer_timeout_bounds_a_block_wise_transfer_that_never_ends():
+    # A server that answers every block with 16 bytes and "more follow":
+    # without transfer_timeout_ms the await lasts max_body / 16 exchanges.
+    drip = RawPeer("drip", hold_ms=5)
+
+    async def main():
+        peering = asyncio.create_task(drip.run())
+        client = aio.AsyncClient(transfer_timeout_ms=300)
+        assert client.client.transfer_timeout_ms == 300
+        start = ticks_ms()
+        try:
+            await client.get(drip.uri())
+            raise AssertionError("an endless body was taken")
+        except CoapError as e:
+            assert "transfer_timeout_ms" in str(e), e
+        took_ms = ticks_diff(ticks_ms(), start)
+        # Ended by the bound, not by max_body (4,096 exchanges).
+        assert drip.seen < 1000 and took_ms < 20000, (drip.seen, took_ms)
+        client.close()
+        drip.running = False
+        await peering
+
+    try:
+        run(main())
+    finally:
+        drip.close()
+
+
 def test_a_node_that_serves_and_asks_on_one_end_point():
     # serve(a) and AsyncClient(end_point=a's EndPoint) share one driver;
     # two such nodes ask each other at the same time.
