@@ -17,6 +17,13 @@ import asyncio
 import json
 import sys
 
+try:
+    import coapy_micro  # noqa: F401  (on a board: installed beside this script)
+except ImportError:
+    # Run from a clone (`micropython examples/aio_gateway.py`, `python3 ...`): the
+    # package is in the repository, one folder up (no os.path on MicroPython).
+    sys.path.insert(0, "/".join(__file__.split("/")[:-2]) or ".")
+
 from coapy_micro import aio, codes
 from coapy_micro.client import CoapError
 from coapy_micro.connection import EndPoint

@@ -19,6 +19,13 @@ runs too, with a simulated sensor and no Wi-Fi:
 import asyncio
 import sys
 
+try:
+    import coapy_micro  # noqa: F401  (on a board: installed beside this script)
+except ImportError:
+    # Run from a clone (`micropython examples/aio_node.py`, `python3 ...`): the
+    # package is in the repository, one folder up (no os.path on MicroPython).
+    sys.path.insert(0, "/".join(__file__.split("/")[:-2]) or ".")
+
 from coapy_micro import aio, codes
 from coapy_micro.connection import EndPoint
 from coapy_micro.server import Resource, Server

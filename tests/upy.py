@@ -43,16 +43,28 @@ def env(*paths):
     return e
 
 
+def _env(paths):
+    # paths None: no MICROPYPATH at all, as a user runs a script from a
+    # clone (the interpreter's own default path, '.frozen' included).
+    if paths is None:
+        e = dict(os.environ)
+        e.pop("MICROPYPATH", None)
+        return e
+    return env(*paths)
+
+
 def popen(args, paths=(), heap="2m", **kw):
-    """Start `micropython -X heapsize=HEAP args...` with MICROPYPATH set."""
+    """Start `micropython -X heapsize=HEAP args...` with MICROPYPATH set
+    (`paths` then the repo root; None: unset)."""
     return subprocess.Popen([need_micropython(), "-X", "heapsize=" + heap, *map(str, args)],
-                            cwd=kw.pop("cwd", ROOT), env=env(*paths), **kw)
+                            cwd=kw.pop("cwd", ROOT), env=_env(paths), **kw)
 
 
 def run(args, paths=(), heap="2m", timeout=60, **kw):
-    """Run `micropython -X heapsize=HEAP args...` to completion."""
+    """Run `micropython -X heapsize=HEAP args...` to completion (MICROPYPATH
+    as popen() sets it)."""
     return subprocess.run([need_micropython(), "-X", "heapsize=" + heap, *map(str, args)],
-                          cwd=kw.pop("cwd", ROOT), env=env(*paths), capture_output=True,
+                          cwd=kw.pop("cwd", ROOT), env=_env(paths), capture_output=True,
                           text=True, timeout=timeout, **kw)
 
 
