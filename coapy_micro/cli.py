@@ -24,7 +24,7 @@ import sys
 
 from . import codes
 from .client import Client, RequestTimeout, Reset, Unreachable
-from .trace import TracingSocket, address_text, code_text, payload_text, print_lines
+from .trace import TracingSocket, address_text, code_text, payload_text, print_lines, shown
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # anything else: a file that cannot be read, a bad answer...
@@ -81,7 +81,9 @@ SERVE_MAX_BODY = 1024 * 1024
 
 
 def _err(text):
-    sys.stderr.write("coapy: %s\n" % text)
+    # Error texts can carry a peer's words (a diagnostic, a link-format
+    # error's excerpt): escaped for the terminal.
+    sys.stderr.write("coapy: %s\n" % shown(text))
 
 
 def exit_status(code):
@@ -354,7 +356,8 @@ def discovery_uri(uri):
 def _ct_text(value):
     out = []
     for item in value.split():
-        t = codes.media_type(int(item)) if item.isdigit() else None
+        # (Not str.isdigit(): '²' is a digit to it, and no int.)
+        t = codes.media_type(int(item)) if item and item.strip("0123456789") == "" else None
         out.append("%s (%s)" % (item, t.split(";")[0]) if t else item)
     return ", ".join(out)
 
@@ -374,7 +377,7 @@ def link_rows(links):
                 row.append(_ct_text(" ".join(vals)))
             else:
                 row.append(" ".join(vals))
-        rows.append(row)
+        rows.append([shown(cell) for cell in row])  # the server's text, for a terminal
     return rows
 
 

@@ -6,11 +6,30 @@
 describe() turns one datagram into lines ("-> CON 0.01 GET  mid=... token=...",
 then one line per option and the payload); TracingSocket wraps a UDP socket
 and reports everything it sends and receives. The text helpers (code_text,
-option_text, payload_text, address_text) serve the command's own messages too.
+option_text, payload_text, address_text, shown) serve the command's own
+messages and the gateway's terminal too. Whatever a peer sent (option
+strings, payloads, link-format) is shown with its control characters
+escaped: a terminal takes ESC, BEL and the C1 controls as commands.
 """
 import sys
 
 from . import codes
+
+
+def _is_control(c):
+    return c < " " or "\x7f" <= c <= "\x9f"
+
+
+def shown(text):
+    """`text` safe to write to a terminal: control characters (C0, DEL and
+    C1: a peer's name or path, a reading's text) written as \\xNN, so
+    none reaches the terminal as a command."""
+    for c in text:
+        if _is_control(c):
+            break
+    else:
+        return text
+    return "".join("\\x%02x" % ord(c) if _is_control(c) else c for c in text)
 
 
 def code_text(code):
@@ -54,7 +73,7 @@ def option_text(opt):
     if opt.format == UINT:
         return "%d" % v
     if opt.format == STRING:
-        return v
+        return shown(v)
     if opt.format == OPAQUE or opt.raw:
         return "0x" + opt.raw.hex()
     return "(empty)"
@@ -66,8 +85,8 @@ def payload_text(payload, limit=400):
         text = payload.decode("utf-8")
         printable = True
         for c in text:
-            if c < " " and c not in "\n\r\t":
-                printable = False
+            if _is_control(c) and c not in "\n\r\t":
+                printable = False  # shown in hex: see the module notes
                 break
     except ValueError:
         printable = False

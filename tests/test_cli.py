@@ -315,6 +315,48 @@ def test_reset_exits_6():
     assert "RST" in err(p)
 
 
+def _hostile(payload, options=()):
+    # A server answering every request with `payload` and `options`.
+    from coapy_micro.options import Option
+
+    def answer(tid, m):
+        r = Message(Message.ACK, 69, payload, m.token)
+        for n, v in options:
+            r.addOption(Option(n, v))
+        return r.encode(tid)
+    return ScriptedPeer(answer)
+
+
+def test_discover_shows_a_hostile_servers_text_escaped():
+    # Link-format carrying terminal commands (a title that retitles the
+    # window, a target that clears the screen) and a ct that str.isdigit()
+    # takes for a number ('²'): the table shows them escaped, exit 0.
+    peer = _hostile(b'</x%1B[2J>;title="\x1b]0;owned\x07",</y>;ct="\xc2\xb2 40"', [(12, 40)])
+    try:
+        p = coapy("discover", peer.uri)
+    finally:
+        peer.close()
+    assert p.returncode == 0, err(p)
+    assert b"\x1b" not in p.stdout and b"\x07" not in p.stdout, p.stdout
+    out = p.stdout.decode()
+    assert "\\x1b]0;owned\\x07" in out and "/x%1B[2J" in out, out
+    assert "\u00b2, 40 (application/link-format)" in out, out
+
+
+def test_verbose_trace_escapes_control_characters_a_server_sent():
+    # ESC and BEL in a string option, a C1 control (CSI, U+009B) in the
+    # payload: none reaches the terminal raw.
+    peer = _hostile("ok \u009b2J".encode(), [(8, "\x1b]0;owned\x07")])
+    try:
+        p = coapy("-v", "get", peer.uri + "/x")
+    finally:
+        peer.close()
+    assert p.returncode == 0, err(p)
+    assert b"\x1b" not in p.stderr and b"\x07" not in p.stderr and b"\xc2\x9b" not in p.stderr, p.stderr
+    assert b"\\x1b]0;owned\\x07" in p.stderr, p.stderr  # Location-Path, escaped
+    assert b"0x6f6b20c29b324a" in p.stderr, p.stderr  # the payload, in hex
+
+
 def test_unresolvable_host_exits_7():
     p = coapy("get", "coap://no-such-host.invalid/x")
     assert p.returncode == 7, err(p)

@@ -57,6 +57,7 @@ from ..connection import EndPoint
 from ..link import filter_links
 from ..rd_server import ResourceDirectory
 from ..server import Server
+from ..trace import shown  # (the gateway.shown of its terminal and logs)
 from ..uri import UriError, is_ip_literal, split
 from .store import Store
 
@@ -104,19 +105,6 @@ def topic_part(text):
     else:
         return text  # the common case: nothing to encode
     return "".join("%%%02X" % ord(c) if _escaped(c) else c for c in text)
-
-
-def shown(text):
-    """`text` safe to write to a terminal: control characters (a
-    registrant's name, a path decoded from its links, a reading's text
-    value) written as \\xNN, so none reaches the terminal as a command."""
-    for c in text:
-        if c < " " or "\x7f" <= c <= "\x9f":
-            break
-    else:
-        return text
-    return "".join("\\x%02x" % ord(c) if c < " " or "\x7f" <= c <= "\x9f" else c
-                   for c in text)
 
 
 def _short(pack):
