@@ -14,8 +14,10 @@ registered socket: a node that never joins a group never loads it. Such a
 request gets no error response and no RST (the server suppresses those), and
 its successful response leaves after a random delay within the Leisure
 period, Server(leisure_ms=), so that a group's members do not all answer at
-once (§8.2). At most Server(max_delayed=) responses wait; more are dropped
-(answering a group is optional) and counted in Server.dropped.
+once (§8.2). At most Server(max_delayed=) responses wait, and at most half of
+them (one if max_delayed is 1) for any one peer, so that one peer asking
+the group again and again cannot take every place from the others; more
+are dropped (answering a group is optional) and counted in Server.dropped.
 """
 try:
     import socket
@@ -44,13 +46,20 @@ class Leisure:
 
     def hold(self, req, msg):
         """Send `msg`, the response to `req`, after a random delay within
-        the server's leisure_ms; dropped when max_delayed are waiting."""
+        the server's leisure_ms; dropped when max_delayed are waiting, or
+        half of them (at least one) for req's peer."""
         srv = self.server
-        if len(self.queue) >= srv.max_delayed:
+        q = self.queue
+        share = srv.max_delayed >> 1 or 1
+        mine = 0
+        for e in q:
+            if e[1].remote == req.remote:
+                mine += 1
+        if len(q) >= srv.max_delayed or mine >= share:
             srv.dropped += 1
             return
         delay = (srv.leisure_ms * srv.rand(16)) >> 16
-        self.queue.append([ticks_add(srv.now(), delay), req, msg])
+        q.append([ticks_add(srv.now(), delay), req, msg])
 
     def send_due(self, now):
         """Send the responses that are due; return ms until the next one

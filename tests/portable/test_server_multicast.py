@@ -109,13 +109,41 @@ def test_a_con_to_a_group_is_acknowledged():
 
 def test_delayed_responses_are_bounded():
     g = Group(max_delayed=2)
-    for i in range(4):
-        g.send(get("hello", token=b"%d" % i))
+    peers = [g.peer] + [g.net.socket(("10.0.0.%d" % (20 + i), 5683)) for i in range(2)]
+    for i, p in enumerate(peers):  # three peers, a request each
+        g.tid += 1
+        p.sendto(get("hello", token=b"%d" % i).encode(g.tid), GROUP)
         g.srv.process(0)
     g.srv.process(10000)
     tokens = [m.token for t, m in g.replies()]
     assert tokens == [b"0", b"1"], tokens
-    assert g.srv.dropped == 2, g.srv.dropped
+    assert g.srv.dropped == 1, g.srv.dropped
+
+
+def test_one_peer_cannot_take_every_delayed_place():
+    # A peer asking the group 4 times per leisure period (max_delayed=4)
+    # took every place, and another peer's discovery of the group went
+    # unanswered period after period. A peer holds at most half of them.
+    g = Group(max_delayed=4)
+    good = g.net.socket(("10.0.0.30", 5683))
+    for _ in range(3):  # three leisure periods
+        for i in range(4):
+            g.send(get("hello", token=b"r%d" % i))
+            g.srv.process(0)
+        g.tid += 1
+        good.sendto(get(".well-known/core", token=b"good").encode(g.tid), GROUP)
+        g.srv.process(0)
+        g.srv.process(5000)
+    to_good = [m.token for t, m in g.replies() if m.token == b"good"]
+    to_rogue = [m.token for t, m in g.replies() if m.token != b"good"]
+    assert len(to_good) == 3, g.replies()
+    assert len(to_rogue) == 3 * 2 and g.srv.dropped == 3 * 2, (to_rogue, g.srv.dropped)
+    # max_delayed=1: one place, and a peer's share is that one.
+    g = Group(max_delayed=1)
+    g.send(get("hello", token=b"a"))
+    g.srv.process(0)
+    g.srv.process(10000)
+    assert [m.token for t, m in g.replies()] == [b"a"], g.replies()
 
 
 def test_no_response_to_a_group():
