@@ -43,7 +43,12 @@ or a payload, bad link-format, page without count...) with a diagnostic
 payload; 4.04 for an unknown registration; 4.13 (with Size1) for a payload
 or a link list larger than the limits, 4.13 for more link attributes;
 5.03 with Max-Age when the table is full or the registrant already holds
-max_per_source registrations.
+max_per_source registrations. A simple registration (§5.1) is answered
+2.04 once the registrant's links are read; 5.03 with Max-Age when
+max_fetches are under way or one for the same host is; 4.13 with Size1
+when the links run over max_payload; 5.02 when the registrant's answer is
+not link-format or breaks the block-wise rules; 5.04 when the links are not
+all read within fetch_timeout_ms.
 
 Bounds, set at construction: max_registrations, max_links per
 registration, max_payload bytes, max_link_attrs attributes of a
