@@ -43,13 +43,20 @@ or a payload, bad link-format, page without count...) with a diagnostic
 payload; 4.04 for an unknown registration; 4.13 (with Size1) for a payload
 or a link list larger than the limits, 4.13 for more link attributes;
 5.03 with Max-Age when the table is full or the registrant already holds
-max_per_source registrations.
+max_per_source registrations. A simple registration (§5.1) is answered
+2.04 once the registrant's links are read; 5.03 with Max-Age when
+max_fetches are under way or one for the same host is; 4.13 with Size1
+when the links run over max_payload; 5.02 when the registrant's answer is
+not link-format or breaks the block-wise rules; 5.04 when the links are not
+all read within fetch_timeout_ms.
 
 Bounds, set at construction: max_registrations, max_links per
 registration, max_payload bytes, max_link_attrs attributes of a
 registration's links together, max_attrs endpoint attributes, and
 max_per_source registrations per source host (one registrant cannot take
-the table from the others), max_fetches simple registrations at once.
+the table from the others), max_fetches simple registrations at once and
+one per source host (5.03 with Max-Age to a second one), each a fetch of at
+most max_payload bytes within fetch_timeout_ms all told.
 Parsed, links hold several times their bytes (a 1 KB link of 510 valueless
 attributes held 20 KB, 32 ordinary links in 1 KB 6.5 KB on 32 bits), so the
 RD parses a registration's payload to check it against max_links and
@@ -73,7 +80,7 @@ and Registration.links_text() let a gateway persist the table.
 Runs on boards (a node can be the RD for a few others): only the public
 API of Server, Resource, Request, Response and Client, link.py, uri.py.
 """
-from ._compat import const, ticks_diff
+from ._compat import const, ticks_add, ticks_diff
 from .link import Link, LinkFormatError, LinkLimitError, matches, parse, serialize
 from .rd import base_uri
 from .server import Resource, Response
@@ -370,11 +377,15 @@ class ResourceDirectory:
     """An RFC 9176 Resource Directory on `server` (see the module notes).
 
     client: a Client on the server's EndPoint, for simple registration's
-    GET of the registrant's /.well-known/core (made when first needed).
+    GET of the registrant's /.well-known/core (made when first needed,
+    with max_body = max_payload; a Client given here should have that
+    max_body too: it bounds what a fetch in blocks holds).
     path: where registrations go ('rd'); lookup_path: the parent of the
     'ep' and 'res' lookup resources ('rd-lookup'). simple: serve
     /.well-known/rd. fetch_timeout_ms: how long simple registration waits
-    for the registrant's links. busy_s: the Max-Age of a 5.03.
+    for the registrant's links, all blocks of them together (the RD ends a
+    fetch that takes longer, whatever the client's own timeouts).
+    busy_s: the Max-Age of a 5.03 for a full table.
     """
 
     def __init__(self, server, client=None, max_registrations=16, max_links=32,
@@ -400,7 +411,10 @@ class ResourceDirectory:
         self._clock = server.end_point.clock
         self._rand = server.end_point.rand
         self._regs = []  # Registrations, oldest first (lookup order, paging)
-        self._fetches = 0  # simple registrations waiting for the registrant
+        # Simple registrations waiting for the registrant: [host, Pending,
+        # ticks by which the fetch must be over] each; at most max_fetches,
+        # and one per host.
+        self._fetches = []
         self._prefix = "/" + path.strip("/")
         self._depth = len(self._prefix.split("/")) - 1
         # Counters, for monitoring.
@@ -515,10 +529,41 @@ class ResourceDirectory:
                 rx = c.process(0)
                 if rx is not None:
                     self.server.handle(rx)
+        if self._fetches:
+            self._end_late_fetches()
         wait = self._age()
         if c is not None and c.pending and (wait < 0 or wait > 100):
             wait = 100  # a fetch in progress: look at its deadline soon
         return wait
+
+    def _end_late_fetches(self):
+        # fetch_timeout_ms bounds a simple registration's fetch as a whole.
+        # The client's timeout_ms bounds each exchange only, so a
+        # registrant that sent a 16-byte block every 9.9 s (in time for
+        # each) held a fetch slot for hours; a client the application gave
+        # may have no transfer_timeout_ms. The callback answers 5.04.
+        now = self._clock()
+        for f in list(self._fetches):
+            h = f[1]
+            if not h.done and ticks_diff(now, f[2]) >= 0:
+                from .outcome import RequestTimeout
+
+                h.finish(error=RequestTimeout("the registrant's /.well-known/core did not "
+                                              "arrive within fetch_timeout_ms (%d ms)"
+                                              % self.fetch_timeout_ms))
+
+    def _fetch_wait_s(self, host):
+        # The Max-Age of a 5.03 for lack of a fetch slot: the seconds until
+        # the fetch of `host` ends (the one that would free a slot for it),
+        # or, host None, until the first fetch ends; at least 1.
+        now = self._clock()
+        left = -1
+        for f in self._fetches:
+            if host is None or f[0] == host:
+                d = ticks_diff(f[2], now)
+                if left < 0 or d < left:
+                    left = d
+        return 1 if left < 1000 else (left + 999) // 1000
 
     def _age(self):
         # Count down every registration's lifetime; drop the expired ones.
@@ -764,29 +809,50 @@ class ResourceDirectory:
             if req.payload:
                 raise _Bad(_BAD_REQUEST, "a simple registration has no payload (RFC 9176 §5.1)")
             self._room(req.remote, ep, d)
-            if self._fetches >= self.max_fetches:
-                raise _Bad(_SERVICE_UNAVAILABLE, "busy", [_max_age(5)])
+            remote = req.remote
+            host = _host_of(remote)
+            # One fetch per host at a time: two sockets of one host that
+            # answered the GET a block at a time took both slots and kept
+            # every other node's simple registration out (5.03). Max-Age:
+            # when a slot may be free (RFC 7252 §5.9.3.4).
+            for f in self._fetches:
+                if f[0] == host:
+                    raise _Bad(_SERVICE_UNAVAILABLE, "a simple registration from this host "
+                               "is under way", [_max_age(self._fetch_wait_s(host))])
+            if len(self._fetches) >= self.max_fetches:
+                raise _Bad(_SERVICE_UNAVAILABLE, "busy", [_max_age(self._fetch_wait_s(None))])
             c = self.client
             if c is None:
                 from .client import Client
 
-                c = self.client = Client(self.server.end_point)
-            remote = req.remote
+                # max_body: the links a registration may carry, fetched or
+                # POSTed (RFC 9176 §5.1 holds the fetched links to the same
+                # limits as a registration's payload): a body beyond it ends
+                # the fetch at once (4.13) instead of filling the heap. The
+                # default, 64 KB, let a registrant make an RD of a 1 KB
+                # max_payload hold 64 KB per fetch.
+                c = self.client = Client(self.server.end_point, max_body=self.max_payload,
+                                         transfer_timeout_ms=self.fetch_timeout_ms)
             deferred = req.defer()
             uri = base_uri(remote) + "/.well-known/core"
+            entry = [host, None, 0]
 
             def fetched(h):
-                self._fetches -= 1
+                if entry in self._fetches:
+                    self._fetches.remove(entry)
                 self._fetched(h, deferred, remote, ep, d, lt, attrs)
 
             try:
-                c.start("get", uri, accept=_LINK_FORMAT, timeout_ms=self.fetch_timeout_ms,
-                        callback=fetched)
+                h = c.start("get", uri, accept=_LINK_FORMAT, timeout_ms=self.fetch_timeout_ms,
+                            callback=fetched)
             except Exception as e:  # the EndPoint's table is full
                 deferred.respond(_SERVICE_UNAVAILABLE, "cannot ask for the links: %r" % (e,),
                                  options=[_max_age(5)])
                 return None
-            self._fetches += 1
+            entry[1] = h
+            t = self.fetch_timeout_ms
+            entry[2] = ticks_add(self._clock(), _MAX_WAIT_MS if t > _MAX_WAIT_MS else t)
+            self._fetches.append(entry)
             return None
         except _Bad as e:
             self.rejected += 1
@@ -796,8 +862,11 @@ class ResourceDirectory:
         r = h.response
         code = _CHANGED
         text = b""
+        options = ()
         if r is None:
-            code, text = _GATEWAY_TIMEOUT, "no answer to GET /.well-known/core"
+            code, text = self._fetch_failed(h)
+            if code == _TOO_LARGE:
+                options = [_size1(self.max_payload)]
         elif r.code != _CONTENT:
             code, text = _BAD_GATEWAY, "GET /.well-known/core answered %d.%02d" % (
                 r.code >> 5, r.code & 31)
@@ -808,12 +877,39 @@ class ResourceDirectory:
                 self._commit(remote, ep, d, lt, None, attrs, links)
             except _Bad as e:
                 code, text = (_BAD_GATEWAY if e.code == _BAD_REQUEST else e.code), e.text
+                options = e.options
         if code != _CHANGED:
             self.rejected += 1
         try:
-            deferred.respond(code, text)
+            deferred.respond(code, text, options=options)
         except Exception:  # answered already, or the EndPoint is full
             pass
+
+    def _fetch_failed(self, h):
+        # (code, text) for a fetch that ended without a response.
+        err = h.error
+        x = h.transfer  # the block-wise state: the answer came in blocks
+        if x is not None:
+            if x.down is not None and len(x.down) > self.max_payload:
+                # The links ran over max_payload, block by block (the
+                # client's max_body ended the transfer). RFC 9176 §5.1
+                # holds the links of a simple registration to the limits of
+                # a registration's payload, so the answer is what a POSTed
+                # payload that large gets: 4.13 with Size1 (RFC 7252
+                # §5.9.2.9, §5.10.9).
+                return _TOO_LARGE, ("the registrant's /.well-known/core is larger than %d "
+                                    "bytes" % self.max_payload)
+            from .client_block import BlockError  # loaded already: blocks came
+
+            if isinstance(err, BlockError):
+                # The registrant broke the block-wise rules (RFC 7959): an
+                # invalid answer from the server we asked (5.02, RFC 7252
+                # §5.9.3.3).
+                return _BAD_GATEWAY, "GET /.well-known/core: %s" % (err,)
+        # No answer, or none complete within fetch_timeout_ms (5.04, RFC
+        # 7252 §5.9.3.5).
+        return _GATEWAY_TIMEOUT, ("no complete answer to GET /.well-known/core within %d ms"
+                                  % self.fetch_timeout_ms)
 
     # -- lookup (§6) -------------------------------------------------------------
 

@@ -7,6 +7,8 @@ sockets on loopback:
   endpoint name, and the RD's endpoint and resource lookups show it with the
   node's own address as base; Ctrl-C (SIGINT) deregisters;
 - the same at aiocoap's RD (aiocoap-rd), a peer nobody here wrote;
+- an RD that answers every registration 5.03 with Max-Age 0 gets a few,
+  backed off, not a storm;
 - its options come from one table: the usage line names them, bad values
   are refused clearly.
 """
@@ -14,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,12 +37,13 @@ RUNTIMES = ("cpython", "micropython")
 class RDLoop(BackgroundLoop):
     """Our RD on 127.0.0.1 (an ephemeral port), its loop in a thread."""
 
-    def __init__(self):
+    def __init__(self, max_registrations=8, busy_s=30):
         self.ep = EndPoint(max_in_flight=64, dedup_size=256, max_message_size=4096)
         self.ep.bind((LOOPBACK, 0))
         self.port = self.ep.socket.getsockname()[1]
         self.events = []
-        self.rd = ResourceDirectory(Server(self.ep), max_registrations=8,
+        self.rd = ResourceDirectory(Server(self.ep), max_registrations=max_registrations,
+                                    busy_s=busy_s,
                                     on_change=lambda e, reg: self.events.append((e, reg.ep)))
         self.start()
 
@@ -142,6 +146,33 @@ def test_node_registers_at_aiocoap_rd(tmp_path, runtime):
                               what="the removal at aiocoap's RD")
         finally:
             node.kill()
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_node_backs_off_from_an_rd_answering_503_max_age_0(tmp_path, runtime):
+    # Max-Age 0 (RFC 7252 §5.9.3.4) is no call to ask again at once: the
+    # node app sent 9,612 registrations (and logged as many lines) in 5 s
+    # to such an RD. Now each 5.03 waits the back-off (1-2 s, then 2-4 s,
+    # 4-8 s...). A window that counts what arrived: a slow machine only
+    # sends fewer.
+    rd = RDLoop(max_registrations=0, busy_s=0)
+    try:
+        node = start_node(tmp_path, runtime, rd.port, "busy-" + runtime)
+        try:
+            wait_until(lambda: rd.rd.rejected >= 1, 30,
+                       what="the first registration:\n" + node.text())
+            time.sleep(5)
+            n = rd.rd.rejected
+            text = node.text()
+        finally:
+            node.kill()
+    finally:
+        rd.stop()
+    # The first and at most two retries (the earliest 1 and 3 s after it); one
+    # more for the window's start.
+    assert 1 <= n <= 4, (n, text)
+    said = text.count("node: RD: registration answered 5.03")
+    assert 1 <= said <= 4, text
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

@@ -11,7 +11,7 @@ from rd_rig import RD, RD_URI, Rig
 from coapy_micro.connection import Message
 from coapy_micro.link import parse
 from coapy_micro.options import Option
-from coapy_micro.rd import Registrar
+from coapy_micro.rd import BadAnswer, Refused, Registrar
 from coapy_micro.server import Resource, Server
 
 NODE = ("10.0.0.2", 5683)
@@ -137,6 +137,36 @@ def test_a_503_is_retried_after_its_max_age_clamped():
     assert len(_posts(rig)) == n + 1, (n, _posts(rig))
 
 
+def test_a_503_with_max_age_0_waits_the_back_off_and_doubles_it():
+    # RFC 7252 §5.9.3.4: Max-Age is when to ask again at the earliest, not
+    # a call to ask at once. An RD answering every registration 5.03 with
+    # Max-Age 0 drew a registration per loop round from the node (9,500 in
+    # 3 s on a real socket); the wait is now at least the back-off, which
+    # doubles on each 5.03 up to max_retry_ms.
+    rig = Rig(max_registrations=0, busy_s=0)
+    srv, reg = rig.node(NODE, ep="n", rd=RD_URI + "/rd", retry_ms=2000, max_retry_ms=16000)
+    rig.run(60000)
+    posts = _posts(rig)
+    # Back-off waits of 1-2, 2-4, 4-8, 8-16 s, then 8-16 s each: 6 to 11
+    # registrations in 60 s.
+    assert 6 <= len(posts) <= 11, len(posts)
+    assert not reg.registered and reg.failures == len(posts), (reg, reg.failures)
+    assert isinstance(reg.error, Refused) and reg.error.code == 163, reg.error
+    assert "5.03" in reg.last_error, reg.last_error
+    sent = [t for t, d in rig.net.sent(NODE, RD) if Message.decode(d)[1].code == 2]
+    gaps = [b - a for a, b in zip(sent, sent[1:])]
+    # Each wait is in [b/2, b] for a back-off b that doubles: no gap is
+    # shorter than the one before (100 ms: the rig's loop step), until
+    # max_retry_ms.
+    for a, b in zip(gaps, gaps[1:]):
+        assert b >= a - 100 or a >= 8000, gaps
+    assert gaps[0] >= 1000 and gaps[-1] >= 8000 and max(gaps) <= 16000 + 100, gaps
+    # A success resets the back-off: the RD has room again.
+    rig.rd.max_registrations = 16
+    rig.run(17000)
+    assert reg.registered and reg.error is None and reg.last_error is None, reg
+
+
 def test_close_removes_the_registration():
     rig = Rig()
     srv, reg = rig.node(NODE, ep="n", rd=RD_URI + "/rd")
@@ -202,6 +232,44 @@ def test_a_2_01_without_location_path_or_with_location_query_is_an_error():
     reg, got = _fake_rd(with_query)
     assert not reg.registered and "Location-Query" in reg.last_error, reg.last_error
     assert ("error", reg.last_error) in got
+
+
+def test_a_dot_or_dot_dot_location_path_is_refused():
+    # RFC 7252 §5.10.7: a Location-Path is never '.' or '..'. Taken, the
+    # node sent the segments back as Uri-Path in its updates ('/../../etc/'
+    # relative to the RD's root). The 2.01 is a failed registration: a
+    # BadAnswer, retried with back-off, never used for an update.
+    for segs in ([".."], ["rd", "."], ["..", "..", "etc", ""]):
+        asked = []
+
+        def dotted(m):
+            asked.append([o.value for o in m.findOptions(11)])
+            r = Message(Message.ACK, 65)
+            for seg in segs:
+                r.addOption(Option(8, seg))
+            return r
+
+        reg, got = _fake_rd(dotted)
+        assert not reg.registered and reg.location is None, (segs, reg, reg.location)
+        assert isinstance(reg.error, BadAnswer), (segs, reg.error)
+        dot = [seg for seg in segs if seg == "." or seg == ".."][0]
+        assert "RFC 7252 §5.10.7" in reg.last_error and repr(dot) in reg.last_error, \
+            reg.last_error
+        assert ("error", reg.last_error) in got, got
+        assert reg.failures == len(asked), (reg.failures, asked)
+        # 2 s of the rig: the first attempt and one retry after the 1-2 s
+        # back-off, both registrations to /rd, no update.
+        assert 1 <= len(asked) <= 2 and asked == [["rd"]] * len(asked), asked
+    # An empty segment is allowed (a trailing '/'): that registration stands.
+
+    def trailing(m):
+        r = Message(Message.ACK, 65)
+        r.addOption(Option(8, "rd"))
+        r.addOption(Option(8, ""))
+        return r
+
+    reg, got = _fake_rd(trailing)
+    assert reg.registered and reg.location == RD_URI + "/rd/", reg.location
 
 
 def test_payload_describes_the_resource_tree():

@@ -4,8 +4,12 @@
 # restore(). Portable: CPython (pytest) and the MicroPython VM.
 # Rules: module-level `def test_*()` only, asserts show their values, no pytest.
 import support  # noqa: F401
-from rd_rig import RD, Rig, location
+from rd_rig import RD, RD_URI, Rig, location
+from coapy_micro.block import block_option
+from coapy_micro.client import Client
+from coapy_micro.connection import Message
 from coapy_micro.link import parse
+from coapy_micro.options import Option
 from coapy_micro.rd import base_uri
 from coapy_micro.rd_server import resolve
 
@@ -350,6 +354,105 @@ def test_simple_registration_failures():
     r = rig.request("post", "/.well-known/rd", query=["ep=s"], src=ep)
     assert r.code == GATEWAY_TIMEOUT, r
     assert rig.rd.registrations() == []
+
+
+class _Drip:
+    # A registrant at `addr` that registers simply, then answers the RD's
+    # GET /.well-known/core in 16-byte Block2 blocks with M always set:
+    # links without end, as slowly as the link from it to the RD delays.
+    def __init__(self, rig, addr):
+        self.ep = rig.net.endpoint(addr)
+        self.client = Client(self.ep)
+        self.gets = 0
+        rig.nodes.append([self.ep, self, None])  # rig.on_rx hands us what arrives
+
+    def post(self, name):
+        return self.client.start("post", RD_URI + "/.well-known/rd",
+                                 options=[Option(15, "ep=" + name)], timeout_ms=120000)
+
+    def handle(self, rx):
+        m = rx.message
+        if 1 <= m.code <= 31:
+            self.gets += 1
+            b = m.get_uint(23)
+            r = Message(Message.ACK, 69, b"<" + b"a" * 14 + b">")
+            r.addOption(Option(12, 40))
+            r.addOption(block_option(23, 0 if b is None else b >> 4, True, 0))
+            rx.ack(r)
+        else:
+            self.client.handle(rx)
+
+
+def test_a_simple_registration_fetch_ends_within_fetch_timeout_ms_as_a_whole():
+    # Each block arrives within the fetch's per-exchange timeout (1.5 s of
+    # 5 s), but the fetch as a whole is bounded by fetch_timeout_ms: a
+    # registrant dripping a block every 9.9 s held a fetch slot for hours
+    # with the defaults.
+    rig = Rig(fetch_timeout_ms=5000)
+    drip = _Drip(rig, ("10.0.0.20", 5683))
+    rig.net.link(("10.0.0.20", 5683), RD, delay=1500)
+    h = drip.post("drip")
+    rig.run(5000 + 1500 + 1000)  # the timeout, and the 5.04's way back
+    assert h.done and h.response is not None, h
+    assert h.response.code == GATEWAY_TIMEOUT, h.response
+    assert b"5000 ms" in h.response.payload, h.response.payload
+    assert 2 <= drip.gets <= 5, drip.gets  # about one block per 1.5 s
+    assert rig.rd.client.pending == [] and rig.rd.registrations() == [], rig.rd.client.pending
+    # The slot is free again: the next registration is fetched, not 5.03.
+    h = drip.post("drip")
+    rig.run(2000)
+    assert not h.done and len(rig.rd.client.pending) == 1, (h, rig.rd.client.pending)
+
+
+def test_a_simple_registration_fetch_holds_at_most_max_payload_bytes():
+    # The RD's client read the registrant's links up to the Client default
+    # of 64 KB whatever max_payload said; now a body beyond max_payload
+    # ends the fetch and is refused like a POSTed payload that large: 4.13
+    # with Size1 (RFC 9176 §5.1: the same limits as a registration's
+    # payload; RFC 7252 §5.9.2.9).
+    rig = Rig(fetch_timeout_ms=5000, max_payload=64)
+    drip = _Drip(rig, ("10.0.0.20", 5683))
+    h = drip.post("drip")
+    rig.run(1000)
+    assert h.done and h.response is not None and h.response.code == TOO_LARGE, h.response
+    assert h.response.message.get_uint(60) == 64, h.response.message
+    assert b"larger than 64 bytes" in h.response.payload, h.response.payload
+    assert drip.gets == 64 // 16 + 1, drip.gets  # the block that ran over is the last
+    assert rig.rd.client.pending == [] and rig.rd.registrations() == []
+
+
+def test_one_host_has_one_simple_registration_fetch_at_a_time():
+    # Two sockets of one host took both fetch slots (max_fetches=2) and
+    # every other node's simple registration got 5.03. Now a second fetch
+    # for the same host is refused with 5.03 and a Max-Age saying when its
+    # first one ends at the latest (RFC 7252 §5.9.3.4), and the other
+    # slot stays for other hosts.
+    rig = Rig(fetch_timeout_ms=5000, max_fetches=2)
+    evil1 = _Drip(rig, ("10.0.0.20", 5683))
+    evil2 = _Drip(rig, ("10.0.0.20", 5684))
+    rig.net.link(("10.0.0.20", 5683), RD, delay=1500)
+    rig.net.link(("10.0.0.20", 5684), RD, delay=1500)
+    h1 = evil1.post("evil-1")
+    rig.run(2000)  # its fetch is under way
+    h2 = evil2.post("evil-2")
+    rig.run(2000)
+    assert not h1.done and evil1.gets >= 1, (h1, evil1.gets)
+    assert h2.done and h2.response.code == UNAVAILABLE, h2.response
+    age = h2.response.message.get_uint(14)
+    assert age is not None and 1 <= age <= 5, age
+    assert evil2.gets == 0 and len(rig.rd.client.pending) == 1, (evil2.gets,
+                                                                 rig.rd.client.pending)
+    # A node on another host gets the other slot and registers.
+    rig.node(("10.0.0.30", 5683), (("sensors/temp", True),))
+    r = rig.request("post", "/.well-known/rd", query=["ep=good"], src=rig.nodes[-1][0])
+    assert r.code == CHANGED, r
+    assert rig.rd.find("good") is not None
+    # Once the first fetch is over (5.04), the host may start another.
+    rig.run(6000)
+    assert h1.done and h1.response.code == GATEWAY_TIMEOUT, h1.response
+    h2 = evil2.post("evil-2")
+    rig.run(2000)
+    assert not h2.done and evil2.gets == 1, (h2, evil2.gets)
 
 
 def test_restore_puts_back_a_saved_registration():
