@@ -86,9 +86,6 @@ _LINK_FORMAT = const(40)
 # Cached Content-Format option bytes: a bounded cache, like every table here.
 _MAX_CF_CACHE = const(8)
 
-# What call() returns for a handler that raised: 5.00, built once.
-_RAISED = (_INTERNAL_SERVER_ERROR, b"")
-
 # The builtins a served request uses here, as names of this module. A
 # builtin is looked for in the module's globals first, and MicroPython
 # grows that table only once it is full, so the miss walks on to a free
@@ -497,7 +494,6 @@ class Server:
         self.leisure_ms = leisure_ms
         self.max_delayed = max_delayed
         self.rand = rand or end_point.rand
-        self._clock = end_point.clock  # the EndPoint's clock: one time base in tests
         self._hooks = {}  # extension name -> the object it registered (set_hook)
         # The resource tree: a node is [segment as UTF-8 bytes, Resource or
         # None, [child nodes]]. A list per node, searched in order: a node
@@ -507,7 +503,6 @@ class Server:
         # keeps it: read it (discovery does), never change it; resources()
         # gives a copy.
         self.listing = []
-        self._specs = {}  # option number -> (min_len, max_len, repeatable), registered only
         self._cf_options = {}  # Content-Format -> its encoded option (bounded)
         self._cur = [0, 0, 0, 0, 0]  # the option cursor route() walks with
         self._walk = [None, 0, True, False, None, -1]  # and what it finds (_walk_start)
@@ -651,7 +646,7 @@ class Server:
 
     def now(self):
         """The server's clock (the EndPoint's): ticks_ms()."""
-        return self._clock()
+        return self.end_point.clock()
 
     def fail(self, req, exc):
         """Report an error while answering `req`: counted in `errors` and
@@ -673,7 +668,7 @@ class Server:
         # MicroPython, allocated on the heap at every request.
         with req:
             return handler(req)
-        return _RAISED  # reached when it raised (Request.__exit__)
+        return (_INTERNAL_SERVER_ERROR, b"")  # reached when it raised (Request.__exit__): a constant
 
     def render(self, req, res, result):
         """The response to `req` from `result`, what a handler returned (a
@@ -846,23 +841,19 @@ class Server:
         order; a non-repeatable one given twice: the last wins) and
         Content-Format. A lone Content-Format's bytes come from a small
         cache, not encoded anew."""
-        # (The lone Content-Format, the common case, here; the rest in
-        # helpers: this frame then fits the C stack on MicroPython.)
+        # (The rest in a helper: this frame then fits the C stack on
+        # MicroPython.)
         if options:
             return _with_options(content_format, options)
         if content_format is None:
             return b""
-        ob = self._cf_options.get(content_format)
+        cache = self._cf_options
+        ob = cache.get(content_format)
         if ob is None:
-            ob = self._cf_encoded(content_format)
-        return ob
-
-    def _cf_encoded(self, cf):
-        # option_bytes(cf) not yet in the cache: encoded, and kept while
-        # the cache has room.
-        ob = encode_options((make(_CONTENT_FORMAT, uint_bytes(cf)),))
-        if len(self._cf_options) < _MAX_CF_CACHE:
-            self._cf_options[cf] = ob
+            # Encoded, and kept while the cache has room.
+            ob = _with_options(content_format, ())
+            if len(cache) < _MAX_CF_CACHE:
+                cache[content_format] = ob
         return ob
 
     def message(self, mtype, code, payload, token, content_format=None, options=()):
@@ -919,22 +910,19 @@ class Server:
         return rx
 
     def _handled(self, rx):
-        # handle(rx), where a MemoryError drops the request.
+        # handle(rx), where a MemoryError drops the request: handle() had
+        # counted itself in _depth first thing, and the request is
+        # forgotten by the duplicate cache, so the peer's retransmission
+        # gets a fresh try.
         try:
             return self.handle(rx)
         except MemoryError:
-            return self._starved(rx)
-
-    def _starved(self, rx):
-        # A MemoryError left handle(), which had counted itself in _depth
-        # first thing: dropped, and forgotten by the duplicate cache, so the
-        # peer's retransmission gets a fresh try.
-        self._depth -= 1
-        ep = self.end_point
-        ep.memory_errors += 1
-        ep.dropped += 1
-        rx.forget()
-        return True
+            # (No local: the frame, with its try, fits the C stack so.)
+            self._depth -= 1
+            self.end_point.memory_errors += 1
+            self.end_point.dropped += 1
+            rx.forget()
+            return True
 
     def serve(self, seconds=None, tick=None, tick_ms=1000):
         """Loop process() for `seconds` (None: until stop()). tick(), if
@@ -944,7 +932,7 @@ class Server:
         on; other exceptions from it end serve()."""
         self._running = True
         set_gc_threshold()
-        clock = self._clock
+        clock = self.end_point.clock
         start = clock()
         due = ticks_add(start, tick_ms)
         while self._running:
@@ -1177,11 +1165,13 @@ class Server:
             self._other(req, number, prev)
 
     def _other(self, req, number, prev):
-        # _option() for the options checked against their registration:
-        # Observe, Block1/2, the proxy options, any other recognized one.
-        spec = self._spec(number)
+        # _option() for the options checked against their registration
+        # (options.option_class()): Observe, Block1/2, the proxy options, any
+        # other recognized one. (No OSCORE here: it is treated as unknown.)
+        cls = option_class(number)
         n = self._cur[1]
-        if spec is None or n < spec[0] or n > spec[1] or (number == prev and not spec[2]):
+        if (cls is None or number == _OSCORE or n < cls.min_len or n > cls.max_len
+                or (number == prev and not cls.repeatable)):
             # Unrecognized (§5.4.1), or to be treated so (§5.4.3 bad
             # length, §5.4.5 supernumerary): critical ones fail the
             # request, elective ones are ignored.
@@ -1199,18 +1189,6 @@ class Server:
         elif number == _OBSERVE:
             req.observe = uint_at(self._walk[0], self._cur[0], n)
             req._rare = True
-
-    def _spec(self, number):
-        # (min length, max length, repeatable) of option `number`, or None
-        # where it is not one this server recognizes.
-        specs = self._specs
-        spec = specs.get(number)
-        if spec is None:
-            cls = option_class(number)
-            if cls is not None and number != _OSCORE:  # no OSCORE here
-                spec = (cls.min_len, cls.max_len, cls.repeatable)
-                specs[number] = spec  # at most the registered numbers
-        return spec
 
     def _routed(self, req, node):
         # route()'s answer once the walk is over (`node`: where the path led).
