@@ -51,7 +51,7 @@ goes on RST (§3.6), on a GET with Observe 1, and after an error
 notification (§4.2).
 """
 from ._compat import const, ticks_diff
-from .message import Message, option_next
+from .message import Message, insert_option, option_next
 from .options import Option
 
 _CON = const(0)
@@ -72,15 +72,6 @@ _SINCE_CON = const(5)
 _LAST_CON = const(6)
 _REC = const(7)  # TransmissionRecord of the last notification, or None
 _SPARE = const(8)  # a Message the EndPoint does not hold, reused, or None
-
-
-def with_observe(options, seq):
-    """options (a tuple or list of Option) plus Observe = seq."""
-    out = [Option(_OBSERVE, seq)]
-    for o in options:
-        if o.number != _OBSERVE:
-            out.append(o)
-    return out
 
 
 def observe_options(seq, cf):
@@ -251,7 +242,7 @@ class Observers:
                 key = e[_KEY]  # asks what another observer asked: rendered once
                 break
         self.entries.append([res, req.remote, req.token, req, key, 0, srv.now(), None, None])
-        return with_observe(options, self._next_seq())
+        return insert_option(list(options), Option(_OBSERVE, self._next_seq()), True)
 
     def _drop(self, e):
         # The observer is gone: nothing more is sent to it.
@@ -417,7 +408,7 @@ class Observers:
         else:
             try:
                 if ok:
-                    options = with_observe(options, self._next_seq())
+                    options = insert_option(list(options), Option(_OBSERVE, self._next_seq()), True)
                 t = srv.message(_NON, code, p[1], b"", p[2], options)
             except Exception as ex:  # options a Message cannot hold
                 srv.fail(req, ex)
