@@ -510,7 +510,7 @@ class Server:
         # keeps it, so a request handled at once costs no object.
         self._spare = None
         self._depth = 0  # handle() calls in progress (a handler may serve)
-        self._out = [0, b"", None, ()]  # what _render() made: code, payload, cf, options
+        self._out = [0, b"", None, ()]  # what render() made: code, payload, cf, options
         self.errors = 0  # handler exceptions and responses that could not be sent
         self.well_known = Resource(get=self._discover, ct=_LINK_FORMAT)
         self.add(".well-known/core", self.well_known)
@@ -683,23 +683,18 @@ class Server:
         The four parts come in a list the Server keeps and fills again on
         the next render(): read them at once (a tuple made per request or
         notification is garbage a board then collects)."""
-        self._render(req, res, result)
-        return self._out
-
-    def _render(self, req, res, result):
-        # render(), leaving the parts in self._out: its caller reads them at
-        # once, and no tuple is made per request. (Nothing in between runs
-        # application code, so one list serves however deep the calls.)
-        # Here what most handlers return for a plain request, a (code,
-        # bytes) pair that needs no block: nothing on this path can raise,
-        # so it needs no try, and its frame fits the C stack on MicroPython.
-        # Anything else goes the whole way (_render_all).
+        # (Nothing in between runs application code, so one list serves
+        # however deep the calls.) Here what most handlers return for a
+        # plain request, a (code, bytes) pair that needs no block: nothing
+        # on this path can raise, so it needs no try, and its frame fits the
+        # C stack on MicroPython. Anything else goes the whole way
+        # (_render_all).
+        out = self._out
         if (req._rare or res is None or _type(result) is not _tuple or _len(result) != 2
                 or _type(result[0]) is not _int or not 64 <= result[0] <= 191
                 or _type(result[1]) is not _bytes or _len(result[1]) > self.block_size):
             self._render_all(req, res, result)
-            return
-        out = self._out
+            return out
         out[0] = result[0]
         out[1] = result[1]
         out[3] = ()
@@ -710,9 +705,10 @@ class Server:
             out[2] = cts
         else:
             out[2] = cts[0] if _len(cts) == 1 else None
+        return out
 
     def _render_all(self, req, res, result):
-        # _render() for whatever a handler may return, any request.
+        # render() for whatever a handler may return, any request.
         try:
             if result is None:
                 raise TypeError("handler returned None without defer()")
@@ -1025,11 +1021,11 @@ class Server:
         result = self.call(req, handler)
         if result is None and req.deferred is not None:
             return  # the application answers later
-        self._render(req, res, result)
+        self.render(req, res, result)
         self._answer_out(req)
 
     def _answer_out(self, req):
-        # answer() with the parts _render() left in self._out, its common
+        # answer() with the parts render() left in self._out, its common
         # case written out again here: answer() itself, with its five
         # arguments, needs a frame too large for the C stack on MicroPython.
         out = self._out

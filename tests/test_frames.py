@@ -29,7 +29,7 @@ PER_REQUEST = {
         "Server.process", "Server._handled", "Server.handle", "Request._load",
         "Server.route", "Server._walk_start", "Server._segment", "Server._option",
         "Server._routed", "_child", "Server._respond", "Server.call",
-        "Request.__enter__", "Request.__exit__", "Server._render", "Server._answer_out",
+        "Request.__enter__", "Request.__exit__", "Server.render", "Server._answer_out",
         "Server.option_bytes",
     ],
 }
