@@ -792,44 +792,31 @@ class Server:
             if req.confirmable:
                 req.rx.ack()
             return
-        if req.multicast:
-            # Held for its leisure delay (RFC 7252 §8.2), as a Message.
-            req.keep()
-            msg = self._built(req, _ACK if req.confirmable else _NON, code, payload,
-                              content_format, options)
-            if msg is not None:
-                self.hook("group").hold(req, msg)
+        try:
+            if req.multicast:
+                # Held for its leisure delay (RFC 7252 §8.2), as a Message.
+                req.keep()
+                out = self.message(_ACK if req.confirmable else _NON, code, payload, req.token,
+                                   content_format, options)
+            else:
+                # Straight into the EndPoint's buffer: no response Message.
+                out = self.option_bytes(content_format, options)
+        except Exception as e:  # options that are not Options, say
+            self._unsent(req, code, e)
             return
-        # Straight into the EndPoint's buffer: no response Message.
-        if options:
-            ob = self._built(req, -1, 0, b"", content_format, options)
-        else:
-            ob = self.option_bytes(content_format)
-        if ob is None:  # (fail() was called)
-            if code != _INTERNAL_SERVER_ERROR:
-                req._done = False
-                self.answer(req, _INTERNAL_SERVER_ERROR)
-        elif not req.rx.respond(code, payload, ob):
+        if req.multicast:
+            self.hook("group").hold(req, out)
+        elif not req.rx.respond(code, payload, out):
             self._unsent(req, code)
 
-    def _unsent(self, req, code):
-        # The response did not fit max_message_size: 5.00 in its place.
-        self.fail(req, ValueError("the response does not fit max_message_size"))
-        if code != _INTERNAL_SERVER_ERROR:
+    def _unsent(self, req, code, exc=None):
+        # The response could not be made or sent: fail() with `exc` (None:
+        # it did not fit max_message_size), then 5.00 in its place (none to
+        # a group, RFC 7252 §8.2).
+        self.fail(req, exc or ValueError("the response does not fit max_message_size"))
+        if code != _INTERNAL_SERVER_ERROR and not req.multicast:
             req._done = False
             self.answer(req, _INTERNAL_SERVER_ERROR)
-
-    def _built(self, req, mtype, code, payload, cf, options):
-        # option_bytes(cf, options) (mtype -1), or a Message of that type:
-        # None after fail() when that cannot be made (options that are not
-        # Options, say).
-        try:
-            if mtype < 0:
-                return self.option_bytes(cf, options)
-            return self.message(mtype, code, payload, req.token, cf, options)
-        except Exception as e:
-            self.fail(req, e)
-            return None
 
     def option_bytes(self, content_format=None, options=()):
         """The options of a response in wire form (for
