@@ -1119,59 +1119,42 @@ class Server:
         return found
 
     def _option(self, req, number):
-        # Any option on the cursor but Uri-Path, numbered `number`: checked,
-        # and what the request is to know of it set.
+        # Any option on the cursor but Uri-Path, numbered `number`: checked
+        # against its registration (options.option_class(): length range,
+        # repeatable or not), and what the request is to know of it set.
         w = self._walk
-        n = self._cur[1]
-        prev = w[5]
-        w[5] = number
-        if number == _URI_QUERY:
-            if n > 255:
-                w[1] = w[1] or number + 1
-            else:
-                w[2] = w[2] and _utf8(w[0], self._cur[0], n)
-        elif number == _CONTENT_FORMAT:
-            if n <= 2 and number != prev:  # elective: a bad or extra one is ignored
-                req.content_format = uint_at(w[0], self._cur[0], n)
-                req._rare = True
-        elif number == _ACCEPT:
-            if n > 2 or number == prev:
-                w[1] = w[1] or number + 1
-            else:
-                req.accept = uint_at(w[0], self._cur[0], n)
-                req._rare = True
-        elif number == _NO_RESPONSE:
-            if n <= 1 and number != prev:
-                req._no_response = uint_at(w[0], self._cur[0], n)
-                req._rare = True
-        else:
-            self._other(req, number, prev)
-
-    def _other(self, req, number, prev):
-        # _option() for the options checked against their registration
-        # (options.option_class()): Observe, Block1/2, the proxy options, any
-        # other recognized one. (No OSCORE here: it is treated as unknown.)
         cls = option_class(number)
         n = self._cur[1]
         if (cls is None or number == _OSCORE or n < cls.min_len or n > cls.max_len
-                or (number == prev and not cls.repeatable)):
-            # Unrecognized (§5.4.1), or to be treated so (§5.4.3 bad
-            # length, §5.4.5 supernumerary): critical ones fail the
-            # request, elective ones are ignored.
+                or (number == w[5] and not cls.repeatable)):
+            # Unrecognized (§5.4.1; no OSCORE here), or to be treated so
+            # (§5.4.3 bad length, §5.4.5 supernumerary): critical ones fail
+            # the request, elective ones are ignored.
             if number & 1:
-                w = self._walk
                 w[1] = w[1] or number + 1
-        elif number == _PROXY_URI or number == _PROXY_SCHEME:
-            self._walk[3] = True
-        elif number == _BLOCK2:
-            req.block2 = uint_at(self._walk[0], self._cur[0], n)
+        elif number == _URI_QUERY:
+            w[2] = w[2] and _utf8(w[0], self._cur[0], n)
+        elif number == _CONTENT_FORMAT:
+            req.content_format = uint_at(w[0], self._cur[0], n)
             req._rare = True
-        elif number == _BLOCK1:
-            req.block1 = uint_at(self._walk[0], self._cur[0], n)
+        elif number == _ACCEPT:
+            req.accept = uint_at(w[0], self._cur[0], n)
             req._rare = True
         elif number == _OBSERVE:
-            req.observe = uint_at(self._walk[0], self._cur[0], n)
+            req.observe = uint_at(w[0], self._cur[0], n)
             req._rare = True
+        elif number == _BLOCK2:
+            req.block2 = uint_at(w[0], self._cur[0], n)
+            req._rare = True
+        elif number == _BLOCK1:
+            req.block1 = uint_at(w[0], self._cur[0], n)
+            req._rare = True
+        elif number == _NO_RESPONSE:
+            req._no_response = uint_at(w[0], self._cur[0], n)
+            req._rare = True
+        elif number == _PROXY_URI or number == _PROXY_SCHEME:
+            w[3] = True
+        w[5] = number
 
     def _routed(self, req, node):
         # route()'s answer once the walk is over (`node`: where the path led).
