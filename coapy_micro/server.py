@@ -1084,7 +1084,7 @@ class Server:
         if node is not None and node[1] is not None and w[2] and not (w[1] or w[3]):
             w[0] = None  # the walk holds no datagram
             return node[1]  # the common case, without a call
-        return self._routed(req, node)
+        return self._routed(req)
 
     def _walk_start(self, req):
         # route()'s state for a new walk: [the option bytes, the first
@@ -1156,13 +1156,12 @@ class Server:
             w[3] = True
         w[5] = number
 
-    def _routed(self, req, node):
-        # route()'s answer once the walk is over (`node`: where the path led).
+    def _routed(self, req):
+        # route()'s answer once the walk is over, when it is not the
+        # resource the path names (route() has returned that itself).
         w = self._walk
         w[0] = None  # the walk holds no datagram
         bad = w[1]
-        if node is not None and node[1] is not None and w[2] and not (bad or w[3]):
-            return node[1]  # (the common case first)
         if bad:
             req._bad = bad - 1
             req._rare = True
