@@ -712,13 +712,7 @@ class Server:
         try:
             if result is None:
                 raise TypeError("handler returned None without defer()")
-            options = ()
-            total = None
-            cf = None
-            if type(result) is tuple and len(result) == 2:
-                code = result[0]  # (code, payload): what most handlers return
-                payload = result[1]
-            elif isinstance(result, Response):
+            if isinstance(result, Response):
                 code = result.code
                 payload = result.payload
                 cf = result.content_format
@@ -729,10 +723,8 @@ class Server:
                 payload = result[1]
                 n = len(result)
                 cf = result[2] if n > 2 else None
-                if n > 3:
-                    options = result[3]
-                    if n > 4:
-                        total = result[4]
+                options = result[3] if n > 3 else ()
+                total = result[4] if n > 4 else None
             if not 64 <= code <= 191:  # a 2.xx to 5.xx response code (RFC 7252 §12.1.2)
                 raise ValueError("not a response code: %r" % (code,))
             t = type(payload)
