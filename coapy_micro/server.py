@@ -947,10 +947,10 @@ class Server:
         # it one up (process() takes it back).
         self._depth += 1
         if not 1 <= rx.message.code <= 31:
-            if rx.message.transaction_type == _RST:
-                obs = self._hooks.get("observe")
-                if obs is not None:
-                    obs.reset(rx)  # an observer rejected a notification
+            # (No local here: with the ones below, the frame would no longer
+            # fit the C stack.)
+            if rx.message.transaction_type == _RST and "observe" in self._hooks:
+                self._hooks["observe"].reset(rx)  # an observer rejected a notification
             self._depth -= 1
             return False
         # (The EndPoint names the socket only when it is not its primary
@@ -967,25 +967,21 @@ class Server:
         res = self.route(req)
         if _isinstance(res, Resource):
             self._respond(req, res)
-        else:
-            self._refuse(req, res)
+        elif res != _BAD_OPTION:
+            self.answer(req, res)  # the error route() found
+        elif req.confirmable:
+            # 4.02 says which option (RFC 7252 §5.4.1: a diagnostic payload).
+            self.answer(req, res, b"option %d" % req._bad)
+        elif not multicast:
+            # An unrecognized critical option in a NON message: reject it
+            # (RFC 7252 §5.4.1, §4.3), silently for a group (§8.2).
+            rx.reset()
         self._depth -= 1
         if req._kept:
             rx.keep()  # it stays with its request (deferred, observing...)
         else:
             self._spare = req
         return True
-
-    def _refuse(self, req, code):
-        # A request route() found no resource for: answered with `code`.
-        if code == _BAD_OPTION and not req.confirmable:
-            # An unrecognized critical option in a NON message: reject it
-            # (RFC 7252 §5.4.1, §4.3), silently for a group (§8.2).
-            if not req.multicast:
-                req.rx.reset()
-        else:
-            # 4.02 says which option (RFC 7252 §5.4.1: a diagnostic payload).
-            self.answer(req, code, b"option %d" % req._bad if code == _BAD_OPTION else b"")
 
     def _respond(self, req, res):
         # A routed request through the checks, its handler and the answer.
