@@ -252,38 +252,34 @@ class Observers:
         if e in self.entries:
             self.entries.remove(e)
 
-    def _by_record(self, rec):
+    def _lost(self, rec, rx):
+        # The observer is gone whose notifications go out on the record
+        # `rec`, or (rec None) whose last one went to rx.remote with rx's
+        # Message ID.
         for e in self.entries:
-            if e[_REC] is rec:
-                return e
-        return None
+            r = e[_REC]
+            if r is not None and (r is rec or (rec is None and r.transaction_id == rx.transaction_id
+                                               and e[_REMOTE] == rx.remote)):
+                self._drop(e)
+                return
 
     def reset(self, rx):
         """An RST to a CON notification: the client is gone (§3.6)."""
         rec = rx.pertains_to
         if rec is not None:
-            e = self._by_record(rec)
-            if e is not None:
-                self._drop(e)
+            self._lost(rec, rx)
 
     def _stray_reset(self, rx):
         # An RST whose record is finished: a NON notification's, matched by
         # the Message ID it went out with.
-        for e in self.entries:
-            rec = e[_REC]
-            if (rec is not None and rec.transaction_id == rx.transaction_id
-                    and e[_REMOTE] == rx.remote):
-                self._drop(e)
-                break
+        self._lost(None, rx)
         hook = self._next_reset
         if hook is not None:
             hook(rx)
 
     def _unacknowledged(self, rec):
         # A CON notification gave up after MAX_TRANSMIT_SPAN (§4.5).
-        e = self._by_record(rec)
-        if e is not None:
-            self._drop(e)
+        self._lost(rec, None)
         hook = self._next_hook
         if hook is not None:
             hook(rec)
