@@ -505,7 +505,7 @@ class Server:
         self.listing = []
         self._cf_options = {}  # Content-Format -> its encoded option (bounded)
         self._cur = [0, 0, 0, 0, 0]  # the option cursor route() walks with
-        self._walk = [None, 0, True, False, None, -1]  # and what it finds (_walk_start)
+        self._walk = [None, 0, True, False, None, -1]  # and what it finds (route())
         # The Request handle() fills for each request: reused while nobody
         # keeps it, so a request handled at once costs no object.
         self._spare = None
@@ -1055,9 +1055,19 @@ class Server:
         # other option read in _option(), and what the walk finds besides
         # lives in self._walk (route() runs no application code, so one
         # list serves however deep handlers serve).
+        # self._walk: [the option bytes, the first unrecognized critical
+        # option + 1, every path segment and query is UTF-8, a proxy option
+        # came, the deepest subtree resource's node on the path, the number
+        # of the option before].
         cur = self._cur
-        ob = self._walk_start(req)
+        w = self._walk
+        ob = w[0] = req.message.cursor(cur)
         node = self._root
+        w[1] = 0
+        w[2] = True
+        w[3] = False
+        w[4] = node if node[1] is not None and node[1].subtree else None
+        w[5] = -1
         # Unrecognized elective options are ignored (RFC 7252 §5.4.1): the
         # cursor passes over them without coming back here for each.
         number = option_next(ob, cur, _RECOGNIZED)
@@ -1068,26 +1078,10 @@ class Server:
                 self._option(req, number)
             # (No call past the last option when no payload follows.)
             number = option_next(ob, cur, _RECOGNIZED) if cur[2] < cur[3] else -1
-        w = self._walk
         if node is not None and node[1] is not None and w[2] and not (w[1] or w[3]):
             w[0] = None  # the walk holds no datagram
             return node[1]  # the common case, without a call
         return self._routed(req)
-
-    def _walk_start(self, req):
-        # route()'s state for a new walk: [the option bytes, the first
-        # unrecognized critical option + 1, every path segment and query is
-        # UTF-8, a proxy option came, the deepest subtree resource's node on
-        # the path, the number of the option before]. Returns the bytes.
-        w = self._walk
-        ob = w[0] = req.message.cursor(self._cur)
-        root = self._root
-        w[1] = 0
-        w[2] = True
-        w[3] = False
-        w[4] = root if root[1] is not None and root[1].subtree else None
-        w[5] = -1
-        return ob
 
     def _segment(self, node):
         # One Uri-Path option on the cursor: the child of `node` it names,
