@@ -1078,10 +1078,20 @@ class Server:
                 self._option(req, number)
             # (No call past the last option when no payload follows.)
             number = option_next(ob, cur, _RECOGNIZED) if cur[2] < cur[3] else -1
+        w[0] = None  # the walk holds no datagram
         if node is not None and node[1] is not None and w[2] and not (w[1] or w[3]):
-            w[0] = None  # the walk holds no datagram
-            return node[1]  # the common case, without a call
-        return self._routed(req)
+            return node[1]  # the common case first
+        if w[1]:
+            req._bad = w[1] - 1
+            req._rare = True
+            return _BAD_OPTION
+        if w[3]:
+            return _PROXYING_NOT_SUPPORTED
+        if not w[2]:
+            return _BAD_REQUEST  # a path or query that is not UTF-8 (RFC 7252 §5.10.1)
+        if w[4] is not None:
+            return w[4][1]  # its handler reads request.path
+        return _NOT_FOUND
 
     def _segment(self, node):
         # One Uri-Path option on the cursor: the child of `node` it names,
@@ -1137,24 +1147,6 @@ class Server:
         elif number == _PROXY_URI or number == _PROXY_SCHEME:
             w[3] = True
         w[5] = number
-
-    def _routed(self, req):
-        # route()'s answer once the walk is over, when it is not the
-        # resource the path names (route() has returned that itself).
-        w = self._walk
-        w[0] = None  # the walk holds no datagram
-        bad = w[1]
-        if bad:
-            req._bad = bad - 1
-            req._rare = True
-            return _BAD_OPTION
-        if w[3]:
-            return _PROXYING_NOT_SUPPORTED
-        if not w[2]:
-            return _BAD_REQUEST  # a path or query that is not UTF-8 (RFC 7252 §5.10.1)
-        if w[4] is not None:
-            return w[4][1]  # its handler reads request.path
-        return _NOT_FOUND
 
     # -- answering ------------------------------------------------------------
 

@@ -28,7 +28,7 @@ PER_REQUEST = {
     "server.py": [
         "Server.process", "Server._handled", "Server.handle", "Request._load",
         "Server.route", "Server._segment", "Server._option",
-        "Server._routed", "_child", "Server._respond", "Server.call",
+        "_child", "Server._respond", "Server.call",
         "Request.__enter__", "Request.__exit__", "Server.render", "Server._answer_out",
         "Server.option_bytes",
     ],
