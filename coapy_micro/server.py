@@ -499,7 +499,7 @@ class Server:
         # None, [child nodes]]. A list per node, searched in order: a node
         # has few children, and comparing bytes needs no string.
         self._root = [b"", None, []]
-        # [path, Resource] per resource, in registration order, as add()
+        # (path, Resource) per resource, in registration order, as add()
         # keeps it: read it (discovery does), never change it; resources()
         # gives a copy.
         self.listing = []
@@ -533,12 +533,13 @@ class Server:
                 node = child
         node[1] = resource
         norm = "/".join(_segments(path))
-        for entry in self.listing:
-            if entry[0] == norm:
-                entry[1] = resource
+        listing = self.listing
+        for i in range(len(listing)):
+            if listing[i][0] == norm:
+                listing[i] = (norm, resource)
                 break
         else:
-            self.listing.append([norm, resource])
+            listing.append((norm, resource))
         return resource
 
     def find(self, path):
@@ -554,7 +555,7 @@ class Server:
 
     def resources(self):
         """[(path, Resource)] in registration order."""
-        return [(e[0], e[1]) for e in self.listing]
+        return list(self.listing)
 
     def link_format(self, query=None):
         """The link-format text (RFC 6690) of the resource tree, as
