@@ -217,24 +217,22 @@ class Observers:
         with `code`: Observe 0 registers (when 2.xx and the table has room:
         the response then carries Observe), 1 deregisters. Returns the
         response's options."""
-        if req.observe == 1 or code >> 5 != 2:
-            e = self._find(req.remote, req.token)
-            if e is not None:
-                self._drop(e)
-            return options
-        if req.observe != 0:
-            return options
+        if req.observe > 1 and code >> 5 == 2:
+            return options  # neither registers nor deregisters
         srv = self.server
+        # The entry of this token goes: deregistered (1), ended by an error
+        # answer (§4.2), or replaced by a registration again (0).
         old = self._find(req.remote, req.token)
         if old is not None:
-            self._drop(old)  # a registration again replaces the entry
-            if old[_RES] is not res and not self._room(req.remote, res):
-                # The token moved to another resource: a new observer there,
-                # counted as one (else a peer could take a resource's places
-                # by moving tokens it holds elsewhere onto it).
-                return options
-        elif not self._room(req.remote, res):
-            return options  # full: answered as a plain GET
+            self._drop(old)
+        if req.observe or code >> 5 != 2:
+            return options
+        if (old is None or old[_RES] is not res) and not self._room(req.remote, res):
+            # Full: answered as a plain GET. (A token moved to another
+            # resource is a new observer there, counted as one: else a peer
+            # could take a resource's places by moving tokens it holds
+            # elsewhere onto it.)
+            return options
         key = req
         m = req.message
         for e in self.entries:
