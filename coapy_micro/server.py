@@ -912,10 +912,9 @@ class Server:
         start = clock()
         due = ticks_add(start, tick_ms)
         while self._running:
-            t = 1000
+            t = 1000  # (a stop() is seen within a second)
             if tick is not None:
-                left = ticks_diff(due, clock())
-                if left <= 0:
+                if ticks_diff(due, clock()) <= 0:
                     due = ticks_add(due, tick_ms)
                     if ticks_diff(due, clock()) < 0:
                         due = ticks_add(clock(), tick_ms)  # late: no burst of ticks
@@ -923,17 +922,12 @@ class Server:
                         tick()
                     except MemoryError:
                         self.end_point.memory_errors += 1
-                    left = ticks_diff(due, clock())
-                if left < 0:
-                    left = 0
-                if left < t:
-                    t = left
+                t = min(t, max(0, ticks_diff(due, clock())))
             if seconds is not None:
-                t = int(seconds * 1000) - ticks_diff(clock(), start)
-                if t <= 0:
+                left = int(seconds * 1000) - ticks_diff(clock(), start)
+                if left <= 0:
                     break
-                if t > 1000:
-                    t = 1000
+                t = min(t, left)  # (and no longer than the next tick's wait)
             self.process(t)
         self._running = False
 
