@@ -410,14 +410,6 @@ def _with_options(cf, options):
     return encode_options(opts)
 
 
-def _segments(path):
-    # 'a/b', '/a/b' -> ['a', 'b']; '' and '/' -> [] (the root). Empty
-    # segments inside are kept ('a//b' is three segments, RFC 7252 §6.4).
-    if path[:1] == "/":
-        path = path[1:]
-    return path.split("/") if path else []
-
-
 class Server:
     """Serves resources on `end_point` (an EndPoint, possibly shared with a
     Client: process() hands back whatever is not a request).
@@ -520,8 +512,11 @@ class Server:
     def add(self, path, resource):
         """Serve `resource` at `path` ('sensors/temp' or '/sensors/temp';
         '' is the root). Replaces what was there. Returns the resource."""
+        if path[:1] == "/":
+            path = path[1:]  # '/a/b' is 'a/b'; '' and '/' are the root
         node = self._root
-        for seg in _segments(path):
+        # (Empty segments inside are kept: 'a//b' is three, RFC 7252 §6.4.)
+        for seg in path.split("/") if path else ():
             key = seg.encode("utf-8")
             for child in node[2]:
                 if child[0] == key:
@@ -532,14 +527,13 @@ class Server:
                 node[2].append(child)
                 node = child
         node[1] = resource
-        norm = "/".join(_segments(path))
         listing = self.listing
         for i in range(len(listing)):
-            if listing[i][0] == norm:
-                listing[i] = (norm, resource)
+            if listing[i][0] == path:
+                listing[i] = (path, resource)
                 break
         else:
-            listing.append((norm, resource))
+            listing.append((path, resource))
         return resource
 
     def find(self, path):
@@ -547,7 +541,7 @@ class Server:
         for a path without a leading '/': notify('sensors/temp') asks this
         every time.)"""
         if path.startswith("/"):
-            path = path[1:]  # the one difference _segments() makes
+            path = path[1:]  # as add() does
         for entry in self.listing:
             if entry[0] == path:
                 return entry[1]
