@@ -333,17 +333,6 @@ class Request:
         return "<Request %d.%02d /%s from %r>" % (self.code >> 5, self.code & 31, path, self.remote)
 
 
-def __getattr__(name):
-    # Deferred, the class of request.defer()'s result, lives in
-    # server_separate.py (loaded with the first deferred request); still
-    # importable from here. Called only for names not defined above.
-    if name == "Deferred":
-        from .server_separate import Deferred
-
-        return Deferred
-    raise AttributeError(name)
-
-
 def _strings(msg, number, cur):
     # The values of option `number` as a tuple of str (walked with the
     # cursor `cur`); ValueError if one is not UTF-8.
