@@ -268,7 +268,7 @@ class Request:
         # A Request is also a context manager: an Exception raised in
         # `with request:` is reported as its handler's would be
         # (Server.fail(): counted, passed to on_error) and goes no further.
-        if exc is not None and isinstance(exc, Exception):
+        if isinstance(exc, Exception):  # (not for None: nothing was raised)
             self.server.fail(self, exc)
             return True
         return False
