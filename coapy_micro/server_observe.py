@@ -162,12 +162,6 @@ class Observers:
         self.seq = (self.seq + 1) & _SEQ_MASK
         return self.seq
 
-    def _find(self, remote, token):
-        for e in self.entries:
-            if e[_REMOTE] == remote and e[_TOKEN] == token:
-                return e
-        return None
-
     def count(self, res=None):
         """How many observers (of `res`, or in total)."""
         if res is None:
@@ -222,9 +216,12 @@ class Observers:
         srv = self.server
         # The entry of this token goes: deregistered (1), ended by an error
         # answer (§4.2), or replaced by a registration again (0).
-        old = self._find(req.remote, req.token)
-        if old is not None:
-            self._drop(old)
+        old = None
+        for e in self.entries:
+            if e[_REMOTE] == req.remote and e[_TOKEN] == req.token:
+                old = e
+                self._drop(e)
+                break
         if req.observe or code >> 5 != 2:
             return options
         if (old is None or old[_RES] is not res) and not self._room(req.remote, res):
