@@ -343,7 +343,7 @@ class Observers:
                 mtype = _CON
             else:
                 mtype = _NON
-            m = self._message(e, mtype, busy)
+            m = self._message(e, mtype)
             m.code = code
             m.payload = payload
             m.set_options(opts)
@@ -415,14 +415,14 @@ class Observers:
         g[2] = payload
         return g
 
-    def _message(self, e, mtype, busy):
+    def _message(self, e, mtype):
         # A Message of type `mtype` for observer e's next notification that
         # the EndPoint is not sending: the one it sent last when that is done
         # (or the spare), else a new one, kept for the next time.
         rec = e[_REC]
         cur = None if rec is None else rec.message
         spare = e[_SPARE]
-        if busy:
+        if rec is not None and not rec.done:  # (busy: cur is still being sent)
             if spare is not None and spare is not cur and spare.transaction_type == mtype:
                 return spare
             return Message(mtype, 0, b"", e[_TOKEN])
