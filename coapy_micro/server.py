@@ -284,18 +284,32 @@ class Request:
     @property
     def path(self):
         p = self._path
-        if p is None:
-            p = self._path = _strings(self.message, _URI_PATH, self.server._cur)
-            self._rare = True
-        return p
+        return self._strings(_URI_PATH) if p is None else p
 
     @property
     def query(self):
         q = self._query
-        if q is None:
-            q = self._query = _strings(self.message, _URI_QUERY, self.server._cur)
-            self._rare = True
-        return q
+        return self._strings(_URI_QUERY) if q is None else q
+
+    def _strings(self, number):
+        # The values of Uri-Path or Uri-Query (`number`) as a tuple of str,
+        # kept as path or query; ValueError if one is not UTF-8.
+        cur = self.server._cur
+        ob = self.message.cursor(cur)
+        out = ()  # none: nothing made
+        if option_next(ob, cur, number) >= 0:
+            out = []
+            while True:
+                out.append(ob[cur[0]:cur[0] + cur[1]].decode("utf-8"))
+                if option_next(ob, cur, number) < 0:
+                    break
+            out = tuple(out)
+        if number == _URI_PATH:
+            self._path = out
+        else:
+            self._query = out
+        self._rare = True
+        return out
 
     @property
     def payload(self):
@@ -331,19 +345,6 @@ class Request:
         except ValueError:
             path = "?"
         return "<Request %d.%02d /%s from %r>" % (self.code >> 5, self.code & 31, path, self.remote)
-
-
-def _strings(msg, number, cur):
-    # The values of option `number` as a tuple of str (walked with the
-    # cursor `cur`); ValueError if one is not UTF-8.
-    ob = msg.cursor(cur)
-    if option_next(ob, cur, number) < 0:
-        return ()  # none: nothing made
-    out = []
-    while True:
-        out.append(ob[cur[0]:cur[0] + cur[1]].decode("utf-8"))
-        if option_next(ob, cur, number) < 0:
-            return tuple(out)
 
 
 def _utf8(buf, pos, n):
