@@ -83,8 +83,11 @@ _INTERNAL_SERVER_ERROR = const(160)
 _PROXYING_NOT_SUPPORTED = const(165)
 _LINK_FORMAT = const(40)
 
-# Cached Content-Format option bytes: a bounded cache, like every table here.
+# Content-Format -> its option in wire form, as option_bytes() makes it: a
+# bounded cache, like every table here, shared by every Server (the bytes
+# depend on the format alone).
 _MAX_CF_CACHE = const(8)
+_cf_cache = {}
 
 # The builtins a served request uses here, as names of this module. A
 # builtin is looked for in the module's globals first, and MicroPython
@@ -434,6 +437,7 @@ class Server:
     _running = False  # serve() is looping
     _spare_notification = None  # the Request notification_request() fills
     dropped = 0  # delayed multicast responses dropped (queue full)
+    on_error = None  # the application's error hook, when it gives one
     # The observer table's per-peer bounds (server_observe.py), here unless
     # given: a Server's own table is 4 places from full. One peer holds at
     # most half the table (None: max_observers + 1 >> 1, 4 of the default
@@ -471,7 +475,8 @@ class Server:
         self.max_body = max_body
         self.max_assemblies = max_assemblies
         self.assembly_ms = assembly_ms
-        self.on_error = on_error
+        if on_error is not None:
+            self.on_error = on_error
         # Group requests (multicast.py).
         self.leisure_ms = leisure_ms
         self.max_delayed = max_delayed
@@ -485,7 +490,6 @@ class Server:
         # keeps it: read it (discovery does), never change it; resources()
         # gives a copy.
         self.listing = []
-        self._cf_options = {}  # Content-Format -> its encoded option (bounded)
         self._cur = [0, 0, 0, 0, 0]  # the option cursor route() walks with
         self._walk = [None, 0, True, False, None, -1]  # and what it finds (route())
         # The Request handle() fills for each request: reused while nobody
@@ -494,8 +498,10 @@ class Server:
         self._depth = 0  # handle() calls in progress (a handler may serve)
         self._out = [0, b"", None, ()]  # what render() made: code, payload, cf, options
         self.errors = 0  # handler exceptions and responses that could not be sent
-        self.well_known = Resource(get=self._discover, ct=_LINK_FORMAT)
-        self.add(".well-known/core", self.well_known)
+        # /.well-known/core: its handler is the discovery extension's,
+        # loaded the first time a node is asked.
+        self.add(".well-known/core", Resource(
+            get=lambda request: self.hook("discovery").answer(request), ct=_LINK_FORMAT))
 
     # -- the resource tree --------------------------------------------------
 
@@ -550,10 +556,6 @@ class Server:
         time a node is asked.)"""
         return self.hook("discovery").link_format(query)
 
-    def _discover(self, request):
-        # The handler of /.well-known/core.
-        return self.hook("discovery").answer(request)
-
     # -- Observe ----------------------------------------------------------------
 
     def notify(self, path_or_resource):
@@ -561,8 +563,11 @@ class Server:
         notification built by calling its GET handler again. Returns how
         many were sent."""
         obs = self._hooks.get("observe")
-        res = self._resource(path_or_resource)
-        return 0 if obs is None or res is None else obs.notify(res)
+        if obs is None:
+            return 0
+        res = (path_or_resource if isinstance(path_or_resource, Resource)
+               else self.find(path_or_resource))
+        return 0 if res is None else obs.notify(res)
 
     def observers(self, path_or_resource=None):
         """How many observers (of one resource, or in total)."""
@@ -571,14 +576,9 @@ class Server:
             return 0
         if path_or_resource is None:
             return obs.count()
-        res = self._resource(path_or_resource)
+        res = (path_or_resource if isinstance(path_or_resource, Resource)
+               else self.find(path_or_resource))
         return 0 if res is None else obs.count(res)
-
-    def _resource(self, path_or_resource):
-        # A Resource, or the one registered at a path (None if none is).
-        if isinstance(path_or_resource, Resource):
-            return path_or_resource
-        return self.find(path_or_resource)
 
     # -- table sizes (read-only) ------------------------------------------------
 
@@ -807,7 +807,7 @@ class Server:
             return _with_options(content_format, options)
         if content_format is None:
             return b""
-        cache = self._cf_options
+        cache = _cf_cache
         ob = cache.get(content_format)
         if ob is None:
             # Encoded, and kept while the cache has room.
