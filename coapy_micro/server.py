@@ -287,32 +287,12 @@ class Request:
     @property
     def path(self):
         p = self._path
-        return self._strings(_URI_PATH) if p is None else p
+        return _strings(self, _URI_PATH) if p is None else p
 
     @property
     def query(self):
         q = self._query
-        return self._strings(_URI_QUERY) if q is None else q
-
-    def _strings(self, number):
-        # The values of Uri-Path or Uri-Query (`number`) as a tuple of str,
-        # kept as path or query; ValueError if one is not UTF-8.
-        cur = self.server._cur
-        ob = self.message.cursor(cur)
-        out = ()  # none: nothing made
-        if option_next(ob, cur, number) >= 0:
-            out = []
-            while True:
-                out.append(ob[cur[0]:cur[0] + cur[1]].decode("utf-8"))
-                if option_next(ob, cur, number) < 0:
-                    break
-            out = tuple(out)
-        if number == _URI_PATH:
-            self._path = out
-        else:
-            self._query = out
-        self._rare = True
-        return out
+        return _strings(self, _URI_QUERY) if q is None else q
 
     @property
     def payload(self):
@@ -348,6 +328,29 @@ class Request:
         except ValueError:
             path = "?"
         return "<Request %d.%02d /%s from %r>" % (self.code >> 5, self.code & 31, path, self.remote)
+
+
+def _strings(req, number):
+    # Request.path (Uri-Path, `number`) or .query (Uri-Query) as a tuple of
+    # str, kept on the request; ValueError if one is not UTF-8. (A function
+    # of the module, not a method: the Request class's table is one entry
+    # from full.)
+    cur = req.server._cur
+    ob = req.message.cursor(cur)
+    out = ()  # none: nothing made
+    if option_next(ob, cur, number) >= 0:
+        out = []
+        while True:
+            out.append(ob[cur[0]:cur[0] + cur[1]].decode("utf-8"))
+            if option_next(ob, cur, number) < 0:
+                break
+        out = tuple(out)
+    if number == _URI_PATH:
+        req._path = out
+    else:
+        req._query = out
+    req._rare = True
+    return out
 
 
 def _utf8(buf, pos, n):
