@@ -535,14 +535,7 @@ class Message:
     @property
     def options(self):
         """All options, ordered by number; repeated ones in the order added."""
-        ob = self._ob
-        cur = _cursor(self._o0, self._o1)
-        opts = []
-        n = option_next(ob, cur)
-        while n >= 0:
-            opts.append(make(n, ob[cur[0]:cur[0] + cur[1]]))
-            n = option_next(ob, cur)
-        return tuple(opts)
+        return self.findOptions(-1)  # (the cursor's -1: every option)
 
     def addOption(self, opt):
         """Add an option; a non-repeatable one replaces any present."""
@@ -588,8 +581,10 @@ class Message:
         ob = self._ob
         cur = _cursor(self._o0, self._o1)
         found = []
-        while option_next(ob, cur, num) >= 0:
-            found.append(make(num, ob[cur[0]:cur[0] + cur[1]]))
+        n = option_next(ob, cur, num)
+        while n >= 0:
+            found.append(make(n, ob[cur[0]:cur[0] + cur[1]]))
+            n = option_next(ob, cur, num)
         return tuple(found)
 
     def get_uint(self, number, default=None):

@@ -83,11 +83,11 @@ _INTERNAL_SERVER_ERROR = const(160)
 _PROXYING_NOT_SUPPORTED = const(165)
 _LINK_FORMAT = const(40)
 
-# Cached Content-Format option bytes: a bounded cache, like every table here.
+# Content-Format -> its option in wire form, as option_bytes() makes it: a
+# bounded cache, like every table here, shared by every Server (the bytes
+# depend on the format alone).
 _MAX_CF_CACHE = const(8)
-
-# What call() returns for a handler that raised: 5.00, built once.
-_RAISED = (_INTERNAL_SERVER_ERROR, b"")
+_cf_cache = {}
 
 # The builtins a served request uses here, as names of this module. A
 # builtin is looked for in the module's globals first, and MicroPython
@@ -271,7 +271,7 @@ class Request:
         # A Request is also a context manager: an Exception raised in
         # `with request:` is reported as its handler's would be
         # (Server.fail(): counted, passed to on_error) and goes no further.
-        if exc is not None and isinstance(exc, Exception):
+        if isinstance(exc, Exception):  # (not for None: nothing was raised)
             self.server.fail(self, exc)
             return True
         return False
@@ -287,18 +287,12 @@ class Request:
     @property
     def path(self):
         p = self._path
-        if p is None:
-            p = self._path = _strings(self.message, _URI_PATH, self.server._cur)
-            self._rare = True
-        return p
+        return _strings(self, _URI_PATH) if p is None else p
 
     @property
     def query(self):
         q = self._query
-        if q is None:
-            q = self._query = _strings(self.message, _URI_QUERY, self.server._cur)
-            self._rare = True
-        return q
+        return _strings(self, _URI_QUERY) if q is None else q
 
     @property
     def payload(self):
@@ -336,28 +330,27 @@ class Request:
         return "<Request %d.%02d /%s from %r>" % (self.code >> 5, self.code & 31, path, self.remote)
 
 
-def __getattr__(name):
-    # Deferred, the class of request.defer()'s result, lives in
-    # server_separate.py (loaded with the first deferred request); still
-    # importable from here. Called only for names not defined above.
-    if name == "Deferred":
-        from .server_separate import Deferred
-
-        return Deferred
-    raise AttributeError(name)
-
-
-def _strings(msg, number, cur):
-    # The values of option `number` as a tuple of str (walked with the
-    # cursor `cur`); ValueError if one is not UTF-8.
-    ob = msg.cursor(cur)
-    if option_next(ob, cur, number) < 0:
-        return ()  # none: nothing made
-    out = []
-    while True:
-        out.append(ob[cur[0]:cur[0] + cur[1]].decode("utf-8"))
-        if option_next(ob, cur, number) < 0:
-            return tuple(out)
+def _strings(req, number):
+    # Request.path (Uri-Path, `number`) or .query (Uri-Query) as a tuple of
+    # str, kept on the request; ValueError if one is not UTF-8. (A function
+    # of the module, not a method: the Request class's table is one entry
+    # from full.)
+    cur = req.server._cur
+    ob = req.message.cursor(cur)
+    out = ()  # none: nothing made
+    if option_next(ob, cur, number) >= 0:
+        out = []
+        while True:
+            out.append(ob[cur[0]:cur[0] + cur[1]].decode("utf-8"))
+            if option_next(ob, cur, number) < 0:
+                break
+        out = tuple(out)
+    if number == _URI_PATH:
+        req._path = out
+    else:
+        req._query = out
+    req._rare = True
+    return out
 
 
 def _utf8(buf, pos, n):
@@ -413,14 +406,6 @@ def _with_options(cf, options):
     return encode_options(opts)
 
 
-def _segments(path):
-    # 'a/b', '/a/b' -> ['a', 'b']; '' and '/' -> [] (the root). Empty
-    # segments inside are kept ('a//b' is three segments, RFC 7252 §6.4).
-    if path[:1] == "/":
-        path = path[1:]
-    return path.split("/") if path else []
-
-
 class Server:
     """Serves resources on `end_point` (an EndPoint, possibly shared with a
     Client: process() hands back whatever is not a request).
@@ -455,6 +440,7 @@ class Server:
     _running = False  # serve() is looping
     _spare_notification = None  # the Request notification_request() fills
     dropped = 0  # delayed multicast responses dropped (queue full)
+    on_error = None  # the application's error hook, when it gives one
     # The observer table's per-peer bounds (server_observe.py), here unless
     # given: a Server's own table is 4 places from full. One peer holds at
     # most half the table (None: max_observers + 1 >> 1, 4 of the default
@@ -492,41 +478,44 @@ class Server:
         self.max_body = max_body
         self.max_assemblies = max_assemblies
         self.assembly_ms = assembly_ms
-        self.on_error = on_error
+        if on_error is not None:
+            self.on_error = on_error
         # Group requests (multicast.py).
         self.leisure_ms = leisure_ms
         self.max_delayed = max_delayed
         self.rand = rand or end_point.rand
-        self._clock = end_point.clock  # the EndPoint's clock: one time base in tests
         self._hooks = {}  # extension name -> the object it registered (set_hook)
         # The resource tree: a node is [segment as UTF-8 bytes, Resource or
         # None, [child nodes]]. A list per node, searched in order: a node
         # has few children, and comparing bytes needs no string.
         self._root = [b"", None, []]
-        # [path, Resource] per resource, in registration order, as add()
+        # (path, Resource) per resource, in registration order, as add()
         # keeps it: read it (discovery does), never change it; resources()
         # gives a copy.
         self.listing = []
-        self._specs = {}  # option number -> (min_len, max_len, repeatable), registered only
-        self._cf_options = {}  # Content-Format -> its encoded option (bounded)
         self._cur = [0, 0, 0, 0, 0]  # the option cursor route() walks with
-        self._walk = [None, 0, True, False, None, -1]  # and what it finds (_walk_start)
+        self._walk = [None, 0, True, False, None, -1]  # and what it finds (route())
         # The Request handle() fills for each request: reused while nobody
         # keeps it, so a request handled at once costs no object.
         self._spare = None
         self._depth = 0  # handle() calls in progress (a handler may serve)
-        self._out = [0, b"", None, ()]  # what _render() made: code, payload, cf, options
+        self._out = [0, b"", None, ()]  # what render() made: code, payload, cf, options
         self.errors = 0  # handler exceptions and responses that could not be sent
-        self.well_known = Resource(get=self._discover, ct=_LINK_FORMAT)
-        self.add(".well-known/core", self.well_known)
+        # /.well-known/core: its handler is the discovery extension's,
+        # loaded the first time a node is asked.
+        self.add(".well-known/core", Resource(
+            get=lambda request: self.hook("discovery").answer(request), ct=_LINK_FORMAT))
 
     # -- the resource tree --------------------------------------------------
 
     def add(self, path, resource):
         """Serve `resource` at `path` ('sensors/temp' or '/sensors/temp';
         '' is the root). Replaces what was there. Returns the resource."""
+        if path[:1] == "/":
+            path = path[1:]  # '/a/b' is 'a/b'; '' and '/' are the root
         node = self._root
-        for seg in _segments(path):
+        # (Empty segments inside are kept: 'a//b' is three, RFC 7252 §6.4.)
+        for seg in path.split("/") if path else ():
             key = seg.encode("utf-8")
             for child in node[2]:
                 if child[0] == key:
@@ -537,13 +526,13 @@ class Server:
                 node[2].append(child)
                 node = child
         node[1] = resource
-        norm = "/".join(_segments(path))
-        for entry in self.listing:
-            if entry[0] == norm:
-                entry[1] = resource
+        listing = self.listing
+        for i in range(len(listing)):
+            if listing[i][0] == path:
+                listing[i] = (path, resource)
                 break
         else:
-            self.listing.append([norm, resource])
+            listing.append((path, resource))
         return resource
 
     def find(self, path):
@@ -551,7 +540,7 @@ class Server:
         for a path without a leading '/': notify('sensors/temp') asks this
         every time.)"""
         if path.startswith("/"):
-            path = path[1:]  # the one difference _segments() makes
+            path = path[1:]  # as add() does
         for entry in self.listing:
             if entry[0] == path:
                 return entry[1]
@@ -559,7 +548,7 @@ class Server:
 
     def resources(self):
         """[(path, Resource)] in registration order."""
-        return [(e[0], e[1]) for e in self.listing]
+        return list(self.listing)
 
     def link_format(self, query=None):
         """The link-format text (RFC 6690) of the resource tree, as
@@ -570,10 +559,6 @@ class Server:
         time a node is asked.)"""
         return self.hook("discovery").link_format(query)
 
-    def _discover(self, request):
-        # The handler of /.well-known/core.
-        return self.hook("discovery").answer(request)
-
     # -- Observe ----------------------------------------------------------------
 
     def notify(self, path_or_resource):
@@ -581,8 +566,11 @@ class Server:
         notification built by calling its GET handler again. Returns how
         many were sent."""
         obs = self._hooks.get("observe")
-        res = self._resource(path_or_resource)
-        return 0 if obs is None or res is None else obs.notify(res)
+        if obs is None:
+            return 0
+        res = (path_or_resource if isinstance(path_or_resource, Resource)
+               else self.find(path_or_resource))
+        return 0 if res is None else obs.notify(res)
 
     def observers(self, path_or_resource=None):
         """How many observers (of one resource, or in total)."""
@@ -591,14 +579,9 @@ class Server:
             return 0
         if path_or_resource is None:
             return obs.count()
-        res = self._resource(path_or_resource)
+        res = (path_or_resource if isinstance(path_or_resource, Resource)
+               else self.find(path_or_resource))
         return 0 if res is None else obs.count(res)
-
-    def _resource(self, path_or_resource):
-        # A Resource, or the one registered at a path (None if none is).
-        if isinstance(path_or_resource, Resource):
-            return path_or_resource
-        return self.find(path_or_resource)
 
     # -- table sizes (read-only) ------------------------------------------------
 
@@ -651,7 +634,7 @@ class Server:
 
     def now(self):
         """The server's clock (the EndPoint's): ticks_ms()."""
-        return self._clock()
+        return self.end_point.clock()
 
     def fail(self, req, exc):
         """Report an error while answering `req`: counted in `errors` and
@@ -673,7 +656,7 @@ class Server:
         # MicroPython, allocated on the heap at every request.
         with req:
             return handler(req)
-        return _RAISED  # reached when it raised (Request.__exit__)
+        return (_INTERNAL_SERVER_ERROR, b"")  # reached when it raised (Request.__exit__): a constant
 
     def render(self, req, res, result):
         """The response to `req` from `result`, what a handler returned (a
@@ -688,23 +671,18 @@ class Server:
         The four parts come in a list the Server keeps and fills again on
         the next render(): read them at once (a tuple made per request or
         notification is garbage a board then collects)."""
-        self._render(req, res, result)
-        return self._out
-
-    def _render(self, req, res, result):
-        # render(), leaving the parts in self._out: its caller reads them at
-        # once, and no tuple is made per request. (Nothing in between runs
-        # application code, so one list serves however deep the calls.)
-        # Here what most handlers return for a plain request, a (code,
-        # bytes) pair that needs no block: nothing on this path can raise,
-        # so it needs no try, and its frame fits the C stack on MicroPython.
-        # Anything else goes the whole way (_render_all).
+        # (Nothing in between runs application code, so one list serves
+        # however deep the calls.) Here what most handlers return for a
+        # plain request, a (code, bytes) pair that needs no block: nothing
+        # on this path can raise, so it needs no try, and its frame fits the
+        # C stack on MicroPython. Anything else goes the whole way
+        # (_render_all).
+        out = self._out
         if (req._rare or res is None or _type(result) is not _tuple or _len(result) != 2
                 or _type(result[0]) is not _int or not 64 <= result[0] <= 191
                 or _type(result[1]) is not _bytes or _len(result[1]) > self.block_size):
             self._render_all(req, res, result)
-            return
-        out = self._out
+            return out
         out[0] = result[0]
         out[1] = result[1]
         out[3] = ()
@@ -715,19 +693,14 @@ class Server:
             out[2] = cts
         else:
             out[2] = cts[0] if _len(cts) == 1 else None
+        return out
 
     def _render_all(self, req, res, result):
-        # _render() for whatever a handler may return, any request.
+        # render() for whatever a handler may return, any request.
         try:
             if result is None:
                 raise TypeError("handler returned None without defer()")
-            options = ()
-            total = None
-            cf = None
-            if type(result) is tuple and len(result) == 2:
-                code = result[0]  # (code, payload): what most handlers return
-                payload = result[1]
-            elif isinstance(result, Response):
+            if isinstance(result, Response):
                 code = result.code
                 payload = result.payload
                 cf = result.content_format
@@ -738,10 +711,8 @@ class Server:
                 payload = result[1]
                 n = len(result)
                 cf = result[2] if n > 2 else None
-                if n > 3:
-                    options = result[3]
-                    if n > 4:
-                        total = result[4]
+                options = result[3] if n > 3 else ()
+                total = result[4] if n > 4 else None
             if not 64 <= code <= 191:  # a 2.xx to 5.xx response code (RFC 7252 §12.1.2)
                 raise ValueError("not a response code: %r" % (code,))
             t = type(payload)
@@ -801,44 +772,31 @@ class Server:
             if req.confirmable:
                 req.rx.ack()
             return
-        if req.multicast:
-            # Held for its leisure delay (RFC 7252 §8.2), as a Message.
-            req.keep()
-            msg = self._built(req, _ACK if req.confirmable else _NON, code, payload,
-                              content_format, options)
-            if msg is not None:
-                self.hook("group").hold(req, msg)
+        try:
+            if req.multicast:
+                # Held for its leisure delay (RFC 7252 §8.2), as a Message.
+                req.keep()
+                out = self.message(_ACK if req.confirmable else _NON, code, payload, req.token,
+                                   content_format, options)
+            else:
+                # Straight into the EndPoint's buffer: no response Message.
+                out = self.option_bytes(content_format, options)
+        except Exception as e:  # options that are not Options, say
+            self._unsent(req, code, e)
             return
-        # Straight into the EndPoint's buffer: no response Message.
-        if options:
-            ob = self._built(req, -1, 0, b"", content_format, options)
-        else:
-            ob = self.option_bytes(content_format)
-        if ob is None:  # (fail() was called)
-            if code != _INTERNAL_SERVER_ERROR:
-                req._done = False
-                self.answer(req, _INTERNAL_SERVER_ERROR)
-        elif not req.rx.respond(code, payload, ob):
+        if req.multicast:
+            self.hook("group").hold(req, out)
+        elif not req.rx.respond(code, payload, out):
             self._unsent(req, code)
 
-    def _unsent(self, req, code):
-        # The response did not fit max_message_size: 5.00 in its place.
-        self.fail(req, ValueError("the response does not fit max_message_size"))
-        if code != _INTERNAL_SERVER_ERROR:
+    def _unsent(self, req, code, exc=None):
+        # The response could not be made or sent: fail() with `exc` (None:
+        # it did not fit max_message_size), then 5.00 in its place (none to
+        # a group, RFC 7252 §8.2).
+        self.fail(req, exc or ValueError("the response does not fit max_message_size"))
+        if code != _INTERNAL_SERVER_ERROR and not req.multicast:
             req._done = False
             self.answer(req, _INTERNAL_SERVER_ERROR)
-
-    def _built(self, req, mtype, code, payload, cf, options):
-        # option_bytes(cf, options) (mtype -1), or a Message of that type:
-        # None after fail() when that cannot be made (options that are not
-        # Options, say).
-        try:
-            if mtype < 0:
-                return self.option_bytes(cf, options)
-            return self.message(mtype, code, payload, req.token, cf, options)
-        except Exception as e:
-            self.fail(req, e)
-            return None
 
     def option_bytes(self, content_format=None, options=()):
         """The options of a response in wire form (for
@@ -846,23 +804,19 @@ class Server:
         order; a non-repeatable one given twice: the last wins) and
         Content-Format. A lone Content-Format's bytes come from a small
         cache, not encoded anew."""
-        # (The lone Content-Format, the common case, here; the rest in
-        # helpers: this frame then fits the C stack on MicroPython.)
+        # (The rest in a helper: this frame then fits the C stack on
+        # MicroPython.)
         if options:
             return _with_options(content_format, options)
         if content_format is None:
             return b""
-        ob = self._cf_options.get(content_format)
+        cache = _cf_cache
+        ob = cache.get(content_format)
         if ob is None:
-            ob = self._cf_encoded(content_format)
-        return ob
-
-    def _cf_encoded(self, cf):
-        # option_bytes(cf) not yet in the cache: encoded, and kept while
-        # the cache has room.
-        ob = encode_options((make(_CONTENT_FORMAT, uint_bytes(cf)),))
-        if len(self._cf_options) < _MAX_CF_CACHE:
-            self._cf_options[cf] = ob
+            # Encoded, and kept while the cache has room.
+            ob = _with_options(content_format, ())
+            if len(cache) < _MAX_CF_CACHE:
+                cache[content_format] = ob
         return ob
 
     def message(self, mtype, code, payload, token, content_format=None, options=()):
@@ -919,22 +873,19 @@ class Server:
         return rx
 
     def _handled(self, rx):
-        # handle(rx), where a MemoryError drops the request.
+        # handle(rx), where a MemoryError drops the request: handle() had
+        # counted itself in _depth first thing, and the request is
+        # forgotten by the duplicate cache, so the peer's retransmission
+        # gets a fresh try.
         try:
             return self.handle(rx)
         except MemoryError:
-            return self._starved(rx)
-
-    def _starved(self, rx):
-        # A MemoryError left handle(), which had counted itself in _depth
-        # first thing: dropped, and forgotten by the duplicate cache, so the
-        # peer's retransmission gets a fresh try.
-        self._depth -= 1
-        ep = self.end_point
-        ep.memory_errors += 1
-        ep.dropped += 1
-        rx.forget()
-        return True
+            # (No local: the frame, with its try, fits the C stack so.)
+            self._depth -= 1
+            self.end_point.memory_errors += 1
+            self.end_point.dropped += 1
+            rx.forget()
+            return True
 
     def serve(self, seconds=None, tick=None, tick_ms=1000):
         """Loop process() for `seconds` (None: until stop()). tick(), if
@@ -944,14 +895,13 @@ class Server:
         on; other exceptions from it end serve()."""
         self._running = True
         set_gc_threshold()
-        clock = self._clock
+        clock = self.end_point.clock
         start = clock()
         due = ticks_add(start, tick_ms)
         while self._running:
-            t = 1000
+            t = 1000  # (a stop() is seen within a second)
             if tick is not None:
-                left = ticks_diff(due, clock())
-                if left <= 0:
+                if ticks_diff(due, clock()) <= 0:
                     due = ticks_add(due, tick_ms)
                     if ticks_diff(due, clock()) < 0:
                         due = ticks_add(clock(), tick_ms)  # late: no burst of ticks
@@ -959,17 +909,12 @@ class Server:
                         tick()
                     except MemoryError:
                         self.end_point.memory_errors += 1
-                    left = ticks_diff(due, clock())
-                if left < 0:
-                    left = 0
-                if left < t:
-                    t = left
+                t = min(t, max(0, ticks_diff(due, clock())))
             if seconds is not None:
-                t = int(seconds * 1000) - ticks_diff(clock(), start)
-                if t <= 0:
+                left = int(seconds * 1000) - ticks_diff(clock(), start)
+                if left <= 0:
                     break
-                if t > 1000:
-                    t = 1000
+                t = min(t, left)  # (and no longer than the next tick's wait)
             self.process(t)
         self._running = False
 
@@ -984,10 +929,10 @@ class Server:
         # it one up (process() takes it back).
         self._depth += 1
         if not 1 <= rx.message.code <= 31:
-            if rx.message.transaction_type == _RST:
-                obs = self._hooks.get("observe")
-                if obs is not None:
-                    obs.reset(rx)  # an observer rejected a notification
+            # (No local here: with the ones below, the frame would no longer
+            # fit the C stack.)
+            if rx.message.transaction_type == _RST and "observe" in self._hooks:
+                self._hooks["observe"].reset(rx)  # an observer rejected a notification
             self._depth -= 1
             return False
         # (The EndPoint names the socket only when it is not its primary
@@ -1004,25 +949,21 @@ class Server:
         res = self.route(req)
         if _isinstance(res, Resource):
             self._respond(req, res)
-        else:
-            self._refuse(req, res)
+        elif res != _BAD_OPTION:
+            self.answer(req, res)  # the error route() found
+        elif req.confirmable:
+            # 4.02 says which option (RFC 7252 §5.4.1: a diagnostic payload).
+            self.answer(req, res, b"option %d" % req._bad)
+        elif not multicast:
+            # An unrecognized critical option in a NON message: reject it
+            # (RFC 7252 §5.4.1, §4.3), silently for a group (§8.2).
+            rx.reset()
         self._depth -= 1
         if req._kept:
             rx.keep()  # it stays with its request (deferred, observing...)
         else:
             self._spare = req
         return True
-
-    def _refuse(self, req, code):
-        # A request route() found no resource for: answered with `code`.
-        if code == _BAD_OPTION and not req.confirmable:
-            # An unrecognized critical option in a NON message: reject it
-            # (RFC 7252 §5.4.1, §4.3), silently for a group (§8.2).
-            if not req.multicast:
-                req.rx.reset()
-        else:
-            # 4.02 says which option (RFC 7252 §5.4.1: a diagnostic payload).
-            self.answer(req, code, b"option %d" % req._bad if code == _BAD_OPTION else b"")
 
     def _respond(self, req, res):
         # A routed request through the checks, its handler and the answer.
@@ -1037,11 +978,11 @@ class Server:
         result = self.call(req, handler)
         if result is None and req.deferred is not None:
             return  # the application answers later
-        self._render(req, res, result)
+        self.render(req, res, result)
         self._answer_out(req)
 
     def _answer_out(self, req):
-        # answer() with the parts _render() left in self._out, its common
+        # answer() with the parts render() left in self._out, its common
         # case written out again here: answer() itself, with its five
         # arguments, needs a frame too large for the C stack on MicroPython.
         out = self._out
@@ -1096,9 +1037,19 @@ class Server:
         # other option read in _option(), and what the walk finds besides
         # lives in self._walk (route() runs no application code, so one
         # list serves however deep handlers serve).
+        # self._walk: [the option bytes, the first unrecognized critical
+        # option + 1, every path segment and query is UTF-8, a proxy option
+        # came, the deepest subtree resource's node on the path, the number
+        # of the option before].
         cur = self._cur
-        ob = self._walk_start(req)
+        w = self._walk
+        ob = w[0] = req.message.cursor(cur)
         node = self._root
+        w[1] = 0
+        w[2] = True
+        w[3] = False
+        w[4] = node if node[1] is not None and node[1].subtree else None
+        w[5] = -1
         # Unrecognized elective options are ignored (RFC 7252 §5.4.1): the
         # cursor passes over them without coming back here for each.
         number = option_next(ob, cur, _RECOGNIZED)
@@ -1109,26 +1060,20 @@ class Server:
                 self._option(req, number)
             # (No call past the last option when no payload follows.)
             number = option_next(ob, cur, _RECOGNIZED) if cur[2] < cur[3] else -1
-        w = self._walk
+        w[0] = None  # the walk holds no datagram
         if node is not None and node[1] is not None and w[2] and not (w[1] or w[3]):
-            w[0] = None  # the walk holds no datagram
-            return node[1]  # the common case, without a call
-        return self._routed(req, node)
-
-    def _walk_start(self, req):
-        # route()'s state for a new walk: [the option bytes, the first
-        # unrecognized critical option + 1, every path segment and query is
-        # UTF-8, a proxy option came, the deepest subtree resource's node on
-        # the path, the number of the option before]. Returns the bytes.
-        w = self._walk
-        ob = w[0] = req.message.cursor(self._cur)
-        root = self._root
-        w[1] = 0
-        w[2] = True
-        w[3] = False
-        w[4] = root if root[1] is not None and root[1].subtree else None
-        w[5] = -1
-        return ob
+            return node[1]  # the common case first
+        if w[1]:
+            req._bad = w[1] - 1
+            req._rare = True
+            return _BAD_OPTION
+        if w[3]:
+            return _PROXYING_NOT_SUPPORTED
+        if not w[2]:
+            return _BAD_REQUEST  # a path or query that is not UTF-8 (RFC 7252 §5.10.1)
+        if w[4] is not None:
+            return w[4][1]  # its handler reads request.path
+        return _NOT_FOUND
 
     def _segment(self, node):
         # One Uri-Path option on the cursor: the child of `node` it names,
@@ -1148,88 +1093,42 @@ class Server:
         return found
 
     def _option(self, req, number):
-        # Any option on the cursor but Uri-Path, numbered `number`: checked,
-        # and what the request is to know of it set.
+        # Any option on the cursor but Uri-Path, numbered `number`: checked
+        # against its registration (options.option_class(): length range,
+        # repeatable or not), and what the request is to know of it set.
         w = self._walk
+        cls = option_class(number)
         n = self._cur[1]
-        prev = w[5]
-        w[5] = number
-        if number == _URI_QUERY:
-            if n > 255:
-                w[1] = w[1] or number + 1
-            else:
-                w[2] = w[2] and _utf8(w[0], self._cur[0], n)
-        elif number == _CONTENT_FORMAT:
-            if n <= 2 and number != prev:  # elective: a bad or extra one is ignored
-                req.content_format = uint_at(w[0], self._cur[0], n)
-                req._rare = True
-        elif number == _ACCEPT:
-            if n > 2 or number == prev:
-                w[1] = w[1] or number + 1
-            else:
-                req.accept = uint_at(w[0], self._cur[0], n)
-                req._rare = True
-        elif number == _NO_RESPONSE:
-            if n <= 1 and number != prev:
-                req._no_response = uint_at(w[0], self._cur[0], n)
-                req._rare = True
-        else:
-            self._other(req, number, prev)
-
-    def _other(self, req, number, prev):
-        # _option() for the options checked against their registration:
-        # Observe, Block1/2, the proxy options, any other recognized one.
-        spec = self._spec(number)
-        n = self._cur[1]
-        if spec is None or n < spec[0] or n > spec[1] or (number == prev and not spec[2]):
-            # Unrecognized (§5.4.1), or to be treated so (§5.4.3 bad
-            # length, §5.4.5 supernumerary): critical ones fail the
-            # request, elective ones are ignored.
+        if (cls is None or number == _OSCORE or n < cls.min_len or n > cls.max_len
+                or (number == w[5] and not cls.repeatable)):
+            # Unrecognized (§5.4.1; no OSCORE here), or to be treated so
+            # (§5.4.3 bad length, §5.4.5 supernumerary): critical ones fail
+            # the request, elective ones are ignored.
             if number & 1:
-                w = self._walk
                 w[1] = w[1] or number + 1
-        elif number == _PROXY_URI or number == _PROXY_SCHEME:
-            self._walk[3] = True
-        elif number == _BLOCK2:
-            req.block2 = uint_at(self._walk[0], self._cur[0], n)
+        elif number == _URI_QUERY:
+            w[2] = w[2] and _utf8(w[0], self._cur[0], n)
+        elif number == _CONTENT_FORMAT:
+            req.content_format = uint_at(w[0], self._cur[0], n)
             req._rare = True
-        elif number == _BLOCK1:
-            req.block1 = uint_at(self._walk[0], self._cur[0], n)
+        elif number == _ACCEPT:
+            req.accept = uint_at(w[0], self._cur[0], n)
             req._rare = True
         elif number == _OBSERVE:
-            req.observe = uint_at(self._walk[0], self._cur[0], n)
+            req.observe = uint_at(w[0], self._cur[0], n)
             req._rare = True
-
-    def _spec(self, number):
-        # (min length, max length, repeatable) of option `number`, or None
-        # where it is not one this server recognizes.
-        specs = self._specs
-        spec = specs.get(number)
-        if spec is None:
-            cls = option_class(number)
-            if cls is not None and number != _OSCORE:  # no OSCORE here
-                spec = (cls.min_len, cls.max_len, cls.repeatable)
-                specs[number] = spec  # at most the registered numbers
-        return spec
-
-    def _routed(self, req, node):
-        # route()'s answer once the walk is over (`node`: where the path led).
-        w = self._walk
-        w[0] = None  # the walk holds no datagram
-        bad = w[1]
-        if node is not None and node[1] is not None and w[2] and not (bad or w[3]):
-            return node[1]  # (the common case first)
-        if bad:
-            req._bad = bad - 1
+        elif number == _BLOCK2:
+            req.block2 = uint_at(w[0], self._cur[0], n)
             req._rare = True
-            return _BAD_OPTION
-        if w[3]:
-            return _PROXYING_NOT_SUPPORTED
-        if not w[2]:
-            return _BAD_REQUEST  # a path or query that is not UTF-8 (RFC 7252 §5.10.1)
-        if w[4] is not None:
-            return w[4][1]  # its handler reads request.path
-        return _NOT_FOUND
+        elif number == _BLOCK1:
+            req.block1 = uint_at(w[0], self._cur[0], n)
+            req._rare = True
+        elif number == _NO_RESPONSE:
+            req._no_response = uint_at(w[0], self._cur[0], n)
+            req._rare = True
+        elif number == _PROXY_URI or number == _PROXY_SCHEME:
+            w[3] = True
+        w[5] = number
 
     # -- answering ------------------------------------------------------------
 

@@ -66,7 +66,7 @@ class Discovery:
 
         entries = []
         for path, res in listing:
-            if res is not srv.well_known:
+            if path != ".well-known/core":  # the listing describes the others
                 entries.append((path, link_attrs(res)))
         text = resource_links(entries, query)
         if not query:

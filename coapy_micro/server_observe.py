@@ -51,7 +51,7 @@ goes on RST (§3.6), on a GET with Observe 1, and after an error
 notification (§4.2).
 """
 from ._compat import const, ticks_diff
-from .message import Message, option_next
+from .message import Message, insert_option, option_next
 from .options import Option
 
 _CON = const(0)
@@ -72,15 +72,6 @@ _SINCE_CON = const(5)
 _LAST_CON = const(6)
 _REC = const(7)  # TransmissionRecord of the last notification, or None
 _SPARE = const(8)  # a Message the EndPoint does not hold, reused, or None
-
-
-def with_observe(options, seq):
-    """options (a tuple or list of Option) plus Observe = seq."""
-    out = [Option(_OBSERVE, seq)]
-    for o in options:
-        if o.number != _OBSERVE:
-            out.append(o)
-    return out
 
 
 def observe_options(seq, cf):
@@ -171,12 +162,6 @@ class Observers:
         self.seq = (self.seq + 1) & _SEQ_MASK
         return self.seq
 
-    def _find(self, remote, token):
-        for e in self.entries:
-            if e[_REMOTE] == remote and e[_TOKEN] == token:
-                return e
-        return None
-
     def count(self, res=None):
         """How many observers (of `res`, or in total)."""
         if res is None:
@@ -226,24 +211,25 @@ class Observers:
         with `code`: Observe 0 registers (when 2.xx and the table has room:
         the response then carries Observe), 1 deregisters. Returns the
         response's options."""
-        if req.observe == 1 or code >> 5 != 2:
-            e = self._find(req.remote, req.token)
-            if e is not None:
-                self._drop(e)
-            return options
-        if req.observe != 0:
-            return options
+        if req.observe > 1 and code >> 5 == 2:
+            return options  # neither registers nor deregisters
         srv = self.server
-        old = self._find(req.remote, req.token)
-        if old is not None:
-            self._drop(old)  # a registration again replaces the entry
-            if old[_RES] is not res and not self._room(req.remote, res):
-                # The token moved to another resource: a new observer there,
-                # counted as one (else a peer could take a resource's places
-                # by moving tokens it holds elsewhere onto it).
-                return options
-        elif not self._room(req.remote, res):
-            return options  # full: answered as a plain GET
+        # The entry of this token goes: deregistered (1), ended by an error
+        # answer (§4.2), or replaced by a registration again (0).
+        old = None
+        for e in self.entries:
+            if e[_REMOTE] == req.remote and e[_TOKEN] == req.token:
+                old = e
+                self._drop(e)
+                break
+        if req.observe or code >> 5 != 2:
+            return options
+        if (old is None or old[_RES] is not res) and not self._room(req.remote, res):
+            # Full: answered as a plain GET. (A token moved to another
+            # resource is a new observer there, counted as one: else a peer
+            # could take a resource's places by moving tokens it holds
+            # elsewhere onto it.)
+            return options
         key = req
         m = req.message
         for e in self.entries:
@@ -251,7 +237,7 @@ class Observers:
                 key = e[_KEY]  # asks what another observer asked: rendered once
                 break
         self.entries.append([res, req.remote, req.token, req, key, 0, srv.now(), None, None])
-        return with_observe(options, self._next_seq())
+        return insert_option(list(options), Option(_OBSERVE, self._next_seq()), True)
 
     def _drop(self, e):
         # The observer is gone: nothing more is sent to it.
@@ -261,38 +247,34 @@ class Observers:
         if e in self.entries:
             self.entries.remove(e)
 
-    def _by_record(self, rec):
+    def _lost(self, rec, rx):
+        # The observer is gone whose notifications go out on the record
+        # `rec`, or (rec None) whose last one went to rx.remote with rx's
+        # Message ID.
         for e in self.entries:
-            if e[_REC] is rec:
-                return e
-        return None
+            r = e[_REC]
+            if r is not None and (r is rec or (rec is None and r.transaction_id == rx.transaction_id
+                                               and e[_REMOTE] == rx.remote)):
+                self._drop(e)
+                return
 
     def reset(self, rx):
         """An RST to a CON notification: the client is gone (§3.6)."""
         rec = rx.pertains_to
         if rec is not None:
-            e = self._by_record(rec)
-            if e is not None:
-                self._drop(e)
+            self._lost(rec, rx)
 
     def _stray_reset(self, rx):
         # An RST whose record is finished: a NON notification's, matched by
         # the Message ID it went out with.
-        for e in self.entries:
-            rec = e[_REC]
-            if (rec is not None and rec.transaction_id == rx.transaction_id
-                    and e[_REMOTE] == rx.remote):
-                self._drop(e)
-                break
+        self._lost(None, rx)
         hook = self._next_reset
         if hook is not None:
             hook(rx)
 
     def _unacknowledged(self, rec):
         # A CON notification gave up after MAX_TRANSMIT_SPAN (§4.5).
-        e = self._by_record(rec)
-        if e is not None:
-            self._drop(e)
+        self._lost(rec, None)
         hook = self._next_hook
         if hook is not None:
             hook(rec)
@@ -361,7 +343,7 @@ class Observers:
                 mtype = _CON
             else:
                 mtype = _NON
-            m = self._message(e, mtype, busy)
+            m = self._message(e, mtype)
             m.code = code
             m.payload = payload
             m.set_options(opts)
@@ -417,7 +399,7 @@ class Observers:
         else:
             try:
                 if ok:
-                    options = with_observe(options, self._next_seq())
+                    options = insert_option(list(options), Option(_OBSERVE, self._next_seq()), True)
                 t = srv.message(_NON, code, p[1], b"", p[2], options)
             except Exception as ex:  # options a Message cannot hold
                 srv.fail(req, ex)
@@ -433,14 +415,14 @@ class Observers:
         g[2] = payload
         return g
 
-    def _message(self, e, mtype, busy):
+    def _message(self, e, mtype):
         # A Message of type `mtype` for observer e's next notification that
         # the EndPoint is not sending: the one it sent last when that is done
         # (or the spare), else a new one, kept for the next time.
         rec = e[_REC]
         cur = None if rec is None else rec.message
         spare = e[_SPARE]
-        if busy:
+        if rec is not None and not rec.done:  # (busy: cur is still being sent)
             if spare is not None and spare is not cur and spare.transaction_type == mtype:
                 return spare
             return Message(mtype, 0, b"", e[_TOKEN])

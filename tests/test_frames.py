@@ -27,9 +27,9 @@ PER_REQUEST = {
                    "encode_reply_into", "_token_into"],
     "server.py": [
         "Server.process", "Server._handled", "Server.handle", "Request._load",
-        "Server.route", "Server._walk_start", "Server._segment", "Server._option",
-        "Server._routed", "_child", "Server._respond", "Server.call",
-        "Request.__enter__", "Request.__exit__", "Server._render", "Server._answer_out",
+        "Server.route", "Server._segment", "Server._option",
+        "_child", "Server._respond", "Server.call",
+        "Request.__enter__", "Request.__exit__", "Server.render", "Server._answer_out",
         "Server.option_bytes",
     ],
 }

@@ -532,6 +532,17 @@ def test_serve_runs_for_the_given_time_and_answers():
     assert rx is not None and rx.pertains_to is rec and rx.message.payload == b"t", rx
 
 
+def test_serve_for_a_time_still_ticks_every_tick_ms():
+    # serve(seconds, tick, tick_ms): the time limit caps each wait, but the
+    # next tick's wait is kept too (it was lost: one tick a second).
+    net, c, s = pair()
+    srv = Server(s)
+    ticks = []
+    srv.serve(1.05, tick=lambda: ticks.append(net.now), tick_ms=100)
+    assert ticks == [100 * i for i in range(1, 11)], ticks
+    assert net.now == 1050, net.now
+
+
 def test_stop_ends_serve():
     rig = Rig()
     rig.srv.add("stop", Resource(post=lambda r: rig.srv.stop() or (CHANGED, b"")))
