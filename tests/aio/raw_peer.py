@@ -23,59 +23,48 @@ def _bind():
         return s, port
 
 
-def parse(data):
-    """(type, code, mid, token, payload) of a datagram (RFC 7252 §3: the
-    options are stepped over, not read)."""
-    tkl = data[0] & 15
-    token = bytes(data[4:4 + tkl])
-    i = 4 + tkl
-    payload = b""
+def _ext(data, i, nibble):
+    # An option header's delta or length nibble with its extension bytes:
+    # (value, index after them) (RFC 7252 §3.1).
+    if nibble == 13:
+        return data[i] + 13, i + 1
+    if nibble == 14:
+        return (data[i] << 8) + data[i + 1] + 269, i + 2
+    return nibble, i
+
+
+def options(data):
+    """([(number, value bytes)...], payload) of a datagram (RFC 7252 §3)."""
+    i = 4 + (data[0] & 15)
+    number = 0
+    out = []
     while i < len(data):
         b = data[i]
         if b == 0xFF:
-            payload = bytes(data[i + 1:])
-            break
-        i += 1
-        for nibble in (b >> 4, b & 15):  # delta, then length
-            if nibble == 13:
-                ext = data[i] + 13
-                i += 1
-            elif nibble == 14:
-                ext = (data[i] << 8) + data[i + 1] + 269
-                i += 2
-            else:
-                ext = nibble
-        i += ext  # the length: the value is skipped
-    return (data[0] >> 4) & 3, data[1], (data[2] << 8) | data[3], token, payload
+            return out, bytes(data[i + 1:])
+        delta, i = _ext(data, i + 1, b >> 4)
+        length, i = _ext(data, i, b & 15)
+        number += delta
+        out.append((number, bytes(data[i:i + length])))
+        i += length
+    return out, b""
+
+
+def parse(data):
+    """(type, code, mid, token, payload) of a datagram."""
+    tkl = data[0] & 15
+    payload = options(data)[1]
+    return (data[0] >> 4) & 3, data[1], (data[2] << 8) | data[3], bytes(data[4:4 + tkl]), payload
 
 
 def block2_num(data):
     """The block number a request's Block2 option asks for (0 without one)."""
-    i = 4 + (data[0] & 15)
-    number = 0
-    while i < len(data) and data[i] != 0xFF:
-        b = data[i]
-        i += 1
-        delta, length = b >> 4, b & 15
-        if delta == 13:
-            delta = data[i] + 13
-            i += 1
-        elif delta == 14:
-            delta = (data[i] << 8) + data[i + 1] + 269
-            i += 2
-        if length == 13:
-            length = data[i] + 13
-            i += 1
-        elif length == 14:
-            length = (data[i] << 8) + data[i + 1] + 269
-            i += 2
-        number += delta
+    for number, value in options(data)[0]:
         if number == 23:
             v = 0
-            for k in range(length):
-                v = (v << 8) | data[i + k]
+            for c in value:
+                v = (v << 8) | c
             return v >> 4
-        i += length
     return 0
 
 
