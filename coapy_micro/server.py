@@ -173,6 +173,7 @@ class Resource:
     and a 2.xx payload with no format of its own gets the Accept asked for,
     or ct when it names one format. `accepts`: the Content-Formats accepted
     in a request payload (None: any); others, or none given, get 4.15.
+    A ct that is no Content-Format (0 to 65535) is a ValueError here.
     `block1_stream`: fn(request, num, data, more) receives each Block1
     block of an upload instead of the handler seeing the assembled body
     (server_upload.py says what it returns).
@@ -188,6 +189,13 @@ class Resource:
         self.subtree = subtree
         self.rt = rt
         self.if_ = if_
+        # Each format a uint of 0 to 2 bytes (RFC 7252 §5.10.3), checked
+        # here, once: a served request takes its format from ct unchecked,
+        # so a bad one would make every answer raise out of process() (a
+        # notification's, loop for ever on -1).
+        for f in (ct,) if type(ct) is int else ct or ():
+            if type(f) is not int or not 0 <= f <= 65535:
+                raise ValueError("not a Content-Format: %r" % (f,))
         self.ct = ct
         self.sz = sz
         self.obs = obs
@@ -727,9 +735,16 @@ class Server:
                         cf = cts
                     elif len(cts) == 1:
                         cf = cts[0]
-                if req.observe is not None and req.code == _GET and res.obs and not req.multicast:
-                    req.keep()  # the observer table may hold it
-                    options = self.hook("observe").respond(req, res, code, options)
+            # A Content-Format is a uint of 0 to 2 bytes (RFC 7252 §5.10.3):
+            # a handler's -1, 65536 or "0" is its bug, answered 5.00 (§5.9.3)
+            # like any other, before anything encodes it (_answer_out() and
+            # a notification do, unguarded).
+            if cf is not None and (type(cf) is not int or not 0 <= cf <= 65535):
+                raise ValueError("not a Content-Format: %r" % (cf,))
+            if (res is not None and req.observe is not None and req.code == _GET and res.obs
+                    and not req.multicast):
+                req.keep()  # the observer table may hold it
+                options = self.hook("observe").respond(req, res, code, options)
             # Does the answer need Block-wise transfer (RFC 7959)? Asked
             # here only: every response passes this way.
             if ((req._rare and (req.block2 is not None or req.block1 is not None))

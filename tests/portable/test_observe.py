@@ -169,6 +169,30 @@ def test_error_notification_removes_the_observer():
     assert rig.srv.observers() == 0, rig.srv.observers()
 
 
+def test_a_handler_content_format_no_uint_of_2_bytes_ends_the_observation_with_5_00():
+    # A notification runs the handler again: a Content-Format it returns
+    # that is no uint of 0 to 2 bytes (RFC 7252 §5.10.3) is 5.00 (§5.9.3),
+    # an error notification that ends the observation (RFC 7641 §4.2); the
+    # server goes on, and the next registration is served.
+    for cf in ("0", 65536, -1, 1.5):
+        state = [None]
+        rig = Rig(handler=lambda r: (CONTENT, b"20", state[0]))
+        rig.register()
+        rig.run(100)
+        assert rig.srv.observers() == 1, rig.srv.observers()
+        state[0] = cf
+        rig.srv.notify("temp")
+        rig.run(100)
+        last = Message.decode(rig.net.sent(SERVER, CLIENT)[-1][1])[1]
+        assert (last.code, last.get_uint(6), last.get_uint(12)) == (160, None, None), (cf, last)
+        assert rig.srv.observers() == 0 and rig.srv.errors == 1, (cf, rig.srv.errors)
+        state[0] = 50
+        rig.register(token=b"o2")
+        rig.run(100)
+        last = Message.decode(rig.net.sent(SERVER, CLIENT)[-1][1])[1]
+        assert (last.code, last.get_uint(12), rig.srv.observers()) == (CONTENT, 50, 1), (cf, last)
+
+
 def test_con_timeout_removes_the_observer():
     rig = Rig(notify_con_every=1, server_kw={"ack_timeout_ms": 1000, "ack_random_factor": 1.0})
     rig.register()

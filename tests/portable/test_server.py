@@ -236,6 +236,43 @@ def test_handler_returning_none_without_defer_is_5_00():
     assert kinds == ["TypeError", "TypeError"], kinds
 
 
+def test_a_content_format_no_uint_of_2_bytes_is_5_00_and_the_server_goes_on():
+    # Content-Format is a uint of 0 to 2 bytes (RFC 7252 §5.10.3): anything
+    # else a handler returns is its bug, answered 5.00 (§5.9.3) and reported,
+    # never an exception out of process(). Each in both forms, answered
+    # straight into the EndPoint (a plain CON or NON), through answer() (with
+    # options of its own), and to a request with Block2 and Content-Format
+    # (the block path).
+    bad = (-1, 65536, "0", 1.5, True)
+    rig = Rig()
+    etag = Option(4, b"\x01")
+    for cf in bad:
+        rig.srv.add("t", Resource(get=lambda r, cf=cf: (CONTENT, b"x", cf),
+                                  post=lambda r, cf=cf: (CHANGED, b"x" * 2000, cf)))
+        rig.srv.add("r", Resource(get=lambda r, cf=cf: Response(CONTENT, b"x", cf),
+                                  post=lambda r, cf=cf: Response(CONTENT, b"", cf, (etag,))))
+        for m in (req(GET, "t"), req(GET, "r"), req(GET, "t", mt=NON), req(GET, "r", mt=NON),
+                  req(POST, "r"), req(POST, "t", content_format=0, block2=(0, False, 6))):
+            got = [(x[1].code, x[1].get_uint(12)) for x in rig.ask(m)]
+            assert got == [(INTERNAL, None)], (cf, m, got)
+    assert rig.srv.errors == 6 * len(bad), rig.srv.errors
+    assert all(isinstance(e, ValueError) for r, e in rig.errors), rig.errors
+    rig.srv.add("ok", Resource(get=const_handler(CONTENT, b"fine", 65535)))
+    m = rig.one(req(GET, "ok"))[1]
+    assert (m.code, m.payload, m.get_uint(12)) == (CONTENT, b"fine", 65535), m
+
+
+def test_a_resource_ct_no_uint_of_2_bytes_is_refused_when_made():
+    # A served request takes its Content-Format from ct without a check:
+    # the Resource checks it once (RFC 7252 §5.10.3).
+    for ct in (-1, 65536, "0", (0, -1), [1.5], (True,)):
+        support.raises(ValueError, Resource, lambda r: (CONTENT, b"x"), ct=ct)
+    for ct in (True, 1.5):  # neither a format nor several
+        support.raises(TypeError, Resource, lambda r: (CONTENT, b"x"), ct=ct)
+    for ct in (None, 0, 65535, (0, 50), [60], ()):
+        assert Resource(lambda r: (CONTENT, b"x"), ct=ct).ct == ct, ct
+
+
 # -- handler failures ----------------------------------------------------------
 
 def test_handler_raising_is_5_00_reported_and_the_server_keeps_serving():
