@@ -547,17 +547,21 @@ class AsyncClient:
     # -- requests --------------------------------------------------------------
 
     async def request(self, method, uri, payload=b"", content_format=None, accept=None,
-                      options=(), confirmable=True, timeout_ms=-1, block_size=None):
+                      options=(), confirmable=True, timeout_ms=-1, block_size=None,
+                      transfer_timeout_ms=-1, max_body=None):
         """Send a request and return its Response (any code), as
         Client.request does: RequestTimeout, Reset or Unreachable (all
-        CoapError) when it ends without one, uri.UriError for a bad URI."""
+        CoapError) when it ends without one, uri.UriError for a bad URI.
+        transfer_timeout_ms, max_body: this request's own bounds on a
+        transfer in blocks, as Client.start() takes them."""
         d = self._drive()
         done = _Done()
         c = self.client
         while True:
             try:
                 h = c.start(method, uri, payload, content_format, accept, options,
-                            confirmable, timeout_ms, done, block_size)
+                            confirmable, timeout_ms, done, block_size, transfer_timeout_ms,
+                            max_body)
                 break
             except CapacityError:
                 await self._wait_for_room()

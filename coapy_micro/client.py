@@ -18,7 +18,8 @@ first, the response later in a CON that is acknowledged here, RFC 7252
 
 Timeouts: `timeout_ms` bounds the whole request (transmissions, the wait for
 a separate response); for a request that moves in blocks, each block's
-exchange, and `transfer_timeout_ms` (None by default) the whole transfer.
+exchange, and `transfer_timeout_ms` (None by default; a request may have
+its own, start(transfer_timeout_ms=)) the whole transfer.
 The default, DEFAULT_TIMEOUT_MS = 30 s, covers the first four
 transmissions of a CON (at 0, 2-3, 6-9 and 14-21 s with the RFC's
 defaults) plus time for a slow separate response, without a caller
@@ -57,7 +58,8 @@ from .options import Option
 from .outcome import CoapError, RequestTimeout, Reset, Response, Unreachable, peer_text
 
 __all__ = ("Client", "Pending", "Response", "CoapError", "RequestTimeout",
-           "Reset", "Unreachable", "BlockError", "BodyChanged", "DEFAULT_TIMEOUT_MS")
+           "Reset", "Unreachable", "BlockError", "BodyChanged", "BodyTooLarge",
+           "DEFAULT_TIMEOUT_MS")
 
 DEFAULT_TIMEOUT_MS = 30000
 
@@ -106,10 +108,10 @@ def _extension(name):
 
 
 def __getattr__(name):
-    # BlockError and BodyChanged live with the code that raises them
-    # (client_block.py, loaded only when a transfer needs it), and are
-    # importable from here as well.
-    if name == "BlockError" or name == "BodyChanged":
+    # BlockError, BodyChanged and BodyTooLarge live with the code that
+    # raises them (client_block.py, loaded only when a transfer needs it),
+    # and are importable from here as well.
+    if name == "BlockError" or name == "BodyChanged" or name == "BodyTooLarge":
         return getattr(_extension("block"), name)
     raise AttributeError(name)
 
@@ -140,10 +142,17 @@ class Pending:
     block-wise state (client_block.Transfer) of a request that moves in
     blocks, else None. `dropped`: how many datagrams from its peer an
     EndPoint dropped while it was pending (`drop_reason`: why the last one).
+    `transfer_timeout_ms`, `max_body`: the bounds on a transfer in blocks
+    that start() gave this request alone (None where it gave none: the
+    client's apply, or, for a transfer_timeout_ms of None, no bound).
     """
 
     dropped = 0
     drop_reason = None
+    # Class defaults: set on a handle only when its request has a bound of
+    # its own (a board's handle for a plain request stays a size smaller).
+    transfer_timeout_ms = None  # type: int | None
+    max_body = None  # type: int | None
 
     def __init__(self, client, record, deadline, callback, limit=None):
         self.client = client
@@ -271,7 +280,7 @@ class Client:
     block_size: the largest block (16 .. 1024 bytes) of a Block1 upload: a
       longer payload goes up in blocks (RFC 7959; smaller if the server
       asks). A response with Block2 is read block after block up to
-      max_body bytes (else BlockError), restarting when its ETag changes
+      max_body bytes (else BodyTooLarge, a BlockError), restarting when its ETag changes
       (BodyChanged after two restarts). A transfer is one request to the
       application (one Pending); timeout_ms then bounds each block's exchange.
       A second upload to a resource while one is under way carries a
@@ -442,7 +451,8 @@ class Client:
     # -- starting requests --------------------------------------------------
 
     def start(self, method, uri, payload=b"", content_format=None, accept=None,
-              options=(), confirmable=True, timeout_ms=-1, callback=None, block_size=None):
+              options=(), confirmable=True, timeout_ms=-1, callback=None, block_size=None,
+              transfer_timeout_ms=-1, max_body=None):
         """Send a request without waiting: returns its Pending handle.
 
         method: a code (codes.GET) or a name ('get'). uri: coap://...
@@ -452,6 +462,12 @@ class Client:
         request to a multicast address is always NON, RFC 7252 §8.1).
         timeout_ms: -1 the client's default, None no limit of its own.
         block_size: for this request's Block1 upload (default the client's).
+        transfer_timeout_ms: the longest this request may take as a whole,
+        all its blocks included (RequestTimeout then): -1 the client's
+        transfer_timeout_ms, None no such bound. max_body: the largest body
+        this request reads in Block2 blocks (BodyTooLarge beyond; None: the
+        client's max_body). Both let a caller bound one request more
+        tightly than the client's others (an RD's discovery answer, say).
         The response arrives through process() or handle().
         """
         code = _method_code(method)
@@ -481,13 +497,17 @@ class Client:
             timeout_ms = self.timeout_ms
         now = self.now()
         deadline = None if timeout_ms is None else ticks_add(now, _capped(timeout_ms))
-        total = self.transfer_timeout_ms
+        total = self.transfer_timeout_ms if transfer_timeout_ms == -1 else transfer_timeout_ms
         limit = None if total is None else ticks_add(now, _capped(total))
         if limit is not None and (deadline is None or ticks_diff(limit, deadline) < 0):
             deadline = limit
         h = Pending(self, rec, deadline, callback, limit)
         h._timeout_ms = timeout_ms
         h.transfer = xfer
+        if transfer_timeout_ms is not None and transfer_timeout_ms != -1:
+            h.transfer_timeout_ms = transfer_timeout_ms
+        if max_body is not None:
+            h.max_body = max_body
         self._pending.append(h)
         return h
 
@@ -571,8 +591,11 @@ class Client:
         self._finish(h, Response(rx), None)
 
     def request(self, method, uri, payload=b"", content_format=None, accept=None,
-                options=(), confirmable=True, timeout_ms=-1, block_size=None):
-        """Send a request and wait for its Response (any code).
+                options=(), confirmable=True, timeout_ms=-1, block_size=None,
+                transfer_timeout_ms=-1, max_body=None):
+        """Send a request and wait for its Response (any code). The
+        arguments are start()'s (transfer_timeout_ms, max_body: this
+        request's bounds on a transfer in blocks).
 
         Raises RequestTimeout, Reset or Unreachable (all CoapError) when it
         ends without one, uri.UriError for a bad URI. Other requests of this
@@ -580,7 +603,7 @@ class Client:
         to on_unhandled (if set), else are dropped.
         """
         h = self.start(method, uri, payload, content_format, accept, options,
-                       confirmable, timeout_ms, None, block_size)
+                       confirmable, timeout_ms, None, block_size, transfer_timeout_ms, max_body)
         while not h.done:
             rx = self.process(None)  # returns by h's deadline or EndPoint event
             if rx is not None and self.on_unhandled is not None:
@@ -771,8 +794,11 @@ class Client:
             elif h.deadline is not None and ticks_diff(now, h.deadline) >= 0:
                 lim = h._limit
                 if lim is not None and ticks_diff(now, lim) >= 0:
+                    t = h.transfer_timeout_ms
+                    if t is None:
+                        t = self.transfer_timeout_ms
                     text = ("the request to %s did not finish within transfer_timeout_ms (%d ms)"
-                            % (peer_text(rec.remote), _capped(self.transfer_timeout_ms or 0)))
+                            % (peer_text(rec.remote), _capped(t or 0)))
                 else:
                     text = "no response from %s in time" % (peer_text(rec.remote),)
                 err = RequestTimeout(_told(h, text))

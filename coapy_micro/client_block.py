@@ -12,7 +12,9 @@ server keeps the two bodies apart.
 
 Downloads (§2.4): a response with Block2 is read block after block, each
 asked for with a new request (new token and message ID) on the same Pending
-handle, up to Client(max_body=) bytes (else BlockError); when the ETag
+handle, up to Client(max_body=) bytes, or the request's own max_body (else
+BodyTooLarge, a BlockError, before the block that would pass it is kept);
+when the ETag
 changes between blocks the transfer starts over, at most twice (then
 BodyChanged). The Pending ends with one Response carrying the whole body.
 
@@ -70,6 +72,14 @@ class BlockError(CoapError):
 
 class BodyChanged(BlockError):
     """The resource kept changing (its ETag did) while read in blocks."""
+
+
+class BodyTooLarge(BlockError):
+    """The body read in Block2 blocks would be larger than the request's
+    max_body (Client(max_body=), or start(max_body=)): the transfer ends
+    before the block that would pass it is kept. `max_body` says the bound."""
+
+    max_body = None  # type: int | None
 
 
 def _code(code):
@@ -221,11 +231,20 @@ class Blocks:
             return self._fail(h, "%s sent block %d of %d bytes (offset %d) where the body "
                               "so far ends at %d (RFC 7959 §2.4)"
                               % (peer_text(h.remote), num, size, num * size, len(x.down)))
-        x.down.extend(m.payload)
         client = self.client
-        if len(x.down) > client.max_body:
-            return self._fail(h, "the body from %s exceeds max_body (%d bytes)"
-                              % (peer_text(h.remote), client.max_body))
+        limit = h.max_body
+        if limit is None:
+            limit = client.max_body
+        if len(x.down) + n > limit:
+            # Refused before it is kept: the heap never holds more than
+            # max_body of it (a board's reason to set one).
+            e = BodyTooLarge("the body from %s exceeds max_body (%d bytes): %d bytes "
+                             "in blocks so far, and block %d brings %d more"
+                             % (peer_text(h.remote), limit, len(x.down), num, n))
+            e.max_body = limit
+            h.finish(error=e)
+            return True
+        x.down.extend(m.payload)
         if not more:
             m.payload = bytes(x.down)
             x.down = None

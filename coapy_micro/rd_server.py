@@ -377,9 +377,9 @@ class ResourceDirectory:
     """An RFC 9176 Resource Directory on `server` (see the module notes).
 
     client: a Client on the server's EndPoint, for simple registration's
-    GET of the registrant's /.well-known/core (made when first needed,
-    with max_body = max_payload; a Client given here should have that
-    max_body too: it bounds what a fetch in blocks holds).
+    GET of the registrant's /.well-known/core (made when first needed);
+    each fetch reads at most max_payload bytes and lasts at most
+    fetch_timeout_ms, whatever the client's own bounds.
     path: where registrations go ('rd'); lookup_path: the parent of the
     'ep' and 'res' lookup resources ('rd-lookup'). simple: serve
     /.well-known/rd. fetch_timeout_ms: how long simple registration waits
@@ -843,8 +843,11 @@ class ResourceDirectory:
                 self._fetched(h, deferred, remote, ep, d, lt, attrs)
 
             try:
+                # Bounded per request, so a client the application gave
+                # holds a fetch to the same limits as the one made above.
                 h = c.start("get", uri, accept=_LINK_FORMAT, timeout_ms=self.fetch_timeout_ms,
-                            callback=fetched)
+                            callback=fetched, transfer_timeout_ms=self.fetch_timeout_ms,
+                            max_body=self.max_payload)
             except Exception as e:  # the EndPoint's table is full
                 deferred.respond(_SERVICE_UNAVAILABLE, "cannot ask for the links: %r" % (e,),
                                  options=[_max_age(5)])
@@ -890,17 +893,17 @@ class ResourceDirectory:
         err = h.error
         x = h.transfer  # the block-wise state: the answer came in blocks
         if x is not None:
-            if x.down is not None and len(x.down) > self.max_payload:
+            from .client_block import BlockError, BodyTooLarge  # loaded already: blocks came
+
+            if isinstance(err, BodyTooLarge):
                 # The links ran over max_payload, block by block (the
-                # client's max_body ended the transfer). RFC 9176 §5.1
+                # request's max_body ended the transfer). RFC 9176 §5.1
                 # holds the links of a simple registration to the limits of
                 # a registration's payload, so the answer is what a POSTed
                 # payload that large gets: 4.13 with Size1 (RFC 7252
                 # §5.9.2.9, §5.10.9).
                 return _TOO_LARGE, ("the registrant's /.well-known/core is larger than %d "
                                     "bytes" % self.max_payload)
-            from .client_block import BlockError  # loaded already: blocks came
-
             if isinstance(err, BlockError):
                 # The registrant broke the block-wise rules (RFC 7959): an
                 # invalid answer from the server we asked (5.02, RFC 7252

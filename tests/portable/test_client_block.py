@@ -358,6 +358,75 @@ def test_transfer_timeout_bounds_the_whole_transfer():
     assert "transfer_timeout_ms (500 ms)" in text and "requests" in text, text
 
 
+def test_a_body_past_max_body_is_body_too_large_and_never_held():
+    # The body outgrowing max_body ends the transfer with BodyTooLarge (a
+    # BlockError, importable from client as BlockError is), before the block
+    # that would pass the bound is kept: 1000 bytes of max_body in 64-byte
+    # blocks stop when block 15 would bring the body to 1024.
+    from coapy_micro.client import BodyTooLarge
+
+    s = Script(lambda n, m: reply(CONTENT, b"q" * 64, (n - 1, True, 2)),
+               client_kw={"max_body": 1000}, keep=False)
+    h = s.run("get", URI)
+    assert isinstance(h.error, BodyTooLarge) and isinstance(h.error, BlockError), h.error
+    assert h.error.max_body == 1000 and h.response is None, (h.error.max_body, h.response)
+    assert "960 bytes in blocks so far" in str(h.error), h.error
+    assert len(h.transfer.down) == 960 and len(s.got) == 16, (len(h.transfer.down), len(s.got))
+    # A body of exactly max_body is read whole.
+    s = Script(lambda n, m: reply(CONTENT, b"q" * 64, (n - 1, n < 16, 2)),
+               client_kw={"max_body": 1024}, keep=False)
+    h = s.run("get", URI)
+    assert h.error is None and len(h.response.payload) == 1024, (h.error, h)
+
+
+def _num(m):
+    # The Block2 number a request asks for (0 without one).
+    v = asked(m, BLOCK2)
+    return 0 if v is None else v[0]
+
+
+def test_max_body_per_request():
+    # start() takes a max_body for one request, tighter than the client's:
+    # a caller bounds one download without a client of its own.
+    from coapy_micro.client import BodyTooLarge
+
+    s = Script(lambda n, m: reply(CONTENT, b"q" * 16, (_num(m), True, 0)),
+               client_kw={"max_body": 1 << 20, "block_size": 16}, keep=False)
+    h = s.run("get", URI, max_body=160)
+    assert isinstance(h.error, BodyTooLarge) and len(s.got) == 11, (h.error, len(s.got))
+    assert h.max_body == 160 and h.transfer_timeout_ms is None, h.max_body
+
+
+def test_transfer_timeout_per_request():
+    # start() and request() take a transfer_timeout_ms for one request: one
+    # bounded where the client has no bound, lifted (None) or replaced
+    # where it has one.
+    from coapy_micro.client import RequestTimeout
+
+    s = Script(lambda n, m: reply(CONTENT, b"q" * 16, (_num(m), True, 0)),
+               client_kw={"max_body": 1 << 20, "block_size": 16, "timeout_ms": 1000},
+               keep=False)
+    start = s.net.now
+    h = s.run("get", URI, transfer_timeout_ms=300)
+    assert isinstance(h.error, RequestTimeout), h.error
+    assert "transfer_timeout_ms (300 ms)" in str(h.error), h.error
+    assert s.net.now - start <= 400 and len(s.got) >= 200, (s.net.now - start, len(s.got))
+    assert h.transfer_timeout_ms == 300, h.transfer_timeout_ms
+    # A client's own transfer_timeout_ms, lifted for one request (None),
+    # or replaced by a longer one.
+    s = Script(lambda n, m: reply(CONTENT, b"q" * 16, (_num(m), _num(m) < 99, 0)),
+               client_kw={"block_size": 16, "timeout_ms": 1000, "transfer_timeout_ms": 20},
+               keep=False)
+    h = s.run("get", URI)
+    assert isinstance(h.error, RequestTimeout) and "(20 ms)" in str(h.error), h.error
+    for t in (None, 5000):
+        h = s.run("get", URI, transfer_timeout_ms=t)
+        assert h.error is None and len(h.response.payload) == 1600, (t, h.error)
+    # request() passes it on: the client's 20 ms bound lifted.
+    r = s.c.request("get", URI, transfer_timeout_ms=None)
+    assert len(r.payload) == 1600, len(r.payload)
+
+
 def test_upload_to_a_server_that_ignores_block1_is_a_block_error():
     # Seen: two servers in use answer block 0 (M set) of a PUT with a final
     # 2.04 and no Block1: reported as success, the server had stored one

@@ -421,6 +421,22 @@ def test_a_simple_registration_fetch_holds_at_most_max_payload_bytes():
     assert rig.rd.client.pending == [] and rig.rd.registrations() == []
 
 
+def test_a_fetch_keeps_to_the_rds_bounds_on_a_client_the_application_gave():
+    # A Client given to the RD (64 KB of max_body, no transfer_timeout_ms
+    # by default) read the registrant's links to its own bounds: each fetch
+    # now carries max_payload and fetch_timeout_ms itself.
+    for delay, code, gets in ((0, TOO_LARGE, 64 // 16 + 1), (1500, GATEWAY_TIMEOUT, None)):
+        rig = Rig(fetch_timeout_ms=5000, max_payload=64)
+        rig.rd.client = Client(rig.gw_ep)
+        drip = _Drip(rig, ("10.0.0.20", 5683))
+        rig.net.link(("10.0.0.20", 5683), RD, delay=delay)
+        h = drip.post("drip")
+        rig.run(5000 + 1500 + 1000)
+        assert h.done and h.response is not None and h.response.code == code, (delay, h.response)
+        assert gets is None or drip.gets == gets, (delay, drip.gets)
+        assert rig.rd.client.pending == [] and rig.rd.registrations() == [], delay
+
+
 def test_one_host_has_one_simple_registration_fetch_at_a_time():
     # Two sockets of one host took both fetch slots (max_fetches=2) and
     # every other node's simple registration got 5.03. Now a second fetch
