@@ -197,21 +197,31 @@ class Registrar:
     client: a Client on the server's EndPoint, if the application has one
     (else one is made). payload: the links to register, as link-format
     text, or None to describe the resource tree each time (resources added
-    later are then in the next registration). timeout_ms: per request.
-    retry_ms .. max_retry_ms: the back-off range when the RD does not
-    answer. on_event(registrar, event, detail): 'discovered' (the
+    later are then in the next registration). timeout_ms: per exchange
+    (each block's, in a transfer in blocks). transfer_timeout_ms: the
+    longest one request may take as a whole, all its blocks included, and
+    max_body: the largest answer it reads in Block2 blocks (RFC 7959): an
+    RD (or anything on its address, or in the group) answering the
+    discovery in endless blocks, a block now and then, or with links
+    without end, ends the request (RequestTimeout, client.BodyTooLarge) and
+    is retried with back-off, instead of holding the node or its heap.
+    Both hold for a client given too (transfer_timeout_ms=None: requests
+    bounded by timeout_ms per exchange only). retry_ms .. max_retry_ms: the
+    back-off range when the RD does not answer. on_event(registrar, event, detail): 'discovered' (the
     registration URI), 'registered' (the registration resource's URI),
     'updated', 'lost' (4.04: registering again), 'error' (what went wrong,
     as text), 'removed', 'closed'.
     last_error: that text for the last failure; error: the same as an
     exception (None after a success): the Client's (RequestTimeout,
-    Unreachable...) when the RD did not answer, Refused when it answered
-    an error code, BadAnswer when its answer broke the rules.
+    Unreachable, BodyTooLarge, BlockError...) when the RD did not answer,
+    or not within the bounds above, Refused when it answered an error
+    code, BadAnswer when its answer broke the rules.
     """
 
     def __init__(self, server, ep, rd=None, d=None, lt_s=None, base=None, attrs=(),
                  client=None, simple=False, group=None, payload=None, on_event=None,
-                 timeout_ms=20000, retry_ms=2000, max_retry_ms=300000):
+                 timeout_ms=20000, retry_ms=2000, max_retry_ms=300000,
+                 transfer_timeout_ms=60000, max_body=1024):
         if not isinstance(ep, str) or not ep or len(ep.encode("utf-8")) > 63:
             raise ValueError("ep must be 1 to 63 bytes of UTF-8 (RFC 9176 §5)")
         if lt_s is not None and not 1 <= lt_s <= 4294967295:
@@ -227,6 +237,8 @@ class Registrar:
         self.payload = payload
         self.on_event = on_event
         self.timeout_ms = timeout_ms
+        self.transfer_timeout_ms = transfer_timeout_ms
+        self.max_body = max_body
         self.retry_ms = retry_ms
         self.max_retry_ms = max_retry_ms
         end_point = server.end_point
@@ -235,9 +247,8 @@ class Registrar:
         if client is None:
             from .client import Client
 
-            # What an RD sends back is small: a discovery answer bigger than
-            # this (in blocks) is refused instead of filling a board's heap.
-            client = Client(end_point, max_body=4096)
+            # (Bounded per request too, in _send(): for a client given.)
+            client = Client(end_point, max_body=max_body)
         self.client = client
         self.rd = rd  # as configured
         self.location = None  # the registration resource's URI, once registered
@@ -403,8 +414,13 @@ class Registrar:
               options=(), confirmable=True):
         self._state = state
         try:
+            # What an RD sends back is small (a discovery answer filtered by
+            # rt=core.rd* is a link or two; the other answers are empty):
+            # each request is bounded as a whole, in time and in body, so no
+            # RD holds the loop or the heap with blocks that never end.
             self._pending = self.client.start(method, uri, payload, content_format, None,
-                                              options, confirmable, self.timeout_ms, callback)
+                                              options, confirmable, self.timeout_ms, callback,
+                                              None, self.transfer_timeout_ms, self.max_body)
         except Exception as e:  # bad URI, host name not found, table full
             self._pending = None
             self._failed("cannot send to %s: %r" % (uri, e), error=e)
@@ -427,7 +443,9 @@ class Registrar:
         self._pending = None
         r = h.response
         if r is None:
-            self._failed("no RD answered the discovery: %s" % (h.error,), error=h.error)
+            # (A transfer: an answer came, in blocks, and broke a bound.)
+            self._failed("%s: %s" % ("no RD answered the discovery" if h.transfer is None
+                                     else "RD discovery", h.error), error=h.error)
             return
         if r.code != _CONTENT:
             self._answered_error("RD discovery", r)

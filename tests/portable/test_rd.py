@@ -8,6 +8,8 @@
 import support  # noqa: F401
 from fakenet import Net
 from rd_rig import RD, RD_URI, Rig
+from coapy_micro.block import block_option, szx_of
+from coapy_micro.client import Client, RequestTimeout
 from coapy_micro.connection import Message
 from coapy_micro.link import parse
 from coapy_micro.options import Option
@@ -214,6 +216,76 @@ def _fake_rd(reply):
         net.run(100, on_rx)
         reg.tick()
     return reg, got
+
+
+def _blocks_rd(size, delay_ms, ms, client=None, **reg_kw):
+    # A node asking a host that answers every discovery in Block2 blocks of
+    # `size` bytes (RFC 7959) with M always set, a body without end, each
+    # answer on its way for delay_ms: (registrar, [(ms, event, detail)],
+    # [ms of each discovery request it received]) after `ms` of it.
+    net = Net(5)
+    ep = net.endpoint(NODE)
+    srv = Server(ep)
+    rd_ep = net.endpoint(RD)
+    net.link(RD, NODE, delay=delay_ms)
+    if client is not None:
+        client = Client(ep, **client)
+    reg = Registrar(srv, "n", rd=RD_URI, client=client, **reg_kw)
+    got = []
+    reg.on_event = lambda r, e, d: got.append((net.now, e, d))
+    asked = []
+
+    def on_rx(e, rx):
+        if e is not rd_ep:
+            if not reg.handle(rx):
+                srv.handle(rx)
+            return
+        m = rx.message
+        asked.append(net.now)
+        b = m.get_uint(23)
+        r = Message(Message.ACK, 69, b"<" + b"r" * (size - 2) + b">")
+        r.addOption(Option(12, 40))
+        r.addOption(block_option(23, 0 if b is None else b >> 4, True, szx_of(size)))
+        rx.ack(r)
+
+    end = net.now + ms
+    while net.now < end:
+        net.run(100, on_rx)
+        reg.tick()
+    return reg, got, asked
+
+
+def test_discovery_in_blocks_that_drip_ends_within_transfer_timeout_ms():
+    # Each block comes within the exchange's timeout_ms (9 s of 20 s), but
+    # never the last: the discovery as a whole ends at transfer_timeout_ms
+    # (a RequestTimeout saying so) and is retried after the back-off. It
+    # held the node's registrar for 256 blocks of 9 s (38 minutes) before.
+    reg, got, asked = _blocks_rd(16, 9000, 200000)
+    errors = [(t, d) for t, e, d in got if e == "error"]
+    assert errors and 60000 <= errors[0][0] <= 61000, errors
+    assert isinstance(reg.error, RequestTimeout) and reg.failures >= 2, (reg.error, reg.failures)
+    assert "RD discovery" in reg.last_error and "transfer_timeout_ms (60000 ms)" in reg.last_error, \
+        reg.last_error
+    first = [t for t in asked if t <= errors[0][0]]
+    assert 5 <= len(first) <= 8, first  # a block per 9 s, and no more
+    later = [t for t in asked if t > errors[0][0]]
+    assert later and later[0] - errors[0][0] >= 1000, (later, errors)  # the back-off
+    assert not reg.registered and reg.state in ("idle", "discovering"), reg
+
+
+def test_discovery_answered_with_links_without_end_stops_at_max_body():
+    # An answer in blocks larger than max_body (default 1024 bytes, a board's
+    # share for it) ends with BodyTooLarge before the block that would pass
+    # it is kept, with the registrar's own client or one given (which would
+    # have read 64 KB), and is retried with back-off.
+    from coapy_micro.client import BodyTooLarge
+
+    for client, want in ((None, 1024), ({}, 1024), ({}, 64)):
+        kw = {} if want == 1024 else {"max_body": want}
+        reg, got, asked = _blocks_rd(64, 0, 3000, client, retry_ms=8000, **kw)
+        assert isinstance(reg.error, BodyTooLarge), (client, want, reg.error)
+        assert reg.error.max_body == want and "RD discovery" in reg.last_error, reg.last_error
+        assert len(asked) == want // 64 + 1 and reg.failures == 1, (client, want, len(asked))
 
 
 def test_a_2_01_without_location_path_or_with_location_query_is_an_error():
