@@ -396,9 +396,15 @@ class Client:
         self._adopt(ep)
         return ep
 
-    def _resolve(self, host, port):
-        # (family, address) of `host`, always through getaddrinfo: the
-        # MicroPython unix port wants its raw sockaddr bytes even for an IP.
+    def resolve(self, host, port):
+        """(family, address) of `host` as this client sends to it: through
+        its getaddrinfo, an address of its given EndPoint's family (when
+        the socket says which); Unreachable when there is none. Called for
+        each request to a host name (an IP literal's is remembered): a
+        caller that sends to one name for long (a registrar to its RD)
+        may resolve it once here and send to the address."""
+        # Always through getaddrinfo: the MicroPython unix port wants its
+        # raw sockaddr bytes even for an IP.
         gai = self._getaddrinfo or socket.getaddrinfo  # pyright: ignore[reportOptionalMemberAccess]: no socket module: getaddrinfo= is given
         try:
             infos = gai(host, port)
@@ -437,7 +443,7 @@ class Client:
         if i > 0 and uri[:i].lower() == "coaps":
             raise uri_mod.UriError("coaps:// needs DTLS, which this client does not speak: %r" % uri)
         host, port, opts = uri_mod.to_options(uri)
-        family, remote = self._resolve(host, port)
+        family, remote = self.resolve(host, port)
         dest = (family, remote, opts, is_multicast(remote))
         if uri_mod.is_ip_literal(host):
             if len(dests) >= self.max_destinations:

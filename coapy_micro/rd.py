@@ -63,6 +63,7 @@ _LOCATION_PATH = const(8)
 _MAX_AGE = const(14)
 _LOCATION_QUERY = const(20)
 _URI_QUERY = const(15)
+_URI_HOST = const(3)
 _LINK_FORMAT = const(40)
 # No wait is longer than this (about 3.1 days): far below the 2**29 ms a
 # ticks_add accepts on a 32-bit board. A longer lt is refreshed early.
@@ -211,6 +212,14 @@ class Registrar:
     registration URI), 'registered' (the registration resource's URI),
     'updated', 'lost' (4.04: registering again), 'error' (what went wrong,
     as text), 'removed', 'closed'.
+    getaddrinfo: the resolver of the client made here (socket.getaddrinfo's
+    (host, port) signature; None: socket's). An RD named by a host name is
+    resolved (Client.resolve) once, when the registrar first sends to it,
+    and again only after a request to it failed (no answer, or the name
+    did not resolve), so after the back-off: a board's getaddrinfo can
+    block its loop for seconds, and the registrar asks for updates for
+    months. The requests then go to the address with the name as
+    Uri-Host, as they would from the URI (RFC 7252 §6.4).
     last_error: that text for the last failure; error: the same as an
     exception (None after a success): the Client's (RequestTimeout,
     Unreachable, BodyTooLarge, BlockError...) when the RD did not answer,
@@ -221,7 +230,7 @@ class Registrar:
     def __init__(self, server, ep, rd=None, d=None, lt_s=None, base=None, attrs=(),
                  client=None, simple=False, group=None, payload=None, on_event=None,
                  timeout_ms=20000, retry_ms=2000, max_retry_ms=300000,
-                 transfer_timeout_ms=60000, max_body=1024):
+                 transfer_timeout_ms=60000, max_body=1024, getaddrinfo=None):
         if not isinstance(ep, str) or not ep or len(ep.encode("utf-8")) > 63:
             raise ValueError("ep must be 1 to 63 bytes of UTF-8 (RFC 9176 §5)")
         if lt_s is not None and not 1 <= lt_s <= 4294967295:
@@ -241,6 +250,7 @@ class Registrar:
         self.max_body = max_body
         self.retry_ms = retry_ms
         self.max_retry_ms = max_retry_ms
+        self._addr = None  # [host, port, 'coap://address:port'] of the name last resolved
         end_point = server.end_point
         self._clock = end_point.clock
         self._rand = end_point.rand
@@ -248,7 +258,7 @@ class Registrar:
             from .client import Client
 
             # (Bounded per request too, in _send(): for a client given.)
-            client = Client(end_point, max_body=max_body)
+            client = Client(end_point, max_body=max_body, getaddrinfo=getaddrinfo)
         self.client = client
         self.rd = rd  # as configured
         self.location = None  # the registration resource's URI, once registered
@@ -361,7 +371,9 @@ class Registrar:
             return
         self._state = _CLOSING
         try:
-            self._pending = self.client.start("delete", loc, timeout_ms=timeout_ms or -1,
+            uri, opts = self._routed(loc, ())
+            self._pending = self.client.start("delete", uri, options=opts,
+                                              timeout_ms=timeout_ms or -1,
                                               callback=self._removed)
         except Exception as e:  # table full: the registration lapses with lt
             self._error("could not send the removal: %r" % (e,))
@@ -418,12 +430,31 @@ class Registrar:
             # rt=core.rd* is a link or two; the other answers are empty):
             # each request is bounded as a whole, in time and in body, so no
             # RD holds the loop or the heap with blocks that never end.
-            self._pending = self.client.start(method, uri, payload, content_format, None,
+            to, options = self._routed(uri, options)
+            self._pending = self.client.start(method, to, payload, content_format, None,
                                               options, confirmable, self.timeout_ms, callback,
                                               None, self.transfer_timeout_ms, self.max_body)
         except Exception as e:  # bad URI, host name not found, table full
             self._pending = None
             self._failed("cannot send to %s: %r" % (uri, e), error=e)
+
+    def _routed(self, uri, options):
+        # (uri, options) to send: for a host name, the URI with the address
+        # it was resolved to, and the name as Uri-Host in front of
+        # `options` (the request the URI would have made, RFC 7252 §6.4),
+        # resolved only when not already (see the class notes); as given
+        # for an IP literal (the Client keeps those resolved itself).
+        from .uri import is_ip_literal, split
+
+        scheme, host, port, path, query = split(uri)
+        if is_ip_literal(host):
+            return uri, options
+        a = self._addr
+        if a is None or a[0] != host or a[1] != port:
+            a = self._addr = [host, port, base_uri(self.client.resolve(host, port)[1])]
+        from .options import Option
+
+        return a[2] + uri[len(_origin(uri)):], [Option(_URI_HOST, host)] + list(options)
 
     def _discover(self):
         if self.rd is not None:
@@ -645,6 +676,10 @@ class Registrar:
         self.failures += 1
         if error is None:
             error = BadAnswer(text) if bad else CoapError(text)
+        if not isinstance(error, (Refused, BadAnswer)):
+            # No answer (or the name did not resolve): the RD may have
+            # moved, so its name is resolved again, after the back-off.
+            self._addr = None
         self.error = error
         self._error(text)
         now = self._clock()

@@ -65,11 +65,11 @@ def node_argv(runtime):
     return [sys.executable]
 
 
-def start_node(tmp_path, runtime, rd_port, ep, lt=30):
+def start_node(tmp_path, runtime, rd_port, ep, lt=30, rd_host=LOOPBACK):
     port = free_udp_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     p = Proc(node_argv(runtime) + [str(NODE), str(port), "120", "--rd",
-                                   "coap://%s:%d" % (LOOPBACK, rd_port), "--ep", ep, "--lt",
+                                   "coap://%s:%d" % (rd_host, rd_port), "--ep", ep, "--lt",
                                    str(lt)], tmp_path / "node.log", env=env)
     p.port = port
     return p
@@ -122,6 +122,27 @@ def test_node_registers_with_our_rd_found_by_its_uri(tmp_path, rd, runtime):
         wait_until(lambda: ("remove", "host-node-" + runtime) in rd.events, 10,
                    what="the removal at the RD")
         assert lookup(rd.port, "ep", "ep=host-node-" + runtime) == []
+    finally:
+        node.kill()
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_node_registers_with_an_rd_named_by_a_host_name(tmp_path, rd, runtime):
+    # The registrar resolves the name itself (once) and sends to the
+    # address, the name as Uri-Host: over real sockets, where the unix port
+    # resolves to raw sockaddr bytes. Updates every 2 s (lt 3) reach the RD.
+    node = start_node(tmp_path, runtime, rd.port, "named-" + runtime, lt=3, rd_host="localhost")
+    try:
+        wait_until(lambda: "node: registered as" in node.text(), 30,
+                   what="the registration:\n" + node.text())
+        assert ("node: the RD takes registrations at coap://localhost:%d/rd" % rd.port
+                in node.text()), node.text()
+        wait_until(lambda: node.text().count("node: registration refreshed") >= 2, 30,
+                   what="two updates:\n" + node.text())
+        (ep,) = lookup(rd.port, "ep", "ep=named-" + runtime)
+        assert ep.get("base") == "coap://127.0.0.1:%d" % node.port, ep
+        text = stop(node)
+        assert "node: deregistered" in text, text
     finally:
         node.kill()
 

@@ -91,6 +91,81 @@ def test_refreshes_before_the_lifetime_runs_out():
     assert r.left_ms > 10000, r.left_ms  # never ran out
 
 
+class _Resolver:
+    # getaddrinfo for the fake network: 'rd.example' is the RD; `fail`
+    # makes every lookup of it fail as a name that does not resolve.
+    # `calls`: the lookups of the name (an IP literal's, which the client
+    # makes once per URI and which asks no name server, are not counted).
+    def __init__(self):
+        self.calls = []
+        self.fail = False
+
+    def __call__(self, host, port):
+        if host != "rd.example":
+            return [(2, 2, 17, "", (host, port))]
+        self.calls.append((host, port))
+        if self.fail:
+            raise OSError(-2, "Name or service not known")
+        return [(2, 2, 17, "", (RD[0], port))]
+
+
+def test_an_rd_host_name_is_resolved_once_not_at_every_request():
+    # Each request of the registrar looked the RD's name up (getaddrinfo,
+    # which blocks a Pico W's loop for seconds): every update, every retry.
+    # Now once, and again only after a request that had no answer; with
+    # the registrar's own client and with one given.
+    for given in (True, False):
+        _resolved_once(given)
+
+
+def _resolved_once(given):
+    rig = Rig(path="directory/reg")
+    gai = _Resolver()
+    if given:
+        ep = rig.net.endpoint(NODE)
+        srv = Server(ep)
+        srv.add("sensors/temp", Resource(get=lambda r: (69, b"1")))
+        reg = Registrar(srv, "n", rd="coap://rd.example", lt_s=60,
+                        client=Client(ep, getaddrinfo=gai))
+        rig.nodes.append([ep, srv, reg])
+    else:
+        srv, reg = rig.node(NODE, ep="n", rd="coap://rd.example", lt_s=60, getaddrinfo=gai)
+    rig.run(200000)  # discovery, registration, 4 updates
+    assert reg.registered and reg.updates == 4 and reg.registrations == 1, reg
+    assert gai.calls == [("rd.example", 5683)], gai.calls
+    assert reg.location.startswith("coap://rd.example/directory/reg/"), reg.location
+    # Every request still says which host it is for (RFC 7252 §6.4).
+    hosts = [Message.decode(d)[1].findOption(3) for t, d in rig.net.sent(NODE, RD)]
+    assert len(hosts) == 6 and all(o is not None and o.value == "rd.example" for o in hosts), hosts
+    # The RD stops answering: each failed update resolves the name anew, once
+    # per attempt (after the back-off), and none in between.
+    rig.net.link(NODE, RD, loss=1.0)
+    rig.run(100000)
+    assert reg.failures >= 2 and len(gai.calls) == 1 + reg.failures, (reg.failures, gai.calls)
+    rig.net.link(NODE, RD)
+    rig.run(60000)
+    assert reg.registered, reg
+
+
+def test_an_rd_host_name_that_does_not_resolve_is_retried_with_back_off():
+    rig = Rig()
+    gai = _Resolver()
+    gai.fail = True
+    srv, reg = rig.node(NODE, ep="n", rd="coap://rd.example/rd", retry_ms=2000,
+                        max_retry_ms=16000, getaddrinfo=gai)
+    rig.run(60000)
+    from coapy_micro.client import Unreachable
+
+    assert isinstance(reg.error, Unreachable) and "cannot resolve 'rd.example'" in reg.last_error, \
+        reg.last_error
+    # Back-off waits of 1-2, 2-4, 4-8, 8-16 s...: a handful in a minute.
+    assert 4 <= len(gai.calls) <= 10 and reg.failures == len(gai.calls), (gai.calls, reg.failures)
+    assert rig.net.sent(NODE, RD) == [], "nothing sent"
+    gai.fail = False
+    rig.run(20000)
+    assert reg.registered and reg.error is None, reg
+
+
 def test_registers_afresh_after_a_404():
     rig = Rig()
     srv, reg = rig.node(NODE, ep="n", rd=RD_URI + "/rd", lt_s=20)
