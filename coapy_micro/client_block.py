@@ -49,6 +49,7 @@ from .block import block_option, szx_of
 from .message import Message, insert_option
 from .options import Option
 from .outcome import CoapError, peer_text
+from .transactions import is_multicast
 
 _CON = const(0)
 _NON = const(1)
@@ -214,6 +215,14 @@ class Blocks:
                                   "(RFC 7959 §2.4)" % (peer_text(h.remote), x.want, num))
             if num != 0:
                 return False  # the application asked for this block alone
+            if more and is_multicast(h.remote):
+                # A request to a group answered in blocks (RFC 7959 §2.8):
+                # the rest is asked of the member that answered, by
+                # unicast, and confirmable, as RFC 7252 §8.1's reason for
+                # NON (one request, many answers) no longer holds. Asked of
+                # the group, every member would answer every block.
+                h.remote = rx.remote
+                x.confirmable = True
             x.down = bytearray()
             x.etag = tag
         elif tag != x.etag:

@@ -643,6 +643,44 @@ def test_multicast_request_is_sent_non():
     assert ep.in_flight == 0, ep.in_flight
 
 
+def test_a_group_request_answered_in_blocks_is_read_by_unicast_from_the_member():
+    # RFC 7959 §2.8: block 0 comes from one member (its unicast address);
+    # the further blocks are asked of that member, not of the group (where
+    # every member would answer each), and as CON (RFC 7252 §8.1's NON is
+    # for the one request to many).
+    group = ("224.0.1.187", 5683)
+    whole = bytes(range(40))
+    net = Net()
+    ep = net.endpoint(CLIENT, rand=Rand())
+
+    def answer(t, m):
+        v = m.get_uint(23)
+        num = 0 if v is None else v >> 4
+        part = whole[num * 16:num * 16 + 16]
+        more = num * 16 + 16 < len(whole)
+        if m.transaction_type == CON:
+            return [(0, Message(ACK, CONTENT, part, m.token, block2=(num, more, 0)), t)]
+        return [(0, Message(NON, CONTENT, part, m.token, block2=(num, more, 0)), 0x5000 + t)]
+
+    peer = Peer(net, answer, (group, SERVER))
+    dsts = []
+    send = net.send
+
+    def hooked(src, dst, data):
+        if src == CLIENT:
+            dsts.append(dst)
+        send(src, dst, data)
+
+    net.send = hooked
+    c = Client(ep)
+    resp = c.request("get", "coap://224.0.1.187/big")
+    assert resp.payload == whole and resp.remote == SERVER, resp
+    kinds = [m.transaction_type for _, _, m in peer.got]
+    assert dsts == [group, SERVER, SERVER], dsts
+    assert kinds == [NON, CON, CON], kinds
+    assert ep.in_flight == 0, ep.in_flight
+
+
 # -- the calls the client's extensions use ---------------------------------------
 
 def test_pending_resend_puts_a_new_request_on_the_same_handle():
