@@ -104,6 +104,51 @@ def test_store_keeps_registrations(tmp_path):
     s.close()
 
 
+def test_a_failed_write_is_kept_and_tried_again_not_waited_for(tmp_path):
+    # Another process holds the file's write lock (a backup, an sqlite3
+    # shell): the store waits briefly, keeps its rows, counts the failure
+    # and writes them once the lock is let go.
+    path = str(tmp_path / "s.db")
+    s = Store(path, batch=1, retry_s=0.2)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    s.add(1.0, "n", "t", "[1]")
+    s.add(2.0, "n", "t", "[2]")
+    assert s.flush() is False
+    assert s.errors == 1 and "locked" in s.last_error and s.pending == 2 and s.dropped == 0
+    assert 0 < s.due() <= 0.2  # not again at once, however many rows wait
+    # Registrations too: nothing written, False, counted.
+    assert s.save_registrations({"0a0b0c0d": (_Reg(), 10.0)}) is False and s.errors == 2
+    other.execute("ROLLBACK")
+    other.close()
+    wait_until(lambda: s.due() == 0, 10, what="the retry time")
+    assert s.flush() is True and s.pending == 0 and s.stored == 2
+    assert s.save_registrations({"0a0b0c0d": (_Reg(), 10.0)}) is True
+    assert [r["id"] for r in s.registrations()] == ["0a0b0c0d"]
+    assert [r[3] for r in s.readings()] == ["[1]", "[2]"]
+    s.close()
+
+
+def test_a_store_refuses_a_file_another_store_holds_or_cannot_open(tmp_path):
+    # Two gateways on one file would both observe every node and store
+    # every reading twice: the second is refused, clearly.
+    from coapy_micro.gateway.store import StoreError
+
+    path = str(tmp_path / "s.db")
+    first = Store(path)
+    with pytest.raises(StoreError, match="in use by another gateway"):
+        Store(path)
+    first.close()  # the lock goes with it
+    Store(path).close()
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"garbage" * 1000)
+    for _ in range(2):  # (a refused file keeps no lock: the second try says the same)
+        with pytest.raises(StoreError, match="not a database"):
+            Store(str(bad))
+    with pytest.raises(StoreError, match="No such file or directory"):
+        Store(str(tmp_path / "missing" / "s.db"))
+
+
 def test_frames_split_anywhere():
     data = (publish_frame("coap/n/t", b"[1]", 1, True) + frame(b"S", b"coap/n/t/set")
             + publish_frame("c/ü", b"", 0, False))
@@ -244,7 +289,8 @@ def test_topics_and_set_payloads():
 
 class _GatewayThread:
     def __init__(self, **kw):
-        self.gw = Gateway(bind=LOOPBACK, port=0, db=None, **kw)
+        kw.setdefault("db", None)
+        self.gw = Gateway(bind=LOOPBACK, port=0, **kw)
         self.port = self.gw.address[1]
         self.rounds = []
         self.t = threading.Thread(target=self.gw.run,
@@ -556,3 +602,73 @@ def test_status_display_in_the_terminal(tmp_path):
         g.stop()
     assert "coapy gateway on 127.0.0.1:" in out.text and "notifications 0" in out.text, out.text
     assert out.text.endswith("gateway: something happened\n"), out.text
+
+
+def test_a_locked_store_neither_stops_nor_stalls_the_gateway(tmp_path):
+    # The file's write lock held by another process while a node registers:
+    # the registration cannot be saved, the loop goes on (the RD answers,
+    # readings come), the failure is told once and shown, and the
+    # registration is saved once the lock is let go.
+    path = str(tmp_path / "gw.db")
+    logged = []
+    g = _GatewayThread(db=path, log=logged.append)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    node = None
+    try:
+        gw = g.gw
+        node = _NodeThread(g.port, "locked")
+        wait_until(lambda: gw.notifications >= 1 and gw.store.errors >= 2, 30,
+                   what="a reading while the store fails")
+        assert g.t.is_alive()
+        told = [x for x in logged if "the store" in x and "failed" in x]
+        assert len(told) == 1 and "database is locked" in told[0], logged
+        text = "\n".join(gw.render())
+        assert "store: " in text and "failed writes" in text and "database is locked" in text, text
+        assert gw.counters()["store_errors"] >= 2
+        other.execute("ROLLBACK")
+        other.close()
+        other = None
+        reader = sqlite3.connect(path)
+        try:
+            wait_until(lambda: reader.execute(
+                "SELECT ep FROM registrations").fetchall() == [("locked",)], 30,
+                what="the registration saved after the lock went")
+            wait_until(lambda: reader.execute("SELECT COUNT(*) FROM readings").fetchone()[0] >= 1,
+                       30, what="the reading written after the lock went")
+        finally:
+            reader.close()
+    finally:
+        if other is not None:
+            other.close()
+        if node is not None:
+            node.stop()
+        g.stop()
+
+
+def test_the_command_refuses_a_store_it_cannot_use_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from coapy_micro.gateway.store import Store as _S
+
+    def run(db):
+        p = subprocess.run([sys.executable, "-m", "coapy_micro", "gateway", "--bind", LOOPBACK,
+                            "--port", "0", "--db", db, "--seconds", "0",
+                            "--status-interval", "0"],
+                           capture_output=True, text=True, timeout=120)
+        return p.returncode, p.stderr.strip().splitlines()
+
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"garbage" * 1000)
+    rc, err = run(str(bad))
+    assert rc == 1 and err == ["coapy gateway: cannot use the store %s: file is not a database"
+                               % bad], err
+    rc, err = run(str(tmp_path / "missing" / "x.db"))
+    assert rc == 1 and len(err) == 1 and "No such file or directory" in err[0], err
+    held = _S(str(tmp_path / "held.db"))  # as another gateway would
+    try:
+        rc, err = run(str(tmp_path / "held.db"))
+    finally:
+        held.close()
+    assert rc == 1 and len(err) == 1 and "in use by another gateway" in err[0], err

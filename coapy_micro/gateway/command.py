@@ -165,8 +165,10 @@ def run(args):
     """The command: 0 when stopped by SIGTERM / Ctrl-C / --seconds."""
     import signal
     import socket
+    import sqlite3
 
     from .gateway import Gateway
+    from .store import StoreError
 
     term = Terminal(args.status_interval)
     binds = [args.bind] if args.bind else ["::", "0.0.0.0"]  # upy-ok: host only, a list
@@ -185,6 +187,11 @@ def run(args):
                          max_watched_per_host=args.max_observed_per_host,
                          multicast=args.multicast)
             break
+        except (StoreError, sqlite3.Error) as e:
+            # One line, not a traceback: the file is another gateway's, no
+            # database, or in a directory that is missing or not writable.
+            sys.stderr.write("coapy gateway: cannot use the store %s: %s\n" % (args.db, e))
+            return 1
         except (OSError, socket.gaierror) as e:
             error = e
     if gw is None:

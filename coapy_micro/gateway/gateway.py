@@ -49,6 +49,7 @@ import functools
 import json
 import select
 import socket
+import sqlite3
 import time
 
 from .. import senml
@@ -59,7 +60,7 @@ from ..rd_server import ResourceDirectory
 from ..server import Server
 from ..trace import shown  # (the gateway.shown of its terminal and logs)
 from ..uri import UriError, is_ip_literal, split
-from .store import Store
+from .store import Store, StoreError
 
 # How often the loop looks after timers (ms): RD expiry and group
 # responses, observation health, polls, the store's batches.
@@ -243,11 +244,21 @@ class Gateway:
                                      else max_watched_per_host)
         self.watched_by_host = {}  # host -> resources watched for its endpoints
         self.started = time.time()
-        family = socket.getaddrinfo(bind, port)[0][0]
-        self.rd_ep = EndPoint(family, max_in_flight=128, dedup_size=512, max_message_size=4096)
-        if family == socket.AF_INET6 and hasattr(socket, "IPV6_V6ONLY"):
-            self.rd_ep.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        self.rd_ep.bind((bind, port))
+        # The store first: a file another gateway holds, or one that is no
+        # database, stops the start before a port is taken (StoreError).
+        self.store = Store(db) if db else None
+        saved = self._saved()
+        try:
+            family = socket.getaddrinfo(bind, port)[0][0]
+            self.rd_ep = EndPoint(family, max_in_flight=128, dedup_size=512,
+                                  max_message_size=4096)
+            if family == socket.AF_INET6 and hasattr(socket, "IPV6_V6ONLY"):
+                self.rd_ep.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            self.rd_ep.bind((bind, port))
+        except BaseException:
+            if self.store is not None:
+                self.store.close()
+            raise
         self.address = self.rd_ep.socket.getsockname()
         self.bind = bind
         self.server = Server(self.rd_ep, max_body=65536, leisure_ms=1000)
@@ -257,12 +268,12 @@ class Gateway:
                                     on_change=self._rd_change)
         if multicast:
             self._join_group(family, port)
-        self.store = Store(db) if db else None
         self.nodes = {}  # registration id -> Node
         self.by_set = {}  # <prefix>/<ep>/<path>/set -> Target
         self.shards = []
         self._events = []  # RD changes, handled after the request that made them
         self._dirty = {}  # registration id -> Registration to save, or None to delete
+        self._store_error = None  # the store's last error told in the log
         self._running = False
         self.notifications = 0  # readings received (notifications and poll answers)
         self.stored = 0
@@ -282,8 +293,8 @@ class Gateway:
         self._watch(self.rd_ep.socket.fileno(), self._drain_rd)
         if self.mqtt is not None:
             self._watch(self.mqtt.poll_fd(), self.mqtt.read)
-        if self.store is not None:
-            self._restore()
+        if saved:
+            self._restore(saved)
 
     def _watch(self, fd, fn):
         self._poller.register(fd, select.POLLIN)
@@ -307,13 +318,24 @@ class Gateway:
 
     # -- the RD's table -----------------------------------------------------
 
-    def _restore(self):
+    def _saved(self):
+        # The registrations a previous run kept (read before anything else
+        # starts: a file that opens but cannot be read is refused too).
+        if self.store is None:
+            return []
+        try:
+            return self.store.registrations()
+        except (sqlite3.Error, ValueError) as e:
+            self.store.close()
+            raise StoreError("its registrations cannot be read: %s" % (e,)) from e
+
+    def _restore(self, saved):
         now = time.time()
         n = 0
-        for row in self.store.registrations():
+        for row in saved:
             left_ms = int((row["expires"] - now) * 1000)
             if left_ms <= 0:
-                self.store.delete_registration(row["id"])
+                self._dirty[row["id"]] = None  # deleted at the next save
                 continue
             try:
                 reg = self.rd.restore(row["id"], row["ep"], row["d"], row["base"],
@@ -322,7 +344,7 @@ class Gateway:
             except ValueError as e:
                 self.log("gateway: saved registration %s (%s) dropped: %s"
                          % (shown(str(row["id"])), shown(str(row["ep"])), e))
-                self.store.delete_registration(row["id"])
+                self._dirty[row["id"]] = None
                 continue
             n += 1
             self._events.append(("register", reg))
@@ -363,11 +385,24 @@ class Gateway:
             return
         self._dirty = {}
         now = time.time()
-        for rid, reg in dirty.items():
-            if reg is None:
-                self.store.delete_registration(rid)
-            else:
-                self.store.save_registration(reg, now + reg.left_ms / 1000.0)
+        changes = {rid: None if reg is None else (reg, now + reg.left_ms / 1000.0)
+                   for rid, reg in dirty.items()}
+        if not self.store.save_registrations(changes):
+            # Not written (the file locked by another process, the disk
+            # full): kept and tried again at the next round, unless a newer
+            # change of the same registration came meanwhile. The loop goes
+            # on: the RD and the readings do not wait for the disk.
+            for rid, reg in dirty.items():
+                self._dirty.setdefault(rid, reg)
+
+    def _store_health(self):
+        # Tell a store failure once per new error text (not once per try:
+        # a full disk fails every second).
+        e = self.store.last_error
+        if e is not None and e != self._store_error:
+            self._store_error = e
+            self.log("gateway: the store %s failed (%d errors): %s; kept and tried again"
+                     % (self.store.path, self.store.errors, shown(e)))
 
     def _add_node(self, reg):
         node = Node(reg, self.prefix)
@@ -722,6 +757,8 @@ class Gateway:
             if self.store is not None:
                 self.store.maybe_flush(now)
                 self.stored = self.store.stored
+                if self.store.last_error is not self._store_error:
+                    self._store_health()
             if on_round is not None:
                 on_round(self)
         self._running = False
@@ -756,6 +793,8 @@ class Gateway:
         if self.store is not None:
             c["stored"] = self.store.stored
             c["store_dropped"] = self.store.dropped
+            c["store_errors"] = self.store.errors
+            c["store_pending"] = self.store.pending + len(self._dirty)
         if self.mqtt is not None:
             st = self.mqtt.status
             c["published"] = st.get("published", 0)
@@ -783,6 +822,9 @@ class Gateway:
         dropped = c.get("store_dropped", 0) + c.get("mqtt_dropped", 0)
         line += "  dropped %d  errors %d" % (dropped, c["errors"])
         lines.append(line)
+        if self.store is not None and self.store.last_error is not None:
+            lines.append("  store: %d failed writes, %d rows waiting; last: %s" % (
+                c["store_errors"], c["store_pending"], shown(self.store.last_error)))
         nodes = list(self.nodes.values())
         for node in nodes[:max_nodes]:
             state = node.status or "-"

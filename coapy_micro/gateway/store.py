@@ -31,10 +31,26 @@ thousand pages, however few rows the transaction holds: 200,000 rows of
 4,000 and 4.5 in 16,000 (CPU; 2 µs without the index). So under load a
 batch is as large as flush_s lets it grow; flush_s still bounds how long
 a reading waits.
+
+A failed write never ends the gateway's loop: the rows are kept (within
+max_pending) and written again after retry_s, the failure counted in
+`errors` and told in `last_error`. SQLite waits at most busy_timeout_s for
+a lock another process holds (a backup tool, an sqlite3 shell): the loop
+that waits serves every node, so it waits briefly and tries again later.
+
+One gateway per file: the store holds an exclusive lock (flock) on
+FILE.lock while it is open, and a second store on the same file is refused
+with StoreError, instead of two gateways observing every node and storing
+every reading twice.
 """
 import json
 import sqlite3
 import time
+
+
+class StoreError(Exception):
+    """The store cannot be opened: another gateway holds its file, the file
+    is no SQLite database, its directory is missing or not writable."""
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS readings (id INTEGER PRIMARY KEY, t REAL NOT NULL, "
@@ -51,24 +67,45 @@ class Store:
     for none kept). batch / flush_s: write when this many rows wait or
     this long has passed since the first of them."""
 
-    def __init__(self, path, batch=5000, flush_s=0.25, max_pending=200000):
+    def __init__(self, path, batch=5000, flush_s=0.25, max_pending=200000,
+                 busy_timeout_s=0.05, retry_s=1.0):
         self.path = path
         self.batch = batch
         self.flush_s = flush_s
         self.max_pending = max_pending
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        for stmt in _SCHEMA:
-            self.db.execute(stmt)
-        if "d" not in [row[1] for row in self.db.execute("PRAGMA table_info(readings)")]:
-            self.db.execute("ALTER TABLE readings ADD COLUMN d TEXT")  # an older gateway's file
+        self.retry_s = retry_s
+        self._lock = None
+        if path != ":memory:" and not path.startswith("file:"):
+            self._lock = _lock(path + ".lock")
+        try:
+            # (check_same_thread off: a store may be made in one thread and
+            # used by the loop in another, one thread at a time.)
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s,
+                                      check_same_thread=False)
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                for stmt in _SCHEMA:
+                    self.db.execute(stmt)
+                if "d" not in [row[1] for row in self.db.execute("PRAGMA table_info(readings)")]:
+                    # an older gateway's file
+                    self.db.execute("ALTER TABLE readings ADD COLUMN d TEXT")
+            except BaseException:
+                self.db.close()
+                raise
+        except sqlite3.Error as e:
+            self._unlock()
+            raise StoreError(str(e)) from e
+        except BaseException:
+            self._unlock()
+            raise
         self._rows = []
         self._since = None  # monotonic time of the oldest waiting row
+        self._retry_at = None  # monotonic time of the next try after a failed write
         self.stored = 0  # rows written
-        self.dropped = 0  # rows dropped: max_pending exceeded
-        self.errors = 0  # failed writes (their rows are counted in dropped)
-        self.last_error = None
+        self.dropped = 0  # rows dropped: max_pending exceeded, or unwritten at close
+        self.errors = 0  # failed writes (readings or registrations)
+        self.last_error = None  # the last failure's text
 
     # -- readings -----------------------------------------------------------
 
@@ -90,9 +127,12 @@ class Store:
         nothing waits)."""
         if not self._rows:
             return None
+        now = now or time.monotonic()
+        if self._retry_at is not None and now < self._retry_at:
+            return self._retry_at - now  # a write failed: not again before retry_s
         if len(self._rows) >= self.batch:
             return 0.0
-        left = self.flush_s - ((now or time.monotonic()) - self._since)
+        left = self.flush_s - (now - self._since)
         return left if left > 0 else 0.0
 
     def maybe_flush(self, now=None):
@@ -101,10 +141,11 @@ class Store:
             self.flush()
 
     def flush(self):
-        """Write every waiting row in one transaction."""
+        """Write every waiting row in one transaction. On failure the rows
+        wait for the next try (retry_s later); False then."""
         rows = self._rows
         if not rows:
-            return
+            return True
         self._rows = []
         self._since = None
         try:
@@ -113,10 +154,25 @@ class Store:
                 self.db.executemany(
                     "INSERT INTO readings (t, ep, path, senml, d) VALUES (?, ?, ?, ?, ?)", rows)
             self.stored += len(rows)
+            self._retry_at = None
+            return True
         except sqlite3.Error as e:
-            self.errors += 1
-            self.dropped += len(rows)
-            self.last_error = str(e)
+            self._failed(e)
+            # Kept for the next try (a lock is let go, space is freed);
+            # what arrived meanwhile goes after them, max_pending in all.
+            rows.extend(self._rows)
+            over = len(rows) - self.max_pending
+            if over > 0:
+                del rows[:over]
+                self.dropped += over
+            self._rows = rows
+            self._since = time.monotonic()
+            self._retry_at = self._since + self.retry_s
+            return False
+
+    def _failed(self, e):
+        self.errors += 1
+        self.last_error = str(e) or type(e).__name__
 
     def count(self):
         return self.db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
@@ -158,6 +214,24 @@ class Store:
     def delete_registration(self, rid):
         self.db.execute("DELETE FROM registrations WHERE id = ?", (rid,))
 
+    def save_registrations(self, changes):
+        """Apply {id: (Registration, expires) or None to delete} in one
+        transaction. True when written; on an SQLite error nothing is,
+        the error is counted and kept in last_error, and False returned
+        (the caller keeps the changes for a later try)."""
+        try:
+            with self.db:
+                self.db.execute("BEGIN")
+                for rid, change in changes.items():
+                    if change is None:
+                        self.delete_registration(rid)
+                    else:
+                        self.save_registration(change[0], change[1])
+            return True
+        except sqlite3.Error as e:
+            self._failed(e)
+            return False
+
     def registrations(self):
         """[dict] of the saved registrations (attrs as (name, value) pairs,
         source as a (host, port) tuple or None)."""
@@ -173,5 +247,36 @@ class Store:
         return out
 
     def close(self):
-        self.flush()
+        """Write what waits (what cannot be written is counted in dropped),
+        close the file and let go of its lock."""
+        self._retry_at = None
+        if not self.flush():
+            self.dropped += len(self._rows)
+            self._rows = []
         self.db.close()
+        self._unlock()
+
+    def _unlock(self):
+        if self._lock is not None:
+            self._lock.close()  # closing the file lets go of its flock
+            self._lock = None
+
+
+def _lock(path):
+    # An exclusive, non-blocking flock on `path` (made if missing), held
+    # while the returned file is open. An OS lock, not a row in the
+    # database: it goes with the process, so a gateway that was killed
+    # leaves no stale lock behind.
+    import fcntl
+
+    try:
+        f = open(path, "a")
+    except OSError as e:
+        raise StoreError("cannot make its lock file %s: %s" % (path, e.strerror or e)) from e
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        f.close()
+        raise StoreError("in use by another gateway (a process holds the lock on %s)"
+                         % path) from e
+    return f
