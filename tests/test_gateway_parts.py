@@ -672,3 +672,40 @@ def test_the_command_refuses_a_store_it_cannot_use_in_one_line(tmp_path):
     finally:
         held.close()
     assert rc == 1 and len(err) == 1 and "in use by another gateway" in err[0], err
+
+
+def test_a_resource_notifying_past_its_rate_has_the_excess_dropped_and_counted(tmp_path):
+    # Each resource has a token bucket (burst readings, refilled at
+    # rate_per_s) before the store and the broker: a node that notifies too
+    # fast cannot fill the disk and the MQTT queue for everyone. Here the
+    # bucket holds 2 and hardly refills: the third reading on is dropped.
+    logged = []
+    g = _GatewayThread(db=str(tmp_path / "gw.db"), log=logged.append, rate_per_s=0.001,
+                       burst=2)
+    node = _NodeThread(g.port, "chatty")
+    try:
+        gw = g.gw
+        wait_until(lambda: gw.notifications >= 1, 30, what="the first reading")
+        (n,) = gw.nodes.values()
+        (t,) = [t for t in n.targets if t.mode == "observe"]
+        for i in range(1, 5):
+            node.value = i
+            node.notify = True  # one at a time: each seen before the next
+            wait_until(lambda: gw.notifications + gw.limited >= 1 + i, 30,
+                       what="notification %d" % i)
+        assert gw.notifications == 2 and gw.limited == 3, (gw.notifications, gw.limited)
+        assert t.limited == 3 and n.limited == 3 and t.last[0]["v"] == 1, t.last
+        assert gw.counters()["rate_limited"] == 3
+        told = [x for x in logged if "faster than" in x]
+        assert told == ["gateway: chatty /sensors/temp notifies faster than 0.001 readings/s "
+                        "(burst 2): the excess is dropped and counted"], logged
+        text = "\n".join(gw.render())
+        assert "rate-limited 3" in text and "3 over its rate limit" in text, text
+        gw.store.flush()
+        import json
+
+        assert [json.loads(r[3])[0]["v"] for r in gw.store.readings()] == [0, 1]
+    finally:
+        node.stop()
+        g.stop()
+

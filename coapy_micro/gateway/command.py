@@ -37,6 +37,18 @@ def _seconds(text):
     return v
 
 
+def _rate(text):
+    import argparse
+
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError("a number of readings per second, not %r" % text)
+    return v
+
+
 def _mqtt_uri(text):
     # mqtt://HOST[:PORT] -> (host, port)
     import argparse
@@ -110,6 +122,13 @@ def add_parser(sub):
     p.add_argument("--shard-size", type=int, default=32, metavar="N",
                    help="resources observed per UDP socket (default %(default)s): a response "
                         "is matched among a socket's observations one by one")
+    p.add_argument("--rate-limit", type=_rate, default=50.0, metavar="N",
+                   help="readings kept per resource and second, sustained (default %(default)g; "
+                        "0: no limit): a node notifying faster has the excess dropped and "
+                        "counted, before the store and the broker")
+    p.add_argument("--burst", type=int, default=100, metavar="N",
+                   help="readings a resource may send at once above its rate (default "
+                        "%(default)s)")
     p.add_argument("--multicast", action="store_true",
                    help="also answer RD discovery sent to All-CoAP-Nodes (224.0.1.187)")
     p.add_argument("--seconds", type=_seconds, default=None, help=argparse.SUPPRESS)
@@ -185,7 +204,8 @@ def run(args):
                          shard_size=args.shard_size, max_per_source=args.max_per_host,
                          max_observed=args.max_observed,
                          max_watched_per_host=args.max_observed_per_host,
-                         multicast=args.multicast)
+                         multicast=args.multicast,
+                         rate_per_s=args.rate_limit or None, burst=args.burst)
             break
         except (StoreError, sqlite3.Error) as e:
             # One line, not a traceback: the file is another gateway's, no

@@ -151,6 +151,10 @@ class Target:
         self.last_text = None  # the last reading's SenML JSON
         self.mqtt_head = None  # MqttLink.head() of its topic, made at its first reading
         self.last_t = None
+        # Its token bucket (Gateway.rate_per_s, burst): full at the start.
+        self.tokens = 0.0
+        self.tokens_t = None  # monotonic time of the last refill; None: full
+        self.limited = 0  # readings dropped by the bucket
         # Every reading of this resource starts the same: its SenML JSON up
         # to the time, written once here instead of per reading.
         self.head = '[{"bn":%s,"n":%s,"bt":' % (json.dumps(node.bn), json.dumps(self.name))
@@ -191,6 +195,7 @@ class Node:
         self.targets = []
         self.by_set = {}  # <topic>/set -> Target
         self.host = None  # whose share of the watched table (Gateway._add_node)
+        self.limited = 0  # readings of its resources dropped by their rate limit
         self.status = None  # published state ('online' / 'offline')
         self.reason = None
 
@@ -225,7 +230,8 @@ class Gateway:
                  prefix="coap", poll=(), poll_interval_s=60.0, client_id=None, qos=1,
                  mqtt_queue=100000, mqtt_version=5, shard_size=32, max_registrations=1000,
                  max_links=64, max_per_source=64, max_observed=4096, log=None,
-                 multicast=False, on_reading=None, max_watched_per_host=None):
+                 multicast=False, on_reading=None, max_watched_per_host=None,
+                 rate_per_s=50.0, burst=100):
         self.log = log or (lambda text: None)
         self.on_reading = on_reading  # callable(target, senml pack), per reading
         self.prefix = prefix
@@ -243,6 +249,15 @@ class Gateway:
         self.max_watched_per_host = (max(1, max_observed // 4) if max_watched_per_host is None
                                      else max_watched_per_host)
         self.watched_by_host = {}  # host -> resources watched for its endpoints
+        # Readings kept per resource: a token bucket of `burst` readings
+        # refilled at rate_per_s (None: no limit). A node that notifies
+        # faster has the excess dropped before the store and the broker
+        # (counted per resource, per endpoint and in all), so one node
+        # cannot fill the disk and the MQTT queue for everyone. The default
+        # is far above what a sensor sends (a reading every 20 ms, sustained).
+        self.rate_per_s = rate_per_s
+        self.burst = float(max(1, burst))
+        self.limited = 0
         self.started = time.time()
         # The store first: a file another gateway holds, or one that is no
         # database, stops the start before a port is taken (StoreError).
@@ -610,6 +625,20 @@ class Gateway:
         if resp.code >> 5 != 2:
             self.errors += 1
             return
+        rate = self.rate_per_s
+        if rate is not None:
+            # The resource's token bucket: a few float operations.
+            mono = time.monotonic()
+            last = t.tokens_t
+            tokens = self.burst if last is None else t.tokens + (mono - last) * rate
+            if tokens > self.burst:
+                tokens = self.burst
+            t.tokens_t = mono
+            if tokens < 1.0:
+                t.tokens = tokens
+                self._limited(t)
+                return
+            t.tokens = tokens - 1.0
         now = time.time()
         try:
             text = t.senml_text(resp.payload, resp.content_format, now)
@@ -639,6 +668,18 @@ class Gateway:
             mqtt.publish_to(head, text.encode())
         if self.on_reading is not None:
             self.on_reading(t, json.loads(text))
+
+    def _limited(self, t):
+        # A reading over its resource's rate: dropped, counted, told once
+        # per endpoint (a flood would otherwise flood the log too).
+        t.limited += 1
+        node = t.node
+        node.limited += 1
+        self.limited += 1
+        if node.limited == 1:
+            self.log("gateway: %s /%s notifies faster than %g readings/s (burst %d): the "
+                     "excess is dropped and counted" % (shown(node.ep), shown(t.path),
+                                                       self.rate_per_s, self.burst))
 
     def _set_status(self, node, status, reason):
         if node.status == status and node.reason == reason:
@@ -692,6 +733,14 @@ class Gateway:
             self._handle_events()
 
     def _drain_shard(self, s):
+        # Up to shard_size resources share this socket and its kernel
+        # buffer. A node flooding notifications has its excess dropped by
+        # its rate limit after each is read and matched (cheap, but not
+        # free), and what the kernel drops before that when the flood fills
+        # the buffer can be anyone's on the shard: a rate limit cannot
+        # help there. Reading _DRAIN datagrams per wake-up keeps the buffer
+        # as empty as the CPU allows; the Observe sequence numbers and the
+        # next notification repair a lost one (RFC 7641 §4.4).
         ep = s.ep
         c = s.client
         for _ in range(_DRAIN):
@@ -789,7 +838,8 @@ class Gateway:
 
     def counters(self):
         c = {"notifications": self.notifications, "errors": self.errors,
-             "endpoints": len(self.nodes), "commands": self.commands}
+             "endpoints": len(self.nodes), "commands": self.commands,
+             "rate_limited": self.limited}
         if self.store is not None:
             c["stored"] = self.store.stored
             c["store_dropped"] = self.store.dropped
@@ -821,6 +871,8 @@ class Gateway:
             line += "  published %d  queued %d" % (c["published"], c["mqtt_queued"])
         dropped = c.get("store_dropped", 0) + c.get("mqtt_dropped", 0)
         line += "  dropped %d  errors %d" % (dropped, c["errors"])
+        if self.limited:
+            line += "  rate-limited %d" % self.limited
         lines.append(line)
         if self.store is not None and self.store.last_error is not None:
             lines.append("  store: %d failed writes, %d rows waiting; last: %s" % (
@@ -830,6 +882,8 @@ class Gateway:
             state = node.status or "-"
             if node.reason:
                 state += " (%s)" % node.reason
+            if node.limited:
+                state += ", %d over its rate limit" % node.limited
             lines.append("  %-16s %s  %s" % (shown(node.ep), shown(node.base), shown(state)))
             for t in node.targets:
                 if t.mode is None:
