@@ -155,6 +155,8 @@ class Target:
         self.tokens = 0.0
         self.tokens_t = None  # monotonic time of the last refill; None: full
         self.limited = 0  # readings dropped by the bucket
+        self.missed = 0  # notifications its observations could not fetch whole
+        self.missed_seen = 0  # of them, those counted from its current obs
         # Every reading of this resource starts the same: its SenML JSON up
         # to the time, written once here instead of per reading.
         self.head = '[{"bn":%s,"n":%s,"bt":' % (json.dumps(node.bn), json.dumps(self.name))
@@ -196,6 +198,7 @@ class Node:
         self.by_set = {}  # <topic>/set -> Target
         self.host = None  # whose share of the watched table (Gateway._add_node)
         self.limited = 0  # readings of its resources dropped by their rate limit
+        self.missed = 0  # notifications of its resources not fetched whole
         self.status = None  # published state ('online' / 'offline')
         self.reason = None
 
@@ -258,6 +261,7 @@ class Gateway:
         self.rate_per_s = rate_per_s
         self.burst = float(max(1, burst))
         self.limited = 0
+        self.missed = 0  # notifications lost by observations (Observation.missed)
         self.started = time.time()
         # The store first: a file another gateway holds, or one that is no
         # database, stops the start before a port is taken (StoreError).
@@ -535,6 +539,7 @@ class Gateway:
         if t.shard is None:
             t.shard = self._shard(family or _family_of(t.uri))
             t.shard.count += 1
+        t.missed_seen = 0  # a new Observation counts from 0
         try:
             # (A partial, not a lambda: one Python call less per notification.)
             t.obs = t.shard.client.observe(t.uri, callback=functools.partial(self._reading, t),
@@ -577,6 +582,8 @@ class Gateway:
                 if t.mode != "observe":
                     continue
                 o = t.obs
+                if o is not None and o.missed != t.missed_seen:
+                    self._missed(t, o.missed)
                 if o is not None and o.done:
                     t.obs = None
                     if o.error is None:
@@ -591,6 +598,24 @@ class Gateway:
             if node.status == "offline" and node.reason is not None and node.reason[:1] == "/":
                 if all(t.failed is None for t in node.targets):
                     self._set_status(node, "online", None)
+
+    def _missed(self, t, missed):
+        # Notifications larger than a block that the observation could not
+        # fetch whole (RFC 7959 §3.4: the body is read with a GET; it
+        # changed between its blocks every time, or the GET failed): no
+        # reading came of them. Counted, told once per resource, shown.
+        n = missed - t.missed_seen
+        t.missed_seen = missed
+        if n <= 0:
+            return
+        first = t.missed == 0
+        t.missed += n
+        t.node.missed += n
+        self.missed += n
+        if first:
+            self.log("gateway: %s /%s: a notification larger than a block could not be read "
+                     "whole (its body changed between blocks, or the GET failed): no reading; "
+                     "counted in missed" % (shown(t.node.ep), shown(t.path)))
 
     def _polls(self, now):
         for node in self.nodes.values():
@@ -839,7 +864,7 @@ class Gateway:
     def counters(self):
         c = {"notifications": self.notifications, "errors": self.errors,
              "endpoints": len(self.nodes), "commands": self.commands,
-             "rate_limited": self.limited}
+             "rate_limited": self.limited, "missed": self.missed}
         if self.store is not None:
             c["stored"] = self.store.stored
             c["store_dropped"] = self.store.dropped
@@ -873,6 +898,8 @@ class Gateway:
         line += "  dropped %d  errors %d" % (dropped, c["errors"])
         if self.limited:
             line += "  rate-limited %d" % self.limited
+        if self.missed:
+            line += "  missed %d" % self.missed
         lines.append(line)
         if self.store is not None and self.store.last_error is not None:
             lines.append("  store: %d failed writes, %d rows waiting; last: %s" % (
@@ -884,6 +911,8 @@ class Gateway:
                 state += " (%s)" % node.reason
             if node.limited:
                 state += ", %d over its rate limit" % node.limited
+            if node.missed:
+                state += ", %d notifications missed" % node.missed
             lines.append("  %-16s %s  %s" % (shown(node.ep), shown(node.base), shown(state)))
             for t in node.targets:
                 if t.mode is None:
