@@ -752,3 +752,47 @@ def test_notifications_an_observation_cannot_read_whole_are_counted_and_shown():
     finally:
         node.stop()
         g.stop()
+
+
+def test_resources_whose_topics_a_broker_would_refuse_are_left_alone_and_told():
+    # mosquitto disconnects a client publishing on a topic of more than 200
+    # levels, and MQTT 5 §4.7.3 caps a topic at 65,535 bytes: such a message,
+    # resent at every reconnect, would stop everyone's readings. The gateway
+    # leaves the resource alone at registration (max_topic_levels 64,
+    # max_topic_bytes 1024 by default) and says so. A link whose path does
+    # not decode (a percent-escape that is no UTF-8) is told too.
+    logged = []
+    g = _GatewayThread(log=logged.append)
+    deep = "/".join(["a"] * 250)
+    node = _NodeThread(g.port, "deep", payload="</sensors/temp>;obs,</%s>;obs,</%s>;obs,</x%%FF>;obs"
+                       % (deep, "b" * 1100))
+    try:
+        gw = g.gw
+        wait_until(lambda: gw.notifications >= 1, 30, what="the ordinary resource's reading")
+        (n,) = gw.nodes.values()
+        assert [t.path for t in n.targets] == ["sensors/temp"], [t.path[:20] for t in n.targets]
+        assert gw.watched == 1
+        assert any(x.startswith("gateway: deep: /a/a/a") and "254 levels" in x and "left alone"
+                   in x for x in logged), logged
+        assert any(x.startswith("gateway: deep: /bbbb") and "5 levels and 1121 bytes (at most 64 and 1024)"
+                   in x for x in logged), logged
+        assert any("/x%FF cannot be used (" in x and "left alone" in x for x in logged), logged
+    finally:
+        node.stop()
+        g.stop()
+
+
+def test_the_rd_takes_max_links_ordinary_links():
+    # max_link_attrs follows max_links: 64 links of 4 attributes each
+    # (rt, if, ct, obs) are one registration, not a 4.13.
+    g = _GatewayThread()
+    links = ",".join('</s%d>;rt="temperature-c";if=sensor;ct=0;obs' % i for i in range(64))
+    node = _NodeThread(g.port, "many", payload=links)
+    try:
+        gw = g.gw
+        wait_until(lambda: gw.nodes, 30, what="the registration")
+        (n,) = gw.nodes.values()
+        assert len(n.targets) == 64 and gw.watched == 64, len(n.targets)
+    finally:
+        node.stop()
+        g.stop()

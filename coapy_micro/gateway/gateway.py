@@ -234,7 +234,7 @@ class Gateway:
                  mqtt_queue=100000, mqtt_version=5, shard_size=32, max_registrations=1000,
                  max_links=64, max_per_source=64, max_observed=4096, log=None,
                  multicast=False, on_reading=None, max_watched_per_host=None,
-                 rate_per_s=50.0, burst=100):
+                 rate_per_s=50.0, burst=100, max_topic_levels=64, max_topic_bytes=1024):
         self.log = log or (lambda text: None)
         self.on_reading = on_reading  # callable(target, senml pack), per reading
         self.prefix = prefix
@@ -261,6 +261,14 @@ class Gateway:
         self.rate_per_s = rate_per_s
         self.burst = float(max(1, burst))
         self.limited = 0
+        # A resource whose topics would be deeper or longer than this is
+        # left alone: a broker disconnects a client that publishes past its
+        # own limits (mosquitto: more than 200 levels; MQTT 5 §4.7.3: 65,535
+        # bytes at most), and a message it refuses that way, sent again at
+        # every reconnect, would stop every other node's readings. Counted
+        # over the longest topic used, <prefix>/<ep>/<path>/set/result.
+        self.max_topic_levels = max_topic_levels
+        self.max_topic_bytes = max_topic_bytes
         self.missed = 0  # notifications lost by observations (Observation.missed)
         self.started = time.time()
         # The store first: a file another gateway holds, or one that is no
@@ -283,6 +291,9 @@ class Gateway:
         self.server = Server(self.rd_ep, max_body=65536, leisure_ms=1000)
         self.rd = ResourceDirectory(self.server, max_registrations=max_registrations,
                                     max_links=max_links, max_payload=16384,
+                                    # (8 attributes a link: 64 links of
+                                    # rt, if, ct, obs and a few more fit)
+                                    max_link_attrs=8 * max_links,
                                     max_per_source=max_per_source, max_fetches=8,
                                     on_change=self._rd_change)
         if multicast:
@@ -439,8 +450,12 @@ class Gateway:
         for link in reg.resolved():
             try:
                 parts = split(link.target)  # once: host, family and path from it
-            except UriError:
-                continue  # not a coap:// URI: nothing to do with it
+            except UriError as e:
+                # Not a coap:// URI, or a path that does not decode (a
+                # percent-escape that is no UTF-8): nothing to do with it.
+                self.log("gateway: %s: %s cannot be used (%s); left alone"
+                         % (shown(reg.ep), shown(link.target[:120]), shown(str(e)[:200])))
+                continue
             host = parts[1]
             path = "/".join(parts[3])  # the decoded segments
             family = _family_of_host(host)
@@ -460,6 +475,15 @@ class Gateway:
                 continue
             t = Target(node, link, link.target, path)
             st = t.topic + "/set"
+            longest = st + "/result"
+            levels = longest.count("/") + 1
+            size = len(longest.encode("utf-8", "surrogatepass"))
+            if levels > self.max_topic_levels or size > self.max_topic_bytes:
+                self.log("gateway: %s: /%s would need a topic of %d levels and %d bytes (at "
+                         "most %d and %d); left alone" % (
+                             shown(reg.ep), shown(path[:64]), levels, size,
+                             self.max_topic_levels, self.max_topic_bytes))
+                continue
             if st in node.by_set:
                 # Two links that differ only in what a topic does not name
                 # (a port, a query): the first keeps the topic.
