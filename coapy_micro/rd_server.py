@@ -18,11 +18,21 @@ Resources it adds (advertised in /.well-known/core, found with
 Registration: POST /rd?ep=NAME[&d=SECTOR][&lt=SECONDS][&base=URI][&attr=v...]
 with the node's links in link-format (ct=40; an empty payload registers no
 links). 2.01 names the registration resource in Location-Path. The same ep
-and d registered again replace the registration (same resource). Without
-base, the registrant's source address is the base (and an update from a new
-address moves it, §5.3.1). Ids are random, not counters: a node whose
-registration was lost cannot update someone else's by accident, and nobody
-can guess another node's resource to delete it.
+and d registered again from the same host (any port) replace the
+registration (same resource). Without base, the registrant's source
+address is the base (and an update from a new port moves it, §5.3.1). Ids
+are random, not counters: a node whose registration was lost cannot update
+someone else's by accident.
+
+Who may use a name (RFC 9176 §7 leaves it to the RD; §7.5): first come,
+first remembered while alive. The host (address without port) that
+registered a live ep+d owns it: a registration of that ep+d, an update or
+a removal of its registration resource from another host is refused 4.03
+(the locations are no secret: endpoint lookup lists them) until it expires
+or its owner removes it. ResourceDirectory(allow_takeover=True) lets any
+host replace, update or remove any registration (as an RD behind its own
+access control may); what a host takes over counts against its
+max_per_source.
 
 Lookup: GET /rd-lookup/res?rt=temperature*&ep=node-1&page=0&count=10. Every
 query parameter but page and count is a filter (RFC 6690 §4.1 matching,
@@ -40,7 +50,8 @@ and the endpoint attributes.
 Errors (RFC 9176 §5, §6): 4.00 for a malformed request (no or bad ep, bad
 lt or base, a parameter that cannot be registered, an update with ep or d
 or a payload, bad link-format, page without count...) with a diagnostic
-payload; 4.04 for an unknown registration; 4.13 (with Size1) for a payload
+payload; 4.03 for another host's live endpoint name or registration
+resource (above); 4.04 for an unknown registration; 4.13 (with Size1) for a payload
 or a link list larger than the limits, 4.13 for more link attributes;
 5.03 with Max-Age when the table is full or the registrant already holds
 max_per_source registrations. A simple registration (§5.1) is answered
@@ -99,6 +110,7 @@ _DELETED = const(66)
 _CHANGED = const(68)
 _CONTENT = const(69)
 _BAD_REQUEST = const(128)
+_FORBIDDEN = const(131)
 _NOT_FOUND = const(132)
 _METHOD_NOT_ALLOWED = const(133)
 _TOO_LARGE = const(141)
@@ -403,7 +415,7 @@ class ResourceDirectory:
                  max_payload=1024, max_attrs=8, max_per_source=4, max_fetches=2,
                  path="rd", lookup_path="rd-lookup", simple=True, fetch_timeout_ms=10000,
                  busy_s=30, on_change=None, max_link_attrs=128, lookup_cache=1,
-                 lookup_cache_ms=10000):
+                 lookup_cache_ms=10000, allow_takeover=False):
         self.server = server
         self.max_registrations = max_registrations
         self.max_links = max_links
@@ -416,6 +428,7 @@ class ResourceDirectory:
         self.max_attrs = max_attrs
         self.max_per_source = max_per_source
         self.max_fetches = max_fetches
+        self.allow_takeover = allow_takeover
         self.fetch_timeout_ms = fetch_timeout_ms
         self.busy_s = busy_s
         self.on_change = on_change
@@ -447,6 +460,7 @@ class ResourceDirectory:
         self.removed = 0
         self.expired = 0
         self.rejected = 0  # requests answered 4.xx / 5.03
+        self.forbidden = 0  # of those, 4.03: another host's endpoint name or registration
         server.add(path, Resource(post=self._post, get=self._get, delete=self._delete,
                                   subtree=True, rt="core.rd", ct=_LINK_FORMAT,
                                   accepts=_LINK_FORMAT))
@@ -703,13 +717,24 @@ class ResourceDirectory:
             raise _Bad(_BAD_REQUEST, "%s: %s" % (what, e))
 
     def _room(self, remote, ep, d):
-        # _Bad(5.03) if a new registration of (ep, d) from `remote` would not fit.
+        # _Bad(5.03) if a new registration of (ep, d) from `remote` would
+        # not fit; _Bad(4.03) if (ep, d) is alive and another host's.
         self._age()
-        if self.find(ep, d) is not None:
-            return  # replaces its own entry
-        if len(self._regs) >= self.max_registrations:
-            raise _Bad(_SERVICE_UNAVAILABLE, "registration table full", [_max_age(self.busy_s)])
         host = _host_of(remote)
+        old = self.find(ep, d)
+        if old is not None:
+            self._owner(old, host, "endpoint %s is registered from another host" % ep)
+            if old.host is None or old.host == host:
+                return  # its owner (any port) replaces it: nothing more held
+            # Allowed to take it over: the registration becomes the new
+            # host's, and counts against its max_per_source like any other
+            # (one host could otherwise hold names beyond its share).
+        elif len(self._regs) >= self.max_registrations:
+            raise _Bad(_SERVICE_UNAVAILABLE, "registration table full", [_max_age(self.busy_s)])
+        self._quota(host)
+
+    def _quota(self, host):
+        # _Bad(5.03) when `host` holds max_per_source registrations already.
         n = 0
         for r in self._regs:
             if r.host == host:
@@ -717,6 +742,26 @@ class ResourceDirectory:
         if n >= self.max_per_source:
             raise _Bad(_SERVICE_UNAVAILABLE, "%d registrations from this host already" % n,
                        [_max_age(self.busy_s)])
+
+    def _owner(self, r, host, text):
+        # Who may register an endpoint name, or update or remove its
+        # registration resource (RFC 9176 §7: the RD decides; §7.5): first
+        # come, first remembered while alive. The host (source address
+        # without the port: a node that restarts comes back on another
+        # port, and §5.3.1 lets its address change) that registered a live
+        # (ep, d) owns it; a registration of that name, or a request to its
+        # registration resource, from another host is refused 4.03 until
+        # the registration expires or its owner removes it. The location
+        # is no secret (endpoint lookup lists every one), so without this
+        # anyone could DELETE a node's registration or update its base to
+        # their own address. A registration whose host is not known (one
+        # restored without its source) goes to the first that asks.
+        # allow_takeover=True (an RD behind its own access control) lets
+        # any host do all of it.
+        if r.host is None or r.host == host or self.allow_takeover:
+            return
+        self.forbidden += 1
+        raise _Bad(_FORBIDDEN, text + " (RFC 9176 §7: first come, first remembered)")
 
     def _commit(self, remote, ep, d, lt, base, attrs, links):
         # Create or replace the registration of (ep, d).
@@ -773,6 +818,8 @@ class ResourceDirectory:
 
     def _update(self, req, r):
         # §5.3.1: refresh the lifetime; lt, base and attributes may change.
+        host = _host_of(req.remote)
+        self._owner(r, host, "registration %s is another host's" % r.href)
         if req.payload:
             raise _Bad(_BAD_REQUEST, "a registration update has no payload (RFC 9176 §5.3.1)")
         ep, d, lt, base, attrs = self._parse_params(req, True)
@@ -786,13 +833,15 @@ class ResourceDirectory:
                 merged.append((name, value))
         if len(merged) > self.max_attrs:
             raise _Bad(_BAD_REQUEST, "more than %d endpoint attributes" % self.max_attrs)
+        if r.host is not None and r.host != host:
+            self._quota(host)  # taken over (allow_takeover): the new host's to count
         r.attrs = merged
         if lt is not None:
             r.lt_s = lt
         r.left_ms = r.lt_s * 1000
         r._mark = self._clock()
         r.source = req.remote
-        r.host = _host_of(req.remote)
+        r.host = host
         if base is not None:
             r.base = base
             r.base_explicit = True
@@ -816,7 +865,10 @@ class ResourceDirectory:
             if len(req.path) - self._depth != 1:
                 return Response(_METHOD_NOT_ALLOWED)
             r = self._reg_of(req)
+            self._owner(r, _host_of(req.remote), "registration %s is another host's" % r.href)
         except _Bad as e:
+            if e.code == _FORBIDDEN:
+                self.rejected += 1
             return _answer(e)
         self._regs.remove(r)
         self.removed += 1
