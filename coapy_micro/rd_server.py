@@ -575,6 +575,12 @@ class ResourceDirectory:
         if self._fetches:
             self._end_late_fetches()
         wait = self._age()
+        if self._answers:
+            # A kept lookup answer goes lookup_cache_ms after its last read,
+            # read again or not (on a board it is most of a heap).
+            left = self._answers_left_ms()
+            if wait < 0 or 0 <= left < wait:
+                wait = left
         if c is not None and c.pending and (wait < 0 or wait > 100):
             wait = 100  # a fetch in progress: look at its deadline soon
         return wait
@@ -1084,6 +1090,19 @@ class ResourceDirectory:
         at any change to the table; an application short of heap may)."""
         self._answers = []
 
+    def _answers_left_ms(self):
+        # Drop the kept answers whose time is up; the ms until the next one
+        # is (-1: none left).
+        now = self._clock()
+        left = -1
+        for a in list(self._answers):
+            d = ticks_diff(a[4], now)
+            if d < 0:
+                self._answers.remove(a)
+            elif left < 0 or d < left:
+                left = d
+        return left
+
     def _kept(self, resources, query):
         # The answer kept for this lookup (a Response), or None.
         if not self._answers:
@@ -1095,7 +1114,7 @@ class ResourceDirectory:
                 if ticks_diff(a[4], now) < 0:
                     self._answers.remove(a)
                     return None
-                a[4] = ticks_add(now, self.lookup_cache_ms)
+                a[4] = ticks_add(now, self._cache_ms())
                 return Response(_CONTENT, a[2], _LINK_FORMAT, options=(a[3],))
         return None
 
@@ -1113,8 +1132,13 @@ class ResourceDirectory:
         while len(answers) >= self.lookup_cache:
             answers.pop(0)  # the oldest goes
         answers.append([resources, tuple(query), body, etag,
-                        ticks_add(self._clock(), self.lookup_cache_ms)])
+                        ticks_add(self._clock(), self._cache_ms())])
         return Response(_CONTENT, body, _LINK_FORMAT, options=(etag,))
+
+    def _cache_ms(self):
+        # lookup_cache_ms, within what ticks_add takes.
+        ms = self.lookup_cache_ms
+        return _MAX_WAIT_MS if ms > _MAX_WAIT_MS else (0 if ms < 0 else ms)
 
     def _lookup_ep(self, req):
         return self._lookup(req, False)

@@ -157,5 +157,12 @@ def test_kept_lookup_answers_are_bounded_and_expire():
             r = rig.request("get", "/rd-lookup/res")
         assert n.calls == len(rig.rd.registrations()), (method, n.calls)
         assert len(parse(r.payload)) in (41, 40), (method, len(parse(r.payload)))
+    # Dropped when its time is up, whether or not it is asked for again:
+    # tick() does it, and wakes up for it.
+    rig.request("get", "/rd-lookup/res")
+    assert len(rig.rd._answers) == 1, rig.rd._answers
+    assert 0 < rig.rd.tick() <= 5000, rig.rd.tick()
+    rig.run(5100)
+    assert rig.rd._answers == [], rig.rd._answers
     rd = Rig(lookup_cache=0).rd
     assert rd.lookup_cache == 0 and rd._answers == [], rd._answers
