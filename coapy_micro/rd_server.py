@@ -18,11 +18,21 @@ Resources it adds (advertised in /.well-known/core, found with
 Registration: POST /rd?ep=NAME[&d=SECTOR][&lt=SECONDS][&base=URI][&attr=v...]
 with the node's links in link-format (ct=40; an empty payload registers no
 links). 2.01 names the registration resource in Location-Path. The same ep
-and d registered again replace the registration (same resource). Without
-base, the registrant's source address is the base (and an update from a new
-address moves it, §5.3.1). Ids are random, not counters: a node whose
-registration was lost cannot update someone else's by accident, and nobody
-can guess another node's resource to delete it.
+and d registered again from the same host (any port) replace the
+registration (same resource). Without base, the registrant's source
+address is the base (and an update from a new port moves it, §5.3.1). Ids
+are random, not counters: a node whose registration was lost cannot update
+someone else's by accident.
+
+Who may use a name (RFC 9176 §7 leaves it to the RD; §7.5): first come,
+first remembered while alive. The host (address without port) that
+registered a live ep+d owns it: a registration of that ep+d, an update or
+a removal of its registration resource from another host is refused 4.03
+(the locations are no secret: endpoint lookup lists them) until it expires
+or its owner removes it. ResourceDirectory(allow_takeover=True) lets any
+host replace, update or remove any registration (as an RD behind its own
+access control may); what a host takes over counts against its
+max_per_source.
 
 Lookup: GET /rd-lookup/res?rt=temperature*&ep=node-1&page=0&count=10. Every
 query parameter but page and count is a filter (RFC 6690 §4.1 matching,
@@ -40,7 +50,8 @@ and the endpoint attributes.
 Errors (RFC 9176 §5, §6): 4.00 for a malformed request (no or bad ep, bad
 lt or base, a parameter that cannot be registered, an update with ep or d
 or a payload, bad link-format, page without count...) with a diagnostic
-payload; 4.04 for an unknown registration; 4.13 (with Size1) for a payload
+payload; 4.03 for another host's live endpoint name or registration
+resource (above); 4.04 for an unknown registration; 4.13 (with Size1) for a payload
 or a link list larger than the limits, 4.13 for more link attributes;
 5.03 with Max-Age when the table is full or the registrant already holds
 max_per_source registrations. A simple registration (§5.1) is answered
@@ -66,7 +77,17 @@ largest kind (32 links and 8 long endpoint attributes each) hold 46 KB of a
 32-bit board's heap (tests/portable/test_rd_worst_case_heap.py); a board
 that is the RD for a few nodes sets max_registrations to a few.
 Lookups parse and resolve one registration's links at a time (RFC 9176
-§6.1) and keep no parsed or resolved copy.
+§6.1) and keep no parsed or resolved copy; endpoint attributes, and a
+look at a registration's text for the link attributes asked for, rule a
+registration out before its links are parsed. An answer larger than a
+block (RFC 7959) is kept, serialized, for the Block2 requests that read
+the rest of it: lookup_cache answers at most (1), each lookup_cache_ms
+(10 s) after its last read, all dropped at any change to the table, each
+with the ETag of its bytes (a full table of the largest registrations
+answers about 28 KB, held as its bytes: 28,560 B on 32 bits, besides the
+table's 46 KB; drop_answers() gives it back, lookup_cache=0 keeps none).
+One lookup parses at most every link of the table once (max_registrations
+x max_links).
 
 Lifetimes: each registration counts down its own remaining milliseconds,
 aged on every tick(); lt (up to 4294967295 s, §5) never meets ticks_add:
@@ -92,12 +113,14 @@ _DELETED = const(66)
 _CHANGED = const(68)
 _CONTENT = const(69)
 _BAD_REQUEST = const(128)
+_FORBIDDEN = const(131)
 _NOT_FOUND = const(132)
 _METHOD_NOT_ALLOWED = const(133)
 _TOO_LARGE = const(141)
 _BAD_GATEWAY = const(162)
 _SERVICE_UNAVAILABLE = const(163)
 _GATEWAY_TIMEOUT = const(164)
+_ETAG = const(4)
 _LOCATION_PATH = const(8)
 _MAX_AGE = const(14)
 _SIZE1 = const(60)
@@ -386,12 +409,16 @@ class ResourceDirectory:
     for the registrant's links, all blocks of them together (the RD ends a
     fetch that takes longer, whatever the client's own timeouts).
     busy_s: the Max-Age of a 5.03 for a full table.
+    lookup_cache: how many lookup answers larger than a block are kept for
+    the Block2 requests that follow (0: none); lookup_cache_ms: how long
+    one is kept after its last read.
     """
 
     def __init__(self, server, client=None, max_registrations=16, max_links=32,
                  max_payload=1024, max_attrs=8, max_per_source=4, max_fetches=2,
                  path="rd", lookup_path="rd-lookup", simple=True, fetch_timeout_ms=10000,
-                 busy_s=30, on_change=None, max_link_attrs=128):
+                 busy_s=30, on_change=None, max_link_attrs=128, lookup_cache=1,
+                 lookup_cache_ms=10000, allow_takeover=False):
         self.server = server
         self.max_registrations = max_registrations
         self.max_links = max_links
@@ -404,6 +431,7 @@ class ResourceDirectory:
         self.max_attrs = max_attrs
         self.max_per_source = max_per_source
         self.max_fetches = max_fetches
+        self.allow_takeover = allow_takeover
         self.fetch_timeout_ms = fetch_timeout_ms
         self.busy_s = busy_s
         self.on_change = on_change
@@ -411,6 +439,18 @@ class ResourceDirectory:
         self._clock = server.end_point.clock
         self._rand = server.end_point.rand
         self._regs = []  # Registrations, oldest first (lookup order, paging)
+        # Lookup answers larger than a block, kept for the Block2 requests
+        # that read the rest of them (RFC 7959 §2.4: the client asks for
+        # each block again, and the handler would redo the whole lookup for
+        # each: reading a 900 KB answer redid it 900 times). At most
+        # lookup_cache answers, each kept lookup_cache_ms after its last
+        # read, all dropped at any change to the table; each goes out with
+        # the ETag of its bytes, so a client that reads blocks across a
+        # change sees the body change (§2.4). [resources?, query, body,
+        # ETag option, ticks after which it is dropped] each.
+        self.lookup_cache = lookup_cache
+        self.lookup_cache_ms = lookup_cache_ms
+        self._answers = []
         # Simple registrations waiting for the registrant: [host, Pending,
         # ticks by which the fetch must be over] each; at most max_fetches,
         # and one per host.
@@ -423,6 +463,7 @@ class ResourceDirectory:
         self.removed = 0
         self.expired = 0
         self.rejected = 0  # requests answered 4.xx / 5.03
+        self.forbidden = 0  # of those, 4.03: another host's endpoint name or registration
         server.add(path, Resource(post=self._post, get=self._get, delete=self._delete,
                                   subtree=True, rt="core.rd", ct=_LINK_FORMAT,
                                   accepts=_LINK_FORMAT))
@@ -485,6 +526,7 @@ class ResourceDirectory:
         r.left_ms = left_ms if left_ms < lt_s * 1000 else lt_s * 1000
         r._mark = self._clock()
         self._regs.append(r)
+        self._answers = []
         return r
 
     def remove(self, reg):
@@ -505,6 +547,7 @@ class ResourceDirectory:
                 return rid
 
     def _changed(self, event, reg):
+        self._answers = []  # a lookup answer kept may say otherwise now
         hook = self.on_change
         if hook is not None:
             hook(event, reg)
@@ -532,6 +575,12 @@ class ResourceDirectory:
         if self._fetches:
             self._end_late_fetches()
         wait = self._age()
+        if self._answers:
+            # A kept lookup answer goes lookup_cache_ms after its last read,
+            # read again or not (on a board it is most of a heap).
+            left = self._answers_left_ms()
+            if wait < 0 or 0 <= left < wait:
+                wait = left
         if c is not None and c.pending and (wait < 0 or wait > 100):
             wait = 100  # a fetch in progress: look at its deadline soon
         return wait
@@ -677,13 +726,24 @@ class ResourceDirectory:
             raise _Bad(_BAD_REQUEST, "%s: %s" % (what, e))
 
     def _room(self, remote, ep, d):
-        # _Bad(5.03) if a new registration of (ep, d) from `remote` would not fit.
+        # _Bad(5.03) if a new registration of (ep, d) from `remote` would
+        # not fit; _Bad(4.03) if (ep, d) is alive and another host's.
         self._age()
-        if self.find(ep, d) is not None:
-            return  # replaces its own entry
-        if len(self._regs) >= self.max_registrations:
-            raise _Bad(_SERVICE_UNAVAILABLE, "registration table full", [_max_age(self.busy_s)])
         host = _host_of(remote)
+        old = self.find(ep, d)
+        if old is not None:
+            self._owner(old, host, "endpoint %s is registered from another host" % ep)
+            if old.host is None or old.host == host:
+                return  # its owner (any port) replaces it: nothing more held
+            # Allowed to take it over: the registration becomes the new
+            # host's, and counts against its max_per_source like any other
+            # (one host could otherwise hold names beyond its share).
+        elif len(self._regs) >= self.max_registrations:
+            raise _Bad(_SERVICE_UNAVAILABLE, "registration table full", [_max_age(self.busy_s)])
+        self._quota(host)
+
+    def _quota(self, host):
+        # _Bad(5.03) when `host` holds max_per_source registrations already.
         n = 0
         for r in self._regs:
             if r.host == host:
@@ -691,6 +751,26 @@ class ResourceDirectory:
         if n >= self.max_per_source:
             raise _Bad(_SERVICE_UNAVAILABLE, "%d registrations from this host already" % n,
                        [_max_age(self.busy_s)])
+
+    def _owner(self, r, host, text):
+        # Who may register an endpoint name, or update or remove its
+        # registration resource (RFC 9176 §7: the RD decides; §7.5): first
+        # come, first remembered while alive. The host (source address
+        # without the port: a node that restarts comes back on another
+        # port, and §5.3.1 lets its address change) that registered a live
+        # (ep, d) owns it; a registration of that name, or a request to its
+        # registration resource, from another host is refused 4.03 until
+        # the registration expires or its owner removes it. The location
+        # is no secret (endpoint lookup lists every one), so without this
+        # anyone could DELETE a node's registration or update its base to
+        # their own address. A registration whose host is not known (one
+        # restored without its source) goes to the first that asks.
+        # allow_takeover=True (an RD behind its own access control) lets
+        # any host do all of it.
+        if r.host is None or r.host == host or self.allow_takeover:
+            return
+        self.forbidden += 1
+        raise _Bad(_FORBIDDEN, text + " (RFC 9176 §7: first come, first remembered)")
 
     def _commit(self, remote, ep, d, lt, base, attrs, links):
         # Create or replace the registration of (ep, d).
@@ -747,6 +827,8 @@ class ResourceDirectory:
 
     def _update(self, req, r):
         # §5.3.1: refresh the lifetime; lt, base and attributes may change.
+        host = _host_of(req.remote)
+        self._owner(r, host, "registration %s is another host's" % r.href)
         if req.payload:
             raise _Bad(_BAD_REQUEST, "a registration update has no payload (RFC 9176 §5.3.1)")
         ep, d, lt, base, attrs = self._parse_params(req, True)
@@ -760,13 +842,15 @@ class ResourceDirectory:
                 merged.append((name, value))
         if len(merged) > self.max_attrs:
             raise _Bad(_BAD_REQUEST, "more than %d endpoint attributes" % self.max_attrs)
+        if r.host is not None and r.host != host:
+            self._quota(host)  # taken over (allow_takeover): the new host's to count
         r.attrs = merged
         if lt is not None:
             r.lt_s = lt
         r.left_ms = r.lt_s * 1000
         r._mark = self._clock()
         r.source = req.remote
-        r.host = _host_of(req.remote)
+        r.host = host
         if base is not None:
             r.base = base
             r.base_explicit = True
@@ -790,7 +874,10 @@ class ResourceDirectory:
             if len(req.path) - self._depth != 1:
                 return Response(_METHOD_NOT_ALLOWED)
             r = self._reg_of(req)
+            self._owner(r, _host_of(req.remote), "registration %s is another host's" % r.href)
         except _Bad as e:
+            if e.code == _FORBIDDEN:
+                self.rejected += 1
             return _answer(e)
         self._regs.remove(r)
         self.removed += 1
@@ -945,28 +1032,113 @@ class ResourceDirectory:
             self.rejected += 1
             return _answer(e)
         self._age()
-        out = []
+        query = req.query
+        hit = self._kept(resources, query)
+        if hit is not None:
+            return hit
+        # The work one lookup does is bounded by the table: at worst every
+        # registration's links are parsed once (max_registrations x
+        # max_links links, each registration's text at most what its
+        # payload was), and the answer holds at most all of them, resolved.
+        # Endpoint attributes (ep, d, base, lt and the further ones) decide
+        # a registration before its links are parsed, and a link-attribute
+        # filter whose name or value appears nowhere in a registration's
+        # text rules it out without parsing it either: a lookup that
+        # matches nothing costs a substring search per registration. A
+        # link is resolved against the base only when it is answered (or
+        # when an href or anchor filter compares the resolved form).
+        parts = []
         skip = 0 if page is None or count is None else page * count
         for r in self._regs:
-            if count is not None and len(out) >= count:
+            if count is not None and len(parts) >= count:
                 break
-            params = Link(r.href, r.params())
+            rest = _link_filters(filters, r, resources)
+            if rest is None:
+                continue
+            early = False  # resolve before matching: href and anchor compare resolved URIs
+            for f in rest:
+                if f[0] == "href" or f[0] == "anchor":
+                    early = True
+            base = r.base
             if resources:
-                # One link resolved at a time: what stays is what matched.
-                base = r.base
                 for link in r.links:
-                    link = resolve_link(base, link)
-                    if _passes(filters, params, (link,), True):
-                        if skip:
-                            skip -= 1
-                        elif count is None or len(out) < count:
-                            out.append(link)
-            elif _passes(filters, params, r.resolved(), False):
+                    if early:
+                        link = resolve_link(base, link)
+                    if not _link_passes(rest, link):
+                        continue
+                    if skip:
+                        skip -= 1
+                    elif count is None or len(parts) < count:
+                        parts.append(serialize((link if early else resolve_link(base, link),)))
+                    else:
+                        break
+            else:
+                if rest:
+                    links = r.links
+                    if early:
+                        links = [resolve_link(base, link) for link in links]
+                    if not _each_filter_has_a_link(rest, links):
+                        continue
                 if skip:
                     skip -= 1
                 else:
-                    out.append(Link(r.href, _ep_attrs(r)))
-        return Response(_CONTENT, serialize(out), _LINK_FORMAT)
+                    parts.append(serialize((Link(r.href, _ep_attrs(r)),)))
+        return self._keep(resources, query, ",".join(parts))
+
+    def drop_answers(self):
+        """Drop the lookup answers kept for Block2 reads (the RD drops them
+        at any change to the table; an application short of heap may)."""
+        self._answers = []
+
+    def _answers_left_ms(self):
+        # Drop the kept answers whose time is up; the ms until the next one
+        # is (-1: none left).
+        now = self._clock()
+        left = -1
+        for a in list(self._answers):
+            d = ticks_diff(a[4], now)
+            if d < 0:
+                self._answers.remove(a)
+            elif left < 0 or d < left:
+                left = d
+        return left
+
+    def _kept(self, resources, query):
+        # The answer kept for this lookup (a Response), or None.
+        if not self._answers:
+            return None
+        now = self._clock()
+        query = tuple(query)  # (the Request's query is a tuple or a list)
+        for a in self._answers:
+            if a[0] == resources and a[1] == query:
+                if ticks_diff(a[4], now) < 0:
+                    self._answers.remove(a)
+                    return None
+                a[4] = ticks_add(now, self._cache_ms())
+                return Response(_CONTENT, a[2], _LINK_FORMAT, options=(a[3],))
+        return None
+
+    def _keep(self, resources, query, text):
+        # The Response for a lookup's answer; one larger than a block is
+        # kept (and then goes with its ETag).
+        body = text.encode("utf-8")
+        if len(body) <= self.server.block_size or self.lookup_cache <= 0:
+            return Response(_CONTENT, body, _LINK_FORMAT)
+        from .options import Option
+        from .server_block import etag_of
+
+        etag = Option(_ETAG, etag_of(body))
+        answers = self._answers
+        while len(answers) >= self.lookup_cache:
+            answers.pop(0)  # the oldest goes
+        answers.append([resources, tuple(query), body, etag,
+                        ticks_add(self._clock(), self._cache_ms())])
+        return Response(_CONTENT, body, _LINK_FORMAT, options=(etag,))
+
+    def _cache_ms(self):
+        # lookup_cache_ms, within what ticks_add takes.
+        ms = self.lookup_cache_ms
+        return _MAX_WAIT_MS if ms > _MAX_WAIT_MS else (0 if ms < 0 else ms)
 
     def _lookup_ep(self, req):
         return self._lookup(req, False)
@@ -1007,27 +1179,74 @@ def _href_matches(target, value):
     return target == value
 
 
-def _passes(filters, params, links, resource):
-    # Does a registration (params: its endpoint attributes as a Link) pass
-    # every filter? In resource lookup `links` is the one link in question;
-    # in endpoint lookup any one of its links may satisfy a filter (§6.2).
+def _link_filters(filters, r, resource):
+    # The filters registration r leaves to its links, once its endpoint
+    # attributes have decided theirs (RFC 9176 §6: a filter naming an
+    # endpoint attribute matches the registration's value); None when r is
+    # ruled out already: by an endpoint attribute, or by a link-attribute
+    # filter that no link of r can pass, seen in r's text without parsing
+    # it (_in_text). In endpoint lookup an href filter passes on the
+    # registration resource's path too.
+    params = None
+    rest = []
+    text = r.text
+    for f in filters:
+        name, value = f
+        if name == "href":
+            if not resource and _href_matches(r.href, value):
+                continue
+            rest.append(f)
+            continue
+        if params is None:
+            params = Link(r.href, r.params())
+        if params.get(name) is not None:
+            if not matches(params, name, value):
+                return None
+        elif not _in_text(text, name, value):
+            return None
+        else:
+            rest.append(f)
+    return rest
+
+
+def _in_text(text, name, value):
+    # Can a link in `text` (link-format as serialize() writes it) pass the
+    # filter name=value? False only when it surely cannot: no ';name' in
+    # the text, or not the value (its prefix, for 'v*'), which serialize()
+    # writes as it is unless it holds '"' or '\\' (escaped in a quoted
+    # string). An anchor filter compares the resolved anchor: only its
+    # name is looked for.
+    if (";" + name) not in text:
+        return False
+    if value is None or name == "anchor":
+        return True
+    if value[-1:] == "*":
+        value = value[:-1]
+    if '"' in value or "\\" in value:
+        return True
+    return value in text
+
+
+def _link_passes(filters, link):
+    # Does one link pass every filter (resource lookup, §6.1)?
     for name, value in filters:
         if name == "href":
-            ok = False
-            if not resource and _href_matches(params.target, value):
+            if not _href_matches(link.target, value):
+                return False
+        elif not matches(link, name, value):
+            return False
+    return True
+
+
+def _each_filter_has_a_link(filters, links):
+    # Endpoint lookup: an endpoint passes a filter when any of its links
+    # does (§6.2), each filter on its own.
+    for name, value in filters:
+        ok = False
+        for link in links:
+            if _href_matches(link.target, value) if name == "href" else matches(link, name, value):
                 ok = True
-            for link in links:
-                if _href_matches(link.target, value):
-                    ok = True
-                    break
-        elif params.get(name) is not None:
-            ok = matches(params, name, value)
-        else:
-            ok = False
-            for link in links:
-                if matches(link, name, value):
-                    ok = True
-                    break
+                break
         if not ok:
             return False
     return True

@@ -106,10 +106,12 @@ def test_update_refreshes_lifetime_and_can_change_lt_base_and_attributes():
     assert reg.lt_s == 500 and reg.left_ms > 499000, (reg.lt_s, reg.left_ms)
     assert reg.attrs == [("et", "actuator"), ("x", "1")], reg.attrs
     assert rig.events[-1] == ("update", "n"), rig.events
-    # Without base, an update from a new address moves the base (§5.3.1).
-    moved = rig.net.endpoint(("10.0.0.6", 40001))
+    # Without base, an update from a new address moves the base (§5.3.1):
+    # the same host on another port (another host's is refused 4.03: the
+    # first come, first remembered tests).
+    moved = rig.net.endpoint(("10.0.0.5", 40001))
     assert rig.request("post", loc, src=moved).code == CHANGED
-    assert reg.base == "coap://10.0.0.6:40001", reg.base
+    assert reg.base == "coap://10.0.0.5:40001", reg.base
     # An explicit base stays until the registrant names another.
     assert rig.request("post", loc, query=["base=coap://h.example"], src=src).code == CHANGED
     assert rig.request("post", loc, src=moved).code == CHANGED
@@ -118,7 +120,7 @@ def test_update_refreshes_lifetime_and_can_change_lt_base_and_attributes():
 
 def test_bad_updates_are_answered_400_or_404():
     rig = Rig()
-    loc = location(rig.register("n"))
+    loc = location(rig.register("n", src=rig.cep))  # the host the requests come from
     for query, payload in ((["ep=other"], b""), (["d=x"], b""), (["lt=0"], b""),
                            ([], b"</x>")):
         r = rig.request("post", loc, payload, query, 40 if payload else None)
@@ -131,7 +133,7 @@ def test_bad_updates_are_answered_400_or_404():
 
 def test_removal_deletes_and_later_requests_get_404():
     rig = Rig()
-    loc = location(rig.register("n"))
+    loc = location(rig.register("n", src=rig.cep))  # the host the requests come from
     r = rig.request("delete", loc)
     assert r.code == DELETED, r
     assert rig.events[-1] == ("remove", "n"), rig.events
@@ -194,20 +196,21 @@ def test_payload_and_links_beyond_the_limits_get_413_with_size1():
 def test_too_many_endpoint_attributes_are_refused():
     rig = Rig(max_attrs=2)
     assert rig.register("n", query=["a=1", "b=2", "c=3"]).code == BAD_REQUEST
-    loc = location(rig.register("n", query=["a=1", "b=2"]))
+    loc = location(rig.register("n", query=["a=1", "b=2"], src=rig.cep))
     assert rig.request("post", loc, query=["c=3"]).code == BAD_REQUEST
     assert rig.request("post", loc, query=["b=3"]).code == CHANGED
 
 
 def test_a_full_table_answers_503_with_max_age():
     rig = Rig(max_registrations=3, max_per_source=10, busy_s=17)
+    src = rig.cep  # one host (the requests' own)
     for i in range(3):
-        assert rig.register("n%d" % i).code == CREATED
-    r = rig.register("n9")
+        assert rig.register("n%d" % i, src=src).code == CREATED
+    r = rig.register("n9", src=src)
     assert r.code == UNAVAILABLE and r.message.get_uint(14) == 17, r
     # A registered endpoint still re-registers, and room comes back.
-    assert rig.register("n1").code == CREATED
-    loc = location(rig.register("n2"))
+    assert rig.register("n1", src=src).code == CREATED
+    loc = location(rig.register("n2", src=src))
     assert rig.request("delete", loc).code == DELETED
     assert rig.register("n9").code == CREATED
 
@@ -545,13 +548,13 @@ def test_a_registration_beyond_the_link_attribute_budget_gets_413():
     assert rig.register("n", b"</a>" + b";a" * 129).code == TOO_LARGE
     # At the budget: 32 links (max_links) of 4 attributes each.
     links = ",".join('</s/%02d>;rt=t;if=s;ct=0;obs' % i for i in range(32)).encode()
-    assert rig.register("n", links).code == CREATED
-    assert rig.register("n", b"</a>" + b";a" * 128).code == CREATED
+    assert rig.register("n", links, src=rig.cep).code == CREATED
+    assert rig.register("n", b"</a>" + b";a" * 128, src=rig.cep).code == CREATED
     # The bound is the RD's: set at construction.
     rig = Rig(max_link_attrs=2)
     assert rig.rd.max_link_attrs == 2
-    assert rig.register("n", b"</a>;a;b,</c>").code == CREATED
-    assert rig.register("n", b"</a>;a;b,</c>;c").code == TOO_LARGE
+    assert rig.register("n", b"</a>;a;b,</c>", src=rig.cep).code == CREATED
+    assert rig.register("n", b"</a>;a;b,</c>;c", src=rig.cep).code == TOO_LARGE
     # A simple registration's links (§5.1) and restore() meet the same bound.
     try:
         rig.rd.restore("00000001", "old", None, "coap://10.0.0.8", False, 60, 60000,
