@@ -293,10 +293,19 @@ class Publisher:
         # long; a packet over a size it did not announce): paho would send it
         # first after every reconnect, forever, and nothing behind it would
         # pass. After poison_tries such drops it is dropped and counted.
-        if not self.inflight:
+        # Our own "online" is never the suspect: a broker that closes every
+        # connection right after CONNACK leaves it unacknowledged each time
+        # (and would next be blamed on the first reading queued: a broker
+        # failing so costs one reading in poison_tries connections, each
+        # counted and said, the back-off growing meanwhile).
+        oldest = None
+        for mid, m in self.inflight.items():
+            if mid != self._online_mid:
+                oldest = m
+                break
+        if oldest is None:
             self._suspect = None
             return
-        oldest = next(iter(self.inflight.values()))
         if oldest is self._suspect:
             self._suspect_count += 1
         else:
@@ -312,6 +321,7 @@ class Publisher:
                            % (self.poison_tries, oldest[0][:100], len(oldest[1])))
         self.log("mqtt: %s" % self.last_error)
         self._new_client(skip=oldest)
+        self.delay = 0.5  # the cause is gone: no reason to wait longer
 
     def _new_client(self, skip=None):
         # Start again with a paho client of our own making: paho has no public
@@ -537,7 +547,8 @@ class Publisher:
             if sock is None and not self.connected and now >= self.retry_at and not (
                     self.stopping and not self.outbox):
                 self.connect()
-                sock = self.client.socket()
+                c = self.client
+                sock = c.socket()
             rl = [] if self.stopping else [stdin]
             wl = []
             if sock is not None:
