@@ -36,7 +36,25 @@ for MQTT 5, 100 if it names none; 1000 for MQTT 3.1.1, which has no flow
 control: a broker takes what comes, so the window only bounds what waits
 for its PUBACK); paho sends those again after a reconnect, so a broker
 that goes away loses nothing that was not acknowledged. Reconnects back
-off from 0.5 s doubling to 30 s.
+off from 0.5 s doubling to 30 s; the delay starts again at 0.5 s only
+after a connection stayed up stable_s (a broker closing right after each
+CONNACK is not hammered), and an attempt without a CONNACK within
+connack_timeout_s is given up; the status's `error` says why the last
+connection failed or ended.
+
+What a broker cannot take is dropped and counted as `refused`, never sent
+again and again: a publish over the Maximum Packet Size of an MQTT 5
+CONNACK (§3.2.2.3.6: the client MUST NOT send it), and a message that is
+the oldest unacknowledged one each time the connection drops soon after
+CONNACK, poison_tries times in a row (mosquitto closes the connection on a
+topic deeper than it takes, or, on MQTT 3.1.1, a packet over its size
+limit; paho would send that message first after every reconnect and
+nothing behind it would pass).
+
+Commands: a message on a subscribed (/set) topic over max_command bytes
+is dropped here, counted (`commands_dropped`) and answered on the topic's
+/result; a retained one is the broker's copy of an old command, not run
+(`retained_ignored`; MQTT 5 subscriptions ask for none: Retain Handling 2).
 The gateway's own state is retained at <prefix>/$gateway/<client id>:
 "online", and "offline" as the connection's Will.
 """
@@ -632,7 +650,10 @@ class MqttLink:
     pipe takes it; a buffer beyond max_buffer bytes drops further messages
     and counts them (`dropped`). poll_fd() is readable when the publisher
     has something to say: read() then calls on_command(topic, payload) for
-    each message on a subscribed topic and keeps the latest status.
+    each message on a subscribed topic and keeps the latest status. When
+    the publisher process dies (or says something that is not frames) it is
+    started again: poll_fd() changes, and on_new_fd(old_fd, new_fd) tells
+    whoever polls it.
     """
 
     def __init__(self, host, port, prefix, client_id, qos=1, max_queue=100000, version=5,
