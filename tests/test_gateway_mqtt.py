@@ -40,7 +40,9 @@ class _Paho:
         return types.SimpleNamespace(mid=self.mid, rc=0)
 
     def subscribe(self, topic, qos=0, options=None):
+        self.mid += 1
         self.subs.append((topic, options))
+        return 0, self.mid
 
     def socket(self):
         return None
@@ -152,6 +154,22 @@ def test_a_message_the_connection_drops_on_again_and_again_is_dropped():
     assert p.client is None  # a fresh one holds the others
     assert [m[0] for m in p.outbox] == ["coap/n/1", "coap/n/2", "coap/n/3", "coap/n/4"]
     assert not p.inflight
+
+
+def test_a_subscription_the_connection_drops_on_again_and_again_is_given_up():
+    # mosquitto closes the connection on a SUBSCRIBE to a topic deeper than
+    # 200 levels; sent again at every CONNACK, it stopped every publish.
+    p = _publisher(poison_tries=3)
+    p.take(b"S", SET.encode())
+    p.take(b"S", b"coap/" + b"/".join([b"a"] * 250) + b"/set")
+    for attempt in range(3):
+        p._on_connect(p.client, None, None, _OK, None)
+        ok = [m for m, t in p.subscribing.items() if t == SET]
+        p._on_subscribe(None, None, ok[0], [_OK], None)  # the first is answered
+        assert p.subscriptions_refused == 0
+        p._on_disconnect(p.client, None, None, "Malformed packet", None)
+    assert list(p.topics) == [SET] and p.subscriptions_refused == 1
+    assert "subscription" in p.last_error and p.refused == 0
 
 
 def test_the_back_off_is_reset_only_after_a_stable_connection_and_online_is_sent_once():

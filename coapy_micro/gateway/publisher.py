@@ -189,6 +189,9 @@ class Publisher:
         self._suspect = None  # the oldest unacknowledged message at the last short connections
         self._suspect_count = 0
         self._online_mid = None  # "online" handed to paho and not acknowledged yet
+        self.subscribing = {}  # mid -> topic of a SUBSCRIBE not answered yet, oldest first
+        self.subscriptions_refused = 0
+        self._strikes = {}  # topic -> short connections it was the oldest unanswered SUBSCRIBE
         self._next_command_log = 0.0
         self.stopping = False
         self.status_topic = "%s/$gateway/%s" % (prefix, client_id)
@@ -206,6 +209,7 @@ class Publisher:
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         # With these set (paho's hooks for an application's own event loop),
         # publish() only queues its packet instead of sending it at once:
         # write() then sends all that pump() queued in one go.
@@ -271,8 +275,15 @@ class Publisher:
                      "configuration" % rm)
         # "online" once per connection: one still unacknowledged from an
         # earlier connection is sent again by paho, not queued once more.
+        # Never beyond the window: paho sends every unacknowledged message
+        # again after this callback, and one more than the broker's Receive
+        # Maximum is a protocol error it closes the connection on (MQTT 5
+        # §3.3.4); then "online" waits at the head of the outbox.
         if self._online_mid not in self.inflight:
-            self._online_mid = self._hand(self.status_topic, b"online", 1, True)
+            if len(self.inflight) < self.window:
+                self._online_mid = self._hand(self.status_topic, b"online", 1, True)
+            elif not (self.outbox and self.outbox[0][0] == self.status_topic):
+                self.outbox.appendleft((self.status_topic, b"online", 1, True))
         for t in self.topics:
             self._subscribe(t)
 
@@ -281,9 +292,32 @@ class Publisher:
             # Retain Handling 2 (MQTT 5 §3.8.3.1): no retained message when
             # subscribing: a retained command is an old one, not to be run.
             opts = self._options(qos=1, retainHandling=2)
-            self.client.subscribe(topic, options=opts)
+            rc, mid = self.client.subscribe(topic, options=opts)
         else:
-            self.client.subscribe(topic, qos=1)
+            rc, mid = self.client.subscribe(topic, qos=1)
+        if mid is not None:
+            self.subscribing[mid] = topic
+
+    def _on_subscribe(self, client, userdata, mid, reasons, properties):
+        topic = self.subscribing.pop(mid, None)
+        if topic is not None:
+            self._strikes.pop(topic, None)
+        if topic is not None and reasons and reasons[0].is_failure:
+            self.subscriptions_refused += 1
+            self.last_error = "the broker refused the subscription to %s: %s" % (
+                topic[:100], reasons[0])
+            self.log("mqtt: %s" % self.last_error)
+
+    def _drop_subscription(self, topic):
+        # A SUBSCRIBE the broker closed the connection on poison_tries times
+        # (mosquitto: a topic deeper than it takes): it would be sent again
+        # at every reconnect and no message would ever pass.
+        self.topics.pop(topic, None)
+        self._strikes.pop(topic, None)
+        self.subscriptions_refused += 1
+        self.last_error = ("the broker closed the connection %d times on the subscription to "
+                           "%s: given up" % (self.poison_tries, topic[:100]))
+        self.log("mqtt: %s" % self.last_error)
 
     def _on_disconnect(self, client, userdata, flags, reason, properties):
         now = time.monotonic()
@@ -294,6 +328,7 @@ class Publisher:
             if up_s >= self.stable_s:
                 self.delay = 0.5
                 self._suspect = None
+                self._strikes.clear()
             else:
                 self._short_connection()
         elif self.connecting_since is not None:
@@ -301,6 +336,7 @@ class Publisher:
             self.log("mqtt: %s" % self.last_error)
         self.connecting_since = None
         self.connected = False
+        self.subscribing.clear()  # sent again at the next CONNACK
         self.retry_at = now + self.delay
         self.delay = min(self.delay * 2, 30.0)
 
@@ -316,6 +352,19 @@ class Publisher:
         # (and would next be blamed on the first reading queued: a broker
         # failing so costs one reading in poison_tries connections, each
         # counted and said, the back-off growing meanwhile).
+        pending = self.subscribing
+        if pending:
+            # Our SUBSCRIBEs go before any message paho sends again: the
+            # oldest unanswered one is the suspect. Its strikes are cleared
+            # by a SUBACK (a SUBACK not read before the close can make
+            # another one look oldest once).
+            topic = next(iter(pending.values()))
+            pending.clear()
+            n = self._strikes[topic] = self._strikes.get(topic, 0) + 1
+            if n >= self.poison_tries:
+                self._drop_subscription(topic)
+                self.delay = 0.5
+            return
         oldest = None
         for mid, m in self.inflight.items():
             if mid != self._online_mid:
@@ -432,6 +481,7 @@ class Publisher:
              "inflight": self.handed - self.acked, "commands": self.commands,
              "connects": self.connects, "error": self.last_error,
              "commands_dropped": self.commands_dropped, "retained_ignored": self.retained_ignored,
+             "subscriptions_refused": self.subscriptions_refused,
              "max_packet": self.max_packet}
         self.emit(b"T", json.dumps(s).encode("utf-8"))
 
@@ -448,6 +498,7 @@ class Publisher:
             t = str(body, "utf-8")
             if t in self.topics:
                 del self.topics[t]
+                self._strikes.pop(t, None)
                 if self.connected:
                     self.client.unsubscribe(t)
         elif kind == b"X":
