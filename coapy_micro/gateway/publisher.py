@@ -363,7 +363,6 @@ class Publisher:
             n = self._strikes[topic] = self._strikes.get(topic, 0) + 1
             if n >= self.poison_tries:
                 self._drop_subscription(topic)
-                self.delay = 0.5
             return
         oldest = None
         for mid, m in self.inflight.items():
@@ -387,8 +386,9 @@ class Publisher:
                            "(%d bytes) unacknowledged: dropped"
                            % (self.poison_tries, oldest[0][:100], len(oldest[1])))
         self.log("mqtt: %s" % self.last_error)
+        # The back-off is not reset: a broker that closes every connection
+        # soon after CONNACK looks the same, and must not be hammered.
         self._new_client(skip=oldest)
-        self.delay = 0.5  # the cause is gone: no reason to wait longer
 
     def _new_client(self, skip=None):
         # Start again with a paho client of our own making: paho has no public
