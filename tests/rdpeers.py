@@ -137,8 +137,9 @@ class Broker:
     (persistence in that folder: a restarted broker keeps the sessions and
     messages of persistent subscribers, as a real deployment would)."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, extra=""):
         self.exe = tool("mosquitto", MOSQUITTO_HINT)
+        self.extra = extra  # more configuration lines
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.proc = None
@@ -152,8 +153,9 @@ class Broker:
         conf = self.folder / "mosquitto.conf"
         conf.write_text("listener %d %s\nallow_anonymous true\npersistence true\n"
                         "persistence_location %s/\nautosave_interval 1\n"
-                        "max_queued_messages 0\nlog_dest file %s\n"
-                        % (self.port, LOOPBACK, self.folder, self.folder / "mosquitto.log"))
+                        "max_queued_messages 0\nlog_dest file %s\n%s"
+                        % (self.port, LOOPBACK, self.folder, self.folder / "mosquitto.log",
+                           self.extra))
         self.proc = subprocess.Popen([self.exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15

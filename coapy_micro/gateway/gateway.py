@@ -323,12 +323,23 @@ class Gateway:
         self._watch(self.rd_ep.socket.fileno(), self._drain_rd)
         if self.mqtt is not None:
             self._watch(self.mqtt.poll_fd(), self.mqtt.read)
+            self.mqtt.on_new_fd = self._mqtt_restarted
         if saved:
             self._restore(saved)
 
     def _watch(self, fd, fn):
         self._poller.register(fd, select.POLLIN)
         self._fds[fd] = fn
+
+    def _mqtt_restarted(self, old_fd, new_fd):
+        # The publisher process was restarted: poll its new pipe, not the
+        # closed one (ready on every round, it would spin this loop).
+        try:
+            self._poller.unregister(old_fd)
+        except (KeyError, ValueError):
+            pass
+        self._fds.pop(old_fd, None)
+        self._watch(new_fd, self.mqtt.read)
 
     def _join_group(self, family, port):
         # Answer RD discovery sent to All-CoAP-Nodes (224.0.1.187, RFC 7252

@@ -36,7 +36,25 @@ for MQTT 5, 100 if it names none; 1000 for MQTT 3.1.1, which has no flow
 control: a broker takes what comes, so the window only bounds what waits
 for its PUBACK); paho sends those again after a reconnect, so a broker
 that goes away loses nothing that was not acknowledged. Reconnects back
-off from 0.5 s doubling to 30 s.
+off from 0.5 s doubling to 30 s; the delay starts again at 0.5 s only
+after a connection stayed up stable_s (a broker closing right after each
+CONNACK is not hammered), and an attempt without a CONNACK within
+connack_timeout_s is given up; the status's `error` says why the last
+connection failed or ended.
+
+What a broker cannot take is dropped and counted as `refused`, never sent
+again and again: a publish over the Maximum Packet Size of an MQTT 5
+CONNACK (§3.2.2.3.6: the client MUST NOT send it), and a message that is
+the oldest unacknowledged one each time the connection drops soon after
+CONNACK, poison_tries times in a row (mosquitto closes the connection on a
+topic deeper than it takes, or, on MQTT 3.1.1, a packet over its size
+limit; paho would send that message first after every reconnect and
+nothing behind it would pass).
+
+Commands: a message on a subscribed (/set) topic over max_command bytes
+is dropped here, counted (`commands_dropped`) and answered on the topic's
+/result; a retained one is the broker's copy of an old command, not run
+(`retained_ignored`; MQTT 5 subscriptions ask for none: Retain Handling 2).
 The gateway's own state is retained at <prefix>/$gateway/<client id>:
 "online", and "offline" as the connection's Will.
 """
@@ -61,6 +79,20 @@ def _nothing(*args):
 _TOPIC = struct.Struct(">H")
 _MAX_TOPICS = 65536  # topic texts kept decoded (see Publisher._queue)
 _FLAGS_TOPIC = struct.Struct(">BH")
+
+
+def _publish_size(topic, payload, qos, version):
+    # The bytes of a PUBLISH packet as paho writes it (MQTT 5 §3.3: fixed
+    # header, topic, packet identifier for QoS > 0, properties length
+    # (MQTT 5, none sent), payload).
+    n = 2 + len(topic.encode("utf-8")) + (2 if qos else 0) + (1 if version == 5 else 0)
+    n += len(payload)
+    size = 1 + n
+    while True:  # the Remaining Length's variable byte integer
+        size += 1
+        n >>= 7
+        if not n:
+            return size
 
 
 def frame(kind, body):
@@ -115,10 +147,13 @@ class FrameReader:
 
 
 class Publisher:
-    def __init__(self, host, port, prefix, client_id, qos=1, max_queue=100000, version=5):
+    def __init__(self, host, port, prefix, client_id, qos=1, max_queue=100000, version=5,
+                 max_command=64 * 1024, connack_timeout_s=10.0, stable_s=10.0, poison_tries=3):
         import paho.mqtt.client as mqtt
+        from paho.mqtt.subscribeoptions import SubscribeOptions
 
         self.mqtt = mqtt
+        self._options = SubscribeOptions
         self.host = host
         self.port = port
         self.prefix = prefix
@@ -128,19 +163,36 @@ class Publisher:
         self.version = version
         self.outbox = collections.deque()
         self._topic_text = {}  # a topic's UTF-8 bytes -> its text
-        self.topics = []  # subscriptions, kept across reconnects
+        self.topics = {}  # subscriptions (topic -> None), kept across reconnects
         self.window = 100
         self.handed = 0  # QoS 1 messages given to paho
         self.acked = 0
+        self.inflight = {}  # mid -> message handed to paho and not acknowledged, oldest first
         self.published = 0  # acknowledged (QoS 1) or written (QoS 0)
         self.dropped = 0  # outbox overflow, and refused (below)
-        self.refused = 0  # QoS 1 messages the broker answered with a failure
+        self.refused = 0  # messages the broker refused, or that it could not take
         self.commands = 0
+        self.max_command = max_command
+        self.commands_dropped = 0  # above max_command
+        self.retained_ignored = 0  # retained messages on command topics
         self.connects = 0
         self.connected = False
         self.last_error = None
         self.delay = 0.5
         self.retry_at = 0.0
+        self.connack_timeout_s = connack_timeout_s
+        self.stable_s = stable_s
+        self.connecting_since = None  # TCP up, CONNACK awaited
+        self.up_since = 0.0
+        self.max_packet = None  # the broker's Maximum Packet Size (MQTT 5 CONNACK), if any
+        self.poison_tries = poison_tries
+        self._suspect = None  # the oldest unacknowledged message at the last short connections
+        self._suspect_count = 0
+        self._online_mid = None  # "online" handed to paho and not acknowledged yet
+        self.subscribing = {}  # mid -> topic of a SUBSCRIBE not answered yet, oldest first
+        self.subscriptions_refused = 0
+        self._strikes = {}  # topic -> short connections it was the oldest unanswered SUBSCRIBE
+        self._next_command_log = 0.0
         self.stopping = False
         self.status_topic = "%s/$gateway/%s" % (prefix, client_id)
         self.client = None
@@ -157,6 +209,7 @@ class Publisher:
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         # With these set (paho's hooks for an application's own event loop),
         # publish() only queues its packet instead of sending it at once:
         # write() then sends all that pump() queued in one go.
@@ -193,15 +246,23 @@ class Publisher:
     # paho callbacks (called from loop_read / loop_write in this thread)
 
     def _on_connect(self, client, userdata, flags, reason, properties):
+        self.connecting_since = None
         if reason.is_failure:
-            self.last_error = "broker refused: %s" % reason
+            self.last_error = "the broker refused the connection: %s" % reason
             self.log("mqtt: %s" % self.last_error)
             return
         self.connected = True
         self.connects += 1
-        self.delay = 0.5
+        # The back-off is reset only once this connection has stayed up
+        # stable_s (see _on_disconnect): a broker that closes right after
+        # each CONNACK must not be reconnected to twice a second.
+        self.up_since = time.monotonic()
         rm = getattr(properties, "ReceiveMaximum", None) if properties is not None else None
         self.window = rm if rm else (100 if self.version == 5 else 1000)
+        # MQTT 5 §3.2.2.3.6: a client MUST NOT send the server packets larger
+        # than the Maximum Packet Size its CONNACK names (pump() drops them).
+        mp = getattr(properties, "MaximumPacketSize", None) if properties is not None else None
+        self.max_packet = mp or None
         self.log("mqtt: connected to %s:%d" % (self.host, self.port))
         if rm and rm < 100 and self.connects == 1:
             # mosquitto's default is 20: one round trip to the broker per 20
@@ -212,19 +273,155 @@ class Publisher:
             self.log("mqtt: the broker takes %d QoS 1 messages in flight (its Receive Maximum); "
                      "for more readings per second raise max_inflight_messages in its "
                      "configuration" % rm)
-        client.publish(self.status_topic, b"online", qos=1, retain=True)
-        self.handed += 1
+        # "online" once per connection: one still unacknowledged from an
+        # earlier connection is sent again by paho, not queued once more.
+        # Never beyond the window: paho sends every unacknowledged message
+        # again after this callback, and one more than the broker's Receive
+        # Maximum is a protocol error it closes the connection on (MQTT 5
+        # §3.3.4); then "online" waits at the head of the outbox.
+        if self._online_mid not in self.inflight:
+            if len(self.inflight) < self.window:
+                self._online_mid = self._hand(self.status_topic, b"online", 1, True)
+            elif not (self.outbox and self.outbox[0][0] == self.status_topic):
+                self.outbox.appendleft((self.status_topic, b"online", 1, True))
         for t in self.topics:
-            client.subscribe(t, qos=1)
+            self._subscribe(t)
+
+    def _subscribe(self, topic):
+        if self.version == 5:
+            # Retain Handling 2 (MQTT 5 §3.8.3.1): no retained message when
+            # subscribing: a retained command is an old one, not to be run.
+            opts = self._options(qos=1, retainHandling=2)
+            rc, mid = self.client.subscribe(topic, options=opts)
+        else:
+            rc, mid = self.client.subscribe(topic, qos=1)
+        if mid is not None:
+            self.subscribing[mid] = topic
+
+    def _on_subscribe(self, client, userdata, mid, reasons, properties):
+        topic = self.subscribing.pop(mid, None)
+        if topic is not None:
+            self._strikes.pop(topic, None)
+        if topic is not None and reasons and reasons[0].is_failure:
+            self.subscriptions_refused += 1
+            self.last_error = "the broker refused the subscription to %s: %s" % (
+                topic[:100], reasons[0])
+            self.log("mqtt: %s" % self.last_error)
+
+    def _drop_subscription(self, topic):
+        # A SUBSCRIBE the broker closed the connection on poison_tries times
+        # (mosquitto: a topic deeper than it takes): it would be sent again
+        # at every reconnect and no message would ever pass.
+        self.topics.pop(topic, None)
+        self._strikes.pop(topic, None)
+        self.subscriptions_refused += 1
+        self.last_error = ("the broker closed the connection %d times on the subscription to "
+                           "%s: given up" % (self.poison_tries, topic[:100]))
+        self.log("mqtt: %s" % self.last_error)
 
     def _on_disconnect(self, client, userdata, flags, reason, properties):
+        now = time.monotonic()
         if self.connected:
-            self.log("mqtt: disconnected (%s)" % (reason,))
+            up_s = now - self.up_since
+            self.log("mqtt: disconnected (%s) after %.1f s" % (reason, up_s))
+            self.last_error = "the connection closed %.1f s after CONNACK: %s" % (up_s, reason)
+            if up_s >= self.stable_s:
+                self.delay = 0.5
+                self._suspect = None
+                self._strikes.clear()
+            else:
+                self._short_connection()
+        elif self.connecting_since is not None:
+            self.last_error = "the connection closed before a CONNACK: %s" % (reason,)
+            self.log("mqtt: %s" % self.last_error)
+        self.connecting_since = None
         self.connected = False
-        self.retry_at = time.monotonic() + self.delay
+        self.subscribing.clear()  # sent again at the next CONNACK
+        self.retry_at = now + self.delay
         self.delay = min(self.delay * 2, 30.0)
 
+    def _short_connection(self):
+        # A connection dropped soon after CONNACK with messages unacknowledged.
+        # When it is again and again the same oldest one, the broker most
+        # likely closes on that message (a topic it refuses: too deep, too
+        # long; a packet over a size it did not announce): paho would send it
+        # first after every reconnect, forever, and nothing behind it would
+        # pass. After poison_tries such drops it is dropped and counted.
+        # Our own "online" is never the suspect: a broker that closes every
+        # connection right after CONNACK leaves it unacknowledged each time
+        # (and would next be blamed on the first reading queued: a broker
+        # failing so costs one reading in poison_tries connections, each
+        # counted and said, the back-off growing meanwhile).
+        pending = self.subscribing
+        if pending:
+            # Our SUBSCRIBEs go before any message paho sends again: the
+            # oldest unanswered one is the suspect. Its strikes are cleared
+            # by a SUBACK (a SUBACK not read before the close can make
+            # another one look oldest once).
+            topic = next(iter(pending.values()))
+            pending.clear()
+            n = self._strikes[topic] = self._strikes.get(topic, 0) + 1
+            if n >= self.poison_tries:
+                self._drop_subscription(topic)
+            return
+        oldest = None
+        for mid, m in self.inflight.items():
+            if mid != self._online_mid:
+                oldest = m
+                break
+        if oldest is None:
+            self._suspect = None
+            return
+        if oldest is self._suspect:
+            self._suspect_count += 1
+        else:
+            self._suspect = oldest
+            self._suspect_count = 1
+        if self._suspect_count < self.poison_tries:
+            return
+        self._suspect = None
+        self.dropped += 1
+        self.refused += 1
+        self.last_error = ("the broker closed the connection %d times with the message on %s "
+                           "(%d bytes) unacknowledged: dropped"
+                           % (self.poison_tries, oldest[0][:100], len(oldest[1])))
+        self.log("mqtt: %s" % self.last_error)
+        # The back-off is not reset: a broker that closes every connection
+        # soon after CONNACK looks the same, and must not be hammered.
+        self._new_client(skip=oldest)
+
+    def _new_client(self, skip=None):
+        # Start again with a paho client of our own making: paho has no public
+        # way to take back one message it holds, so it is given the others
+        # again from our copy (self.inflight), oldest first, as new messages.
+        c = self.client
+        self.client = None
+        if c is not None:
+            sock = c.socket()
+            if sock is not None:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+        again = [m for m in self.inflight.values() if m is not skip]
+        self.inflight.clear()
+        self.handed = self.acked
+        self._online_mid = None
+        self.connected = False
+        self.connecting_since = None
+        self.outbox.extendleft(reversed(again))
+
+    def _hand(self, topic, payload, qos, retain):
+        # A message to paho; QoS 1 ones kept until acknowledged. Returns its mid.
+        info = self.client.publish(topic, payload, qos, retain)
+        if qos:
+            self.inflight[info.mid] = (topic, payload, qos, retain)
+            self.handed += 1
+        return info.mid
+
     def _on_publish(self, client, userdata, mid, reason, properties):
+        if self.inflight.pop(mid, None) is None:
+            return  # QoS 0 (counted when written) or from a client given up
         self.acked += 1
         if reason.is_failure:
             # MQTT 5: a PUBACK with a reason code of 0x80 or more says the
@@ -237,8 +434,29 @@ class Publisher:
             self.published += 1
 
     def _on_message(self, client, userdata, msg):
+        if msg.retain:
+            # Only our command topics are subscribed. A retained message is
+            # one published earlier and kept by the broker (sent on every
+            # subscription, so at every reconnect): not a command for now.
+            self.retained_ignored += 1
+            return
+        topic = msg.topic
+        if len(msg.payload) > self.max_command:
+            self.commands_dropped += 1
+            now = time.monotonic()
+            text = "a command of %d bytes (more than %d) on %s: dropped" % (
+                len(msg.payload), self.max_command, topic[:100])
+            self.last_error = text
+            if now >= self._next_command_log:  # one log line per 10 s at most
+                self._next_command_log = now + 10.0
+                self.log("mqtt: " + text)
+            if topic in self.topics:
+                self._queue_message(topic + "/result", json.dumps(
+                    {"error": "the command is %d bytes, more than the gateway takes (%d)"
+                     % (len(msg.payload), self.max_command)}).encode("utf-8"), self.qos, False)
+            return
         self.commands += 1
-        t = msg.topic.encode("utf-8")
+        t = topic.encode("utf-8")
         self.emit(b"C", _TOPIC.pack(len(t)) + t + bytes(msg.payload))
 
     # the gateway side
@@ -261,7 +479,10 @@ class Publisher:
         s = {"connected": self.connected, "published": self.published,
              "dropped": self.dropped, "refused": self.refused, "queued": len(self.outbox),
              "inflight": self.handed - self.acked, "commands": self.commands,
-             "connects": self.connects, "error": self.last_error}
+             "connects": self.connects, "error": self.last_error,
+             "commands_dropped": self.commands_dropped, "retained_ignored": self.retained_ignored,
+             "subscriptions_refused": self.subscriptions_refused,
+             "max_packet": self.max_packet}
         self.emit(b"T", json.dumps(s).encode("utf-8"))
 
     def take(self, kind, body):
@@ -270,13 +491,14 @@ class Publisher:
         elif kind == b"S":
             t = str(body, "utf-8")
             if t not in self.topics:
-                self.topics.append(t)
+                self.topics[t] = None
                 if self.connected:
-                    self.client.subscribe(t, qos=1)
+                    self._subscribe(t)
         elif kind == b"U":
             t = str(body, "utf-8")
             if t in self.topics:
-                self.topics.remove(t)
+                del self.topics[t]
+                self._strikes.pop(t, None)
                 if self.connected:
                     self.client.unsubscribe(t)
         elif kind == b"X":
@@ -295,11 +517,14 @@ class Publisher:
             if len(self._topic_text) >= _MAX_TOPICS:
                 self._topic_text.clear()
             topic = self._topic_text[raw] = str(raw, "utf-8")
+        self._queue_message(topic, bytes(buf[pos + tl:end]), (flags >> 1) & 3, (flags & 1) == 1)
+
+    def _queue_message(self, topic, payload, qos, retain):
         box = self.outbox
         if len(box) >= self.max_queue:
             box.popleft()
             self.dropped += 1
-        box.append((topic, bytes(buf[pos + tl:end]), (flags >> 1) & 3, (flags & 1) == 1))
+        box.append((topic, payload, qos, retain))
 
     def take_frame(self, kind, buf, start, end):
         """A frame from the gateway (FrameReader.scan's callback): a publish
@@ -318,15 +543,27 @@ class Publisher:
         if not box or not self.connected:
             return 0
         publish = self.client.publish
-        room = self.window - (self.handed - self.acked)
+        inflight = self.inflight
+        room = self.window - len(inflight)
+        max_packet = self.max_packet
         handed = 0
         sent = 0
         while box:
-            topic, payload, qos, retain = box[0]
+            m = box[0]
+            topic, payload, qos, retain = m
+            if max_packet is not None and len(payload) + 4 * len(topic) + 16 > max_packet:
+                if _publish_size(topic, payload, qos, self.version) > max_packet:
+                    box.popleft()
+                    self.dropped += 1
+                    self.refused += 1
+                    self.last_error = ("a message on %s of %d bytes is over the broker's "
+                                       "Maximum Packet Size (%d): dropped"
+                                       % (topic[:100], len(payload), max_packet))
+                    continue
             if qos:
                 if handed >= room:
                     break
-                publish(topic, payload, qos, retain)
+                inflight[publish(topic, payload, qos, retain).mid] = m
                 handed += 1
             elif publish(topic, payload, 0, retain).rc != 0:
                 break  # not connected after all: keep it
@@ -344,10 +581,23 @@ class Publisher:
                 self.client.connect(self.host, self.port, keepalive=30)
             else:
                 self.client.reconnect()
+            self.connecting_since = time.monotonic()
         except OSError as e:
             self.last_error = "cannot connect to %s:%d: %s" % (self.host, self.port, e)
             self.retry_at = time.monotonic() + self.delay
             self.delay = min(self.delay * 2, 30.0)
+
+    def _check_connack(self, now):
+        # A broker that takes the TCP connection and never answers CONNECT:
+        # paho would wait for its keep-alive (30 s) each time, saying nothing.
+        since = self.connecting_since
+        if since is None or self.connected or now - since < self.connack_timeout_s:
+            return
+        self.last_error = "no CONNACK within %.1f s" % self.connack_timeout_s
+        self.log("mqtt: %s from %s:%d" % (self.last_error, self.host, self.port))
+        self._new_client()
+        self.retry_at = now + self.delay
+        self.delay = min(self.delay * 2, 30.0)
 
     def run(self):
         reader = FrameReader()
@@ -366,7 +616,8 @@ class Publisher:
             if sock is None and not self.connected and now >= self.retry_at and not (
                     self.stopping and not self.outbox):
                 self.connect()
-                sock = self.client.socket()
+                c = self.client
+                sock = c.socket()
             rl = [] if self.stopping else [stdin]
             wl = []
             if sock is not None:
@@ -397,6 +648,7 @@ class Publisher:
                     # Keep-alive and connection timeouts (seconds apart):
                     # not needed on every round.
                     c.loop_misc()
+                    self._check_connack(now)
                     next_misc = now + 0.1
             self.write(self.pump())
             now = time.monotonic()
@@ -406,12 +658,11 @@ class Publisher:
             if self.stopping:
                 if stop_by is None:
                     stop_by = now + 5.0
-                done = not self.outbox and self.handed == self.acked
+                done = not self.outbox and not self.inflight
                 if done or now >= stop_by:
                     break
         if self.client is not None and self.connected:
             info = self.client.publish(self.status_topic, b"offline", qos=1, retain=True)
-            self.handed += 1
             end = time.monotonic() + 2.0
             while not info.is_published() and time.monotonic() < end and self.connected:
                 self.client.loop(0.05)
@@ -424,9 +675,15 @@ class Publisher:
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    host, port, prefix, client_id, qos, max_queue, version = argv
+    host, port, prefix, client_id, qos, max_queue, version = argv[:7]
+    more = {}
+    if len(argv) > 7:
+        more["max_command"] = int(argv[7])
+    if len(argv) > 8:
+        more["connack_timeout_s"] = float(argv[8])
     try:
-        p = Publisher(host, int(port), prefix, client_id, int(qos), int(max_queue), int(version))
+        p = Publisher(host, int(port), prefix, client_id, int(qos), int(max_queue), int(version),
+                      **more)
     except ImportError:
         sys.stderr.write("coapy gateway: --mqtt needs paho-mqtt (pip install paho-mqtt)\n")
         return 1
@@ -444,42 +701,71 @@ class MqttLink:
     pipe takes it; a buffer beyond max_buffer bytes drops further messages
     and counts them (`dropped`). poll_fd() is readable when the publisher
     has something to say: read() then calls on_command(topic, payload) for
-    each message on a subscribed topic and keeps the latest status.
+    each message on a subscribed topic and keeps the latest status. When
+    the publisher process dies (or says something that is not frames) it is
+    started again: poll_fd() changes, and on_new_fd(old_fd, new_fd) tells
+    whoever polls it.
     """
 
     def __init__(self, host, port, prefix, client_id, qos=1, max_queue=100000, version=5,
-                 on_command=None, log=None, max_buffer=32 * 1024 * 1024):
-        self.args = [host, str(port), prefix, client_id, str(qos), str(max_queue), str(version)]
+                 on_command=None, log=None, max_buffer=32 * 1024 * 1024,
+                 max_command=64 * 1024, connack_timeout_s=10.0, max_frame=16 * 1024 * 1024,
+                 on_new_fd=None):
+        self.args = [host, str(port), prefix, client_id, str(qos), str(max_queue), str(version),
+                     str(max_command), repr(float(connack_timeout_s))]
         self.qos = qos
         self.on_command = on_command
         self.log = log or (lambda text: None)
+        # on_new_fd(old_fd, new_fd): the publisher was restarted and poll_fd()
+        # changed; whoever polls the old one must watch the new one instead.
+        self.on_new_fd = on_new_fd
         self.max_buffer = max_buffer
+        self.max_frame = max_frame
         self.status = {"connected": False, "published": 0, "dropped": 0, "queued": 0,
                        "inflight": 0}
         self.dropped = 0  # messages the gateway could not even hand over
         self.sent = 0  # messages handed to the publisher
+        self.frame_errors = 0  # unreadable output from the publisher (it is restarted)
         self._out = bytearray()
-        self._reader = FrameReader()
-        self._subs = []
+        self._reader = FrameReader(max_frame)
+        self._subs = {}  # topic -> None: a dict for its order and O(1) membership
         self.restarts = 0
         self._closing = False
+        self.proc = None
+        self._from = -1
         self._start()
 
     def _start(self):
+        old = self.proc
+        old_fd = self._from
+        if old is not None:
+            # Close the dead process's pipes now: left to the garbage
+            # collector, a closed-on-its-side stdout stays readable (EOF) in
+            # the caller's poller on every round.
+            for f in (old.stdin, old.stdout):
+                try:
+                    f.close()
+                except OSError:
+                    pass
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__)] + self.args,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         self._in = self.proc.stdin.fileno()
         self._from = self.proc.stdout.fileno()
         os.set_blocking(self._in, False)
+        # read() is called when the poller says the pipe is readable; a
+        # blocking pipe would hold the caller's loop if it ever is not.
+        os.set_blocking(self._from, False)
         try:
             import fcntl
 
             fcntl.fcntl(self._in, 1031, 1 << 20)  # F_SETPIPE_SZ: a 1 MB pipe
         except (ImportError, OSError):
             pass
-        self._reader = FrameReader()
+        self._reader = FrameReader(self.max_frame)
         for t in self._subs:
             self._out += frame(b"S", t.encode("utf-8"))
+        if old is not None and self.on_new_fd is not None:
+            self.on_new_fd(old_fd, self._from)
 
     def poll_fd(self):
         return self._from
@@ -508,12 +794,12 @@ class MqttLink:
 
     def subscribe(self, topic):
         if topic not in self._subs:
-            self._subs.append(topic)
+            self._subs[topic] = None
             self._out += frame(b"S", topic.encode("utf-8"))
 
     def unsubscribe(self, topic):
         if topic in self._subs:
-            self._subs.remove(topic)
+            del self._subs[topic]
             self._out += frame(b"U", topic.encode("utf-8"))
 
     @property
@@ -534,33 +820,70 @@ class MqttLink:
             del out[:n]
 
     def read(self):
+        """Take what the publisher said; never raises for what it said: output
+        that is not frames (a frame beyond max_frame, bad JSON or UTF-8) is
+        logged and counted (`frame_errors`), and the publisher restarted,
+        since the stream cannot be resynchronised."""
         try:
             data = os.read(self._from, 1 << 20)
         except BlockingIOError:
             return
+        except OSError:
+            data = b""
         if not data:
             self._died()
             return
-        for kind, body in self._reader.feed(data):
-            if kind == b"T":
-                self.status = json.loads(body)
-            elif kind == b"C":
+        try:
+            frames = self._reader.feed(data)
+        except ValueError as e:
+            self._frame_error(e)
+            return
+        for kind, body in frames:
+            try:
+                if kind == b"T":
+                    self.status = json.loads(body)
+                    continue
+                if kind == b"L":
+                    self.log(str(body, "utf-8", "replace"))
+                    continue
+                if kind != b"C":
+                    continue
                 (tl,) = _TOPIC.unpack_from(body, 0)
-                if self.on_command is not None:
-                    self.on_command(str(body[2:2 + tl], "utf-8"), body[2 + tl:])
-            elif kind == b"L":
-                self.log(str(body, "utf-8"))
+                topic = str(body[2:2 + tl], "utf-8")
+            except (ValueError, struct.error) as e:
+                self._frame_error(e)
+                return
+            if self.on_command is not None:
+                self.on_command(topic, body[2 + tl:])
+
+    def _frame_error(self, e):
+        self.frame_errors += 1
+        self.log("mqtt: unreadable output from the publisher process (%s); restarting it" % (e,))
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._died()
 
     def _died(self):
         # The publisher is gone: what it held is lost (the store still has
         # every reading); start another one.
-        if self._closing or self.proc.poll() is None:
+        if self._closing:
             return
+        if self.proc.poll() is None:
+            # Its stdout closed (or its stdin broke) but it has not exited
+            # yet: give it a moment, then end it, so that the closed pipe is
+            # not left in the poller.
+            try:
+                self.proc.wait(1.0)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         lost = max(0, self.status.get("queued", 0) + self.status.get("inflight", 0))
         self.dropped += lost
         self.restarts += 1
         self.log("mqtt: the publisher process exited (%s); %d messages lost, restarting"
                  % (self.proc.returncode, lost))
+        self.status = dict(self.status, connected=False, queued=0, inflight=0)
         self._start()
 
     def close(self, timeout_s=10.0):
