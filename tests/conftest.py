@@ -36,6 +36,17 @@ def pytest_runtest_call(item):
 # -- peers shared by the interop modules (tests/interop.py) --------------------
 
 
+@pytest.fixture
+def broker(tmp_path):
+    # A mosquitto of the test's own on an ephemeral port (tests/rdpeers.py),
+    # for the gateway's tests.
+    from rdpeers import Broker
+
+    b = Broker(tmp_path / "broker")
+    yield b
+    b.stop()
+
+
 @pytest.fixture(scope="module")
 def libcoap_server():
     """(host, port) of a coap-server-notls on 127.0.0.1, one per test module

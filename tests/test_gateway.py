@@ -23,7 +23,7 @@ import pytest
 
 from interop import LOOPBACK, coap_client, free_udp_port
 from coapy_micro.link import parse
-from rdpeers import Broker, Subscriber, micropython, publish, start_gateway, start_node, wait_until
+from rdpeers import Subscriber, micropython, publish, start_gateway, start_node, wait_until
 
 COUNT = 20  # readings per node after the first (0)
 
@@ -56,13 +56,6 @@ def _statuses(messages):
         if topic.endswith("/$status"):
             out[topic.split("/")[1]] = json.loads(payload)
     return out
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path / "broker")
-    yield b
-    b.stop()
 
 
 @pytest.fixture

@@ -193,13 +193,6 @@ def test_the_back_off_is_reset_only_after_a_stable_connection_and_online_is_sent
 
 
 @pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path / "broker")
-    yield b
-    b.stop()
-
-
-@pytest.fixture
 def links():
     made = []
     yield made
