@@ -843,8 +843,12 @@ class Gateway:
             if seconds is not None and now - start >= seconds:
                 break
             wait = int((next_house - now) * 1000)
-            if mqtt_by is not None:
-                # Readings wait for the pipe (see below): wake up for them.
+            mqtt = self.mqtt
+            if mqtt is not None and mqtt.pending_bytes:
+                # Frames wait for the pipe (see below; housekeeping's status
+                # messages too): wake up for them.
+                if mqtt_by is None:
+                    mqtt_by = now + self.mqtt_hold_s
                 left = int((mqtt_by - now) * 1000 + 0.999)
                 if left < wait:
                     wait = left
