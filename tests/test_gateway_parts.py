@@ -798,3 +798,53 @@ def test_the_rd_takes_max_links_ordinary_links():
     finally:
         node.stop()
         g.stop()
+
+
+
+class _PipeCounter:
+    """Stands for the MqttLink in the loop: what waits for the pipe, and the
+    writes that took it."""
+
+    def __init__(self):
+        self.pending_bytes = 0
+        self.writes = []
+
+    def flush(self):
+        self.writes.append(self.pending_bytes)
+        self.pending_bytes = 0
+
+
+def test_frames_for_the_mqtt_process_are_written_together_and_never_left_waiting():
+    # Readings are handed to the MQTT process a write at a time per
+    # mqtt_hold_ms (each write wakes it, and each of its rounds costs a TCP
+    # segment to the broker): frames queued over several loop rounds go in
+    # one write, and the last ones go when nothing else wakes the loop.
+    import os
+
+    gw = Gateway(bind=LOOPBACK, port=0, db=None, mqtt_hold_ms=300)
+    r, w = os.pipe()
+    try:
+        link = _PipeCounter()
+        gw.mqtt = link
+        rounds = []
+
+        def wake():
+            # A stand-in for a shard's datagram: a reading queued, and
+            # another wake-up for the next round, three in all.
+            os.read(r, 1)
+            rounds.append(1)
+            link.pending_bytes += 100
+            if len(rounds) < 3:
+                os.write(w, b"x")
+
+        gw._watch(r, wake)
+        os.write(w, b"x")
+        gw.run(seconds=1.5)
+        assert len(rounds) == 3
+        assert link.pending_bytes == 0, "frames left waiting in the gateway"
+        assert link.writes == [300], link.writes
+    finally:
+        gw.mqtt = None
+        gw.close()
+        os.close(r)
+        os.close(w)

