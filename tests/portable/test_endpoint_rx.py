@@ -255,6 +255,36 @@ def test_a_cache_of_one_or_two_entries_still_detects_the_latest():
         assert s.duplicates == 5 and len(net.sent(SERVER, ROGUE)) == 10, (size, s.duplicates)
 
 
+def test_process_0_after_an_empty_read_returns_without_polling_again():
+    # Under load on CPython the EndPoint reads its socket straight away,
+    # without a poll; when that read finds it empty, process(0) returns at
+    # once, where it used to poll for 0 ms (a system call at the end of every
+    # drain). A board always polls first (an empty read costs it an
+    # allocation), so there the second call polls once, and only once.
+    net, s, rogue = server_with_rogue()
+    poller = net.pairs[-1][1]
+    polls = []
+    real_poll = poller.poll
+
+    def counting(timeout=-1):
+        polls.append(timeout)
+        return real_poll(timeout)
+
+    poller.poll = counting
+    rogue.sendto(bytes([0x50, GET, 0, 7]), SERVER)  # a NON GET
+    rx = s.process(0)
+    assert rx is not None and rx.transaction_id == 7, rx
+    before = len(polls)
+    assert s.process(0) is None
+    polls_after = len(polls) - before
+    assert polls_after == (1 if support.IS_MICROPYTHON else 0), (polls_after, polls)
+    # And a datagram that comes later is still read by the next call.
+    rogue.sendto(bytes([0x50, GET, 0, 8]), SERVER)
+    rx = s.process(0)
+    assert rx is not None and rx.transaction_id == 8, rx
+    assert s.process(0) is None
+
+
 def test_dedup_size_zero_remembers_nothing():
     net, s, rogue = server_with_rogue(dedup_size=0)
     req = Message(NON, POST, token=b"k").encode(3)
