@@ -410,6 +410,11 @@ def _with_options(cf, options):
     for o in options:
         insert_option(opts, o, not o.repeatable)
     if cf is not None:
+        # A uint of 0 to 2 bytes (RFC 7252 §5.10.3): anything else is the
+        # caller's bug, refused here for every way an answer is made
+        # (answer(), a deferred one, a notification), so it becomes 5.00.
+        if type(cf) is not int or not 0 <= cf <= 65535:
+            raise ValueError("not a Content-Format: %r" % (cf,))
         insert_option(opts, make(_CONTENT_FORMAT, uint_bytes(cf)), True)
     return encode_options(opts)
 

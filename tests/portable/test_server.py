@@ -262,6 +262,22 @@ def test_a_content_format_no_uint_of_2_bytes_is_5_00_and_the_server_goes_on():
     assert (m.code, m.payload, m.get_uint(12)) == (CONTENT, b"fine", 65535), m
 
 
+def test_answer_by_hand_with_a_content_format_no_uint_of_2_bytes_is_5_00():
+    # Server.answer() (and so a deferred answer and a notification, which
+    # make their options the same way) refuses what is no Content-Format
+    # (RFC 7252 §5.10.3): 65536 was sent as a 3-byte option before.
+    for cf in (-1, 65536, "0", 1.5):
+        rig = Rig()
+        rig.srv.add("x", Resource(get=lambda r, cf=cf: r.server.answer(r, CONTENT, b"v", cf) or (CONTENT, b"late")))
+        got = [(x[1].code, x[1].get_uint(12), x[1].payload) for x in rig.ask(req(GET, "x"))]
+        assert got == [(INTERNAL, None, b"")], (cf, got)
+        assert [type(e).__name__ for r, e in rig.errors] == ["ValueError"], (cf, rig.errors)
+    rig = Rig()
+    rig.srv.add("x", Resource(get=lambda r: r.server.answer(r, CONTENT, b"v", 65535) or (CONTENT, b"late")))
+    m = rig.one(req(GET, "x"))[1]
+    assert (m.code, m.get_uint(12), m.payload) == (CONTENT, 65535, b"v"), m
+
+
 def test_a_resource_ct_no_uint_of_2_bytes_is_refused_when_made():
     # A served request takes its Content-Format from ct without a check:
     # the Resource checks it once (RFC 7252 §5.10.3).
