@@ -6,6 +6,7 @@ display, removal), no broker needed.
 import re
 import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -848,3 +849,74 @@ def test_frames_for_the_mqtt_process_are_written_together_and_never_left_waiting
         gw.close()
         os.close(r)
         os.close(w)
+
+
+class _FullPipe:
+    """Stands for the MqttLink in the loop with a real pipe that nobody
+    reads for a while: full, as when the MQTT process is stuck."""
+
+    def __init__(self):
+        import os
+
+        self.r, self.w = os.pipe()
+        os.set_blocking(self.w, False)
+        try:
+            while True:
+                os.write(self.w, b"x" * 65536)
+        except BlockingIOError:
+            pass
+        self.pending_bytes = 100
+        self.flushes = 0
+
+    def write_fd(self):
+        return self.w
+
+    def flush(self):
+        import os
+
+        self.flushes += 1
+        try:
+            os.write(self.w, b"y" * self.pending_bytes)
+        except BlockingIOError:
+            return
+        self.pending_bytes = 0
+
+
+def test_a_full_mqtt_pipe_is_waited_on_not_written_on_every_round():
+    # A stuck MQTT process (a blocking connect to a broker, say) leaves the
+    # pipe full: the loop waits for room (POLLOUT) instead of trying the
+    # write on every round, which spun it at a core's full use, and writes
+    # what waits as soon as the process reads again.
+    import os
+    import threading
+
+    gw = Gateway(bind=LOOPBACK, port=0, db=None, mqtt_hold_ms=2)
+    link = _FullPipe()
+    drained = []
+
+    def reader():
+        # The process wakes up after a while and reads everything.
+        time.sleep(0.6)
+        os.set_blocking(link.r, False)
+        try:
+            while True:
+                drained.append(len(os.read(link.r, 1 << 20)))
+        except BlockingIOError:
+            pass
+
+    t = threading.Thread(target=reader)
+    try:
+        gw.mqtt = link
+        t.start()
+        gw.run(seconds=1.5)
+        t.join()
+        assert sum(drained) > 0, drained
+        assert link.pending_bytes == 0, "what waited was not written once the pipe had room"
+        # One try that found the pipe full, then one once it had room (a
+        # loop that spun tried hundreds of thousands of times).
+        assert link.flushes <= 5, link.flushes
+    finally:
+        gw.mqtt = None
+        gw.close()
+        os.close(link.r)
+        os.close(link.w)

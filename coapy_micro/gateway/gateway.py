@@ -329,6 +329,9 @@ class Gateway:
                                  on_command=self._command, log=self.log)
         self._poller = select.poll()
         self._fds = {}
+        # The MQTT pipe's write end while it is full and waited on with
+        # POLLOUT (see _pipe_full()), else None.
+        self._pipe_fd = None
         self._watch(self.rd_ep.socket.fileno(), self._drain_rd)
         if self.mqtt is not None:
             self._watch(self.mqtt.poll_fd(), self.mqtt.read)
@@ -339,6 +342,33 @@ class Gateway:
     def _watch(self, fd, fn):
         self._poller.register(fd, select.POLLIN)
         self._fds[fd] = fn
+
+    def _pipe_full(self):
+        # The pipe took only part of what waits: the MQTT process is not
+        # reading (busy, or stuck in a blocking connect to a broker). Its
+        # write end is polled for room, once, instead of written again on
+        # every round, which would spin this loop at a core's full use for
+        # as long as that lasts. (The frames wait meanwhile; their queue is
+        # bounded and counts what it drops: MqttLink.publish_to().)
+        fd = self.mqtt.write_fd()
+        self._poller.register(fd, select.POLLOUT)
+        self._fds[fd] = self._pipe_room
+        self._pipe_fd = fd
+
+    def _pipe_room(self):
+        # POLLOUT (room, or an error: a dead process) on the full pipe: no
+        # longer polled, and written at once. What it does not take waits
+        # for the next try (mqtt_hold_ms on), which polls again if need be.
+        # (A dead process is restarted by flush(), with pipes of its own.)
+        fd = self._pipe_fd
+        self._pipe_fd = None
+        try:
+            self._poller.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+        self._fds.pop(fd, None)
+        if self.mqtt is not None:
+            self.mqtt.flush()
 
     def _mqtt_restarted(self, old_fd, new_fd):
         # The publisher process was restarted: poll its new pipe, not the
@@ -844,7 +874,7 @@ class Gateway:
                 break
             wait = int((next_house - now) * 1000)
             mqtt = self.mqtt
-            if mqtt is not None and mqtt.pending_bytes:
+            if mqtt is not None and mqtt.pending_bytes and self._pipe_fd is None:
                 # Frames wait for the pipe (see below; housekeeping's status
                 # messages too): wake up for them.
                 if mqtt_by is None:
@@ -864,7 +894,7 @@ class Gateway:
                     fn()
             now = time.monotonic()
             mqtt = self.mqtt
-            if mqtt is not None and mqtt.pending_bytes:
+            if mqtt is not None and mqtt.pending_bytes and self._pipe_fd is None:
                 # Frames for the MQTT process are written together, at most
                 # mqtt_hold_ms after the first of them or once
                 # _MQTT_HOLD_BYTES wait: each write wakes that process, and
@@ -876,10 +906,10 @@ class Gateway:
                     mqtt_by = now + self.mqtt_hold_s
                 if now >= mqtt_by or mqtt.pending_bytes >= _MQTT_HOLD_BYTES:
                     mqtt.flush()
-                    # (A pipe that took only part: the rest goes at once
-                    # at the next round, as the process reads.)
-                    mqtt_by = now if mqtt.pending_bytes else None
-            else:
+                    mqtt_by = None
+                    if mqtt.pending_bytes:
+                        self._pipe_full()
+            elif self._pipe_fd is None:
                 mqtt_by = None
             if now < next_house:
                 continue

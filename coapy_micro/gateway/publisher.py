@@ -770,6 +770,11 @@ class MqttLink:
     def poll_fd(self):
         return self._from
 
+    def write_fd(self):
+        """The pipe to the publisher process (the end this process writes):
+        to wait for room in it with POLLOUT when it is full."""
+        return self._in
+
     def publish(self, topic, payload, retain=False, qos=None):
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
