@@ -920,3 +920,37 @@ def test_a_full_mqtt_pipe_is_waited_on_not_written_on_every_round():
         gw.close()
         os.close(link.r)
         os.close(link.w)
+
+
+def test_a_restarted_mqtt_process_is_written_to_though_its_old_pipe_was_full():
+    # The MQTT process restarted while its full pipe was waited on: the new
+    # pipes may take the old one's number (fds are reused), and the wait on
+    # the old pipe must not be taken for the new process's read end, or
+    # nothing would be written to the new process again.
+    import os
+
+    gw = Gateway(bind=LOOPBACK, port=0, db=None, mqtt_hold_ms=2)
+    link = _FullPipe()
+    link.reads = 0
+
+    def read():
+        link.reads += 1
+
+    link.read = read
+    try:
+        gw.mqtt = link
+        gw._pipe_full()  # the old process's pipe, full, waited on
+        gw._mqtt_restarted(link.r, link.w)  # the new read end took its number
+        os.set_blocking(link.r, False)  # the new process reads: room again
+        try:
+            while os.read(link.r, 1 << 20):
+                pass
+        except BlockingIOError:
+            pass
+        gw.run(seconds=0.3)
+        assert link.pending_bytes == 0, "nothing written to the restarted process"
+    finally:
+        gw.mqtt = None
+        gw.close()
+        os.close(link.r)
+        os.close(link.w)

@@ -378,6 +378,16 @@ class Gateway:
         except (KeyError, ValueError):
             pass
         self._fds.pop(old_fd, None)
+        fd = self._pipe_fd
+        if fd is not None:
+            # The full pipe waited on was the old process's: closed, and
+            # its number free for the new pipes (new_fd may be it).
+            self._pipe_fd = None
+            try:
+                self._poller.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+            self._fds.pop(fd, None)
         self._watch(new_fd, self.mqtt.read)
 
     def _join_group(self, family, port):
