@@ -89,6 +89,24 @@ table's 46 KB; drop_answers() gives it back, lookup_cache=0 keeps none).
 One lookup parses at most every link of the table once (max_registrations
 x max_links).
 
+The lookup budget: a lookup is charged the work it did (1, plus the links
+of each registration whose links it parsed, plus 1 for each one ruled out
+before that) against a token bucket of the source host (the address
+without the port) and one all hosts share: nothing else stops one host
+from asking for whole-table lookups back to back (about 0.35 s of CPython
+each at 1000 x 64 links) and taking the CPU from every other peer. A
+lookup is served while both buckets hold something, and may leave them in
+debt (a lookup larger than a bucket is not refused for ever); otherwise
+5.03 with Max-Age, the whole seconds until it would be served
+(lookups_refused counts them, rejected too). A host's bucket holds
+lookup_capacity (one whole-table lookup) and fills again in
+lookup_refill_ms; the shared one is lookup_global times that, so many
+source addresses get no more; lookup_hosts hosts' buckets are kept (the
+fullest goes for a new host, and a new host's bucket is no fuller than the
+shared one). Block2 requests read from a kept answer cost 1 and are served
+whatever the budget: a client reading a long answer is not cut off
+midway.
+
 Lifetimes: each registration counts down its own remaining milliseconds,
 aged on every tick(); lt (up to 4294967295 s, §5) never meets ticks_add:
 _age() clamps the wait it hands on to _MAX_WAIT_MS.

@@ -920,3 +920,36 @@ def test_a_full_mqtt_pipe_is_waited_on_not_written_on_every_round():
         gw.close()
         os.close(link.r)
         os.close(link.w)
+
+
+def test_refused_rd_lookups_are_counted_and_shown():
+    # The RD's lookup budget (rd_server): a host's bucket holds one lookup
+    # of the whole table (here 1 x 64 links), refilled in 1000 s so that
+    # nothing comes back within the test. The second whole-table lookup
+    # from the same host is refused 5.03 with Max-Age, and the gateway
+    # counts and shows it.
+    from coapy_micro.client import Client
+
+    g = _GatewayThread(max_registrations=1, lookup_refill_ms=1000000)
+    links = ",".join('</s%d>;rt="temperature-c";if=sensor;ct=0;obs' % i for i in range(64))
+    node = _NodeThread(g.port, "many", payload=links)
+    ep = EndPoint()
+    ep.bind((LOOPBACK, 0))
+    c = Client(ep)
+    try:
+        gw = g.gw
+        wait_until(lambda: gw.nodes, 30, what="the registration")
+        assert gw.rd.lookup_capacity == 65 and gw.counters()["lookups_refused"] == 0
+        assert "lookups refused" not in "\n".join(gw.render())
+        uri = "coap://%s:%d/rd-lookup/res?count=1&page=63" % (LOOPBACK, g.port)
+        r = c.request("get", uri, timeout_ms=10000)
+        assert r.code == 69 and b"/s63>" in r.payload, r
+        r = c.request("get", uri.replace("page=63", "page=62"), timeout_ms=10000)
+        # The bucket is empty: one link comes back in 1000 s / 65.
+        assert r.code == 163 and 15 <= r.message.get_uint(14) <= 16, (r, r.payload)
+        assert gw.counters()["lookups_refused"] == 1, gw.counters()
+        assert "lookups refused 1" in "\n".join(gw.render())
+    finally:
+        ep.close()
+        node.stop()
+        g.stop()
