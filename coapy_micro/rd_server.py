@@ -89,6 +89,24 @@ table's 46 KB; drop_answers() gives it back, lookup_cache=0 keeps none).
 One lookup parses at most every link of the table once (max_registrations
 x max_links).
 
+The lookup budget: a lookup is charged the work it did (1, plus the links
+of each registration whose links it parsed, plus 1 for each one ruled out
+before that) against a token bucket of the source host (the address
+without the port) and one all hosts share: nothing else stops one host
+from asking for whole-table lookups back to back (about 0.35 s of CPython
+each at 1000 x 64 links) and taking the CPU from every other peer. A
+lookup is served while both buckets hold something, and may leave them in
+debt (a lookup larger than a bucket is not refused for ever); otherwise
+5.03 with Max-Age, the whole seconds until it would be served
+(lookups_refused counts them, rejected too). A host's bucket holds
+lookup_capacity (one whole-table lookup) and fills again in
+lookup_refill_ms; the shared one is lookup_global times that, so many
+source addresses get no more; lookup_hosts hosts' buckets are kept (the
+fullest goes for a new host, and a new host's bucket is no fuller than the
+shared one). Block2 requests read from a kept answer cost 1 and are served
+whatever the budget: a client reading a long answer is not cut off
+midway.
+
 Lifetimes: each registration counts down its own remaining milliseconds,
 aged on every tick(); lt (up to 4294967295 s, §5) never meets ticks_add:
 _age() clamps the wait it hands on to _MAX_WAIT_MS.
@@ -412,13 +430,22 @@ class ResourceDirectory:
     lookup_cache: how many lookup answers larger than a block are kept for
     the Block2 requests that follow (0: none); lookup_cache_ms: how long
     one is kept after its last read.
+    The lookup budget (module notes), counted in links examined:
+    lookup_capacity: one host's bucket (None: max_registrations x
+    max_links + 1, one lookup of the whole table); lookup_refill_ms: the
+    time an empty bucket takes to fill again (the refill rate is
+    lookup_capacity per lookup_refill_ms; None: no budget, lookups are
+    never refused); lookup_hosts: how many hosts' buckets are kept (at
+    least 1); lookup_global: the bucket all hosts share, this many times one
+    host's capacity and rate (None: none).
     """
 
     def __init__(self, server, client=None, max_registrations=16, max_links=32,
                  max_payload=1024, max_attrs=8, max_per_source=4, max_fetches=2,
                  path="rd", lookup_path="rd-lookup", simple=True, fetch_timeout_ms=10000,
                  busy_s=30, on_change=None, max_link_attrs=128, lookup_cache=1,
-                 lookup_cache_ms=10000, allow_takeover=False):
+                 lookup_cache_ms=10000, allow_takeover=False, lookup_capacity=None,
+                 lookup_refill_ms=4000, lookup_hosts=16, lookup_global=4):
         self.server = server
         self.max_registrations = max_registrations
         self.max_links = max_links
@@ -451,6 +478,25 @@ class ResourceDirectory:
         self.lookup_cache = lookup_cache
         self.lookup_cache_ms = lookup_cache_ms
         self._answers = []
+        # The lookup budget (module notes): token buckets of links examined,
+        # one per source host (at most lookup_hosts) and one all hosts
+        # share. Each is [host, level, remainder, ticks of the last refill]:
+        # the level gains capacity per refill_ms, the remainder keeps the
+        # fraction of a link a refill left (a lookup every ms would
+        # otherwise never refill a board's small bucket).
+        if lookup_capacity is None:
+            lookup_capacity = max_registrations * max_links + 1
+        self.lookup_capacity = lookup_capacity if lookup_capacity > 1 else 1
+        if lookup_refill_ms is not None:
+            lookup_refill_ms = 1 if lookup_refill_ms < 1 else (
+                _MAX_WAIT_MS if lookup_refill_ms > _MAX_WAIT_MS else lookup_refill_ms)
+        self.lookup_refill_ms = lookup_refill_ms
+        self.lookup_hosts = lookup_hosts if lookup_hosts > 1 else 1
+        self.lookup_global = lookup_global
+        self._buckets = []  # the hosts' buckets
+        self._all = None  # the global bucket
+        if lookup_refill_ms is not None and lookup_global:
+            self._all = [None, lookup_global * self.lookup_capacity, 0, self._clock()]
         # Simple registrations waiting for the registrant: [host, Pending,
         # ticks by which the fetch must be over] each; at most max_fetches,
         # and one per host.
@@ -464,6 +510,7 @@ class ResourceDirectory:
         self.expired = 0
         self.rejected = 0  # requests answered 4.xx / 5.03
         self.forbidden = 0  # of those, 4.03: another host's endpoint name or registration
+        self.lookups_refused = 0  # of those, 5.03: lookups beyond the lookup budget
         server.add(path, Resource(post=self._post, get=self._get, delete=self._delete,
                                   subtree=True, rt="core.rd", ct=_LINK_FORMAT,
                                   accepts=_LINK_FORMAT))
@@ -574,6 +621,8 @@ class ResourceDirectory:
                     self.server.handle(rx)
         if self._fetches:
             self._end_late_fetches()
+        if self._buckets or self._all is not None:
+            self._refresh_budget()
         wait = self._age()
         if self._answers:
             # A kept lookup answer goes lookup_cache_ms after its last read,
@@ -1031,11 +1080,26 @@ class ResourceDirectory:
         except _Bad as e:
             self.rejected += 1
             return _answer(e)
-        self._age()
         query = req.query
+        host = _host_of(req.remote)
+        wait_ms = 0
+        if self.lookup_refill_ms is not None:
+            # Checked before the table is aged (a walk of it): a host
+            # flooding refused lookups costs little more than their parsing.
+            # A kept answer is served whatever the budget (its Block2
+            # continuation is a copy of a block: a client reading a long
+            # answer block by block is not refused midway, its first block
+            # having driven its bucket into debt).
+            wait_ms = self._lookup_wait_ms(host)
+            if wait_ms > 0 and not self._is_kept(resources, query):
+                return self._refuse_lookup(wait_ms)
+        self._age()
         hit = self._kept(resources, query)
         if hit is not None:
+            self._charge(host, 1, False)
             return hit
+        if wait_ms > 0:  # the kept answer went with an expiry just now
+            return self._refuse_lookup(wait_ms)
         # The work one lookup does is bounded by the table: at worst every
         # registration's links are parsed once (max_registrations x
         # max_links links, each registration's text at most what its
@@ -1047,13 +1111,18 @@ class ResourceDirectory:
         # matches nothing costs a substring search per registration. A
         # link is resolved against the base only when it is answered (or
         # when an href or anchor filter compares the resolved form).
+        # The work is counted for the lookup budget: 1, plus 1 for each
+        # registration ruled out before its links are parsed, plus its
+        # number of links (at least 1) for each one parsed.
         parts = []
         skip = 0 if page is None or count is None else page * count
+        work = 1
         for r in self._regs:
             if count is not None and len(parts) >= count:
                 break
             rest = _link_filters(filters, r, resources)
             if rest is None:
+                work += 1
                 continue
             early = False  # resolve before matching: href and anchor compare resolved URIs
             for f in rest:
@@ -1061,7 +1130,9 @@ class ResourceDirectory:
                     early = True
             base = r.base
             if resources:
-                for link in r.links:
+                links = r.links
+                work += len(links) or 1
+                for link in links:
                     if early:
                         link = resolve_link(base, link)
                     if not _link_passes(rest, link):
@@ -1075,15 +1146,155 @@ class ResourceDirectory:
             else:
                 if rest:
                     links = r.links
+                    work += len(links) or 1
                     if early:
                         links = [resolve_link(base, link) for link in links]
                     if not _each_filter_has_a_link(rest, links):
                         continue
+                else:
+                    work += 1
                 if skip:
                     skip -= 1
                 else:
                     parts.append(serialize((Link(r.href, _ep_attrs(r)),)))
+        self._charge(host, work, True)
         return self._keep(resources, query, ",".join(parts))
+
+    # -- the lookup budget -----------------------------------------------------
+
+    def _refuse_lookup(self, wait_ms):
+        # 5.03 with Max-Age: the whole seconds until the budget allows the
+        # lookup (RFC 7252 §5.9.3.4), at least 1, clamped.
+        self.rejected += 1
+        self.lookups_refused += 1
+        s = (wait_ms + 999) // 1000
+        if s > _MAX_WAIT_MS // 1000:
+            s = _MAX_WAIT_MS // 1000
+        return _answer(_Bad(_SERVICE_UNAVAILABLE, "lookup budget spent, for this host or "
+                            "for all", [_max_age(s if s > 0 else 1)]))
+
+    def _refill(self, b, cap, now):
+        # Bring bucket b (of capacity cap) up to `now`: it gains cap links
+        # per lookup_refill_ms. In units of 1/refill_ms of a link (level x
+        # refill_ms + remainder), so no fraction is lost; the products stay
+        # within (cap - level) x refill_ms (small ints on a board with the
+        # defaults: 16 x 32 links, 4 s), however long the bucket was idle.
+        d = ticks_diff(now, b[3])
+        b[3] = now
+        level = b[1]
+        if d <= 0 or level >= cap:
+            return
+        ms = self.lookup_refill_ms
+        need = (cap - level) * ms - b[2]
+        if d >= (need + cap - 1) // cap:
+            b[1] = cap
+            b[2] = 0
+        else:
+            total = d * cap + b[2]
+            b[1] = level + total // ms
+            b[2] = total % ms
+
+    def _until_positive_ms(self, b, cap):
+        # The ms until bucket b (refilled just now) holds a link; 0: it does.
+        if b[1] > 0:
+            return 0
+        return ((1 - b[1]) * self.lookup_refill_ms - b[2] + cap - 1) // cap
+
+    def _bucket(self, host):
+        for b in self._buckets:
+            if b[0] == host:
+                return b
+        return None
+
+    def _lookup_wait_ms(self, host):
+        # The ms until `host` may look up (0: now). A host without a bucket
+        # would get one as full as the global bucket allows: it waits for
+        # the global bucket only.
+        now = self._clock()
+        cap = self.lookup_capacity
+        wait = 0
+        a = self._all
+        if a is not None:
+            g = cap * self.lookup_global
+            self._refill(a, g, now)
+            wait = self._until_positive_ms(a, g)
+        b = self._bucket(host)
+        if b is not None:
+            self._refill(b, cap, now)
+            w = self._until_positive_ms(b, cap)
+            if w > wait:
+                wait = w
+        return wait
+
+    def _charge(self, host, work, make):
+        # Charge `work` links to host's bucket (made if `make` and it has
+        # none) and to the global one; a lookup may leave them in debt.
+        if self.lookup_refill_ms is None:
+            return
+        a = self._all
+        b = self._bucket(host)
+        if b is None and make:
+            b = self._new_bucket(host)
+        if b is not None:
+            b[1] -= work
+        if a is not None:
+            a[1] -= work
+
+    def _new_bucket(self, host):
+        # A bucket for a host that has none: full, but no fuller than the
+        # global bucket (a host cycling source addresses gets no more than
+        # the global bucket holds). The table is bounded: when full, the
+        # fullest bucket goes (one that has filled up again says nothing the
+        # new one would not: a host whose bucket went is given what the
+        # global bucket allows). One host cannot take the table from the
+        # others for long: the global bucket bounds what its new addresses
+        # get.
+        now = self._clock()
+        cap = self.lookup_capacity
+        buckets = self._buckets
+        if len(buckets) >= self.lookup_hosts:
+            best = None
+            for b in buckets:
+                self._refill(b, cap, now)
+                if best is None or b[1] > best[1]:
+                    best = b
+            buckets.remove(best)
+        level = cap
+        a = self._all
+        if a is not None and a[1] < level:
+            level = a[1]
+        b = [host, level, 0, now]
+        buckets.append(b)
+        return b
+
+    def _refresh_budget(self):
+        # tick(): refill the buckets and drop the hosts' full ones (they
+        # hold nothing a new one would not), so that every mark stays
+        # within what ticks_diff measures (tick() runs every few days).
+        now = self._clock()
+        cap = self.lookup_capacity
+        a = self._all
+        if a is not None:
+            self._refill(a, cap * self.lookup_global, now)
+        buckets = self._buckets
+        i = 0
+        while i < len(buckets):
+            b = buckets[i]
+            self._refill(b, cap, now)
+            if b[1] >= cap:
+                del buckets[i]
+            else:
+                i += 1
+
+    def _is_kept(self, resources, query):
+        # Is an answer kept for this lookup (served whatever the budget)?
+        if self._answers:
+            now = self._clock()
+            query = tuple(query)
+            for a in self._answers:
+                if a[0] == resources and a[1] == query and ticks_diff(a[4], now) >= 0:
+                    return True
+        return False
 
     def drop_answers(self):
         """Drop the lookup answers kept for Block2 reads (the RD drops them

@@ -293,6 +293,15 @@ def test_topics_and_set_payloads():
 class _GatewayThread:
     def __init__(self, **kw):
         kw.setdefault("db", None)
+        self.logged = []
+        own = kw.get("log")
+
+        def log(text):
+            self.logged.append(text)
+            if own is not None:
+                own(text)
+
+        kw["log"] = log
         self.gw = Gateway(bind=LOOPBACK, port=0, **kw)
         self.port = self.gw.address[1]
         self.rounds = []
@@ -300,6 +309,18 @@ class _GatewayThread:
                                   kwargs={"on_round": lambda g: self.rounds.append(1)},
                                   daemon=True)
         self.t.start()
+
+    def registered(self, ep):
+        """The gateway's Node for `ep` once the gateway has taken in its
+        whole registration. (The gateway's thread puts a Node in `nodes`
+        first and then adds its resources one by one, opening
+        observations: a test that read `targets` as soon as `nodes` was
+        not empty saw a part of them, now and then.)"""
+        line = "gateway: %s registered from " % ep
+        wait_until(lambda: any(x.startswith(line) for x in list(self.logged)), 30,
+                   what="the registration of %s" % ep)
+        (n,) = [n for n in list(self.gw.nodes.values()) if n.ep == ep]
+        return n
 
     def stop(self):
         self.gw.stop()
@@ -444,8 +465,7 @@ def test_host_names_are_not_looked_up():
     g = _GatewayThread(log=logged.append)
     node = _NodeThread(g.port, "named", base="coap://localhost:9")
     try:
-        wait_until(lambda: g.gw.nodes, 30, what="the registration")
-        (n,) = g.gw.nodes.values()
+        n = g.registered("named")
         assert n.targets == [] and g.gw.watched == 0, n.targets
         assert any("coap://localhost:9/sensors/temp is a host name, not an address" in x
                    for x in logged), logged
@@ -544,8 +564,7 @@ def test_no_data_topic_is_a_command_or_status_topic():
                        payload="</x>;obs,</x/set>;obs,</$status>;obs,</set/result>;obs,"
                                "<coap://127.0.0.1:9/x>;obs")
     try:
-        wait_until(lambda: g.gw.nodes, 30, what="the registration")
-        (n,) = g.gw.nodes.values()
+        n = g.registered("topics")
         topics = {t.path: t.topic for t in n.targets}
         assert topics == {"x": "coap/topics/x", "x/set": "coap/topics/x/%73et",
                           "$status": "coap/topics/%24status",
@@ -793,8 +812,7 @@ def test_the_rd_takes_max_links_ordinary_links():
     node = _NodeThread(g.port, "many", payload=links)
     try:
         gw = g.gw
-        wait_until(lambda: gw.nodes, 30, what="the registration")
-        (n,) = gw.nodes.values()
+        n = g.registered("many")
         assert len(n.targets) == 64 and gw.watched == 64, len(n.targets)
     finally:
         node.stop()
@@ -954,3 +972,36 @@ def test_a_restarted_mqtt_process_is_written_to_though_its_old_pipe_was_full():
         gw.close()
         os.close(link.r)
         os.close(link.w)
+
+
+def test_refused_rd_lookups_are_counted_and_shown():
+    # The RD's lookup budget (rd_server): a host's bucket holds one lookup
+    # of the whole table (here 1 x 64 links), refilled in 1000 s so that
+    # nothing comes back within the test. The second whole-table lookup
+    # from the same host is refused 5.03 with Max-Age, and the gateway
+    # counts and shows it.
+    from coapy_micro.client import Client
+
+    g = _GatewayThread(max_registrations=1, lookup_refill_ms=1000000)
+    links = ",".join('</s%d>;rt="temperature-c";if=sensor;ct=0;obs' % i for i in range(64))
+    node = _NodeThread(g.port, "many", payload=links)
+    ep = EndPoint()
+    ep.bind((LOOPBACK, 0))
+    c = Client(ep)
+    try:
+        gw = g.gw
+        wait_until(lambda: gw.nodes, 30, what="the registration")
+        assert gw.rd.lookup_capacity == 65 and gw.counters()["lookups_refused"] == 0
+        assert "lookups refused" not in "\n".join(gw.render())
+        uri = "coap://%s:%d/rd-lookup/res?count=1&page=63" % (LOOPBACK, g.port)
+        r = c.request("get", uri, timeout_ms=10000)
+        assert r.code == 69 and b"/s63>" in r.payload, r
+        r = c.request("get", uri.replace("page=63", "page=62"), timeout_ms=10000)
+        # The bucket is empty: one link comes back in 1000 s / 65.
+        assert r.code == 163 and 15 <= r.message.get_uint(14) <= 16, (r, r.payload)
+        assert gw.counters()["lookups_refused"] == 1, gw.counters()
+        assert "lookups refused 1" in "\n".join(gw.render())
+    finally:
+        ep.close()
+        node.stop()
+        g.stop()

@@ -240,7 +240,7 @@ class Gateway:
                  max_links=64, max_per_source=64, max_observed=4096, log=None,
                  multicast=False, on_reading=None, max_watched_per_host=None,
                  rate_per_s=50.0, burst=100, max_topic_levels=64, max_topic_bytes=1024,
-                 mqtt_hold_ms=2):
+                 mqtt_hold_ms=2, lookup_refill_ms=8000):
         self.log = log or (lambda text: None)
         self.on_reading = on_reading  # callable(target, senml pack), per reading
         self.prefix = prefix
@@ -304,7 +304,16 @@ class Gateway:
                                     # rt, if, ct, obs and a few more fit)
                                     max_link_attrs=8 * max_links,
                                     max_per_source=max_per_source, max_fetches=8,
-                                    on_change=self._rd_change)
+                                    on_change=self._rd_change,
+                                    # The lookup budget (rd_server): one
+                                    # whole-table lookup (1000 x 64 links,
+                                    # about 0.35 s of CPU) per 8 s a host,
+                                    # four per 8 s for all hosts together:
+                                    # lookups take at most about a fifth of
+                                    # the loop's core from the readings,
+                                    # whoever asks from however many
+                                    # addresses (None: no budget).
+                                    lookup_refill_ms=lookup_refill_ms)
         if multicast:
             self._join_group(family, port)
         self.nodes = {}  # registration id -> Node
@@ -972,7 +981,8 @@ class Gateway:
     def counters(self):
         c = {"notifications": self.notifications, "errors": self.errors,
              "endpoints": len(self.nodes), "commands": self.commands,
-             "rate_limited": self.limited, "missed": self.missed}
+             "rate_limited": self.limited, "missed": self.missed,
+             "lookups_refused": self.rd.lookups_refused}
         if self.store is not None:
             c["stored"] = self.store.stored
             c["store_dropped"] = self.store.dropped
@@ -1008,6 +1018,8 @@ class Gateway:
             line += "  rate-limited %d" % self.limited
         if self.missed:
             line += "  missed %d" % self.missed
+        if c["lookups_refused"]:
+            line += "  lookups refused %d" % c["lookups_refused"]
         lines.append(line)
         if self.store is not None and self.store.last_error is not None:
             lines.append("  store: %d failed writes, %d rows waiting; last: %s" % (
