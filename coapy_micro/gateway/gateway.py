@@ -369,34 +369,28 @@ class Gateway:
         # longer polled, and written at once. What it does not take waits
         # for the next try (mqtt_hold_ms on), which polls again if need be.
         # (A dead process is restarted by flush(), with pipes of its own.)
-        fd = self._pipe_fd
+        self._unwatch(self._pipe_fd)
         self._pipe_fd = None
+        if self.mqtt is not None:
+            self.mqtt.flush()
+
+    def _unwatch(self, fd):
+        # No longer poll `fd` (which may be closed already).
         try:
             self._poller.unregister(fd)
         except (KeyError, ValueError):
             pass
         self._fds.pop(fd, None)
-        if self.mqtt is not None:
-            self.mqtt.flush()
 
     def _mqtt_restarted(self, old_fd, new_fd):
         # The publisher process was restarted: poll its new pipe, not the
         # closed one (ready on every round, it would spin this loop).
-        try:
-            self._poller.unregister(old_fd)
-        except (KeyError, ValueError):
-            pass
-        self._fds.pop(old_fd, None)
-        fd = self._pipe_fd
-        if fd is not None:
+        self._unwatch(old_fd)
+        if self._pipe_fd is not None:
             # The full pipe waited on was the old process's: closed, and
             # its number free for the new pipes (new_fd may be it).
+            self._unwatch(self._pipe_fd)
             self._pipe_fd = None
-            try:
-                self._poller.unregister(fd)
-            except (KeyError, ValueError):
-                pass
-            self._fds.pop(fd, None)
         self._watch(new_fd, self.mqtt.read)
 
     def _join_group(self, family, port):
