@@ -155,6 +155,14 @@ class Response:
         self.total = total
 
 
+def _check_content_format(cf):
+    # ValueError unless `cf` is a Content-Format: a uint of 0 to 2 bytes
+    # (RFC 7252 §5.10.3). A Resource's ct, a handler's result and what
+    # answer() is given all pass here.
+    if type(cf) is not int or not 0 <= cf <= 65535:
+        raise ValueError("not a Content-Format: %r" % (cf,))
+
+
 def _among(formats, cf):
     # Is `cf` one of `formats` (a Resource's ct or accepts: an int, or
     # several)? (type() is: isinstance with a tuple of types would build
@@ -194,8 +202,7 @@ class Resource:
         # so a bad one would make every answer raise out of process() (a
         # notification's, loop for ever on -1).
         for f in (ct,) if type(ct) is int else ct or ():
-            if type(f) is not int or not 0 <= f <= 65535:
-                raise ValueError("not a Content-Format: %r" % (f,))
+            _check_content_format(f)
         self.ct = ct
         self.sz = sz
         self.obs = obs
@@ -410,11 +417,9 @@ def _with_options(cf, options):
     for o in options:
         insert_option(opts, o, not o.repeatable)
     if cf is not None:
-        # A uint of 0 to 2 bytes (RFC 7252 §5.10.3): anything else is the
-        # caller's bug, refused here for every way an answer is made
-        # (answer(), a deferred one, a notification), so it becomes 5.00.
-        if type(cf) is not int or not 0 <= cf <= 65535:
-            raise ValueError("not a Content-Format: %r" % (cf,))
+        # Refused here for every way an answer is made (answer(), a
+        # deferred one, a notification), so it becomes 5.00.
+        _check_content_format(cf)
         insert_option(opts, make(_CONTENT_FORMAT, uint_bytes(cf)), True)
     return encode_options(opts)
 
@@ -744,8 +749,8 @@ class Server:
             # a handler's -1, 65536 or "0" is its bug, answered 5.00 (§5.9.3)
             # like any other, before anything encodes it (_answer_out() and
             # a notification do, unguarded).
-            if cf is not None and (type(cf) is not int or not 0 <= cf <= 65535):
-                raise ValueError("not a Content-Format: %r" % (cf,))
+            if cf is not None:
+                _check_content_format(cf)
             if (res is not None and req.observe is not None and req.code == _GET and res.obs
                     and not req.multicast):
                 req.keep()  # the observer table may hold it
