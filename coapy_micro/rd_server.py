@@ -1091,7 +1091,7 @@ class ResourceDirectory:
             # answer block by block is not refused midway, its first block
             # having driven its bucket into debt).
             wait_ms = self._lookup_wait_ms(host)
-            if wait_ms > 0 and not self._is_kept(resources, query):
+            if wait_ms > 0 and self._kept_entry(resources, query) is None:
                 return self._refuse_lookup(wait_ms)
         self._age()
         hit = self._kept(resources, query)
@@ -1286,16 +1286,6 @@ class ResourceDirectory:
             else:
                 i += 1
 
-    def _is_kept(self, resources, query):
-        # Is an answer kept for this lookup (served whatever the budget)?
-        if self._answers:
-            now = self._clock()
-            query = tuple(query)
-            for a in self._answers:
-                if a[0] == resources and a[1] == query and ticks_diff(a[4], now) >= 0:
-                    return True
-        return False
-
     def drop_answers(self):
         """Drop the lookup answers kept for Block2 reads (the RD drops them
         at any change to the table; an application short of heap may)."""
@@ -1314,20 +1304,27 @@ class ResourceDirectory:
                 left = d
         return left
 
-    def _kept(self, resources, query):
-        # The answer kept for this lookup (a Response), or None.
+    def _kept_entry(self, resources, query):
+        # The answer kept for this lookup (its entry in _answers), or None;
+        # one whose time is up is dropped here.
         if not self._answers:
             return None
-        now = self._clock()
         query = tuple(query)  # (the Request's query is a tuple or a list)
         for a in self._answers:
             if a[0] == resources and a[1] == query:
-                if ticks_diff(a[4], now) < 0:
+                if ticks_diff(a[4], self._clock()) < 0:
                     self._answers.remove(a)
                     return None
-                a[4] = ticks_add(now, self._cache_ms())
-                return Response(_CONTENT, a[2], _LINK_FORMAT, options=(a[3],))
+                return a
         return None
+
+    def _kept(self, resources, query):
+        # The answer kept for this lookup (a Response), or None.
+        a = self._kept_entry(resources, query)
+        if a is None:
+            return None
+        a[4] = ticks_add(self._clock(), self._cache_ms())
+        return Response(_CONTENT, a[2], _LINK_FORMAT, options=(a[3],))
 
     def _keep(self, resources, query, text):
         # The Response for a lookup's answer; one larger than a block is
